@@ -1,0 +1,5 @@
+//! bpfc's compiler: the eBPF instruction set, text in and out, the reference
+//! interpreter, the ELF loader and the Cranelift lowering to JIT code and
+//! native objects.
+
+pub mod isa;
