@@ -1,1 +1,42 @@
-fn main() {}
+//! The `bpfc` command: one module per subcommand, each a thin layer that parses
+//! its flags, calls the library and prints.
+
+use clap::{Parser, Subcommand};
+
+mod asm;
+mod disasm;
+mod run;
+
+#[derive(Parser)]
+#[command(
+    name = "bpfc",
+    version,
+    about = "Cranelift-backed eBPF compiler and ahead-of-time toolchain"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assemble conformance-syntax assembly into raw instructions.
+    Asm(asm::Args),
+    /// Disassemble raw instructions.
+    Disasm(disasm::Args),
+    /// Run a program and print its return value.
+    Run(run::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Asm(a) => asm::main(a),
+        Command::Disasm(a) => disasm::main(a),
+        Command::Run(a) => run::main(a),
+    };
+    if let Err(e) = result {
+        eprintln!("bpfc: error: {e:#}");
+        std::process::exit(1);
+    }
+}
