@@ -110,3 +110,6 @@ pub enum AsmErrorKind {
 pub fn assemble(src: &str) -> Result<Vec<Insn>, AsmError> {
     parser::Assembler::default().run(src)
 }
+
+#[cfg(test)]
+mod tests;
