@@ -1,7 +1,8 @@
 //! The assembler reproduces the reference assembler's output: for every entry
 //! of the conformance suite's programs.json, the `-- asm` section of
 //! `tests/<name>.data` (and its `-- raw` section, where there is one)
-//! assembles to the pre-assembled `program` bytes exactly.
+//! assembles to the pre-assembled `program` bytes exactly, and the `.data`
+//! parser reads the same `mem` and `result` as programs.json holds.
 
 use bpfc_compiler::asm::assemble;
 use bpfc_compiler::isa::{encode_program, Endian};
@@ -22,6 +23,22 @@ fn every_conformance_program_assembles_to_the_reference_bytes() {
         let want = hex_decode(case["program"].as_str().expect("program")).expect("hex");
         let data = read_data(&dir.join("tests").join(format!("{name}.data")))
             .unwrap_or_else(|e| panic!("{e}"));
+        // The .data parser agrees with the suite's own extraction of memory and result.
+        let mem = hex_decode(case["mem"].as_str().expect("mem")).expect("hex");
+        if data.mem != mem {
+            failures.push(format!(
+                "{name}: -- mem {:?} != programs.json {mem:?}",
+                data.mem
+            ));
+        }
+        let result = case["result"].as_str().expect("result");
+        let result = u64::from_str_radix(result.trim_start_matches("0x"), 16).expect("hex result");
+        if data.result != Some(result) {
+            failures.push(format!(
+                "{name}: -- result {:?} != programs.json {result:#x}",
+                data.result
+            ));
+        }
         if let Some(raw) = &data.raw {
             raw_checked += 1;
             if *raw != want {

@@ -2,14 +2,14 @@
 //! label it refers to, if any, for the parser to resolve).
 
 use super::lexer::Tok;
-use super::parser::Cursor;
+use super::parser::{Cursor, LabelRef};
 use super::{AsmError, AsmErrorKind};
 use crate::isa::{
     AluOp, AtomicOp, ByteOrder, CallTarget, Insn, JmpCond, LddwSrc, Size, Src, Width,
 };
 
-/// A parsed instruction and its unresolved label reference (name, column).
-pub(crate) type Parsed<'a> = (Insn, Option<(&'a str, usize)>);
+/// A parsed instruction and its unresolved label reference.
+pub(crate) type Parsed<'a> = (Insn, LabelRef<'a>);
 
 fn size_suffix(s: &str) -> Option<Size> {
     Some(match s {

@@ -7,6 +7,9 @@ use super::{AsmError, AsmErrorKind};
 use crate::isa::{CallTarget, Insn, LddwSrc, Reg};
 use std::collections::BTreeMap;
 
+/// A label used by an instruction (name, column), resolved after the last line.
+pub(crate) type LabelRef<'a> = Option<(&'a str, usize)>;
+
 /// A jump or call target as written.
 pub(crate) enum Target<'a> {
     /// `+N` / `-N`: relative to the next slot.
@@ -204,10 +207,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A target as a relative offset in `min..=max`, or a label to fix up later.
-    pub(crate) fn rel_target(
-        &mut self,
-        bits: u32,
-    ) -> Result<(i32, Option<(&'a str, usize)>), AsmError> {
+    pub(crate) fn rel_target(&mut self, bits: u32) -> Result<(i32, LabelRef<'a>), AsmError> {
         let col = self.col();
         match self.target()? {
             Target::Label(name, col) => Ok((0, Some((name, col)))),
