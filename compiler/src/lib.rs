@@ -2,4 +2,6 @@
 //! interpreter, the ELF loader and the Cranelift lowering to JIT code and
 //! native objects.
 
+pub mod asm;
+pub mod disasm;
 pub mod isa;
