@@ -44,7 +44,7 @@ pub struct Args {
 /// What one run produced.
 struct Outcome {
     r0: u64,
-    duration_ns: u128,
+    duration_ns: u64,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -87,6 +87,6 @@ fn run_interp(
     let r0 = interp::run(insns, mem, &HelperTable::conformance(), &mut ctx, &opts)?;
     Ok(Outcome {
         r0,
-        duration_ns: start.elapsed().as_nanos(),
+        duration_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
     })
 }

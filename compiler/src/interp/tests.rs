@@ -834,3 +834,255 @@ fn invalid_programs_are_rejected_before_running() {
     let e = err(&[mov64(FP, 0), EXIT], &mut []);
     assert!(e.to_string().contains("r10"), "{e}");
 }
+
+#[test]
+fn callee_stack_bounds() {
+    // A callee reaches its whole frame and its caller's, nothing below its own.
+    let bottom = -(STACK_SIZE as i16);
+    let p = [
+        st(Size::DW, FP, -8, 5),
+        call_local(1),
+        EXIT,
+        // callee: its lowest byte is fine ...
+        st(Size::B, FP, bottom, 1),
+        // ... and so is the caller's fp-8 (callee fp + 512 - 8).
+        ldx(Size::DW, R0, FP, STACK_SIZE as i16 - 8),
+        // one byte below its frame is not.
+        ldx(Size::B, R3, FP, bottom - 1),
+        EXIT,
+    ];
+    is_oob(&err(&p, &mut []), 5, 1);
+    let mut ok_prog = p;
+    ok_prog[5] = mov64(R3, 0);
+    assert_eq!(ok(&ok_prog), 5);
+}
+
+#[test]
+fn every_condition_at_edge_values() {
+    use JmpCond::*;
+    const MIN: u64 = i64::MIN as u64;
+    const M1: u64 = u64::MAX;
+    // (cond, a, b, taken at 64 bits, taken at 32 bits)
+    let cases: &[(JmpCond, u64, u64, bool, bool)] = &[
+        (Eq, 0x1_0000_0000, 0, false, true),
+        (Ne, 0x1_0000_0000, 0, true, false),
+        (Gt, M1, 0, true, true),
+        (Gt, 0x1_0000_0000, 1, true, false),
+        (Ge, 5, 5, true, true),
+        (Ge, 4, 5, false, false),
+        (Lt, 0, M1, true, true),
+        (Lt, 1, 0x1_0000_0000, true, false),
+        (Le, 5, 5, true, true),
+        (Le, 6, 5, false, false),
+        (Set, 0x1_0000_0000, 0x1_0000_0000, true, false),
+        (Set, 3, 4, false, false),
+        (Sgt, 0, M1, true, true),
+        (Sgt, MIN | 1, 0, false, true),
+        (Sge, M1, M1, true, true),
+        (Sge, 0x8000_0000, 0, true, false),
+        (Slt, M1, 0, true, true),
+        (Slt, 0x8000_0000, 0, false, true),
+        (Sle, MIN, MIN, true, true),
+        (Sle, 1, 0, false, false),
+    ];
+    for &(cond, a, b, want64, want32) in cases {
+        for (width, want) in [(Width::W64, want64), (Width::W32, want32)] {
+            let [x, y] = lddw(R1, a);
+            let [z, w] = lddw(R2, b);
+            let p = [
+                x,
+                y,
+                z,
+                w,
+                mov64(R0, 0),
+                jmp(width, cond, R1, Src::Reg(R2), 1),
+                EXIT,
+                mov64(R0, 1),
+                EXIT,
+            ];
+            assert_eq!(ok(&p) == 1, want, "{cond:?} {width:?} {a:#x} {b:#x}");
+        }
+    }
+    // Immediates are sign-extended for 64-bit compares: 0xffffffff vs imm -1.
+    for (a, cond, imm, want) in [
+        (0xffff_ffffu64, Eq, -1, false),
+        (M1, Eq, -1, true),
+        (0, Sgt, -1, true),
+        (0x8000_0000, Gt, i32::MIN, false),
+        (0xffff_ffff_8000_0000, Eq, i32::MIN, true),
+    ] {
+        let [x, y] = lddw(R1, a);
+        let p = [
+            x,
+            y,
+            mov64(R0, 0),
+            jmp(Width::W64, cond, R1, Src::Imm(imm), 1),
+            EXIT,
+            mov64(R0, 1),
+            EXIT,
+        ];
+        assert_eq!(ok(&p) == 1, want, "{cond:?} {a:#x} imm {imm}");
+    }
+}
+
+#[test]
+fn loads_and_stores_of_every_size() {
+    for (size, want) in [
+        (Size::B, 0x88u64),
+        (Size::H, 0x7788),
+        (Size::W, 0x5566_7788),
+        (Size::DW, 0x1122_3344_5566_7788),
+    ] {
+        let [a, b] = lddw(R2, 0x1122_3344_5566_7788);
+        // Pre-fill with ones, store, load back the whole doubleword.
+        let p = [
+            a,
+            b,
+            st(Size::DW, FP, -8, -1),
+            stx(size, FP, R2, -8),
+            ldx(size, R0, FP, -8),
+            ldx(Size::DW, R3, FP, -8),
+            EXIT,
+        ];
+        assert_eq!(ok(&p), want, "{size:?}");
+        let mut q = p;
+        q[4] = ldx(Size::DW, R0, FP, -8);
+        let n = size.bytes() * 8;
+        let untouched = if n == 64 { 0 } else { u64::MAX << n };
+        assert_eq!(ok(&q), untouched | want, "{size:?} leaves the other bytes");
+    }
+}
+
+mod random_programs {
+    //! Random (validated) programs never panic the interpreter: every run ends
+    //! in a value or a typed error within the budget.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reg() -> impl Strategy<Value = Reg> {
+        (0u8..=9).prop_map(|n| Reg::new(n).unwrap_or(Reg::R0))
+    }
+    fn any_reg() -> impl Strategy<Value = Reg> {
+        (0u8..=10).prop_map(|n| Reg::new(n).unwrap_or(Reg::R0))
+    }
+    fn src() -> impl Strategy<Value = Src> {
+        prop_oneof![
+            any::<i32>().prop_map(Src::Imm),
+            any_reg().prop_map(Src::Reg)
+        ]
+    }
+    fn width() -> impl Strategy<Value = Width> {
+        prop_oneof![Just(Width::W32), Just(Width::W64)]
+    }
+    fn size() -> impl Strategy<Value = Size> {
+        prop_oneof![Just(Size::B), Just(Size::H), Just(Size::W), Just(Size::DW)]
+    }
+    fn off() -> impl Strategy<Value = i16> {
+        prop_oneof![-520i16..24, any::<i16>()]
+    }
+    fn insn() -> impl Strategy<Value = Insn> {
+        use AluOp::*;
+        let op = prop_oneof![
+            Just(Add),
+            Just(Sub),
+            Just(Mul),
+            Just(Div),
+            Just(SDiv),
+            Just(Mod),
+            Just(SMod),
+            Just(Or),
+            Just(And),
+            Just(Xor),
+            Just(Lsh),
+            Just(Rsh),
+            Just(Arsh),
+            Just(Mov),
+            Just(MovSx(8)),
+            Just(MovSx(16)),
+            Just(MovSx(32)),
+        ];
+        let cond = proptest::sample::select(JmpCond::ALL.to_vec());
+        let aop = prop_oneof![
+            Just(AtomicOp::Add),
+            Just(AtomicOp::Or),
+            Just(AtomicOp::And),
+            Just(AtomicOp::Xor),
+            Just(AtomicOp::Xchg),
+            Just(AtomicOp::CmpXchg),
+        ];
+        prop_oneof![
+            (width(), op, reg(), src()).prop_map(|(width, op, dst, src)| Insn::Alu {
+                width,
+                op,
+                dst,
+                src
+            }),
+            (width(), reg()).prop_map(|(width, dst)| Insn::Neg { width, dst }),
+            (width(), cond, reg(), src(), -3i16..4).prop_map(|(width, cond, dst, src, off)| {
+                Insn::Jmp {
+                    width,
+                    cond,
+                    dst,
+                    src,
+                    off,
+                }
+            }),
+            (-3i32..4).prop_map(|off| Insn::Ja { off, long: false }),
+            (size(), any::<bool>(), reg(), any_reg(), off()).prop_map(
+                |(size, sx, dst, src, off)| Insn::Ldx {
+                    size,
+                    sx: sx && size != Size::DW,
+                    dst,
+                    src,
+                    off
+                }
+            ),
+            (size(), any_reg(), off(), any::<i32>()).prop_map(|(size, dst, off, imm)| Insn::St {
+                size,
+                dst,
+                off,
+                imm
+            }),
+            (size(), any_reg(), any_reg(), off()).prop_map(|(size, dst, src, off)| Insn::Stx {
+                size,
+                dst,
+                src,
+                off
+            }),
+            (
+                prop_oneof![Just(Size::W), Just(Size::DW)],
+                aop,
+                any::<bool>(),
+                any_reg(),
+                reg(),
+                off()
+            )
+                .prop_map(|(size, op, fetch, dst, src, off)| Insn::Atomic {
+                    size,
+                    op,
+                    fetch: fetch || matches!(op, AtomicOp::Xchg | AtomicOp::CmpXchg),
+                    dst,
+                    src,
+                    off,
+                }),
+            (-3i32..4).prop_map(|off| Insn::Call(CallTarget::Local(off))),
+            (0i32..8).prop_map(|id| Insn::Call(CallTarget::Helper(id))),
+            reg().prop_map(|reg| Insn::Callx { reg }),
+            Just(Insn::Exit),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(mut prog in proptest::collection::vec(insn(), 1..24), mem in proptest::collection::vec(any::<u8>(), 0..32)) {
+            prog.push(Insn::Exit);
+            prop_assume!(crate::isa::validate(&prog).is_ok());
+            let mut mem = mem;
+            let opts = Options { max_insns: Some(2_000) };
+            match exec(&prog, &mut mem, &opts) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(!matches!(e, RunError::NotExecutable { .. } | RunError::Invalid { .. }), "{e}"),
+            }
+        }
+    }
+}
