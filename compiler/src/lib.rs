@@ -4,4 +4,5 @@
 
 pub mod asm;
 pub mod disasm;
+pub mod interp;
 pub mod isa;
