@@ -31,7 +31,9 @@ impl Engine {
         let mut ctx = ExecContext::new();
         match self {
             Engine::Interp => {
-                let opts = interp::Options { max_insns: Some(MAX_INSNS) };
+                let opts = interp::Options {
+                    max_insns: Some(MAX_INSNS),
+                };
                 interp::run(insns, mem, &helpers, &mut ctx, &opts).map_err(|e| e.to_string())
             }
         }
@@ -44,7 +46,10 @@ fn program(path: &Path, case: &bpfc_testsuite::data::DataFile) -> Result<Vec<isa
     if let Some(raw) = &case.raw {
         return isa::decode_program(raw, isa::Endian::Little).map_err(|e| e.to_string());
     }
-    let src = case.asm.as_deref().ok_or_else(|| format!("{}: no -- asm or -- raw section", path.display()))?;
+    let src = case
+        .asm
+        .as_deref()
+        .ok_or_else(|| format!("{}: no -- asm or -- raw section", path.display()))?;
     let insns = asm::assemble(src).map_err(|e| e.to_string())?;
     isa::validate(&insns).map_err(|e| e.to_string())?;
     Ok(insns)
@@ -56,12 +61,20 @@ fn check(path: &Path, engine: Engine) -> Result<(), Failed> {
     let outcome = program(path, &case).and_then(|insns| engine.run(&insns, &mut mem));
     match (&case.error, case.result, outcome) {
         (Some(want), _, Err(got)) if got.contains(want.as_str()) => Ok(()),
-        (Some(want), _, Err(got)) => Err(format!("expected an error containing {want:?}, got error {got:?}").into()),
-        (Some(want), _, Ok(r0)) => Err(format!("expected an error containing {want:?}, got r0 = {r0:#x}").into()),
+        (Some(want), _, Err(got)) => {
+            Err(format!("expected an error containing {want:?}, got error {got:?}").into())
+        }
+        (Some(want), _, Ok(r0)) => {
+            Err(format!("expected an error containing {want:?}, got r0 = {r0:#x}").into())
+        }
         (None, Some(want), Ok(r0)) if r0 == want => Ok(()),
         (None, Some(want), Ok(r0)) => Err(format!("expected r0 = {want:#x}, got {r0:#x}").into()),
-        (None, Some(want), Err(got)) => Err(format!("expected r0 = {want:#x}, got error {got}").into()),
-        (None, None, _) => Err(format!("{}: no -- result or -- error section", path.display()).into()),
+        (None, Some(want), Err(got)) => {
+            Err(format!("expected r0 = {want:#x}, got error {got}").into())
+        }
+        (None, None, _) => {
+            Err(format!("{}: no -- result or -- error section", path.display()).into())
+        }
     }
 }
 
@@ -77,11 +90,17 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
 
 fn main() {
     let args = Arguments::from_args();
-    let suites = [("bpfc", workspace_root().join("testsuite/cases")), ("conformance", conformance_dir().join("tests"))];
+    let suites = [
+        ("bpfc", workspace_root().join("testsuite/cases")),
+        ("conformance", conformance_dir().join("tests")),
+    ];
     let mut trials = Vec::new();
     for (suite, dir) in suites {
         for path in data_files(&dir) {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for engine in Engine::ALL {
                 let path = path.clone();
                 let name = format!("{suite}::{stem}::{}", engine.name());
