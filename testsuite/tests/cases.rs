@@ -3,6 +3,7 @@
 //! `-- result` or `-- error` section. One libtest trial per case and engine, so
 //! `cargo test --test cases -- NAME` selects cases.
 
+use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
 use bpfc_compiler::{asm, interp, isa};
 use bpfc_runtime::{ExecContext, HelperTable};
 use bpfc_testsuite::{conformance_dir, data::read_data, workspace_root};
@@ -12,17 +13,34 @@ use std::path::{Path, PathBuf};
 /// Instruction limit for every run, so a looping program fails instead of hanging.
 const MAX_INSNS: u64 = 1_000_000;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
     Interp,
+    /// JIT code without bounds checks: only for cases that expect a result,
+    /// since it trusts the program not to fault (as a verified one would not).
+    Jit,
+    /// JIT code in bounds-checked mode: every case except those relying on
+    /// the interpreter's instruction limit.
+    JitChecked,
 }
 
 impl Engine {
-    const ALL: [Engine; 1] = [Engine::Interp];
+    const ALL: [Engine; 3] = [Engine::Interp, Engine::Jit, Engine::JitChecked];
 
     fn name(self) -> &'static str {
         match self {
             Engine::Interp => "interp",
+            Engine::Jit => "jit",
+            Engine::JitChecked => "jit-checked",
+        }
+    }
+
+    /// Whether the engine can run a case expecting `error` (None: a result).
+    fn runs(self, error: Option<&str>) -> bool {
+        match (self, error) {
+            (Engine::Interp, _) | (_, None) => true,
+            (Engine::Jit, Some(_)) => false,
+            (Engine::JitChecked, Some(e)) => !e.contains("instruction limit"),
         }
     }
 
@@ -35,6 +53,14 @@ impl Engine {
                     max_insns: Some(MAX_INSNS),
                 };
                 interp::run(insns, mem, &helpers, &mut ctx, &opts).map_err(|e| e.to_string())
+            }
+            Engine::Jit | Engine::JitChecked => {
+                let opts = CodegenOptions {
+                    checked: self == Engine::JitChecked,
+                    ..Default::default()
+                };
+                let prog = JitProgram::new(insns, &helpers, &opts).map_err(|e| e.to_string())?;
+                prog.run(mem, &mut ctx).map_err(|e| e.to_string())
             }
         }
     }
@@ -101,10 +127,13 @@ fn main() {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // A case that does not parse still gets its trials, which then fail.
+            let error = read_data(&path).ok().and_then(|c| c.error);
             for engine in Engine::ALL {
                 let path = path.clone();
                 let name = format!("{suite}::{stem}::{}", engine.name());
-                trials.push(Trial::test(name, move || check(&path, engine)));
+                let trial = Trial::test(name, move || check(&path, engine));
+                trials.push(trial.with_ignored_flag(!engine.runs(error.as_deref())));
             }
         }
     }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! bpfc-conformance-plugin [MEM] --interp        < program-hex
+//! bpfc-conformance-plugin [MEM] --jit [--checked] < program-hex
 //! ```
 //!
 //! MEM and the program on stdin are hex bytes (whitespace between bytes is
@@ -13,6 +14,7 @@
 //! Adding an engine: add an [`Engine`] variant, parse its flag in
 //! [`parse_args`] and write its `run_*` function next to [`run_interp`].
 
+use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
 use bpfc_compiler::interp;
 use bpfc_compiler::isa::{decode_program, Endian, Insn};
 use bpfc_runtime::{ExecContext, HelperTable};
@@ -25,23 +27,31 @@ use std::process::ExitCode;
 enum Engine {
     /// The reference interpreter (`--interp`).
     Interp,
+    /// Cranelift JIT code (`--jit`), bounds-checked with `--checked`.
+    Jit,
 }
 
 #[derive(Debug)]
 struct Invocation {
     engine: Engine,
+    /// Bounds-checked code (`--checked`, JIT only).
+    checked: bool,
     /// Input memory (empty when the case has none).
     mem: Vec<u8>,
 }
 
-const USAGE: &str = "usage: bpfc-conformance-plugin [MEM-HEX] --interp  (program hex on stdin)";
+const USAGE: &str =
+    "usage: bpfc-conformance-plugin [MEM-HEX] --interp|--jit [--checked]  (program hex on stdin)";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut engine = None;
+    let mut checked = false;
     let mut mem = None;
     for arg in args {
         match arg.as_str() {
             "--interp" => engine = Some(Engine::Interp),
+            "--jit" => engine = Some(Engine::Jit),
+            "--checked" => checked = true,
             a if a.starts_with('-') => return Err(format!("unknown option `{a}`; {USAGE}")),
             a => {
                 if mem.is_some() {
@@ -53,6 +63,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
     }
     Ok(Invocation {
         engine: engine.ok_or_else(|| format!("no engine selected; {USAGE}"))?,
+        checked,
         mem: mem.unwrap_or_default(),
     })
 }
@@ -70,6 +81,18 @@ fn run_interp(insns: &[Insn], mem: &mut [u8]) -> Result<u64, String> {
     .map_err(|e| e.to_string())
 }
 
+/// Compile `insns` with the Cranelift JIT and run the native code.
+fn run_jit(insns: &[Insn], mem: &mut [u8], checked: bool) -> Result<u64, String> {
+    let opts = CodegenOptions {
+        checked,
+        ..Default::default()
+    };
+    let prog =
+        JitProgram::new(insns, &HelperTable::conformance(), &opts).map_err(|e| e.to_string())?;
+    prog.run(mem, &mut ExecContext::new())
+        .map_err(|e| e.to_string())
+}
+
 fn run() -> Result<u64, String> {
     let mut inv = parse_args(std::env::args().skip(1))?;
     let mut text = String::new();
@@ -80,6 +103,7 @@ fn run() -> Result<u64, String> {
     let insns = decode_program(&bytes, Endian::Little).map_err(|e| e.to_string())?;
     match inv.engine {
         Engine::Interp => run_interp(&insns, &mut inv.mem),
+        Engine::Jit => run_jit(&insns, &mut inv.mem, inv.checked),
     }
 }
 
