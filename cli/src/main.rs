@@ -4,8 +4,12 @@
 use clap::{Parser, Subcommand};
 
 mod asm;
+mod compile;
 mod disasm;
+mod dump;
+mod input;
 mod run;
+mod targets;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +30,12 @@ enum Command {
     Disasm(disasm::Args),
     /// Run a program and print its return value.
     Run(run::Args),
+    /// Compile a program to a native object file for a target.
+    Compile(compile::Args),
+    /// Show a program's disassembly, Cranelift IR or native code.
+    Dump(dump::Args),
+    /// List the targets `compile` supports.
+    Targets(targets::Args),
 }
 
 fn main() {
@@ -34,6 +44,9 @@ fn main() {
         Command::Asm(a) => asm::main(a),
         Command::Disasm(a) => disasm::main(a),
         Command::Run(a) => run::main(a),
+        Command::Compile(a) => compile::main(a),
+        Command::Dump(a) => dump::main(a),
+        Command::Targets(a) => targets::main(a),
     };
     if let Err(e) = result {
         eprintln!("bpfc: error: {e:#}");

@@ -1,9 +1,11 @@
 //! `bpfc run`: execute a program once and print its return value the way
 //! `bpftool prog run` does.
 
+use crate::input;
 use anyhow::Context as _;
+use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
 use bpfc_compiler::interp;
-use bpfc_compiler::isa::{decode_program, Endian};
+use bpfc_compiler::isa::Insn;
 use bpfc_runtime::{ExecContext, HelperTable};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,13 +13,16 @@ use std::time::Instant;
 /// Execution engine of `bpfc run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
-    /// The reference interpreter.
+    /// Cranelift JIT code.
+    Jit,
+    /// The reference interpreter (checks every memory access).
     Interp,
 }
 
 impl Engine {
     fn name(self) -> &'static str {
         match self {
+            Engine::Jit => "jit",
             Engine::Interp => "interp",
         }
     }
@@ -31,12 +36,16 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     mem: Option<PathBuf>,
     /// Execution engine.
-    #[arg(long, value_enum, default_value = "interp")]
+    #[arg(long, value_enum, default_value = "jit")]
     engine: Engine,
+    /// JIT: check every memory access and stop with an error instead of
+    /// touching memory the program may not (the interpreter always checks).
+    #[arg(long)]
+    checked: bool,
     /// Print a JSON object (`retval`, `duration` as bpftool does, plus `r0` and `engine`).
     #[arg(long)]
     json: bool,
-    /// Stop with an error after this many executed instructions (default: no limit).
+    /// Interpreter: stop with an error after this many executed instructions (default: no limit).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
 }
@@ -49,14 +58,14 @@ struct Outcome {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let file = args.file.display().to_string();
-    let bytes = std::fs::read(&args.file).with_context(|| file.clone())?;
-    let mut mem = match &args.mem {
-        Some(p) => std::fs::read(p).with_context(|| p.display().to_string())?,
-        None => Vec::new(),
-    };
-    let insns = decode_program(&bytes, Endian::Little).with_context(|| file.clone())?;
+    let prog = input::load(&args.file)?;
+    let mut mem = input::read_mem(args.mem.as_deref())?;
+    // Until the runtime's helper set lands, programs see the conformance
+    // suite's helpers (helper 5 returns its first argument).
+    let helpers = HelperTable::conformance();
     let out = match args.engine {
-        Engine::Interp => run_interp(&insns, &mut mem, args.max_insns),
+        Engine::Interp => run_interp(&prog.insns, &mut mem, &helpers, args.max_insns),
+        Engine::Jit => run_jit(&prog.insns, &mut mem, &helpers, args.checked),
     }
     .with_context(|| file.clone())?;
     // Like the kernel's BPF_PROG_TEST_RUN (and so bpftool), the return value
@@ -76,17 +85,43 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn elapsed_ns(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn run_interp(
-    insns: &[bpfc_compiler::isa::Insn],
+    insns: &[Insn],
     mem: &mut [u8],
+    helpers: &HelperTable,
     max_insns: Option<u64>,
-) -> Result<Outcome, interp::RunError> {
+) -> anyhow::Result<Outcome> {
     let mut ctx = ExecContext::new();
     let opts = interp::Options { max_insns };
     let start = Instant::now();
-    let r0 = interp::run(insns, mem, &HelperTable::conformance(), &mut ctx, &opts)?;
+    let r0 = interp::run(insns, mem, helpers, &mut ctx, &opts)?;
     Ok(Outcome {
         r0,
-        duration_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        duration_ns: elapsed_ns(start),
+    })
+}
+
+/// Compile, then time only the run (as bpftool times only the kernel's run).
+fn run_jit(
+    insns: &[Insn],
+    mem: &mut [u8],
+    helpers: &HelperTable,
+    checked: bool,
+) -> anyhow::Result<Outcome> {
+    let opts = CodegenOptions {
+        checked,
+        ..Default::default()
+    };
+    let prog = JitProgram::new(insns, helpers, &opts)?;
+    let mut ctx = ExecContext::new();
+    let start = Instant::now();
+    let r0 = prog.run(mem, &mut ctx)?;
+    Ok(Outcome {
+        r0,
+        duration_ns: elapsed_ns(start),
     })
 }

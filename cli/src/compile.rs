@@ -1,0 +1,61 @@
+//! `bpfc compile`: a native relocatable object for a target triple.
+
+use crate::input;
+use anyhow::Context as _;
+use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, OptLevel};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Opt {
+    None,
+    Speed,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Program file: raw little-endian 8-byte instructions.
+    file: PathBuf,
+    /// Target triple (see `bpfc targets`).
+    #[arg(long, default_value = "x86_64-unknown-linux-gnu")]
+    target: String,
+    /// Output object file.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Cranelift optimisation level.
+    #[arg(long, value_enum, default_value = "speed")]
+    opt_level: Opt,
+    /// Check every memory access at run time (fault code 2 instead of an access outside the program's regions).
+    #[arg(long)]
+    checked: bool,
+    /// Name of the exported entry symbol (default: from the file name).
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Helper ids `callx` may dispatch to, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    callx_helpers: Vec<u32>,
+}
+
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let triple = parse_triple(&args.target)?;
+    let prog = input::load(&args.file)?;
+    let opts = CodegenOptions {
+        opt_level: match args.opt_level {
+            Opt::None => OptLevel::None,
+            Opt::Speed => OptLevel::Speed,
+        },
+        checked: args.checked,
+    };
+    let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));
+    let object = aot::compile_object(
+        &prog.insns,
+        prog.endian,
+        &triple,
+        &opts,
+        &symbol,
+        &args.callx_helpers,
+        None,
+    )
+    .with_context(|| args.file.display().to_string())?;
+    std::fs::write(&args.output, object).with_context(|| args.output.display().to_string())?;
+    Ok(())
+}
