@@ -3,3 +3,4 @@
 //! native objects.
 
 pub mod isa;
+pub mod loader;
