@@ -76,17 +76,19 @@ fn walk_local(btf: &Btf, root: u32, acc: &[u64]) -> Result<(Field, Vec<Step>), S
 }
 
 /// Find member `name` of struct/union `id`, looking through anonymous members.
-fn find_member(btf: &Btf, id: u32, name: &str, depth: usize) -> Option<(u64, u32, u32)> {
-    if depth > 16 {
+/// `budget` bounds the total work on adversarial BTF.
+fn find_member(btf: &Btf, id: u32, name: &str, budget: &mut usize) -> Option<(u64, u32, u32)> {
+    if *budget == 0 {
         return None;
     }
+    *budget -= 1;
     let members = btf.get(btf.skip_mods_and_typedefs(id))?.kind.members()?;
     for m in members {
         if m.name == name {
             return Some((m.bit_offset as u64, m.bitfield_size, m.type_id));
         }
         if m.name.is_empty() {
-            if let Some((off, bs, t)) = find_member(btf, m.type_id, name, depth + 1) {
+            if let Some((off, bs, t)) = find_member(btf, m.type_id, name, budget) {
                 return Some((m.bit_offset as u64 + off, bs, t));
             }
         }
@@ -107,7 +109,7 @@ fn walk_target(btf: &Btf, root: u32, first: u64, steps: &[Step]) -> Option<Field
                     let m = btf.get(cur)?.kind.members()?.get(*index)?;
                     (m.bit_offset as u64, m.bitfield_size, m.type_id)
                 } else {
-                    find_member(btf, cur, name, 0)?
+                    find_member(btf, cur, name, &mut 4096)?
                 };
                 bit_off += off;
                 bitfield_size = bs;

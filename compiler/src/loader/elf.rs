@@ -183,6 +183,13 @@ impl ElfFile {
             for r in rels {
                 let sym = r.r_sym(e) as usize;
                 let offset = r.r_offset.get(e);
+                if tsec.sh_type != elf::SHT_NOBITS && offset >= tsec.size {
+                    return Err(LoadError::RelocationOutOfRange {
+                        section: tsec.name.clone(),
+                        offset,
+                        size: tsec.size,
+                    });
+                }
                 if sym >= symbols.len() {
                     return Err(LoadError::MissingSymbol {
                         section: tsec.name.clone(),
