@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod asm;
 mod disasm;
+mod dump;
 mod run;
 
 #[derive(Parser)]
@@ -24,6 +25,8 @@ enum Command {
     Asm(asm::Args),
     /// Disassemble raw instructions.
     Disasm(disasm::Args),
+    /// Show the programs, maps, globals and source-annotated disassembly of an ELF object.
+    Dump(dump::Args),
     /// Run a program and print its return value.
     Run(run::Args),
 }
@@ -33,6 +36,7 @@ fn main() {
     let result = match cli.command {
         Command::Asm(a) => asm::main(a),
         Command::Disasm(a) => disasm::main(a),
+        Command::Dump(a) => dump::main(a),
         Command::Run(a) => run::main(a),
     };
     if let Err(e) = result {
