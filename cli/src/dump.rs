@@ -196,3 +196,51 @@ fn to_json(obj: &Object, programs: &[&Program]) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Object {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../testsuite/fixtures/elf")
+            .join(name);
+        Object::parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn text_lists_programs_maps_globals_and_source() {
+        let obj = fixture("globals.o");
+        let progs: Vec<&Program> = obj.programs.iter().collect();
+        let t = to_text(&obj, &progs);
+        assert!(t.contains("license: Dual BSD/GPL  version: 0x50a00"), "{t}");
+        assert!(t.contains("use_globals"), "{t}");
+        assert!(t.contains("legacy_hash"), "{t}");
+        assert!(t.contains(".rodata.str1.1"), "{t}");
+        assert!(
+            t.contains("Disassembly of kp (section kprobe/do_sys_open):"),
+            "{t}"
+        );
+        assert!(t.contains("; counter++;  [./globals.c:"), "{t}");
+    }
+
+    #[test]
+    fn json_has_every_section() {
+        let obj = fixture("calls.o");
+        let progs: Vec<&Program> = obj.programs.iter().collect();
+        let j = to_json(&obj, &progs);
+        assert_eq!(j["programs"].as_array().unwrap().len(), 3);
+        assert_eq!(j["programs"][0]["name"], "pure_sum");
+        assert_eq!(j["programs"][0]["type"], "xdp");
+        let funcs: Vec<&str> = j["programs"][0]["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(funcs, ["pure_sum", "sum_to", "square"]);
+        assert!(j["programs"][0]["disassembly"][0]["source"]["line"]
+            .as_u64()
+            .is_some());
+    }
+}
