@@ -8,7 +8,7 @@ use object::elf::{self, FileHeader64, Rel64, SectionHeader64};
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::Endianness;
 
-/// Largest `SHT_NOBITS` section materialised as zeroes.
+/// Most `SHT_NOBITS` bytes (all sections together) materialised as zeroes.
 const MAX_NOBITS: u64 = 1 << 28;
 
 /// One relocation of a section.
@@ -102,13 +102,15 @@ impl ElfFile {
         }
         let table = header.sections(e, data).map_err(malformed)?;
         let mut sections = Vec::with_capacity(table.len());
+        let mut nobits_total: u64 = 0;
         for (_, sh) in table.enumerate() {
             let name =
                 String::from_utf8_lossy(table.section_name(e, sh).map_err(malformed)?).into_owned();
             let sh_type = sh.sh_type(e);
             let size = sh.sh_size(e);
             let contents = if sh_type == elf::SHT_NOBITS {
-                if size > MAX_NOBITS {
+                nobits_total = nobits_total.saturating_add(size);
+                if nobits_total > MAX_NOBITS {
                     return Err(LoadError::BadSection {
                         section: name,
                         reason: format!("NOBITS size {size:#x} is too large"),

@@ -24,6 +24,7 @@ struct Func {
     section: usize,
     start: u64,
     size: u64,
+    global: bool,
 }
 
 pub(crate) fn link_all(
@@ -44,10 +45,11 @@ pub(crate) fn link_all(
             section: sec,
             start: s.value,
             size: s.size,
+            global: s.is_global(),
         });
     }
     for v in funcs.values_mut() {
-        v.sort_by(|a, b| (a.start, &a.name).cmp(&(b.start, &b.name)));
+        v.sort_by(|a, b| (a.start, !a.global, &a.name).cmp(&(b.start, !b.global, &b.name)));
         v.dedup_by_key(|f| f.start);
     }
     let mut programs = Vec::new();
@@ -60,11 +62,7 @@ pub(crate) fn link_all(
             .map(|v| v.iter().collect::<Vec<_>>())
             .unwrap_or_default()
             .into_iter()
-            .filter(|f| {
-                elf.symbols
-                    .iter()
-                    .any(|s| s.section == Some(idx) && s.name == f.name && s.is_global())
-            })
+            .filter(|f| f.global)
             .collect();
         for f in globals {
             let linker = Linker {
