@@ -50,14 +50,14 @@ fn walk_local(btf: &Btf, root: u32, acc: &[u64]) -> Result<(Field, Vec<Step>), S
                 let m = members
                     .get(a as usize)
                     .ok_or_else(|| format!("member index {a} out of range"))?;
-                bit_off += m.bit_offset as u64;
+                bit_off = bit_off.saturating_add(m.bit_offset as u64);
                 bitfield_size = m.bitfield_size;
                 id = m.type_id;
                 steps.push(Step::Member(a as usize, m.name.clone()));
             }
             TypeKind::Array { elem, .. } => {
                 let esz = btf.size_of(*elem).ok_or("array element has no size")?;
-                bit_off += a.saturating_mul(esz).saturating_mul(8);
+                bit_off = bit_off.saturating_add(a.saturating_mul(esz).saturating_mul(8));
                 bitfield_size = 0;
                 id = *elem;
                 steps.push(Step::Index(a));
@@ -111,7 +111,7 @@ fn walk_target(btf: &Btf, root: u32, first: u64, steps: &[Step]) -> Option<Field
                 } else {
                     find_member(btf, cur, name, &mut 4096)?
                 };
-                bit_off += off;
+                bit_off = bit_off.checked_add(off)?;
                 bitfield_size = bs;
                 id = t;
             }
@@ -120,7 +120,8 @@ fn walk_target(btf: &Btf, root: u32, first: u64, steps: &[Step]) -> Option<Field
                     if nelems != 0 && *i >= nelems as u64 {
                         return None;
                     }
-                    bit_off += i.checked_mul(btf.size_of(elem)?)?.checked_mul(8)?;
+                    bit_off =
+                        bit_off.checked_add(i.checked_mul(btf.size_of(elem)?)?.checked_mul(8)?)?;
                     bitfield_size = 0;
                     id = elem;
                 }
@@ -139,6 +140,9 @@ fn walk_target(btf: &Btf, root: u32, first: u64, steps: &[Step]) -> Option<Field
 fn field_value(btf: &Btf, f: Field, kind: CoreReloKind, endian: Endian) -> Result<u64, String> {
     let ty = btf.skip_mods_and_typedefs(f.type_id);
     let mut byte_sz = btf.size_of(ty).ok_or("field type has no size")?;
+    if f.bit_off > u32::MAX as u64 || byte_sz > u32::MAX as u64 {
+        return Err("field offset or size out of range".into());
+    }
     let (byte_off, bit_sz) = if f.bitfield_size == 0 {
         (f.bit_off / 8, byte_sz * 8)
     } else {
@@ -166,10 +170,13 @@ fn field_value(btf: &Btf, f: Field, kind: CoreReloKind, endian: Endian) -> Resul
             _ => 0,
         },
         CoreReloKind::FieldLshiftU64 => match endian {
-            Endian::Little => 64 - (f.bit_off + bit_sz - byte_off * 8),
-            Endian::Big => (8 - byte_sz) * 8 + (f.bit_off - byte_off * 8),
+            // As libbpf (u32 arithmetic): meaningful for fields of at most 8 bytes.
+            Endian::Little => 64u32.wrapping_sub((f.bit_off + bit_sz - byte_off * 8) as u32) as u64,
+            Endian::Big => (8u32.wrapping_sub(byte_sz as u32))
+                .wrapping_mul(8)
+                .wrapping_add((f.bit_off - byte_off * 8) as u32) as u64,
         },
-        CoreReloKind::FieldRshiftU64 => 64 - bit_sz,
+        CoreReloKind::FieldRshiftU64 => 64u32.wrapping_sub(bit_sz as u32) as u64,
         _ => return Err("not a field relocation".into()),
     })
 }

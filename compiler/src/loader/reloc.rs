@@ -186,7 +186,7 @@ impl Linker<'_> {
                             || sym.section.is_some_and(|i| self.elf.sections[i].is_exec())
                         {
                             let tsec = self.exec_section(sym, &s.name, r.offset)?;
-                            let byte = sym.value as i64 + lo as i64;
+                            let byte = (sym.value as i64).wrapping_add(lo as i64);
                             let new = self.target_pc(
                                 tsec,
                                 byte.div_euclid(8),
