@@ -214,3 +214,36 @@ proptest! {
         let _ = Object::parse(&b);
     }
 }
+
+/// File ranges of the sections the loader interprets (not DWARF).
+fn interesting_ranges(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let f = object::File::parse(bytes).unwrap();
+    f.sections()
+        .filter(|s| {
+            !s.name().unwrap_or("").starts_with(".debug")
+                && !s.name().unwrap_or("").starts_with(".rel.debug")
+        })
+        .filter_map(|s| s.file_range())
+        .filter(|&(_, len)| len > 0)
+        .map(|(o, l)| (o as usize, l as usize))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #[test]
+    fn mutated_loader_sections_never_panic(
+        which in 0usize..16,
+        section in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let all = elf_fixtures();
+        let mut b = std::fs::read(&all[which % all.len()]).unwrap();
+        let ranges = interesting_ranges(&b);
+        let (start, len) = ranges[section.index(ranges.len())];
+        for (i, v) in edits {
+            b[start + i.index(len)] = v;
+        }
+        let _ = Object::parse(&b);
+    }
+}
