@@ -149,7 +149,7 @@ fn btf_matches_bpftool() {
         let text = String::from_utf8(out.stdout).unwrap();
         let mut cur: Option<u32> = None;
         let mut subs: Vec<String> = Vec::new();
-        let mut finish = |cur: Option<u32>, subs: &mut Vec<String>| {
+        let finish = |cur: Option<u32>, subs: &mut Vec<String>| {
             if let Some(id) = cur {
                 assert_eq!(&sub_lines(btf, id), subs, "{} type {id}", path.display());
             }
