@@ -13,8 +13,10 @@ pub enum Opt {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Program file: raw little-endian 8-byte instructions.
+    /// Program file: an ELF object (clang -target bpf) or raw 8-byte instructions.
     file: PathBuf,
+    #[command(flatten)]
+    select: input::Select,
     /// Target triple (see `bpfc targets`).
     #[arg(long, default_value = "x86_64-unknown-linux-gnu")]
     target: String,
@@ -37,7 +39,7 @@ pub struct Args {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let triple = parse_triple(&args.target)?;
-    let prog = input::load(&args.file)?;
+    let prog = input::load(&args.file, &args.select)?;
     let opts = CodegenOptions {
         opt_level: match args.opt_level {
             Opt::None => OptLevel::None,

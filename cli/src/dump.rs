@@ -1,16 +1,27 @@
-//! `bpfc dump`: what bpfc makes of a program: its disassembly, the Cranelift
-//! IR it lowers to, and the native code for a target.
+//! `bpfc dump`: what bpfc sees in a file. For an ELF object: programs, maps,
+//! global data, then each program's disassembly with its source lines (like
+//! `llvm-objdump -S`); for raw instructions: the disassembly. With `--clif`
+//! or `--asm`: the Cranelift IR or native code one program lowers to.
 
 use crate::input;
-use anyhow::Context as _;
+use anyhow::Context;
 use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, Dumps};
-use bpfc_compiler::disasm::{disassemble, Syntax};
+use bpfc_compiler::disasm::{disassemble, format_insn, Syntax};
+use bpfc_compiler::isa::Insn;
+use bpfc_compiler::loader::{MapInit, Object, Program};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Program file: raw little-endian 8-byte instructions.
+    /// An ELF object (clang -target bpf) or raw 8-byte instructions.
     file: PathBuf,
+    #[command(flatten)]
+    select: input::Select,
+    /// Print JSON instead of text (objects).
+    #[arg(long)]
+    json: bool,
     /// Print the Cranelift IR of each function (source locations are eBPF pcs).
     #[arg(long)]
     clif: bool,
@@ -20,17 +31,46 @@ pub struct Args {
     /// Target of `--clif`/`--asm` (see `bpfc targets`).
     #[arg(long, default_value = "x86_64-unknown-linux-gnu")]
     target: String,
-    /// Lower in bounds-checked mode.
+    /// Lower in bounds-checked mode (`--clif`/`--asm`).
     #[arg(long)]
     checked: bool,
 }
 
+/// One instruction as text, in the syntax of `llvm-objdump -d`.
+fn insn_text(pc: usize, insn: &Insn) -> String {
+    format_insn(pc, insn, Syntax::Llvm)
+}
+
 pub fn main(args: Args) -> anyhow::Result<()> {
-    let prog = input::load(&args.file)?;
-    if !args.clif && !args.asm {
+    if args.clif || args.asm {
+        return lowered(&args);
+    }
+    let file = args.file.display().to_string();
+    let bytes = std::fs::read(&args.file).with_context(|| file.clone())?;
+    if !input::is_elf(&bytes) {
+        let prog = input::load(&args.file, &args.select)?;
         print!("{}", disassemble(&prog.insns, Syntax::Llvm));
         return Ok(());
     }
+    let obj = input::load_object(&args.file, &bytes, &args.select)?;
+    let programs: Vec<&Program> = match &args.select.program {
+        Some(name) => vec![obj.program(name).with_context(|| file.clone())?],
+        None => obj.programs.iter().collect(),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&obj, &programs))?
+        );
+    } else {
+        print!("{}", to_text(&obj, &programs));
+    }
+    Ok(())
+}
+
+/// `--clif`/`--asm`: compile one program for the target and print the listings.
+fn lowered(args: &Args) -> anyhow::Result<()> {
+    let prog = input::load(&args.file, &args.select)?;
     let triple = parse_triple(&args.target)?;
     let opts = CodegenOptions {
         checked: args.checked,
@@ -55,4 +95,197 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         print!("{text}");
     }
     Ok(())
+}
+
+fn init_text(obj: &Object, init: &MapInit) -> String {
+    match init {
+        MapInit::Map(i) => obj.maps.get(*i).map_or("?".into(), |m| m.name.clone()),
+        MapInit::Program(p) => format!("prog {p}"),
+    }
+}
+
+fn to_text(obj: &Object, programs: &[&Program]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "endian: {:?}  license: {}  version: {}",
+        obj.endian,
+        obj.license.as_deref().unwrap_or("-"),
+        obj.kernel_version.map_or("-".into(), |v| format!("{v:#x}"))
+    );
+    let _ = writeln!(s, "\nprograms:");
+    for p in programs {
+        let _ = writeln!(
+            s,
+            "  {:<20} section {:<28} type {:<16} {} insns, {} functions",
+            p.name,
+            p.section,
+            p.kind.prog_type.name(),
+            p.insns.len(),
+            p.functions.len()
+        );
+    }
+    let _ = writeln!(s, "\nmaps:");
+    for (i, m) in obj.maps.iter().enumerate() {
+        let _ = write!(
+            s,
+            "  {i:>3} {:<24} {:<22} key {:<4} value {:<6} entries {:<6} flags {:#x}",
+            m.name,
+            m.type_name(),
+            m.key_size,
+            m.value_size,
+            m.max_entries,
+            m.map_flags
+        );
+        if let Some(inner) = &m.inner {
+            let _ = write!(
+                s,
+                " inner {}({}/{})",
+                inner.type_name(),
+                inner.key_size,
+                inner.value_size
+            );
+        }
+        if !m.initial.is_empty() {
+            let v: Vec<String> = m
+                .initial
+                .iter()
+                .map(|(k, v)| format!("[{k}]={}", init_text(obj, v)))
+                .collect();
+            let _ = write!(s, " values {}", v.join(" "));
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "\nglobals:");
+    for d in &obj.data {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:?} {} bytes (map {})",
+            d.name, d.kind, d.size, d.map_index
+        );
+    }
+    for p in programs {
+        let _ = writeln!(s, "\nDisassembly of {} (section {}):", p.name, p.section);
+        let mut line_i = 0;
+        let mut shown: Option<(&str, u32)> = None;
+        for (pc, insn) in p.insns.iter().enumerate() {
+            if let Some(f) = p.functions.iter().find(|f| f.start == pc) {
+                let _ = writeln!(s, "\n<{}>:", f.name);
+            }
+            while let Some(l) = p.line_info.get(line_i).filter(|l| l.pc <= pc) {
+                // Like `llvm-objdump -S`: a source line once per change of line.
+                if l.pc == pc && shown != Some((l.file.as_str(), l.line)) {
+                    let _ = writeln!(s, "; {}  [{}:{}]", l.text.trim(), l.file, l.line);
+                    shown = Some((l.file.as_str(), l.line));
+                }
+                line_i += 1;
+            }
+            if *insn == Insn::LddwHigh {
+                continue;
+            }
+            let _ = writeln!(s, "{pc:>6}: {}", insn_text(pc, insn));
+        }
+    }
+    s
+}
+
+fn to_json(obj: &Object, programs: &[&Program]) -> Value {
+    json!({
+        "endian": format!("{:?}", obj.endian).to_lowercase(),
+        "license": obj.license,
+        "version": obj.kernel_version,
+        "programs": programs.iter().map(|p| json!({
+            "name": p.name,
+            "section": p.section,
+            "type": p.kind.prog_type.name(),
+            "attach_type": p.kind.attach_type,
+            "attach_to": p.kind.attach_to,
+            "insns": p.insns.len(),
+            "functions": p.functions.iter().map(|f| json!({
+                "name": f.name, "section": f.section, "start": f.start, "len": f.len,
+            })).collect::<Vec<_>>(),
+            "core_relocations": p.core_relos,
+            "disassembly": p.insns.iter().enumerate()
+                .filter(|(_, i)| **i != Insn::LddwHigh)
+                .map(|(pc, i)| {
+                    let line = p.line_info.iter().find(|l| l.pc == pc);
+                    json!({
+                        "pc": pc,
+                        "text": insn_text(pc, i),
+                        "source": line.map(|l| json!({
+                            "file": l.file, "line": l.line, "col": l.col, "text": l.text,
+                        })),
+                    })
+                }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "maps": obj.maps.iter().map(|m| json!({
+            "name": m.name,
+            "origin": format!("{:?}", m.origin),
+            "type": m.type_name(),
+            "type_id": m.map_type,
+            "key_size": m.key_size,
+            "value_size": m.value_size,
+            "max_entries": m.max_entries,
+            "flags": m.map_flags,
+            "numa_node": m.numa_node,
+            "map_extra": m.map_extra,
+            "pinning": m.pinning,
+            "inner": m.inner.as_ref().map(|i| json!({
+                "type": i.type_name(), "key_size": i.key_size,
+                "value_size": i.value_size, "max_entries": i.max_entries,
+            })),
+            "initial": m.initial.iter().map(|(k, v)| json!([k, init_text(obj, v)])).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "globals": obj.data.iter().map(|d| json!({
+            "name": d.name, "kind": format!("{:?}", d.kind), "size": d.size, "map": d.map_index,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Object {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../testsuite/fixtures/elf")
+            .join(name);
+        Object::parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn text_lists_programs_maps_globals_and_source() {
+        let obj = fixture("globals.o");
+        let progs: Vec<&Program> = obj.programs.iter().collect();
+        let t = to_text(&obj, &progs);
+        assert!(t.contains("license: Dual BSD/GPL  version: 0x50a00"), "{t}");
+        assert!(t.contains("use_globals"), "{t}");
+        assert!(t.contains("legacy_hash"), "{t}");
+        assert!(t.contains(".rodata.str1.1"), "{t}");
+        assert!(
+            t.contains("Disassembly of kp (section kprobe/do_sys_open):"),
+            "{t}"
+        );
+        assert!(t.contains("; counter++;  [./globals.c:"), "{t}");
+    }
+
+    #[test]
+    fn json_has_every_section() {
+        let obj = fixture("calls.o");
+        let progs: Vec<&Program> = obj.programs.iter().collect();
+        let j = to_json(&obj, &progs);
+        assert_eq!(j["programs"].as_array().unwrap().len(), 3);
+        assert_eq!(j["programs"][0]["name"], "pure_sum");
+        assert_eq!(j["programs"][0]["type"], "xdp");
+        let funcs: Vec<&str> = j["programs"][0]["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(funcs, ["pure_sum", "sum_to", "square"]);
+        assert!(j["programs"][0]["disassembly"][0]["source"]["line"]
+            .as_u64()
+            .is_some());
+    }
 }

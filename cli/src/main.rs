@@ -28,12 +28,13 @@ enum Command {
     Asm(asm::Args),
     /// Disassemble raw instructions.
     Disasm(disasm::Args),
+    /// Show an object's programs, maps and globals with source-annotated
+    /// disassembly, or a program's Cranelift IR and native code.
+    Dump(dump::Args),
     /// Run a program and print its return value.
     Run(run::Args),
     /// Compile a program to a native object file for a target.
     Compile(compile::Args),
-    /// Show a program's disassembly, Cranelift IR or native code.
-    Dump(dump::Args),
     /// List the targets `compile` supports.
     Targets(targets::Args),
 }
@@ -43,9 +44,9 @@ fn main() {
     let result = match cli.command {
         Command::Asm(a) => asm::main(a),
         Command::Disasm(a) => disasm::main(a),
+        Command::Dump(a) => dump::main(a),
         Command::Run(a) => run::main(a),
         Command::Compile(a) => compile::main(a),
-        Command::Dump(a) => dump::main(a),
         Command::Targets(a) => targets::main(a),
     };
     if let Err(e) = result {

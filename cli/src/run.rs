@@ -2,8 +2,10 @@
 //! `bpftool prog run` does.
 
 use crate::input;
-use anyhow::Context as _;
-use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
+use bpfc_compiler::codegen::{
+    jit::{JitError, JitProgram},
+    CodegenOptions,
+};
 use bpfc_compiler::interp;
 use bpfc_compiler::isa::Insn;
 use bpfc_runtime::{ExecContext, HelperTable};
@@ -30,8 +32,10 @@ impl Engine {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Program file: raw little-endian 8-byte instructions.
+    /// Program file: an ELF object (clang -target bpf) or raw 8-byte instructions.
     file: PathBuf,
+    #[command(flatten)]
+    select: input::Select,
     /// Input memory: r1 points at a copy of this file's bytes, r2 holds its length.
     #[arg(long, value_name = "FILE")]
     mem: Option<PathBuf>,
@@ -58,7 +62,7 @@ struct Outcome {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let file = args.file.display().to_string();
-    let prog = input::load(&args.file)?;
+    let prog = input::load(&args.file, &args.select)?;
     let mut mem = input::read_mem(args.mem.as_deref())?;
     // Until the runtime's helper set lands, programs see the conformance
     // suite's helpers (helper 5 returns its first argument).
@@ -67,7 +71,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         Engine::Interp => run_interp(&prog.insns, &mut mem, &helpers, args.max_insns),
         Engine::Jit => run_jit(&prog.insns, &mut mem, &helpers, args.checked),
     }
-    .with_context(|| file.clone())?;
+    .map_err(|e| {
+        let at = e.pc.map(|pc| prog.source_at(pc)).unwrap_or_default();
+        anyhow::anyhow!("{file}: {}{at}", e.error)
+    })?;
     // Like the kernel's BPF_PROG_TEST_RUN (and so bpftool), the return value
     // is the low 32 bits of r0; `r0` in the JSON output has all 64.
     let retval = out.r0 as u32;
@@ -89,16 +96,32 @@ fn elapsed_ns(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A failed run: the message and, when it concerns one, the instruction.
+struct Failure {
+    error: String,
+    pc: Option<usize>,
+}
+
+impl Failure {
+    fn new(error: impl std::fmt::Display, pc: Option<usize>) -> Failure {
+        Failure {
+            error: error.to_string(),
+            pc,
+        }
+    }
+}
+
 fn run_interp(
     insns: &[Insn],
     mem: &mut [u8],
     helpers: &HelperTable,
     max_insns: Option<u64>,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, Failure> {
     let mut ctx = ExecContext::new();
     let opts = interp::Options { max_insns };
     let start = Instant::now();
-    let r0 = interp::run(insns, mem, helpers, &mut ctx, &opts)?;
+    let r0 = interp::run(insns, mem, helpers, &mut ctx, &opts)
+        .map_err(|e| Failure::new(&e, Some(e.pc())))?;
     Ok(Outcome {
         r0,
         duration_ns: elapsed_ns(start),
@@ -111,15 +134,21 @@ fn run_jit(
     mem: &mut [u8],
     helpers: &HelperTable,
     checked: bool,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, Failure> {
     let opts = CodegenOptions {
         checked,
         ..Default::default()
     };
-    let prog = JitProgram::new(insns, helpers, &opts)?;
+    let prog = JitProgram::new(insns, helpers, &opts).map_err(|e| Failure::new(&e, None))?;
     let mut ctx = ExecContext::new();
     let start = Instant::now();
-    let r0 = prog.run(mem, &mut ctx)?;
+    let r0 = prog.run(mem, &mut ctx).map_err(|e| {
+        let pc = match e {
+            JitError::Fault { pc, .. } | JitError::UnknownFault { pc, .. } => Some(pc),
+            JitError::Helper { .. } => None,
+        };
+        Failure::new(&e, pc)
+    })?;
     Ok(Outcome {
         r0,
         duration_ns: elapsed_ns(start),

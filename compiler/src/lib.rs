@@ -7,3 +7,4 @@ pub mod codegen;
 pub mod disasm;
 pub mod interp;
 pub mod isa;
+pub mod loader;

@@ -33,3 +33,26 @@ pub fn hex_decode(s: &str) -> Result<Vec<u8>, String> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("bad hex at {i}: {e}")))
         .collect()
 }
+
+/// `testsuite/fixtures/elf`, the compiled C fixtures of the ELF loader.
+pub fn elf_fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/elf")
+}
+
+/// Every `*.o` fixture, sorted by name.
+pub fn elf_fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(elf_fixture_dir())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "o"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Whether tests must not skip for a missing optional tool (`BPFC_TEST_REQUIRE=all`).
+pub fn require_all() -> bool {
+    std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
+}

@@ -1,0 +1,309 @@
+//! The ELF object loader: turns what `clang -O2 -g -target bpf` writes for
+//! libbpf into a linked, relocated, typed [`Object`]: programs with their
+//! subprograms appended, map definitions (BTF-defined, legacy, global data and
+//! `.kconfig`), BTF, line and function info, with CO-RE relocations applied.
+//!
+//! Submodules: [`elf`] reads the container, [`sections`] classifies program
+//! section names, [`maps`] builds map definitions, [`reloc`] links programs,
+//! [`btf`]/[`btf_ext`] parse type and debug info, [`core`] resolves CO-RE.
+
+// Errors carry section names and offsets by value; loading is not a hot path.
+#![allow(clippy::result_large_err)]
+
+pub mod btf;
+pub mod btf_ext;
+pub mod core;
+mod elf;
+pub mod error;
+mod maps;
+mod reloc;
+pub mod sections;
+
+pub use btf::Btf;
+pub use btf_ext::{BtfExt, CoreReloKind};
+pub use error::LoadError;
+pub use sections::{classify, ProgType, ProgramKind};
+
+use crate::isa::{Endian, Insn};
+use std::collections::BTreeMap;
+
+/// How to load an object.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Raw BTF to resolve CO-RE relocations against (for example the bytes of
+    /// `/sys/kernel/btf/vmlinux`); `None` resolves against the object's own
+    /// BTF, so programs run as compiled.
+    pub target_btf: Option<Vec<u8>>,
+    /// Values of `.kconfig` externs; [`LoadOptions::default`] fills in
+    /// [`default_kconfig`].
+    pub kconfig: BTreeMap<String, u64>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            target_btf: None,
+            kconfig: default_kconfig(),
+        }
+    }
+}
+
+/// The documented defaults for `.kconfig` externs: `LINUX_KERNEL_VERSION` is
+/// 6.8.0 (`KERNEL_VERSION(6, 8, 0)` = 0x060800), `CONFIG_HZ` is 250, and the
+/// BPF options `CONFIG_BPF`, `CONFIG_BPF_SYSCALL`, `CONFIG_BPF_JIT` and
+/// `CONFIG_DEBUG_INFO_BTF` are `y` (1). Any other strong extern is an error;
+/// a weak (`__weak`) one that is not listed reads as 0, as in libbpf.
+pub fn default_kconfig() -> BTreeMap<String, u64> {
+    [
+        ("LINUX_KERNEL_VERSION", 0x060800),
+        ("CONFIG_HZ", 250),
+        ("CONFIG_BPF", 1),
+        ("CONFIG_BPF_SYSCALL", 1),
+        ("CONFIG_BPF_JIT", 1),
+        ("CONFIG_DEBUG_INFO_BTF", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A loaded object file.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub endian: Endian,
+    /// Contents of the `license` section.
+    pub license: Option<String>,
+    /// Contents of the `version` section.
+    pub kernel_version: Option<u32>,
+    /// Programs in section order, then symbol order.
+    pub programs: Vec<Program>,
+    /// Maps; instructions refer to them by index.
+    pub maps: Vec<MapDef>,
+    /// Global data sections (each backed by a map in [`Object::maps`]).
+    pub data: Vec<DataSection>,
+    pub btf: Option<Btf>,
+    pub btf_ext: Option<BtfExt>,
+}
+
+impl Object {
+    /// Load an object with default options.
+    pub fn parse(bytes: &[u8]) -> Result<Object, LoadError> {
+        load(bytes, &LoadOptions::default())
+    }
+
+    /// The program named `name`, or the only program of section `name`.
+    pub fn program(&self, name: &str) -> Result<&Program, LoadError> {
+        if let Some(p) = self.programs.iter().find(|p| p.name == name) {
+            return Ok(p);
+        }
+        let in_section: Vec<&Program> =
+            self.programs.iter().filter(|p| p.section == name).collect();
+        match in_section.as_slice() {
+            [p] => Ok(p),
+            _ => Err(LoadError::NoSuchProgram {
+                name: name.to_string(),
+                available: self
+                    .programs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    pub fn map_index(&self, name: &str) -> Option<usize> {
+        self.maps.iter().position(|m| m.name == name)
+    }
+}
+
+/// A linked program: its entry function at pc 0, called functions appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    pub name: String,
+    /// The ELF section the entry function is in.
+    pub section: String,
+    pub kind: ProgramKind,
+    /// Relocated instructions. Local calls and `BPF_PSEUDO_FUNC` loads are
+    /// pc-relative within this vector; map loads use `LddwSrc::MapIdx` and
+    /// `LddwSrc::MapIdxValue` with indices into [`Object::maps`].
+    pub insns: Vec<Insn>,
+    /// The functions placed in `insns`, entry first.
+    pub functions: Vec<Function>,
+    /// Source positions, sorted by pc.
+    pub line_info: Vec<LineInfo>,
+    /// `.BTF.ext` function info (pc, BTF type id of the `FUNC`), sorted by pc.
+    pub func_info: Vec<FuncInfo>,
+    /// Number of CO-RE relocations applied.
+    pub core_relos: usize,
+}
+
+impl Program {
+    /// The line info that applies at `pc` (the last one at or before it).
+    pub fn line_at(&self, pc: usize) -> Option<&LineInfo> {
+        let i = self.line_info.partition_point(|l| l.pc <= pc);
+        i.checked_sub(1).and_then(|i| self.line_info.get(i))
+    }
+}
+
+/// One function placed in a program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    pub section: String,
+    /// First pc in [`Program::insns`].
+    pub start: usize,
+    /// Length in slots.
+    pub len: usize,
+    /// Byte offset of the function in its ELF section.
+    pub section_offset: u64,
+}
+
+/// A source position of an instruction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineInfo {
+    pub pc: usize,
+    pub file: String,
+    pub line: u32,
+    pub col: u32,
+    /// The text of the source line.
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FuncInfo {
+    pub pc: usize,
+    pub type_id: u32,
+    /// Name of the BTF `FUNC` type.
+    pub name: String,
+}
+
+/// Where a map definition came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// A BTF-defined map in `.maps`.
+    Btf,
+    /// A `struct bpf_map_def` in the legacy `maps` section.
+    Legacy,
+    /// A global data section.
+    Global(GlobalKind),
+    /// The map holding `.kconfig` extern values.
+    Kconfig,
+    /// An inner map template (`values` of a map-in-map).
+    Inner,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalKind {
+    Data,
+    Rodata,
+    Bss,
+}
+
+/// An initial value of a prog array or map-in-map slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapInit {
+    /// Index into [`Object::maps`].
+    Map(usize),
+    /// Name of a program of the object.
+    Program(String),
+}
+
+/// A map definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    pub name: String,
+    pub origin: MapOrigin,
+    /// `enum bpf_map_type` number.
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub numa_node: u32,
+    pub map_extra: u64,
+    /// libbpf's `pinning` (0 none, 1 by name).
+    pub pinning: u32,
+    /// BTF type ids of key and value, when given by type.
+    pub key_type_id: Option<u32>,
+    pub value_type_id: Option<u32>,
+    /// The inner map definition of a map-in-map.
+    pub inner: Option<Box<MapDef>>,
+    /// Initial slots `(index, value)` of prog arrays and maps of maps.
+    pub initial: Vec<(u32, MapInit)>,
+    /// Initial image of the single value (global data and `.kconfig` maps).
+    pub data: Vec<u8>,
+}
+
+impl MapDef {
+    /// libbpf's name of the map type.
+    pub fn type_name(&self) -> &'static str {
+        maps::map_type_name(self.map_type)
+    }
+}
+
+/// A global data section and the map that holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSection {
+    pub name: String,
+    pub kind: GlobalKind,
+    pub size: u64,
+    pub map_index: usize,
+}
+
+/// Load an object file.
+pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
+    let elf = elf::ElfFile::parse(bytes)?;
+    let endian = elf.endian;
+    let license = elf.section_by_name("license").map(|(_, s)| {
+        let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
+        String::from_utf8_lossy(&s.data[..end]).into_owned()
+    });
+    let kernel_version = match elf.section_by_name("version") {
+        Some((_, s)) => {
+            let b: [u8; 4] = s
+                .data
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| LoadError::BadSection {
+                    section: "version".into(),
+                    reason: format!("{} bytes, expected 4", s.data.len()),
+                })?;
+            Some(match endian {
+                Endian::Little => u32::from_le_bytes(b),
+                Endian::Big => u32::from_be_bytes(b),
+            })
+        }
+        None => None,
+    };
+    let btf = match elf.section_by_name(".BTF") {
+        Some((_, s)) => Some(Btf::parse(&s.data, endian)?),
+        None => None,
+    };
+    let btf_ext = match (elf.section_by_name(".BTF.ext"), &btf) {
+        (Some((_, s)), Some(b)) => Some(BtfExt::parse(&s.data, endian, b)?),
+        _ => None,
+    };
+    let target_btf = match &opts.target_btf {
+        Some(bytes) => Some(Btf::parse(bytes, endian)?),
+        None => None,
+    };
+    let layout = maps::collect(&elf, btf.as_ref(), &opts.kconfig)?;
+    let programs = reloc::link_all(
+        &elf,
+        &layout,
+        btf.as_ref(),
+        btf_ext.as_ref(),
+        target_btf.as_ref(),
+    )?;
+    Ok(Object {
+        endian,
+        license,
+        kernel_version,
+        programs,
+        maps: layout.maps,
+        data: layout.data,
+        btf,
+        btf_ext,
+    })
+}
