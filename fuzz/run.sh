@@ -1,9 +1,10 @@
 #!/bin/sh
-# Run each fuzz target for a bounded time (seconds, default 60), seeded with
-# the ELF fixtures; for CI and local checks. Needs `cargo install cargo-fuzz`
-# and a nightly toolchain.
+# Run each fuzz target for a bounded time (seconds each, default 60), seeded
+# with the project's ELF fixtures and assembly; for CI and local checks.
+# Needs `cargo install cargo-fuzz` and a nightly toolchain.
 set -eu
 cd "$(dirname "$0")"
 SECS=${1:-60}
-mkdir -p corpus/loader
+mkdir -p corpus/loader corpus/asm
 cargo +nightly fuzz run loader corpus/loader ../testsuite/fixtures/elf -- -max_total_time="$SECS"
+cargo +nightly fuzz run asm corpus/asm ../testsuite/examples ../testsuite/cases -- -max_total_time="$SECS"

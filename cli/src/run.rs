@@ -42,10 +42,11 @@ pub struct Args {
     /// Execution engine.
     #[arg(long, value_enum, default_value = "jit")]
     engine: Engine,
-    /// JIT: check every memory access and stop with an error instead of
-    /// touching memory the program may not (the interpreter always checks).
+    /// JIT: skip the bounds checks. Only for verified programs: unchecked code
+    /// trusts the program to touch nothing but its stack and input. By default
+    /// every access is checked and a bad one stops the run with an error.
     #[arg(long)]
-    checked: bool,
+    unchecked: bool,
     /// Print a JSON object (`retval`, `duration` as bpftool does, plus `r0` and `engine`).
     #[arg(long)]
     json: bool,
@@ -62,6 +63,9 @@ struct Outcome {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let file = args.file.display().to_string();
+    if args.max_insns.is_some() && args.engine != Engine::Interp {
+        anyhow::bail!("--max-insns counts interpreted instructions: use it with --engine interp");
+    }
     let prog = input::load(&args.file, &args.select)?;
     let mut mem = input::read_mem(args.mem.as_deref())?;
     // Until the runtime's helper set lands, programs see the conformance
@@ -69,7 +73,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let helpers = HelperTable::conformance();
     let out = match args.engine {
         Engine::Interp => run_interp(&prog.insns, &mut mem, &helpers, args.max_insns),
-        Engine::Jit => run_jit(&prog.insns, &mut mem, &helpers, args.checked),
+        Engine::Jit => run_jit(&prog.insns, &mut mem, &helpers, !args.unchecked),
     }
     .map_err(|e| {
         let at = e.pc.map(|pc| prog.source_at(pc)).unwrap_or_default();

@@ -104,12 +104,17 @@ fn input_memory() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["retval"], 34);
-    // Without --mem the same load faults.
-    let out = bpfc(&["run", p.to_str().unwrap()]);
+    // Without --mem the same load faults, in either engine.
+    let out = bpfc(&["run", "--engine", "interp", p.to_str().unwrap()]);
     let file = p.display().to_string();
     assert_error(
         &out,
         &format!("bpfc: error: {file}: instruction 0: out-of-bounds 1-byte load at 0x2"),
+    );
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 0: out-of-bounds memory access"),
     );
 }
 
@@ -126,13 +131,19 @@ fn out_of_bounds_program() {
         Insn::Exit,
     ];
     let p = program("oob", &insns);
-    let out = bpfc(&["run", p.to_str().unwrap()]);
+    let out = bpfc(&["run", "--engine", "interp", p.to_str().unwrap()]);
     let file = p.display().to_string();
     assert_error(
         &out,
         &format!("bpfc: error: {file}: instruction 1: out-of-bounds 8-byte store at 0x"),
     );
     assert!(text(&out.stderr).contains("(stack is 0x"));
+    // The JIT checks by default: the same store stops the run, the host survives.
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 1: out-of-bounds memory access"),
+    );
 }
 
 #[test]
@@ -174,11 +185,28 @@ fn instruction_budget() {
             Insn::Exit,
         ],
     );
-    let out = bpfc(&["run", "--max-insns", "1000", p.to_str().unwrap()]);
+    let out = bpfc(&[
+        "run",
+        "--engine",
+        "interp",
+        "--max-insns",
+        "1000",
+        p.to_str().unwrap(),
+    ]);
     let file = p.display().to_string();
     assert_error(
         &out,
         &format!("bpfc: error: {file}: instruction 1: instruction limit of 1000 reached"),
+    );
+}
+
+#[test]
+fn instruction_budget_is_for_the_interpreter() {
+    let p = program("loop-jit", &[mov(Reg::R0, 0), Insn::Exit]);
+    let out = bpfc(&["run", "--max-insns", "10", p.to_str().unwrap()]);
+    assert_error(
+        &out,
+        "bpfc: error: --max-insns counts interpreted instructions",
     );
 }
 

@@ -9,8 +9,12 @@ use bpfc_runtime::{ExecContext, HelperTable};
 use bpfc_testsuite::workspace_root;
 
 /// Values worked out from the fixtures' C sources.
-const KNOWN: [(&str, &str, u64); 4] =
-    [("calls.o", "pure_sum", 385), ("calls.o", "pure_fib", 6765), ("bigendian.o", "be_pure", 100), ("btf_kinds.o", "btf_kinds", 42)];
+const KNOWN: [(&str, &str, u64); 4] = [
+    ("calls.o", "pure_sum", 385),
+    ("calls.o", "pure_fib", 6765),
+    ("bigendian.o", "be_pure", 100),
+    ("btf_kinds.o", "btf_kinds", 42),
+];
 
 fn self_contained(insns: &[Insn]) -> bool {
     insns.iter().all(|i| match i {
@@ -25,20 +29,38 @@ fn self_contained(insns: &[Insn]) -> bool {
 fn pure_fixture_programs_agree_across_engines() {
     let dir = workspace_root().join("testsuite/fixtures/elf");
     let mut ran = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.sort();
-    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "o")) {
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "o"))
+    {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let obj = loader::Object::parse(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let obj = loader::Object::parse(&std::fs::read(path).unwrap())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         for prog in obj.programs.iter().filter(|p| self_contained(&p.insns)) {
             let helpers = HelperTable::new();
-            let want = interp::run(&prog.insns, &mut [], &helpers, &mut ExecContext::new(), &interp::Options::default())
-                .unwrap_or_else(|e| panic!("{file} {}: interp: {e}", prog.name));
+            let want = interp::run(
+                &prog.insns,
+                &mut [],
+                &helpers,
+                &mut ExecContext::new(),
+                &interp::Options::default(),
+            )
+            .unwrap_or_else(|e| panic!("{file} {}: interp: {e}", prog.name));
             for checked in [false, true] {
-                let opts = CodegenOptions { checked, ..Default::default() };
+                let opts = CodegenOptions {
+                    checked,
+                    ..Default::default()
+                };
                 let jit = JitProgram::compile(&prog.insns, obj.endian, &helpers, &opts, None)
                     .unwrap_or_else(|e| panic!("{file} {}: {e}", prog.name));
-                let got = jit.run(&mut [], &mut ExecContext::new()).unwrap_or_else(|e| panic!("{file} {}: {e}", prog.name));
+                let got = jit
+                    .run(&mut [], &mut ExecContext::new())
+                    .unwrap_or_else(|e| panic!("{file} {}: {e}", prog.name));
                 assert_eq!(got, want, "{file} {} (checked: {checked})", prog.name);
             }
             if let Some((_, _, v)) = KNOWN.iter().find(|(f, p, _)| *f == file && *p == prog.name) {
@@ -48,7 +70,10 @@ fn pure_fixture_programs_agree_across_engines() {
         }
     }
     for (f, p, _) in KNOWN {
-        assert!(ran.contains(&format!("{f}:{p}")), "{f}:{p} did not run; ran {ran:?}");
+        assert!(
+            ran.contains(&format!("{f}:{p}")),
+            "{f}:{p} did not run; ran {ran:?}"
+        );
     }
     println!("ran {} programs: {}", ran.len(), ran.join(", "));
 }
