@@ -3,5 +3,7 @@
 //! native objects.
 
 pub mod asm;
+pub mod codegen;
 pub mod disasm;
+pub mod interp;
 pub mod isa;
