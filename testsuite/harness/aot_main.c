@@ -1,0 +1,70 @@
+/* Driver for bpfc AOT objects: reads the program's input memory from stdin,
+ * calls the entry point per docs/abi.md and prints r0 in hex on stdout.
+ * On a fault it prints "fault <code> at instruction <pc>" to stderr and
+ * exits 2; I/O problems exit 3.
+ *
+ * The entry point is reached through the symbol `bpfc_entry`, which the
+ * harness aliases to the object's symbol at link time
+ * (-Wl,--defsym,bpfc_entry=SYM), so one compiled driver serves any symbol.
+ * Nothing here depends on byte order. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bpfc_fault {
+    uint32_t code;
+    uint32_t pc;
+};
+
+extern uint64_t bpfc_entry(uint64_t r1, uint64_t r2, void *exec_ctx,
+                           struct bpfc_fault *fault);
+
+/* The conformance suite's helper: returns its first argument. */
+uint64_t bpfc_helper_5(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                       uint64_t r5, void *exec_ctx) {
+    (void)r2; (void)r3; (void)r4; (void)r5; (void)exec_ctx;
+    return r1;
+}
+
+int main(void) {
+    size_t cap = 4096, len = 0;
+    unsigned char *buf = malloc(cap);
+    if (buf == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 3;
+    }
+    for (;;) {
+        if (len == cap) {
+            unsigned char *grown = realloc(buf, cap * 2);
+            if (grown == NULL) {
+                fprintf(stderr, "out of memory\n");
+                return 3;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t n = fread(buf + len, 1, cap - len, stdin);
+        len += n;
+        if (n == 0) {
+            if (ferror(stdin)) {
+                fprintf(stderr, "reading stdin failed\n");
+                return 3;
+            }
+            break;
+        }
+    }
+    struct bpfc_fault fault;
+    memset(&fault, 0, sizeof fault);
+    uint64_t r1 = len == 0 ? 0 : (uint64_t)(uintptr_t)buf;
+    uint64_t r0 = bpfc_entry(r1, (uint64_t)len, NULL, &fault);
+    if (fault.code != 0) {
+        fprintf(stderr, "fault %u at instruction %u\n", (unsigned)fault.code,
+                (unsigned)fault.pc);
+        free(buf);
+        return 2;
+    }
+    printf("0x%016llx\n", (unsigned long long)r0);
+    free(buf);
+    return 0;
+}
