@@ -19,8 +19,7 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let path = conformance_dir().join("programs.json");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let json: serde_json::Value = serde_json::from_str(&text).expect("programs.json parses");
     let list = json.as_array().expect("programs.json is an array");
     list.iter()
@@ -57,15 +56,26 @@ fn run_target(target: &AotTarget) {
         let outcome = decode_program(&case.program, Endian::Little)
             .map_err(|e| format!("decode: {e}"))
             .and_then(|insns| {
-                compile_object(&insns, Endian::Little, &triple, &opts, "bpfc_prog", &[5], None)
-                    .map_err(|e| format!("compile: {e}"))
+                compile_object(
+                    &insns,
+                    Endian::Little,
+                    &triple,
+                    &opts,
+                    "bpfc_prog",
+                    &[5],
+                    None,
+                )
+                .map_err(|e| format!("compile: {e}"))
             })
             .and_then(|obj| {
                 link_and_run(target, &obj, "bpfc_prog", &case.mem).map_err(|e| e.to_string())
             });
         match outcome {
             Ok(r0) if r0 == case.result => {}
-            Ok(r0) => failures.push(format!("{}: got {r0:#x}, want {:#x}", case.name, case.result)),
+            Ok(r0) => failures.push(format!(
+                "{}: got {r0:#x}, want {:#x}",
+                case.name, case.result
+            )),
             Err(e) => failures.push(format!("{}: {e}", case.name)),
         }
     }

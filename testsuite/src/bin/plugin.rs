@@ -5,6 +5,11 @@
 //! ```text
 //! bpfc-conformance-plugin [MEM] --interp        < program-hex
 //! bpfc-conformance-plugin [MEM] --jit [--checked] < program-hex
+//! bpfc-conformance-plugin [MEM] --aot [--target TRIPLE] [--checked] < program-hex
+//!
+//! `--aot` compiles a native object for the target (default x86_64 Linux),
+//! links it with the C driver of `bpfc_testsuite::aot` and runs it natively
+//! or under qemu-user.
 //! ```
 //!
 //! MEM and the program on stdin are hex bytes (whitespace between bytes is
@@ -14,10 +19,11 @@
 //! Adding an engine: add an [`Engine`] variant, parse its flag in
 //! [`parse_args`] and write its `run_*` function next to [`run_interp`].
 
-use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
+use bpfc_compiler::codegen::{aot::compile_object, jit::JitProgram, parse_triple, CodegenOptions};
 use bpfc_compiler::interp;
 use bpfc_compiler::isa::{decode_program, Endian, Insn};
 use bpfc_runtime::{ExecContext, HelperTable};
+use bpfc_testsuite::aot::{link_and_run, AotTarget};
 use bpfc_testsuite::hex_decode;
 use std::io::Read;
 use std::process::ExitCode;
@@ -29,26 +35,38 @@ enum Engine {
     Interp,
     /// Cranelift JIT code (`--jit`), bounds-checked with `--checked`.
     Jit,
+    /// A native object for `--target`, linked and run (`--aot`).
+    Aot,
 }
 
 #[derive(Debug)]
 struct Invocation {
     engine: Engine,
-    /// Bounds-checked code (`--checked`, JIT only).
+    /// Bounds-checked code (`--checked`, JIT and AOT).
     checked: bool,
+    /// Target triple of `--aot`.
+    target: String,
     /// Input memory (empty when the case has none).
     mem: Vec<u8>,
 }
 
 const USAGE: &str =
-    "usage: bpfc-conformance-plugin [MEM-HEX] --interp|--jit [--checked]  (program hex on stdin)";
+    "usage: bpfc-conformance-plugin [MEM-HEX] --interp|--jit|--aot [--target TRIPLE] [--checked]  (program hex on stdin)";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut engine = None;
     let mut checked = false;
+    let mut target = String::from("x86_64-unknown-linux-gnu");
     let mut mem = None;
-    for arg in args {
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--aot" => engine = Some(Engine::Aot),
+            "--target" => {
+                target = args
+                    .next()
+                    .ok_or_else(|| format!("--target needs a triple; {USAGE}"))?
+            }
             "--interp" => engine = Some(Engine::Interp),
             "--jit" => engine = Some(Engine::Jit),
             "--checked" => checked = true,
@@ -64,6 +82,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
     Ok(Invocation {
         engine: engine.ok_or_else(|| format!("no engine selected; {USAGE}"))?,
         checked,
+        target,
         mem: mem.unwrap_or_default(),
     })
 }
@@ -93,6 +112,28 @@ fn run_jit(insns: &[Insn], mem: &mut [u8], checked: bool) -> Result<u64, String>
         .map_err(|e| e.to_string())
 }
 
+/// Compile `insns` to an object for `target`, link it with the C driver and run it.
+fn run_aot(insns: &[Insn], mem: &[u8], target: &str, checked: bool) -> Result<u64, String> {
+    let aot_target = AotTarget::for_triple(target)
+        .ok_or_else(|| format!("--aot runs Linux targets only, not {target}"))?;
+    let triple = parse_triple(target).map_err(|e| e.to_string())?;
+    let opts = CodegenOptions {
+        checked,
+        ..Default::default()
+    };
+    let object = compile_object(
+        insns,
+        Endian::Little,
+        &triple,
+        &opts,
+        "bpfc_prog",
+        &[5],
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    link_and_run(&aot_target, &object, "bpfc_prog", mem).map_err(|e| e.to_string())
+}
+
 fn run() -> Result<u64, String> {
     let mut inv = parse_args(std::env::args().skip(1))?;
     let mut text = String::new();
@@ -104,6 +145,7 @@ fn run() -> Result<u64, String> {
     match inv.engine {
         Engine::Interp => run_interp(&insns, &mut inv.mem),
         Engine::Jit => run_jit(&insns, &mut inv.mem, inv.checked),
+        Engine::Aot => run_aot(&insns, &inv.mem, &inv.target, inv.checked),
     }
 }
 
