@@ -1,0 +1,201 @@
+//! bpfc-bench: runs each benchmark program natively (C built by `cc -O2`),
+//! in bpfc's engines and in rbpf, checks every engine's r0 against the
+//! native result (a mismatch aborts), and prints markdown tables of run
+//! times, ratios to native and JIT compile times.
+//!
+//! Usage: `bpfc-bench [PROGRAM...]` (default: all programs).
+
+mod buffer;
+mod engines;
+mod gen;
+mod measure;
+mod programs;
+mod report;
+
+use engines::{Column, Compiled};
+use measure::{measure, Sample};
+use report::{Cell, CompileRow, Row};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Size of the generated program used for compile-time measurement.
+const GENERATED_INSNS: usize = 4000;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("bpfc-bench: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let filter: Vec<String> = std::env::args().skip(1).collect();
+    let columns = engines::columns();
+    let mut rows = Vec::new();
+    let mut compile_rows = Vec::new();
+    for program in programs::all() {
+        if !filter.is_empty() && !filter.iter().any(|f| program.name.contains(f.as_str())) {
+            continue;
+        }
+        eprintln!("== {}", program.name);
+        let (row, compile_row) = bench_program(&program, &columns)?;
+        rows.push(row);
+        compile_rows.push(compile_row);
+    }
+    eprintln!("== generated {GENERATED_INSNS}-instruction program (compile time)");
+    compile_rows.push(bench_generated(&columns)?);
+    report::print(&columns, &rows, &compile_rows);
+    Ok(())
+}
+
+fn bench_program(
+    program: &programs::Program,
+    columns: &[Column],
+) -> Result<(Row, CompileRow), String> {
+    let insns = program.bytecode.len() / 8;
+    let mut buf = (program.input)();
+    let len = buf.len();
+    let native = program.native;
+    let mut call_native = || -> Result<u64, String> {
+        // SAFETY: the native build reads and writes only inside the buffer it
+        // is given (len bytes, 8-byte aligned), per its C source.
+        Ok(unsafe { native(buf.bytes_mut().as_mut_ptr(), len as u64) })
+    };
+    let expected = call_native()?;
+    let native_sample = measure(&mut call_native)?;
+    eprintln!(
+        "   native: r0 = {expected:#x}, {:.0} ns",
+        native_sample.median_ns
+    );
+
+    let mut cells = Vec::new();
+    let mut compile_cells = Vec::new();
+    for column in columns {
+        let engine = match &column.engine {
+            Ok(e) => e,
+            Err(why) => {
+                cells.push(Cell::Missing(why.clone()));
+                compile_cells.push(Cell::Missing(why.clone()));
+                continue;
+            }
+        };
+        let refuse = |what: &str, e: String| -> Result<Cell, String> {
+            let msg = format!("{} {what} {}: {e}", column.name, program.name);
+            if engine.may_refuse() {
+                eprintln!("   {msg}");
+                Ok(Cell::Missing(msg))
+            } else {
+                Err(msg)
+            }
+        };
+        let mut compiled: Box<dyn Compiled> = match engine.compile(program.bytecode, len) {
+            Ok(c) => c,
+            Err(e) => {
+                let cell = refuse("cannot compile", e)?;
+                cells.push(cell.clone());
+                compile_cells.push(cell);
+                continue;
+            }
+        };
+        compile_cells.push(if engine.is_jit() {
+            Cell::Time(measure(|| engine.compile(program.bytecode, len))?)
+        } else {
+            Cell::NotJit
+        });
+        let got = match compiled.run(buf.bytes_mut()) {
+            Ok(v) => v,
+            Err(e) => {
+                cells.push(refuse("cannot run", e)?);
+                continue;
+            }
+        };
+        if got != expected {
+            return Err(format!(
+                "{} on {}: r0 = {got:#x}, native gives {expected:#x}",
+                column.name, program.name
+            ));
+        }
+        let sample = measure(|| compiled.run(buf.bytes_mut()))?;
+        eprintln!(
+            "   {}: {:.0} ns ({:.2}x native)",
+            column.name,
+            sample.median_ns,
+            sample.median_ns / native_sample.median_ns
+        );
+        cells.push(Cell::Time(sample));
+    }
+    Ok((
+        Row {
+            name: program.name,
+            insns,
+            native: native_sample,
+            cells,
+        },
+        CompileRow {
+            name: program.name.to_string(),
+            insns,
+            cells: compile_cells,
+        },
+    ))
+}
+
+/// Compile times on the generated program; its results must agree across engines.
+fn bench_generated(columns: &[Column]) -> Result<CompileRow, String> {
+    let bytecode = gen::branchy_program(GENERATED_INSNS, 0x5eed);
+    let mut mem = buffer::Buffer::zeroed(8);
+    let mut first: Option<(&str, u64)> = None;
+    let mut cells = Vec::new();
+    for column in columns {
+        let engine = match &column.engine {
+            Ok(e) if e.is_jit() => e,
+            Ok(_) => {
+                cells.push(Cell::NotJit);
+                continue;
+            }
+            Err(why) => {
+                cells.push(Cell::Missing(why.clone()));
+                continue;
+            }
+        };
+        let start = Instant::now();
+        let compiled = engine.compile(&bytecode, mem.len());
+        let once = start.elapsed();
+        let mut compiled = match compiled {
+            Ok(c) => c,
+            Err(e) if engine.may_refuse() => {
+                cells.push(Cell::Missing(format!("{}: {e}", column.name)));
+                continue;
+            }
+            Err(e) => return Err(format!("{} on the generated program: {e}", column.name)),
+        };
+        let got = compiled
+            .run(mem.bytes_mut())
+            .map_err(|e| format!("{} on the generated program: {e}", column.name))?;
+        match first {
+            Some((who, v)) if v != got => {
+                return Err(format!(
+                    "generated program: {} gives {got:#x}, {who} gives {v:#x}",
+                    column.name
+                ))
+            }
+            Some(_) => {}
+            None => first = Some((column.name, got)),
+        }
+        let sample: Sample = measure(|| engine.compile(&bytecode, mem.len()))?;
+        eprintln!(
+            "   {}: first compile {:.0} us, median {:.0} us",
+            column.name,
+            once.as_secs_f64() * 1e6,
+            sample.median_ns / 1e3
+        );
+        cells.push(Cell::Time(sample));
+    }
+    Ok(CompileRow {
+        name: format!("generated ({GENERATED_INSNS} insns)"),
+        insns: GENERATED_INSNS,
+        cells,
+    })
+}
