@@ -13,13 +13,14 @@ mod programs;
 mod report;
 
 use engines::{Column, Compiled};
-use measure::{measure, Sample};
+use measure::{measure, Sample, Timings, ROUNDS};
 use report::{Cell, CompileRow, Row};
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// Size of the generated program used for compile-time measurement.
-const GENERATED_INSNS: usize = 4000;
+/// Sizes of the generated programs used for compile-time measurement (the
+/// issue asks for 4,000; 400 also fits rbpf's one-page x86 JIT buffer).
+const GENERATED_INSNS: [usize; 2] = [4000, 400];
 
 fn main() -> ExitCode {
     match run() {
@@ -45,8 +46,10 @@ fn run() -> Result<(), String> {
         rows.push(row);
         compile_rows.push(compile_row);
     }
-    eprintln!("== generated {GENERATED_INSNS}-instruction program (compile time)");
-    compile_rows.push(bench_generated(&columns)?);
+    for n in GENERATED_INSNS {
+        eprintln!("== generated {n}-instruction program (compile time)");
+        compile_rows.push(bench_generated(&columns, n)?);
+    }
     report::print(&columns, &rows, &compile_rows);
     Ok(())
 }
@@ -59,31 +62,30 @@ fn bench_program(
     let mut buf = (program.input)();
     let len = buf.len();
     let native = program.native;
-    let mut call_native = || -> Result<u64, String> {
+    let call_native = |buf: &mut buffer::Buffer| -> Result<u64, String> {
         // SAFETY: the native build reads and writes only inside the buffer it
         // is given (len bytes, 8-byte aligned), per its C source.
         Ok(unsafe { native(buf.bytes_mut().as_mut_ptr(), len as u64) })
     };
-    let expected = call_native()?;
-    let native_sample = measure(&mut call_native)?;
-    eprintln!(
-        "   native: r0 = {expected:#x}, {:.0} ns",
-        native_sample.median_ns
-    );
+    let expected = call_native(&mut buf)?;
+    eprintln!("   native: r0 = {expected:#x}");
 
-    let mut cells = Vec::new();
+    // Compile and check every engine first; cells stay None for those that run.
+    let mut compiled: Vec<Option<Box<dyn Compiled>>> = Vec::new();
+    let mut cells: Vec<Option<Cell>> = Vec::new();
     let mut compile_cells = Vec::new();
     for column in columns {
         let engine = match &column.engine {
             Ok(e) => e,
             Err(why) => {
-                cells.push(Cell::Missing(why.clone()));
+                compiled.push(None);
+                cells.push(Some(Cell::Missing(why.clone())));
                 compile_cells.push(Cell::Missing(why.clone()));
                 continue;
             }
         };
-        let refuse = |what: &str, e: String| -> Result<Cell, String> {
-            let msg = format!("{} {what} {}: {e}", column.name, program.name);
+        let refuse = |e: String| -> Result<Cell, String> {
+            let msg = format!("{} on {}: {e}", column.name, program.name);
             if engine.may_refuse() {
                 eprintln!("   {msg}");
                 Ok(Cell::Missing(msg))
@@ -91,11 +93,12 @@ fn bench_program(
                 Err(msg)
             }
         };
-        let mut compiled: Box<dyn Compiled> = match engine.compile(program.bytecode, len) {
+        let mut c: Box<dyn Compiled> = match engine.compile(program.bytecode, len) {
             Ok(c) => c,
             Err(e) => {
-                let cell = refuse("cannot compile", e)?;
-                cells.push(cell.clone());
+                let cell = refuse(format!("cannot compile: {e}"))?;
+                compiled.push(None);
+                cells.push(Some(cell.clone()));
                 compile_cells.push(cell);
                 continue;
             }
@@ -105,28 +108,58 @@ fn bench_program(
         } else {
             Cell::NotJit
         });
-        let got = match compiled.run(buf.bytes_mut()) {
-            Ok(v) => v,
-            Err(e) => {
-                cells.push(refuse("cannot run", e)?);
-                continue;
+        match c.run(buf.bytes_mut()) {
+            Ok(got) if got == expected => {
+                compiled.push(Some(c));
+                cells.push(None);
             }
-        };
-        if got != expected {
-            return Err(format!(
-                "{} on {}: r0 = {got:#x}, native gives {expected:#x}",
-                column.name, program.name
-            ));
+            Ok(got) => {
+                // A wrong result from bpfc aborts; one from a comparison
+                // engine (rbpf) is reported in its cell and not timed.
+                let cell = refuse(format!(
+                    "wrong result r0 = {got:#x}, native gives {expected:#x}"
+                ))?;
+                compiled.push(None);
+                cells.push(Some(cell));
+            }
+            Err(e) => {
+                let cell = refuse(format!("cannot run: {e}"))?;
+                compiled.push(None);
+                cells.push(Some(cell));
+            }
         }
-        let sample = measure(|| compiled.run(buf.bytes_mut()))?;
-        eprintln!(
-            "   {}: {:.0} ns ({:.2}x native)",
-            column.name,
-            sample.median_ns,
-            sample.median_ns / native_sample.median_ns
-        );
-        cells.push(Cell::Time(sample));
     }
+
+    // Interleaved rounds: native, then every engine, ROUNDS times.
+    let mut native_t = Timings::default();
+    let mut engine_t: Vec<Timings> = columns.iter().map(|_| Timings::default()).collect();
+    for _ in 0..ROUNDS {
+        native_t.round(|| call_native(&mut buf))?;
+        for (c, t) in compiled.iter_mut().zip(engine_t.iter_mut()) {
+            if let Some(c) = c {
+                t.round(|| c.run(buf.bytes_mut()))?;
+            }
+        }
+    }
+    let native_sample = native_t.sample();
+    eprintln!("   native: {:.0} ns", native_sample.median_ns);
+    let cells = cells
+        .into_iter()
+        .zip(engine_t.iter())
+        .zip(columns)
+        .map(|((cell, t), column)| {
+            cell.unwrap_or_else(|| {
+                let s = t.sample();
+                eprintln!(
+                    "   {}: {:.0} ns ({:.2}x native)",
+                    column.name,
+                    s.median_ns,
+                    s.median_ns / native_sample.median_ns
+                );
+                Cell::Time(s)
+            })
+        })
+        .collect();
     Ok((
         Row {
             name: program.name,
@@ -143,8 +176,8 @@ fn bench_program(
 }
 
 /// Compile times on the generated program; its results must agree across engines.
-fn bench_generated(columns: &[Column]) -> Result<CompileRow, String> {
-    let bytecode = gen::branchy_program(GENERATED_INSNS, 0x5eed);
+fn bench_generated(columns: &[Column], n: usize) -> Result<CompileRow, String> {
+    let bytecode = gen::branchy_program(n, 0x5eed);
     let mut mem = buffer::Buffer::zeroed(8);
     let mut first: Option<(&str, u64)> = None;
     let mut cells = Vec::new();
@@ -166,14 +199,22 @@ fn bench_generated(columns: &[Column]) -> Result<CompileRow, String> {
         let mut compiled = match compiled {
             Ok(c) => c,
             Err(e) if engine.may_refuse() => {
+                cells.push(Cell::Missing(format!(
+                    "{} on generated ({n}): {e}",
+                    column.name
+                )));
+                continue;
+            }
+            Err(e) => return Err(format!("{} on the generated program: {e}", column.name)),
+        };
+        let got = match compiled.run(mem.bytes_mut()) {
+            Ok(v) => v,
+            Err(e) if engine.may_refuse() => {
                 cells.push(Cell::Missing(format!("{}: {e}", column.name)));
                 continue;
             }
             Err(e) => return Err(format!("{} on the generated program: {e}", column.name)),
         };
-        let got = compiled
-            .run(mem.bytes_mut())
-            .map_err(|e| format!("{} on the generated program: {e}", column.name))?;
         match first {
             Some((who, v)) if v != got => {
                 return Err(format!(
@@ -194,8 +235,8 @@ fn bench_generated(columns: &[Column]) -> Result<CompileRow, String> {
         cells.push(Cell::Time(sample));
     }
     Ok(CompileRow {
-        name: format!("generated ({GENERATED_INSNS} insns)"),
-        insns: GENERATED_INSNS,
+        name: format!("generated ({n} insns)"),
+        insns: n,
         cells,
     })
 }

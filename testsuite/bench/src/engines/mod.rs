@@ -15,8 +15,9 @@ pub trait Engine {
     fn compile(&self, bytecode: &[u8], input_len: usize) -> Result<Box<dyn Compiled>, String>;
     /// True if compiling is the engine's JIT compile step (timed separately).
     fn is_jit(&self) -> bool;
-    /// True if the engine may legitimately refuse a program (then its cell
-    /// reads "n/a"); for bpfc's own engines any error aborts the bench.
+    /// True for comparison engines (rbpf): when one refuses a program or
+    /// returns a wrong r0, its cell reads "n/a" with the reason. For bpfc's
+    /// own engines any error or wrong result aborts the bench.
     fn may_refuse(&self) -> bool;
 }
 

@@ -3,6 +3,13 @@
 //!
 //! rbpf's VMs set r1 to the memory area but not r2, so the bench prepends
 //! one `mov64 r2, LEN` instruction to the program it hands to rbpf.
+//!
+//! rbpf asserts instead of returning errors in places (its x86 JIT writes
+//! into a fixed one-page code buffer and panics when a program's code does
+//! not fit), so compile and run calls are wrapped in `catch_unwind` and a
+//! panic becomes that engine's "n/a" reason.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Compiled, Engine};
 
@@ -42,12 +49,16 @@ impl Engine for RbpfJit {
         // `_prog` is dropped, which happens after `vm` (field order), and they
         // are never mutated; so the 'static borrow never dangles while used.
         let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(prog.as_ptr(), prog.len()) };
-        let mut vm = rbpf::EbpfVmRaw::new(Some(bytes)).map_err(|e| e.to_string())?;
-        if self.cranelift {
-            compile_cranelift(&mut vm)?;
-        } else {
-            vm.jit_compile().map_err(|e| e.to_string())?;
-        }
+        let cranelift = self.cranelift;
+        let vm = quiet_catch(|| {
+            let mut vm = rbpf::EbpfVmRaw::new(Some(bytes)).map_err(|e| e.to_string())?;
+            if cranelift {
+                compile_cranelift(&mut vm)?;
+            } else {
+                vm.jit_compile().map_err(|e| e.to_string())?;
+            }
+            Ok(vm)
+        })?;
         Ok(Box::new(RbpfCompiled {
             vm,
             cranelift: self.cranelift,
@@ -81,14 +92,15 @@ impl Compiled for RbpfCompiled {
         // borrowed for the whole call, so widening the lifetime is sound.
         let mem: &'static mut [u8] =
             unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr(), mem.len()) };
+        let vm = &self.vm;
         if self.cranelift {
-            run_cranelift(&self.vm, mem)
+            quiet_catch(|| run_cranelift(vm, mem))
         } else {
             // SAFETY: rbpf's x86 JIT does not check memory accesses; every
             // program is first run by the native build on the same input and
             // only touches its input buffer and stack, and the result is
             // checked against native.
-            unsafe { self.vm.execute_program_jit(mem) }.map_err(|e| e.to_string())
+            quiet_catch(|| unsafe { vm.execute_program_jit(mem) }.map_err(|e| e.to_string()))
         }
     }
 }
@@ -101,4 +113,21 @@ fn run_cranelift(vm: &rbpf::EbpfVmRaw<'static>, mem: &'static mut [u8]) -> Resul
 #[cfg(not(feature = "rbpf-cranelift"))]
 fn run_cranelift(_vm: &rbpf::EbpfVmRaw<'static>, _mem: &'static mut [u8]) -> Result<u64, String> {
     Err("rbpf built without its cranelift feature".into())
+}
+
+/// Runs `f`, turning a panic into an error with the panic message (the
+/// default hook's report is silenced meanwhile).
+fn quiet_catch<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(format!("rbpf panicked: {msg}"))
+    })
 }
