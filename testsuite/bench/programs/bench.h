@@ -24,7 +24,14 @@ typedef long long s64;
 #define BENCH_ENTRY(name) \
 	__attribute__((section("bench"), used)) u64 bench_##name(u8 *buf, u64 len)
 #else
-#define BENCH_ENTRY(name) u64 bench_native_##name(u8 *buf, u64 len)
+/* build.rs compiles the native side twice: with cc (bench_native_NAME) and,
+ * when available, with clang-19 (-DBENCH_NATIVE_PREFIX=bench_clang_). */
+#ifndef BENCH_NATIVE_PREFIX
+#define BENCH_NATIVE_PREFIX bench_native_
+#endif
+#define BENCH_CAT2(a, b) a##b
+#define BENCH_CAT(a, b) BENCH_CAT2(a, b)
+#define BENCH_ENTRY(name) u64 BENCH_CAT(BENCH_NATIVE_PREFIX, name)(u8 *buf, u64 len)
 #endif
 
 #endif

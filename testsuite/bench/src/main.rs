@@ -12,7 +12,7 @@ mod measure;
 mod programs;
 mod report;
 
-use engines::{Column, Compiled};
+use engines::{Column, Compiled, Source};
 use measure::{measure, Sample, Timings, ROUNDS};
 use report::{Cell, CompileRow, Row};
 use std::process::ExitCode;
@@ -68,6 +68,11 @@ fn bench_program(
         Ok(unsafe { native(buf.bytes_mut().as_mut_ptr(), len as u64) })
     };
     let expected = call_native(&mut buf)?;
+    let source = Source {
+        bytecode: program.bytecode,
+        input_len: len,
+        clang_native: program.clang_native,
+    };
     eprintln!("   native: r0 = {expected:#x}");
 
     // Compile and check every engine first; cells stay None for those that run.
@@ -93,7 +98,7 @@ fn bench_program(
                 Err(msg)
             }
         };
-        let mut c: Box<dyn Compiled> = match engine.compile(program.bytecode, len) {
+        let mut c: Box<dyn Compiled> = match engine.compile(&source) {
             Ok(c) => c,
             Err(e) => {
                 let cell = refuse(format!("cannot compile: {e}"))?;
@@ -104,7 +109,7 @@ fn bench_program(
             }
         };
         compile_cells.push(if engine.is_jit() {
-            Cell::Time(measure(|| engine.compile(program.bytecode, len))?)
+            Cell::Time(measure(|| engine.compile(&source))?)
         } else {
             Cell::NotJit
         });
@@ -179,6 +184,11 @@ fn bench_program(
 fn bench_generated(columns: &[Column], n: usize) -> Result<CompileRow, String> {
     let bytecode = gen::branchy_program(n, 0x5eed);
     let mut mem = buffer::Buffer::zeroed(8);
+    let source = Source {
+        bytecode: &bytecode,
+        input_len: mem.len(),
+        clang_native: None,
+    };
     let mut first: Option<(&str, u64)> = None;
     let mut cells = Vec::new();
     for column in columns {
@@ -194,7 +204,7 @@ fn bench_generated(columns: &[Column], n: usize) -> Result<CompileRow, String> {
             }
         };
         let start = Instant::now();
-        let compiled = engine.compile(&bytecode, mem.len());
+        let compiled = engine.compile(&source);
         let once = start.elapsed();
         let mut compiled = match compiled {
             Ok(c) => c,
@@ -225,7 +235,7 @@ fn bench_generated(columns: &[Column], n: usize) -> Result<CompileRow, String> {
             Some(_) => {}
             None => first = Some((column.name, got)),
         }
-        let sample: Sample = measure(|| engine.compile(&bytecode, mem.len()))?;
+        let sample: Sample = measure(|| engine.compile(&source))?;
         eprintln!(
             "   {}: first compile {:.0} us, median {:.0} us",
             column.name,

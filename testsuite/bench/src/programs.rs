@@ -18,6 +18,29 @@ extern "C" {
     fn bench_native_crc32(buf: *mut u8, len: u64) -> u64;
 }
 
+#[cfg(bench_clang_native)]
+extern "C" {
+    fn bench_clang_primes(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_memcpy(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_strcmp(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_switch64(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_log2(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_bubble(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_bubble_stack(buf: *mut u8, len: u64) -> u64;
+    fn bench_clang_crc32(buf: *mut u8, len: u64) -> u64;
+}
+
+/// The clang-19 native build of a program, when build.rs made one.
+macro_rules! clang {
+    ($f:ident) => {{
+        #[cfg(bench_clang_native)]
+        let f: Option<NativeFn> = Some($f);
+        #[cfg(not(bench_clang_native))]
+        let f: Option<NativeFn> = None;
+        f
+    }};
+}
+
 /// One row of the benchmark: a program and the input it runs on.
 pub struct Program {
     /// Row label.
@@ -25,6 +48,8 @@ pub struct Program {
     /// The raw eBPF instructions (section "bench" of programs/NAME.o).
     pub bytecode: &'static [u8],
     pub native: NativeFn,
+    /// The same C built by clang-19 -O2, if available.
+    pub clang_native: Option<NativeFn>,
     /// Builds the input buffer (deterministic).
     pub input: fn() -> Buffer,
 }
@@ -37,54 +62,63 @@ pub fn all() -> Vec<Program> {
             name: "primes",
             bytecode: include_bytes!("../programs/primes.bin"),
             native: bench_native_primes,
+            clang_native: clang!(bench_clang_primes),
             input: primes_input,
         },
         Program {
             name: "memcpy",
             bytecode: include_bytes!("../programs/memcpy.bin"),
             native: bench_native_memcpy,
+            clang_native: clang!(bench_clang_memcpy),
             input: memcpy_input,
         },
         Program {
             name: "strcmp_diff",
             bytecode: include_bytes!("../programs/strcmp.bin"),
             native: bench_native_strcmp,
+            clang_native: clang!(bench_clang_strcmp),
             input: || strcmp_input(true),
         },
         Program {
             name: "strcmp_equal",
             bytecode: include_bytes!("../programs/strcmp.bin"),
             native: bench_native_strcmp,
+            clang_native: clang!(bench_clang_strcmp),
             input: || strcmp_input(false),
         },
         Program {
             name: "switch64",
             bytecode: include_bytes!("../programs/switch64.bin"),
             native: bench_native_switch64,
+            clang_native: clang!(bench_clang_switch64),
             input: switch_input,
         },
         Program {
             name: "log2",
             bytecode: include_bytes!("../programs/log2.bin"),
             native: bench_native_log2,
+            clang_native: clang!(bench_clang_log2),
             input: log2_input,
         },
         Program {
             name: "bubble",
             bytecode: include_bytes!("../programs/bubble.bin"),
             native: bench_native_bubble,
+            clang_native: clang!(bench_clang_bubble),
             input: bubble_input,
         },
         Program {
             name: "bubble_stack",
             bytecode: include_bytes!("../programs/bubble_stack.bin"),
             native: bench_native_bubble_stack,
+            clang_native: clang!(bench_clang_bubble_stack),
             input: bubble_stack_input,
         },
         Program {
             name: "crc32",
             bytecode: include_bytes!("../programs/crc32.bin"),
             native: bench_native_crc32,
+            clang_native: clang!(bench_clang_crc32),
             input: crc32_input,
         },
     ]

@@ -7,14 +7,29 @@ mod link;
 #[cfg(feature = "rbpf")]
 mod rbpf;
 
+use crate::programs::NativeFn;
+
+mod native;
+
+/// What an engine is given to prepare.
+#[cfg_attr(not(feature = "rbpf"), allow(dead_code))]
+pub struct Source<'a> {
+    /// Raw little-endian eBPF bytecode.
+    pub bytecode: &'a [u8],
+    /// Length of the input buffer the program will run on.
+    pub input_len: usize,
+    /// The program's C source compiled natively by clang-19, if any.
+    pub clang_native: Option<NativeFn>,
+}
+
 /// A program prepared by an engine, ready to run many times.
 pub trait Compiled {
     fn run(&mut self, mem: &mut [u8]) -> Result<u64, String>;
 }
 
 pub trait Engine {
-    /// Prepares `bytecode` for runs on inputs of `input_len` bytes.
-    fn compile(&self, bytecode: &[u8], input_len: usize) -> Result<Box<dyn Compiled>, String>;
+    /// Prepares a program for runs on inputs of `source.input_len` bytes.
+    fn compile(&self, source: &Source) -> Result<Box<dyn Compiled>, String>;
     /// True if compiling is the engine's JIT compile step (timed separately).
     fn is_jit(&self) -> bool;
     /// True for comparison engines (rbpf): when one refuses a program or
@@ -31,6 +46,10 @@ pub struct Column {
 
 pub fn columns() -> Vec<Column> {
     vec![
+        Column {
+            name: "native clang-19",
+            engine: native::ClangNative::new().map(|e| Box::new(e) as Box<dyn Engine>),
+        },
         Column {
             name: "bpfc JIT",
             engine: Err("not available: bpfc_compiler::codegen::jit is not in this build".into()),

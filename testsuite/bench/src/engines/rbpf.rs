@@ -11,7 +11,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{Compiled, Engine};
+use super::{Compiled, Engine, Source};
 
 pub struct RbpfJit {
     cranelift: bool,
@@ -38,8 +38,10 @@ struct RbpfCompiled {
 }
 
 impl Engine for RbpfJit {
-    fn compile(&self, bytecode: &[u8], input_len: usize) -> Result<Box<dyn Compiled>, String> {
-        let len = i32::try_from(input_len).map_err(|_| "input too large for rbpf prologue")?;
+    fn compile(&self, source: &Source) -> Result<Box<dyn Compiled>, String> {
+        let bytecode = source.bytecode;
+        let len =
+            i32::try_from(source.input_len).map_err(|_| "input too large for rbpf prologue")?;
         let mut prog = Vec::with_capacity(bytecode.len() + 8);
         prog.extend([0xb7, 0x02, 0, 0]); // mov64 r2, imm
         prog.extend(len.to_le_bytes());
