@@ -40,7 +40,25 @@ fn reps(s: &Sample) -> String {
     format!("{}×{}", s.reps, s.batch)
 }
 
+/// The CPU model (from /proc/cpuinfo) and the number of CPUs available.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".into());
+    format!("{model}, {cpus} CPUs, {}-{}", std::env::consts::ARCH, std::env::consts::OS)
+}
+
 pub fn print(columns: &[Column], rows: &[Row], compile_rows: &[CompileRow]) {
+    println!("Machine: {}\n", machine());
     let mut notes: Vec<String> = Vec::new();
     let mut note = |msg: &str| -> usize {
         match notes.iter().position(|n| n == msg) {
