@@ -69,7 +69,7 @@ pub fn print(columns: &[Column], rows: &[Row], compile_rows: &[CompileRow]) {
             }
         }
     };
-    println!("## Run time (median per run, and ratio to native)\n");
+    println!("### Run time (median per run, and ratio to native)\n");
     let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
     println!("| program | eBPF insns | native | {} |", names.join(" | "));
     println!("|---|---:|---:|{}", "---:|".repeat(names.len()));
@@ -115,7 +115,7 @@ pub fn print(columns: &[Column], rows: &[Row], compile_rows: &[CompileRow]) {
         }
     }
 
-    println!("\n## Repetitions (N batches × calls per batch; the median is over the N batches)\n");
+    println!("\n### Repetitions (N batches × calls per batch; the median is over the N batches)\n");
     println!("| program | native | {} |", names.join(" | "));
     println!("|---|---:|{}", "---:|".repeat(names.len()));
     for row in rows {
@@ -129,7 +129,7 @@ pub fn print(columns: &[Column], rows: &[Row], compile_rows: &[CompileRow]) {
         println!("{line}");
     }
 
-    println!("\n## JIT compile time (median; µs and µs per eBPF instruction)\n");
+    println!("\n### JIT compile time (median; µs and µs per eBPF instruction)\n");
     println!("| program | eBPF insns | {} |", names.join(" | "));
     println!("|---|---:|{}", "---:|".repeat(names.len()));
     for row in compile_rows {
