@@ -2,4 +2,5 @@
 //! interpreter, the ELF loader and the Cranelift lowering to JIT code and
 //! native objects.
 
+pub mod interp;
 pub mod isa;

@@ -1,0 +1,144 @@
+//! The reference interpreter: the semantic oracle for ISA v4 that the JIT and
+//! AOT code are differential-tested against. Precision first; it still
+//! decodes once and runs a tight `match` over [`Insn`].
+//!
+//! Machine model:
+//! - On entry r1 holds the address of the input buffer (0 when it is empty)
+//!   and r2 its length; the other registers are 0 except r10.
+//! - Each call frame has its own [`STACK_SIZE`](isa::STACK_SIZE)-byte stack, r10 pointing at
+//!   its top. A local call (`call` with `src = 1`) saves r6-r9 and r10,
+//!   switches to a fresh frame and restores them on `exit`; at most
+//!   [`MAX_CALL_FRAMES`](isa::MAX_CALL_FRAMES) frames (the entry function included) may be live.
+//!   A callee may access its callers' stacks (a program can pass a pointer
+//!   to its own stack down), never a frame below its own.
+//! - `call imm` calls helper `imm` of the [`HelperTable`]; `callx reg` calls
+//!   the helper whose id is the value of `reg` (this is what the conformance
+//!   case `callx` expects: `r2 = 5; callx r2` calls helper 5). Helpers
+//!   receive r1-r5 and the [`ExecContext`]; r0 receives their result, r1-r5
+//!   keep their values. A helper that records a fault in the context stops
+//!   the run.
+//! - Every load, store and atomic is checked against the accessible regions
+//!   (see [`memory`]); unaligned accesses inside a region are allowed.
+//! - [`run`] validates the program with [`isa::validate`] first, so callers may
+//!   pass freshly decoded or hand-built instruction vectors alike.
+//!
+//! Not executable yet: `lddw` other than `src = 0` (map and function
+//! references, resolved by the loader), kfunc calls, and the legacy packet
+//! loads `ldabs`/`ldind`; each stops the run with its own error.
+
+mod alu;
+mod exec;
+pub mod memory;
+
+#[cfg(test)]
+mod tests;
+
+pub use memory::{Region, Regions};
+
+use crate::isa::{self, DecodeError, Insn, LddwSrc};
+use bpfc_runtime::{ExecContext, HelperTable};
+use thiserror::Error;
+
+/// Run options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Stop with [`RunError::InsnLimit`] after this many executed instructions
+    /// (`None`: no limit).
+    pub max_insns: Option<u64>,
+}
+
+/// Why a run stopped without a return value. Every variant carries the slot
+/// index `pc` of the instruction it concerns.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RunError {
+    /// The program failed [`isa::validate`] (`pc` is 0 for an empty program).
+    #[error("{source}")]
+    Invalid { pc: usize, source: DecodeError },
+    #[error("instruction {pc}: out-of-bounds {size}-byte {access} at {addr:#x} ({regions})")]
+    OutOfBounds {
+        pc: usize,
+        addr: u64,
+        size: usize,
+        access: &'static str,
+        /// The accessible regions at the time, e.g. `stack is 0x..-0x.., input is empty`.
+        regions: String,
+    },
+    #[error("instruction {pc}: {size}-byte write at {addr:#x} into read-only {region}")]
+    ReadOnly {
+        pc: usize,
+        addr: u64,
+        size: usize,
+        region: String,
+    },
+    #[error("instruction {pc}: instruction limit of {limit} reached")]
+    InsnLimit { pc: usize, limit: u64 },
+    #[error("instruction {pc}: call depth exceeds {max} frames")]
+    CallDepth { pc: usize, max: usize },
+    #[error("instruction {pc}: unknown helper {id}")]
+    UnknownHelper { pc: usize, id: i128 },
+    #[error("instruction {pc}: helper {id} ({name}) failed: {message}")]
+    HelperFault {
+        pc: usize,
+        id: u32,
+        name: &'static str,
+        message: String,
+    },
+    #[error("instruction {pc}: kfunc calls cannot run (kfunc btf id {btf_id})")]
+    Kfunc { pc: usize, btf_id: i32 },
+    #[error("instruction {pc}: legacy packet load needs a packet program type")]
+    PacketLoad { pc: usize },
+    #[error("instruction {pc}: unresolved pseudo lddw (src {}) needs the loader", src.raw())]
+    UnresolvedLddw { pc: usize, src: LddwSrc },
+    /// Reached an instruction that is never executed (the second `lddw` slot);
+    /// validation rules this out, so it signals an interpreter bug.
+    #[error("instruction {pc}: not executable ({insn:?})")]
+    NotExecutable { pc: usize, insn: Insn },
+}
+
+impl RunError {
+    /// The slot index of the instruction the error concerns.
+    pub fn pc(&self) -> usize {
+        match *self {
+            RunError::Invalid { pc, .. }
+            | RunError::OutOfBounds { pc, .. }
+            | RunError::ReadOnly { pc, .. }
+            | RunError::InsnLimit { pc, .. }
+            | RunError::CallDepth { pc, .. }
+            | RunError::UnknownHelper { pc, .. }
+            | RunError::HelperFault { pc, .. }
+            | RunError::Kfunc { pc, .. }
+            | RunError::PacketLoad { pc }
+            | RunError::UnresolvedLddw { pc, .. }
+            | RunError::NotExecutable { pc, .. } => pc,
+        }
+    }
+}
+
+/// Run `insns` on the input `mem` and return r0.
+pub fn run(
+    insns: &[Insn],
+    mem: &mut [u8],
+    helpers: &HelperTable,
+    ctx: &mut ExecContext,
+    opts: &Options,
+) -> Result<u64, RunError> {
+    let mut extra = Regions::new();
+    run_with_regions(insns, mem, &mut extra, helpers, ctx, opts)
+}
+
+/// [`run`] with extra accessible memory regions beside the stack and input.
+pub fn run_with_regions(
+    insns: &[Insn],
+    mem: &mut [u8],
+    extra: &mut Regions<'_>,
+    helpers: &HelperTable,
+    ctx: &mut ExecContext,
+    opts: &Options,
+) -> Result<u64, RunError> {
+    isa::validate(insns).map_err(|source| RunError::Invalid {
+        pc: source.pc().unwrap_or(0),
+        source,
+    })?;
+    let mut memory = memory::Memory::new(mem, extra);
+    exec::execute(insns, &mut memory, helpers, ctx, opts)
+}
