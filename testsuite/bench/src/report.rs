@@ -54,7 +54,11 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get().to_string())
         .unwrap_or_else(|_| "?".into());
-    format!("{model}, {cpus} CPUs, {}-{}", std::env::consts::ARCH, std::env::consts::OS)
+    format!(
+        "{model}, {cpus} CPUs, {}-{}",
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
 }
 
 pub fn print(columns: &[Column], rows: &[Row], compile_rows: &[CompileRow]) {

@@ -9,6 +9,7 @@ mod rbpf;
 
 use crate::programs::NativeFn;
 
+mod interp;
 mod native;
 
 /// What an engine is given to prepare.
@@ -60,7 +61,7 @@ pub fn columns() -> Vec<Column> {
         },
         Column {
             name: "bpfc interp",
-            engine: Err("not available: bpfc_compiler::interp is not in this build".into()),
+            engine: Ok(Box::new(interp::BpfcInterp)),
         },
         Column {
             name: "rbpf x86 JIT",
