@@ -50,7 +50,7 @@ impl Linked {
         // gives it the type the AOT calling convention documents.
         let sym = unsafe { self.lib.get::<*const u8>(name.as_bytes()) }
             .map_err(|e| format!("symbol {name}: {e}"))?;
-        Ok(*sym as *const u8)
+        Ok(*sym)
     }
 }
 
