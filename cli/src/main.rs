@@ -4,8 +4,10 @@
 use clap::{Parser, Subcommand};
 
 mod asm;
+mod compile;
 mod disasm;
 mod run;
+mod targets;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,10 @@ enum Command {
     Disasm(disasm::Args),
     /// Run a program and print its return value.
     Run(run::Args),
+    /// Compile raw instructions into a native object file.
+    Compile(compile::Args),
+    /// List the supported compilation targets.
+    Targets(targets::Args),
 }
 
 fn main() {
@@ -34,6 +40,8 @@ fn main() {
         Command::Asm(a) => asm::main(a),
         Command::Disasm(a) => disasm::main(a),
         Command::Run(a) => run::main(a),
+        Command::Compile(a) => compile::main(a),
+        Command::Targets(a) => targets::main(a),
     };
     if let Err(e) = result {
         eprintln!("bpfc: error: {e:#}");

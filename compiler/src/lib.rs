@@ -2,5 +2,8 @@
 //! interpreter, the ELF loader and the Cranelift lowering to JIT code and
 //! native objects.
 
+pub mod asm;
+pub mod codegen;
+pub mod disasm;
 pub mod interp;
 pub mod isa;

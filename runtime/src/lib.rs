@@ -6,6 +6,7 @@
 //! [`ExecContext`] of the current run (see [`helpers::HelperFn`]), so each
 //! helper is written once.
 
+pub mod abi;
 pub mod context;
 pub mod helpers;
 

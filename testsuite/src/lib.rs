@@ -1,6 +1,10 @@
 //! Shared pieces of bpfc's integration tests: where the conformance suite
 //! lives and how its pre-assembled programs are read.
 
+pub mod data;
+
+pub use data::{parse_data, read_data, DataError, DataFile};
+
 use std::path::PathBuf;
 
 /// The workspace root.

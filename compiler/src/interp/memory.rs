@@ -7,6 +7,14 @@
 //! to an offset into the one region that wholly contains it, and performed
 //! on that region's slice. An access that no region contains is
 //! [`RunError::OutOfBounds`].
+//!
+//! Extension point: memory that appears during a run (a map value a helper
+//! returns, a ring-buffer reservation) is meant to be added as a [`Region`]
+//! too; today the list is fixed before the run ([`super::run_with_regions`]),
+//! and a later helper issue can let the execution loop append the regions a
+//! helper reports through the `ExecContext` after each call. The helpers in
+//! use now never dereference pointer arguments; ones that will must only
+//! touch memory a region describes.
 
 use super::RunError;
 use crate::isa::{Size, MAX_CALL_FRAMES, STACK_SIZE};

@@ -13,7 +13,7 @@ mod decode;
 mod encode;
 pub mod opcode;
 
-pub use decode::{decode_one, decode_program, validate, DecodeError};
+pub use decode::{decode_one, decode_program, decode_unvalidated, validate, DecodeError};
 pub use encode::{encode_insn, encode_program};
 
 use std::fmt;

@@ -10,6 +10,7 @@ mod rbpf;
 use crate::programs::NativeFn;
 
 mod interp;
+mod jit;
 mod native;
 
 /// What an engine is given to prepare.
@@ -53,7 +54,7 @@ pub fn columns() -> Vec<Column> {
         },
         Column {
             name: "bpfc JIT",
-            engine: Err("not available: bpfc_compiler::codegen::jit is not in this build".into()),
+            engine: Ok(Box::new(jit::BpfcJit::new())),
         },
         Column {
             name: "bpfc AOT",

@@ -1,0 +1,93 @@
+//! `bpfc asm` and `bpfc disasm` end to end: bad input gives exit status 1 and
+//! a one-line message naming the location; good input round-trips.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bpfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfc"))
+        .args(args)
+        .output()
+        .expect("run bpfc")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfc-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    err.trim_end().to_string()
+}
+
+#[test]
+fn asm_garbage_reports_file_line_column() {
+    let src = tmp("garbage.s");
+    std::fs::write(&src, "mov %r0, 1\n\n  fooo %r1, 2\nexit\n").unwrap();
+    let out_path = tmp("garbage.bin");
+    let s = src.to_str().unwrap();
+    let out = bpfc(&["asm", s, "-o", out_path.to_str().unwrap()]);
+    let err = one_line_error(&out);
+    assert_eq!(
+        err,
+        format!("bpfc: error: {s}:3:3: unknown mnemonic 'fooo'")
+    );
+    assert!(!out_path.exists(), "no output on error");
+
+    std::fs::write(&src, "mov %r12, 1\n").unwrap();
+    let err = one_line_error(&bpfc(&["asm", s, "-o", out_path.to_str().unwrap()]));
+    assert!(
+        err.contains(&format!("{s}:1:5: invalid register '%r12'")),
+        "{err}"
+    );
+
+    std::fs::write(&src, b"\xff\xfe\x00garbage").unwrap();
+    let err = one_line_error(&bpfc(&["asm", s, "-o", out_path.to_str().unwrap()]));
+    assert!(err.starts_with(&format!("bpfc: error: {s}")), "{err}");
+}
+
+#[test]
+fn disasm_truncated_file_names_file_and_instruction() {
+    let bin = tmp("truncated.bin");
+    // One whole `mov r0, 1` and 4 bytes of the next instruction.
+    std::fs::write(&bin, [0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0]).unwrap();
+    let b = bin.to_str().unwrap();
+    let err = one_line_error(&bpfc(&["disasm", b]));
+    assert!(err.starts_with(&format!("bpfc: error: {b}: ")), "{err}");
+    assert!(err.contains("instruction 1"), "{err}");
+
+    std::fs::write(&bin, [0xb7, 0, 0, 0, 1, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let err = one_line_error(&bpfc(&["disasm", b, "--syntax", "conformance"]));
+    assert!(err.contains("instruction 1: unknown opcode 0xff"), "{err}");
+
+    let err = one_line_error(&bpfc(&["disasm", "/nonexistent/bpfc-test-file"]));
+    assert!(err.contains("/nonexistent/bpfc-test-file"), "{err}");
+}
+
+#[test]
+fn asm_then_disasm_roundtrips() {
+    let src = tmp("good.s");
+    let text =
+        "mov %r0, 1\nlddw %r1, 0x1122334455667788\njeq %r1, 5, +1\nldxw %r0, [%r1-4]\nexit\n";
+    std::fs::write(&src, text).unwrap();
+    let bin = tmp("good.bin");
+    let out = bpfc(&["asm", src.to_str().unwrap(), "-o", bin.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::metadata(&bin).unwrap().len(), 6 * 8);
+
+    let out = bpfc(&["disasm", bin.to_str().unwrap(), "--syntax", "conformance"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+
+    let out = bpfc(&["disasm", bin.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "    0: r0 = 0x1\n    1: r1 = 0x1122334455667788 ll\n    3: if r1 == 0x5 goto +0x1\n    \
+         4: r0 = *(u32 *)(r1 - 0x4)\n    5: exit\n"
+    );
+}

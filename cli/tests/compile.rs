@@ -1,0 +1,95 @@
+//! `bpfc compile` and `bpfc targets` end to end: objects written for each
+//! target, one-line errors for bad targets and malformed input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tmp(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("compile-{name}"))
+}
+
+fn bpfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfc"))
+        .args(args)
+        .output()
+        .expect("bpfc runs")
+}
+
+/// `mov r0, 42; exit`
+const PROG: [u8; 16] = [0xb7, 0, 0, 0, 42, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+
+#[test]
+fn targets_lists_seven_triples() {
+    let out = bpfc(&["targets"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert!(text.lines().any(|l| l == "s390x-unknown-linux-gnu"));
+}
+
+#[test]
+fn compile_writes_an_object_per_target() {
+    let input = tmp("prog.bin");
+    std::fs::write(&input, PROG).unwrap();
+    for (target, magic) in [
+        ("x86_64-unknown-linux-gnu", &[0x7f, b'E', b'L', b'F'][..]),
+        ("s390x-unknown-linux-gnu", &[0x7f, b'E', b'L', b'F'][..]),
+        ("aarch64-apple-darwin", &[0xcf, 0xfa, 0xed, 0xfe][..]),
+        ("x86_64-pc-windows-msvc", &[0x64, 0x86][..]),
+    ] {
+        let out_path = tmp(&format!("{target}.o"));
+        let out = bpfc(&[
+            "compile",
+            input.to_str().unwrap(),
+            "--target",
+            target,
+            "-o",
+            out_path.to_str().unwrap(),
+            "--opt-level",
+            "none",
+            "--checked",
+            "--symbol",
+            "prog",
+        ]);
+        assert!(
+            out.status.success(),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(&out_path).unwrap();
+        assert!(bytes.starts_with(magic), "{target}: bad magic");
+    }
+}
+
+#[test]
+fn bad_target_and_bad_input_are_one_line_errors() {
+    let input = tmp("odd.bin");
+    std::fs::write(&input, [0xb7, 0, 0]).unwrap();
+    let good = tmp("good.bin");
+    std::fs::write(&good, PROG).unwrap();
+    let o = tmp("never.o");
+    for args in [
+        vec![
+            "compile",
+            good.to_str().unwrap(),
+            "--target",
+            "mips-unknown-linux-gnu",
+            "-o",
+            o.to_str().unwrap(),
+        ],
+        vec![
+            "compile",
+            input.to_str().unwrap(),
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "-o",
+            o.to_str().unwrap(),
+        ],
+    ] {
+        let out = bpfc(&args);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("bpfc: error: "), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

@@ -1,0 +1,192 @@
+//! `bpfc run` end to end: output format, JSON, input memory and the one-line
+//! errors for faulting and malformed programs.
+
+use bpfc_compiler::isa::{encode_program, AluOp, Endian, Insn, Reg, Size, Src, Width};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("run-{name}"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn bpfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfc"))
+        .args(args)
+        .output()
+        .expect("bpfc runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn mov(dst: Reg, imm: i32) -> Insn {
+    Insn::Alu {
+        width: Width::W64,
+        op: AluOp::Mov,
+        dst,
+        src: Src::Imm(imm),
+    }
+}
+
+fn program(name: &str, insns: &[Insn]) -> PathBuf {
+    tmp(name, &encode_program(insns, Endian::Little))
+}
+
+/// Assert a failed run: exit 1, empty stdout, one stderr line starting `prefix`.
+fn assert_error(out: &Output, prefix: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(
+        err.starts_with(prefix),
+        "expected {prefix:?}..., got {err:?}"
+    );
+}
+
+#[test]
+fn prints_the_return_value_like_bpftool() {
+    let p = program("ok", &[mov(Reg::R0, 42), Insn::Exit]);
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rest = stdout
+        .strip_prefix("Return value: 42, duration: ")
+        .unwrap_or_else(|| panic!("unexpected output {stdout:?}"));
+    let ns = rest.strip_suffix("ns\n").expect("ends with ns");
+    ns.parse::<u64>().expect("duration is a number");
+}
+
+#[test]
+fn json_output() {
+    let p = program("json", &[mov(Reg::R0, -1), Insn::Exit]);
+    let out = bpfc(&["run", "--json", "--engine", "interp", p.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    // retval is the low 32 bits as with BPF_PROG_TEST_RUN; r0 is the whole register.
+    assert_eq!(v["retval"], 4294967295u64);
+    assert_eq!(v["r0"], u64::MAX);
+    assert_eq!(v["engine"], "interp");
+    assert!(v["duration"].is_u64());
+}
+
+#[test]
+fn input_memory() {
+    // r0 = r2 (length) + *(u8 *)(r1 + 2)
+    let insns = [
+        Insn::Ldx {
+            size: Size::B,
+            sx: false,
+            dst: Reg::R0,
+            src: Reg::R1,
+            off: 2,
+        },
+        Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Add,
+            dst: Reg::R0,
+            src: Src::Reg(Reg::R2),
+        },
+        Insn::Exit,
+    ];
+    let p = program("mem-prog", &insns);
+    let m = tmp("mem-data", &[1, 2, 30, 4]);
+    let out = bpfc(&[
+        "run",
+        "--json",
+        p.to_str().unwrap(),
+        "--mem",
+        m.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["retval"], 34);
+    // Without --mem the same load faults.
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    let file = p.display().to_string();
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 0: out-of-bounds 1-byte load at 0x2"),
+    );
+}
+
+#[test]
+fn out_of_bounds_program() {
+    let insns = [
+        mov(Reg::R0, 0),
+        Insn::Stx {
+            size: Size::DW,
+            dst: Reg::FP,
+            src: Reg::R0,
+            off: 0,
+        },
+        Insn::Exit,
+    ];
+    let p = program("oob", &insns);
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    let file = p.display().to_string();
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 1: out-of-bounds 8-byte store at 0x"),
+    );
+    assert!(text(&out.stderr).contains("(stack is 0x"));
+}
+
+#[test]
+fn truncated_file() {
+    let mut bytes = encode_program(&[mov(Reg::R0, 1), Insn::Exit], Endian::Little);
+    bytes.truncate(12);
+    let p = tmp("truncated", &bytes);
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    let file = p.display().to_string();
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: program length 12 is not a multiple of 8 bytes"),
+    );
+}
+
+#[test]
+fn unknown_opcode() {
+    let mut bytes = encode_program(&[mov(Reg::R0, 1), Insn::Exit], Endian::Little);
+    bytes[8] = 0xff;
+    let p = tmp("badop", &bytes);
+    let out = bpfc(&["run", p.to_str().unwrap()]);
+    let file = p.display().to_string();
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 1: unknown opcode 0xff"),
+    );
+}
+
+#[test]
+fn instruction_budget() {
+    let p = program(
+        "loop",
+        &[
+            mov(Reg::R0, 0),
+            Insn::Ja {
+                off: -1,
+                long: false,
+            },
+            Insn::Exit,
+        ],
+    );
+    let out = bpfc(&["run", "--max-insns", "1000", p.to_str().unwrap()]);
+    let file = p.display().to_string();
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 1: instruction limit of 1000 reached"),
+    );
+}
+
+#[test]
+fn missing_file_and_bad_engine() {
+    let out = bpfc(&["run", "/nonexistent/prog.bin"]);
+    assert_error(&out, "bpfc: error: /nonexistent/prog.bin: ");
+    let p = program("engine", &[mov(Reg::R0, 1), Insn::Exit]);
+    let out = bpfc(&["run", "--engine", "warp", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+}

@@ -1,0 +1,348 @@
+//! The environment of the translator: everything the generated code needs
+//! from the runtime rather than from the ISA. Helper and local calls, `callx`
+//! dispatch, lddw pseudo sources, program memory accesses (byte order and the
+//! bounds checks of checked mode) and fault exits live here, so the
+//! translator never sees a helper id's meaning, a map or the run state.
+
+use super::{helper_signature, state, CodegenOptions, HelperSet};
+use crate::isa::{self, Endian, LddwSrc, Size};
+use bpfc_runtime::abi::{helper_symbol, FaultCode};
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types, AtomicRmwOp, Block, FuncRef, InstBuilder, MemFlagsData, Type,
+    Value,
+};
+use cranelift_frontend::{FunctionBuilder, Switch};
+use cranelift_module::{FuncId, Linkage, Module};
+use std::collections::BTreeMap;
+
+/// The Cranelift type of an access of `size`.
+pub(crate) fn mem_type(size: Size) -> Type {
+    match size {
+        Size::B => types::I8,
+        Size::H => types::I16,
+        Size::W => types::I32,
+        Size::DW => types::I64,
+    }
+}
+
+pub(crate) struct Env<'m, M: Module> {
+    module: &'m mut M,
+    helpers: &'m HelperSet,
+    /// Start pc and id of every eBPF function of the program.
+    funcs: &'m [(usize, FuncId)],
+    opts: &'m CodegenOptions,
+    endian: Endian,
+    /// Function references already imported into the current function.
+    refs: BTreeMap<FuncId, FuncRef>,
+    /// The run state pointer and the frame pointer of the current function.
+    st: Option<Value>,
+    fp: Option<Value>,
+}
+
+impl<'m, M: Module> Env<'m, M> {
+    pub(crate) fn new(
+        module: &'m mut M,
+        helpers: &'m HelperSet,
+        funcs: &'m [(usize, FuncId)],
+        opts: &'m CodegenOptions,
+        endian: Endian,
+    ) -> Self {
+        Env {
+            module,
+            helpers,
+            funcs,
+            opts,
+            endian,
+            refs: BTreeMap::new(),
+            st: None,
+            fp: None,
+        }
+    }
+
+    /// Bytecode byte order: ToLe/ToBe are relative to it.
+    pub(crate) fn endian(&self) -> Endian {
+        self.endian
+    }
+
+    /// Record the incoming state and frame pointer of the function being built.
+    pub(crate) fn enter_function(&mut self, st: Value, fp: Value) {
+        self.st = Some(st);
+        self.fp = Some(fp);
+    }
+
+    fn st(&self) -> Value {
+        self.st.expect("enter_function runs before any instruction")
+    }
+
+    fn fp(&self) -> Value {
+        self.fp.expect("enter_function runs before any instruction")
+    }
+
+    fn ptr(&self) -> Type {
+        self.module.target_config().pointer_type()
+    }
+
+    /// Flags of program-visible memory: the bytecode's byte order, whatever the target's.
+    fn mem_flags(&self) -> MemFlagsData {
+        MemFlagsData::new().with_endianness(match self.endian {
+            Endian::Little => ir::Endianness::Little,
+            Endian::Big => ir::Endianness::Big,
+        })
+    }
+
+    fn func_ref(&mut self, b: &mut FunctionBuilder, id: FuncId) -> FuncRef {
+        *self
+            .refs
+            .entry(id)
+            .or_insert_with(|| self.module.declare_func_in_func(id, b.func))
+    }
+
+    /// Record a fault at `pc` and return from the current function. The
+    /// builder continues in a fresh block (unreachable), so translation of the
+    /// following instructions goes on as usual.
+    pub(crate) fn fault(&mut self, b: &mut FunctionBuilder, code: FaultCode, pc: usize) {
+        self.emit_fault_exit(b, code, pc);
+        let next = b.create_block();
+        b.switch_to_block(next);
+    }
+
+    fn emit_fault_exit(&mut self, b: &mut FunctionBuilder, code: FaultCode, pc: usize) {
+        let st = self.st();
+        let flags = MemFlagsData::trusted();
+        let code = b.ins().iconst(types::I32, code as u32 as i64);
+        let pc = b.ins().iconst(types::I32, pc as u32 as i64);
+        b.ins().store(flags, code, st, state::FAULT_CODE);
+        b.ins().store(flags, pc, st, state::FAULT_PC);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().return_(&[zero]);
+    }
+
+    /// Branch to a fault exit unless `ok` holds; continue after the check.
+    fn fault_unless(&mut self, b: &mut FunctionBuilder, ok: Value, code: FaultCode, pc: usize) {
+        let cont = b.create_block();
+        let bad = b.create_block();
+        b.ins().brif(ok, cont, &[], bad, &[]);
+        b.switch_to_block(bad);
+        self.emit_fault_exit(b, code, pc);
+        b.switch_to_block(cont);
+    }
+
+    /// In checked mode, fault unless `[addr, addr + size)` lies in the input
+    /// or in the frames from the current one up to the entry's.
+    fn check_access(&mut self, b: &mut FunctionBuilder, pc: usize, addr: Value, size: usize) {
+        if !self.opts.checked {
+            return;
+        }
+        let st = self.st();
+        let flags = MemFlagsData::trusted();
+        let end = b.ins().iadd_imm_s(addr, size as i64);
+        let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
+        let in_range = |b: &mut FunctionBuilder, lo: Value, hi: Value| {
+            let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
+            let below = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, hi);
+            b.ins().band(above, below)
+        };
+        let frame_lo = b.ins().iadd_imm_s(self.fp(), -(isa::STACK_SIZE as i64));
+        let stack_top = b.ins().load(types::I64, flags, st, state::STACK_TOP);
+        let in_stack = in_range(b, frame_lo, stack_top);
+        let input_lo = b.ins().load(types::I64, flags, st, state::INPUT_LO);
+        let input_hi = b.ins().load(types::I64, flags, st, state::INPUT_HI);
+        let in_input = in_range(b, input_lo, input_hi);
+        let inside = b.ins().bor(in_stack, in_input);
+        let ok = b.ins().band(inside, no_wrap);
+        self.fault_unless(b, ok, FaultCode::OutOfBounds, pc);
+    }
+
+    /// Load `size` bytes at `addr`; the value has the access's type.
+    pub(crate) fn load(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        size: Size,
+        addr: Value,
+    ) -> Value {
+        self.check_access(b, pc, addr, size.bytes());
+        let flags = self.mem_flags();
+        b.ins().load(mem_type(size), flags, addr, 0)
+    }
+
+    /// Store `value` (of the access's type) at `addr`.
+    pub(crate) fn store(&mut self, b: &mut FunctionBuilder, pc: usize, addr: Value, value: Value) {
+        let size = b.func.dfg.value_type(value).bytes() as usize;
+        self.check_access(b, pc, addr, size);
+        let flags = self.mem_flags();
+        b.ins().store(flags, value, addr, 0);
+    }
+
+    /// Atomic read-modify-write; returns the old value.
+    pub(crate) fn atomic_rmw(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        op: AtomicRmwOp,
+        addr: Value,
+        value: Value,
+    ) -> Value {
+        let ty = b.func.dfg.value_type(value);
+        self.check_access(b, pc, addr, ty.bytes() as usize);
+        let flags = self.mem_flags();
+        b.ins().atomic_rmw(ty, flags, op, addr, value)
+    }
+
+    /// Atomic compare-and-swap; returns the old value.
+    pub(crate) fn atomic_cas(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        addr: Value,
+        expected: Value,
+        replacement: Value,
+    ) -> Value {
+        let ty = b.func.dfg.value_type(expected);
+        self.check_access(b, pc, addr, ty.bytes() as usize);
+        let flags = self.mem_flags();
+        b.ins().atomic_cas(flags, addr, expected, replacement)
+    }
+
+    /// The value an `lddw` loads. Only plain immediates are resolved here;
+    /// map and function references fault until the loader's maps plug in.
+    pub(crate) fn lddw(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        src: LddwSrc,
+        imm: u64,
+    ) -> Value {
+        match src {
+            LddwSrc::Imm => b.ins().iconst(types::I64, imm as i64),
+            _ => {
+                self.fault(b, FaultCode::UnresolvedLddw, pc);
+                b.ins().iconst(types::I64, 0)
+            }
+        }
+    }
+
+    fn helper_ref(&mut self, b: &mut FunctionBuilder, id: u32) -> Option<FuncRef> {
+        if !self.helpers.import_any && !self.helpers.ids.contains(&id) {
+            return None;
+        }
+        let sig = helper_signature(self.module);
+        let fid = self
+            .module
+            .declare_function(&helper_symbol(id), Linkage::Import, &sig)
+            .ok()?;
+        Some(self.func_ref(b, fid))
+    }
+
+    fn emit_helper_call(
+        &mut self,
+        b: &mut FunctionBuilder,
+        callee: FuncRef,
+        args: [Value; 5],
+    ) -> Value {
+        let ctx = b.ins().load(
+            self.ptr(),
+            MemFlagsData::trusted(),
+            self.st(),
+            state::EXEC_CTX,
+        );
+        let call = b
+            .ins()
+            .call(callee, &[args[0], args[1], args[2], args[3], args[4], ctx]);
+        b.inst_results(call)[0]
+    }
+
+    /// `call imm`: a helper by id.
+    pub(crate) fn call_helper(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        id: i32,
+        args: [Value; 5],
+    ) -> Value {
+        match u32::try_from(id).ok().and_then(|id| self.helper_ref(b, id)) {
+            Some(callee) => self.emit_helper_call(b, callee, args),
+            None => {
+                self.fault(b, FaultCode::UnknownHelper, pc);
+                b.ins().iconst(types::I64, 0)
+            }
+        }
+    }
+
+    /// `callx reg`: the register holds a helper id; dispatch over the known ids.
+    pub(crate) fn callx(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        target: Value,
+        args: [Value; 5],
+    ) -> Value {
+        let ids: Vec<u32> = self.helpers.ids.iter().copied().collect();
+        let merge = b.create_block();
+        let r0 = b.append_block_param(merge, types::I64);
+        let unknown = b.create_block();
+        let mut switch = Switch::new();
+        let mut cases: Vec<(u32, Block)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let block = b.create_block();
+            switch.set_entry(id as u128, block);
+            cases.push((id, block));
+        }
+        switch.emit(b, target, unknown);
+        for (id, block) in cases {
+            b.switch_to_block(block);
+            let r = match self.helper_ref(b, id) {
+                Some(callee) => self.emit_helper_call(b, callee, args),
+                None => b.ins().iconst(types::I64, 0),
+            };
+            b.ins().jump(merge, &[r.into()]);
+        }
+        b.switch_to_block(unknown);
+        self.emit_fault_exit(b, FaultCode::UnknownHelper, pc);
+        b.switch_to_block(merge);
+        r0
+    }
+
+    /// `call local`: the eBPF function starting at `target`, with a fresh
+    /// frame below the current one. Faults when the 8 frames are used up,
+    /// and returns at once when the callee faulted.
+    pub(crate) fn call_local(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        target: usize,
+        args: [Value; 5],
+    ) -> Value {
+        let Some(&(_, fid)) = self.funcs.iter().find(|(start, _)| *start == target) else {
+            // `functions` makes every call target a function start.
+            self.fault(b, FaultCode::UnresolvedLddw, pc);
+            return b.ins().iconst(types::I64, 0);
+        };
+        let st = self.st();
+        let flags = MemFlagsData::trusted();
+        let frame = isa::STACK_SIZE as i64;
+        let callee_fp = b.ins().iadd_imm_s(self.fp(), -frame);
+        let callee_bottom = b.ins().iadd_imm_s(self.fp(), -2 * frame);
+        let base = b.ins().load(types::I64, flags, st, state::STACK_BASE);
+        let fits = b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, callee_bottom, base);
+        self.fault_unless(b, fits, FaultCode::CallDepth, pc);
+        let callee = self.func_ref(b, fid);
+        let call = b.ins().call(
+            callee,
+            &[args[0], args[1], args[2], args[3], args[4], callee_fp, st],
+        );
+        let r0 = b.inst_results(call)[0];
+        let code = b.ins().load(types::I32, flags, st, state::FAULT_CODE);
+        let ok = b.ins().icmp_imm_s(IntCC::Equal, code, 0);
+        let cont = b.create_block();
+        let propagate = b.create_block();
+        b.ins().brif(ok, cont, &[], propagate, &[]);
+        b.switch_to_block(propagate);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().return_(&[zero]);
+        b.switch_to_block(cont);
+        r0
+    }
+}

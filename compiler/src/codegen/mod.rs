@@ -1,0 +1,325 @@
+//! Lowering of eBPF to Cranelift IR, and the one code generator that both the
+//! JIT ([`jit`]) and object output ([`aot`]) use up to `define_function`.
+//!
+//! A program becomes one Cranelift function per eBPF function (the entry and
+//! every local-call target) plus an exported entry wrapper that sets up the
+//! run state and the frame stacks (see `docs/abi.md`). The instruction
+//! translator ([`translate`]) knows ISA semantics only; everything that
+//! depends on the runtime (helpers, memory checks, faults, pseudo lddw
+//! sources) goes through the environment ([`env`]).
+
+pub mod aot;
+mod env;
+pub mod jit;
+pub mod target;
+mod translate;
+
+pub use target::{build_isa, parse_triple, IsaUse, SUPPORTED_TARGETS};
+
+use crate::isa::{self, CallTarget, DecodeError, Endian, Insn};
+use cranelift_codegen::ir::{self, types, AbiParam, InstBuilder, MemFlagsData, Signature};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module, ModuleError};
+use std::collections::BTreeSet;
+use std::ops::Range;
+use thiserror::Error;
+
+/// Cranelift optimisation level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OptLevel {
+    None,
+    #[default]
+    Speed,
+}
+
+/// Options of one compilation.
+#[derive(Clone, Debug, Default)]
+pub struct CodegenOptions {
+    pub opt_level: OptLevel,
+    /// Check every load, store and atomic against the regions the program may
+    /// touch (its frames and the input) and fault instead of accessing
+    /// anything else. Off by default: unchecked code assumes a verified program.
+    pub checked: bool,
+}
+
+/// Which helpers compiled code may call.
+#[derive(Clone, Debug, Default)]
+pub struct HelperSet {
+    /// Helper ids that are known to exist; `callx` dispatches over these.
+    pub ids: BTreeSet<u32>,
+    /// Import a symbol for every directly called id, known or not (object
+    /// files: the linker decides). Otherwise calling an unknown id faults.
+    pub import_any: bool,
+}
+
+/// Why a program could not be compiled.
+#[derive(Debug, Error)]
+pub enum CodegenError {
+    #[error("unsupported target '{triple}' (supported: {supported})")]
+    UnsupportedTarget { triple: String, supported: String },
+    #[error("target ISA: {0}")]
+    Isa(String),
+    #[error(transparent)]
+    Invalid(#[from] DecodeError),
+    #[error("instruction {pc}: jump to {target} leaves the function starting at {func}")]
+    JumpOutsideFunction {
+        pc: usize,
+        target: usize,
+        func: usize,
+    },
+    #[error("instruction {pc}: falls through into the function starting at {next}")]
+    FallsIntoFunction { pc: usize, next: usize },
+    #[error("code generation: {0}")]
+    Module(String),
+}
+
+impl From<ModuleError> for CodegenError {
+    fn from(e: ModuleError) -> CodegenError {
+        CodegenError::Module(format!("{e:?}"))
+    }
+}
+
+/// Text dumps requested from a compilation.
+#[derive(Clone, Debug, Default)]
+pub struct Dumps {
+    /// Cranelift IR of each function.
+    pub clif: Option<String>,
+    /// Native code of each function (Cranelift's VCode listing).
+    pub asm: Option<String>,
+}
+
+/// The eBPF functions of a program: ranges of slots, the entry first. Every
+/// jump must stay inside its function and no function may fall into the next.
+pub(crate) fn functions(insns: &[Insn]) -> Result<Vec<Range<usize>>, CodegenError> {
+    let mut starts = BTreeSet::from([0usize]);
+    for (pc, insn) in insns.iter().enumerate() {
+        if let Insn::Call(CallTarget::Local(_)) = insn {
+            if let Some(t) = insn.branch_target(pc) {
+                starts.insert(t as usize);
+            }
+        }
+    }
+    let starts: Vec<usize> = starts.into_iter().collect();
+    let mut ranges = Vec::with_capacity(starts.len());
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(insns.len());
+        for pc in start..end {
+            if let (Some(t), false) = (
+                insns[pc].branch_target(pc),
+                matches!(insns[pc], Insn::Call(_)),
+            ) {
+                let t = t as usize;
+                if !(start..end).contains(&t) {
+                    return Err(CodegenError::JumpOutsideFunction {
+                        pc,
+                        target: t,
+                        func: start,
+                    });
+                }
+            }
+        }
+        let mut last = end - 1;
+        if insns[last] == Insn::LddwHigh && last > start {
+            last -= 1;
+        }
+        if end < insns.len() && !insns[last].is_terminator() {
+            return Err(CodegenError::FallsIntoFunction {
+                pc: last,
+                next: end,
+            });
+        }
+        ranges.push(start..end);
+    }
+    Ok(ranges)
+}
+
+/// Signature of the exported entry: `(r1, r2, exec_ctx, fault) -> r0`.
+pub(crate) fn entry_signature<M: Module>(module: &M) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params
+        .extend([AbiParam::new(types::I64), AbiParam::new(types::I64)]);
+    sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+/// Signature of an eBPF function: `(r1..r5, fp, state) -> r0`.
+pub(crate) fn internal_signature<M: Module>(module: &M) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.extend((0..6).map(|_| AbiParam::new(types::I64)));
+    sig.params.push(AbiParam::new(ptr));
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+/// Signature of a helper: `(r1..r5, exec_ctx) -> r0`.
+pub(crate) fn helper_signature<M: Module>(module: &M) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.extend((0..5).map(|_| AbiParam::new(types::I64)));
+    sig.params.push(AbiParam::new(ptr));
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+/// Compile `insns` into `module`: one function per eBPF function and the
+/// exported entry `symbol`. Returns the entry's id. Shared by JIT and AOT.
+pub fn compile_program<M: Module>(
+    module: &mut M,
+    insns: &[Insn],
+    endian: Endian,
+    helpers: &HelperSet,
+    opts: &CodegenOptions,
+    symbol: &str,
+    mut dumps: Option<&mut Dumps>,
+) -> Result<FuncId, CodegenError> {
+    isa::validate(insns)?;
+    let funcs = functions(insns)?;
+    let internal_sig = internal_signature(module);
+    let mut func_ids = Vec::with_capacity(funcs.len());
+    for range in &funcs {
+        let name = format!("{symbol}__f{}", range.start);
+        func_ids.push((
+            range.start,
+            module.declare_function(&name, Linkage::Local, &internal_sig)?,
+        ));
+    }
+    let entry = module.declare_function(symbol, Linkage::Export, &entry_signature(module))?;
+
+    let frontend_config = module.target_config();
+    let mut fb_ctx = FunctionBuilderContext::new();
+    let mut ctx = module.make_context();
+    let want_asm = dumps.as_ref().is_some_and(|d| d.asm.is_some());
+    for (range, &(_, id)) in funcs.iter().zip(&func_ids) {
+        ctx.func.signature = internal_sig.clone();
+        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+        ctx.set_disasm(want_asm);
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+            let mut env = env::Env::new(module, helpers, &func_ids, opts, endian);
+            translate::translate_function(&mut b, &mut env, insns, range.clone())?;
+            b.seal_all_blocks();
+            b.finalize(frontend_config);
+        }
+        define(
+            module,
+            id,
+            &mut ctx,
+            &format!("function at instruction {}", range.start),
+            dumps.as_deref_mut(),
+        )?;
+    }
+
+    ctx.func.signature = entry_signature(module);
+    ctx.func.name = ir::UserFuncName::user(0, entry.as_u32());
+    ctx.set_disasm(want_asm);
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+        build_entry_wrapper(module, &mut b, func_ids[0].1);
+        b.seal_all_blocks();
+        b.finalize(frontend_config);
+    }
+    define(module, entry, &mut ctx, &format!("entry {symbol}"), dumps)?;
+    Ok(entry)
+}
+
+fn define<M: Module>(
+    module: &mut M,
+    id: FuncId,
+    ctx: &mut Context,
+    what: &str,
+    dumps: Option<&mut Dumps>,
+) -> Result<(), CodegenError> {
+    let clif_text = dumps
+        .as_ref()
+        .and_then(|d| d.clif.as_ref())
+        .map(|_| ctx.func.display().to_string());
+    module
+        .define_function(id, ctx)
+        .map_err(|e| CodegenError::Module(format!("{what}: {e:?}")))?;
+    if let Some(d) = dumps {
+        if let (Some(out), Some(text)) = (d.clif.as_mut(), clif_text) {
+            out.push_str(&format!("; {what}\n{text}\n"));
+        }
+        if let (Some(out), Some(code)) = (d.asm.as_mut(), ctx.compiled_code()) {
+            out.push_str(&format!(
+                "; {what}\n{}\n",
+                code.vcode.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    module.clear_context(ctx);
+    Ok(())
+}
+
+/// Byte offsets in the run state the entry wrapper keeps on its stack and
+/// passes to every eBPF function.
+pub(crate) mod state {
+    /// u32 fault code (0: none), then u32 fault pc.
+    pub const FAULT_CODE: i32 = 0;
+    pub const FAULT_PC: i32 = 4;
+    /// The execution context pointer handed to helpers.
+    pub const EXEC_CTX: i32 = 8;
+    /// Lowest address of the frame stacks.
+    pub const STACK_BASE: i32 = 16;
+    /// One past the entry frame's top.
+    pub const STACK_TOP: i32 = 24;
+    /// The input region [lo, hi).
+    pub const INPUT_LO: i32 = 32;
+    pub const INPUT_HI: i32 = 40;
+    pub const SIZE: u32 = 48;
+}
+
+/// The exported entry: zero the run state, carve the frame stacks, call the
+/// entry function, copy a fault out.
+fn build_entry_wrapper<M: Module>(module: &mut M, b: &mut FunctionBuilder, f0: FuncId) {
+    use ir::{condcodes::IntCC, StackSlotData, StackSlotKind};
+    let ptr = module.target_config().pointer_type();
+    let block = b.create_block();
+    b.append_block_params_for_function_params(block);
+    b.switch_to_block(block);
+    let p = b.block_params(block).to_vec();
+    let (r1, r2, exec_ctx, fault) = (p[0], p[1], p[2], p[3]);
+    let stacks_size = (isa::STACK_SIZE * isa::MAX_CALL_FRAMES) as u32;
+    let stacks = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        stacks_size,
+        4,
+    ));
+    let st_slot = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        state::SIZE,
+        3,
+    ));
+    let base = b.ins().stack_addr(ptr, stacks, 0);
+    let top = b.ins().iadd_imm_s(base, stacks_size as i64);
+    let st = b.ins().stack_addr(ptr, st_slot, 0);
+    let flags = MemFlagsData::trusted();
+    let zero = b.ins().iconst(types::I64, 0);
+    let null_input = b.ins().icmp_imm_s(IntCC::Equal, r1, 0);
+    let end = b.ins().iadd(r1, r2);
+    let hi = b.ins().select(null_input, zero, end);
+    b.ins().store(flags, zero, st, state::FAULT_CODE);
+    b.ins().store(flags, exec_ctx, st, state::EXEC_CTX);
+    b.ins().store(flags, base, st, state::STACK_BASE);
+    b.ins().store(flags, top, st, state::STACK_TOP);
+    b.ins().store(flags, r1, st, state::INPUT_LO);
+    b.ins().store(flags, hi, st, state::INPUT_HI);
+    let f0 = module.declare_func_in_func(f0, b.func);
+    let call = b.ins().call(f0, &[r1, r2, zero, zero, zero, top, st]);
+    let r0 = b.inst_results(call)[0];
+    let code = b.ins().load(types::I32, flags, st, state::FAULT_CODE);
+    let faulted = b.create_block();
+    let ok = b.create_block();
+    b.ins().brif(code, faulted, &[], ok, &[]);
+    b.switch_to_block(ok);
+    b.ins().return_(&[r0]);
+    b.switch_to_block(faulted);
+    let pc = b.ins().load(types::I32, flags, st, state::FAULT_PC);
+    b.ins().store(flags, code, fault, 0);
+    b.ins().store(flags, pc, fault, 4);
+    b.ins().return_(&[zero]);
+}

@@ -1,0 +1,37 @@
+//! Calls: helpers, local functions and `callx`. The environment decides what
+//! a call means; the translator passes r1-r5 and takes r0 back.
+
+use super::Translator;
+use crate::isa::{CallTarget, Reg};
+use bpfc_runtime::abi::FaultCode;
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_module::Module;
+
+impl<M: Module> Translator<'_, '_, '_, M> {
+    fn args(&mut self) -> [Value; 5] {
+        [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5].map(|r| self.get(r))
+    }
+
+    pub(super) fn call(&mut self, pc: usize, target: CallTarget) {
+        let args = self.args();
+        let r0 = match target {
+            CallTarget::Helper(id) => self.env.call_helper(self.b, pc, id, args),
+            CallTarget::Local(rel) => {
+                let target = (pc as i64 + 1 + rel as i64) as usize;
+                self.env.call_local(self.b, pc, target, args)
+            }
+            CallTarget::Kfunc { .. } => {
+                self.env.fault(self.b, FaultCode::KfuncCall, pc);
+                self.b.ins().iconst(types::I64, 0)
+            }
+        };
+        self.set(Reg::R0, r0);
+    }
+
+    pub(super) fn callx(&mut self, pc: usize, reg: Reg) {
+        let args = self.args();
+        let target = self.get(reg);
+        let r0 = self.env.callx(self.b, pc, target, args);
+        self.set(Reg::R0, r0);
+    }
+}

@@ -1,0 +1,199 @@
+//! The instruction translator: eBPF semantics as Cranelift IR, one eBPF
+//! function at a time. Registers are frontend variables, every jump target
+//! (and every instruction after a branch) starts a block, and each
+//! instruction carries its pc as source location. Runtime matters go through
+//! the [`Env`]; files below split the work by instruction class.
+
+mod alu;
+mod atomic;
+mod call;
+mod jmp;
+mod mem;
+
+use super::env::Env;
+use super::CodegenError;
+use crate::isa::{Insn, Reg, Src, Width};
+use cranelift_codegen::ir::{types, Block, InstBuilder, SourceLoc, Value};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_module::Module;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Per-function translation state.
+pub(crate) struct Translator<'a, 'b, 'm, M: Module> {
+    b: &'a mut FunctionBuilder<'b>,
+    env: &'a mut Env<'m, M>,
+    regs: [Variable; Reg::COUNT],
+    blocks: BTreeMap<usize, Block>,
+}
+
+/// Translate the eBPF function occupying `range` of `insns` into `b`.
+pub(crate) fn translate_function<M: Module>(
+    b: &mut FunctionBuilder,
+    env: &mut Env<'_, M>,
+    insns: &[Insn],
+    range: Range<usize>,
+) -> Result<(), CodegenError> {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let regs = std::array::from_fn(|_| b.declare_var(types::I64));
+    let zero = b.ins().iconst(types::I64, 0);
+    for (i, var) in regs.iter().enumerate() {
+        let v = match i {
+            1..=5 => params[i - 1],
+            10 => params[5],
+            _ => zero,
+        };
+        b.def_var(*var, v);
+    }
+    env.enter_function(params[6], params[5]);
+
+    let mut blocks = BTreeMap::new();
+    for pc in block_starts(insns, &range) {
+        blocks.insert(pc, b.create_block());
+    }
+    let mut t = Translator {
+        b,
+        env,
+        regs,
+        blocks,
+    };
+    let mut open = true;
+    for pc in range.clone() {
+        let insn = insns[pc];
+        if insn == Insn::LddwHigh {
+            continue;
+        }
+        if let Some(&block) = t.blocks.get(&pc) {
+            if open {
+                t.b.ins().jump(block, &[]);
+            }
+            t.b.switch_to_block(block);
+        }
+        t.b.set_srcloc(SourceLoc::new(pc as u32));
+        t.insn(pc, insn);
+        open = !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
+    }
+    if open {
+        // Unreachable: `functions` and `validate` ensure every function ends in exit or ja.
+        let zero = t.b.ins().iconst(types::I64, 0);
+        t.b.ins().return_(&[zero]);
+    }
+    Ok(())
+}
+
+/// Slots that start a block: jump targets and the instruction after every
+/// jump or exit.
+fn block_starts(insns: &[Insn], range: &Range<usize>) -> Vec<usize> {
+    let mut starts = Vec::new();
+    for pc in range.clone() {
+        let insn = &insns[pc];
+        if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit) {
+            if let Some(t) = insn.branch_target(pc) {
+                starts.push(t as usize);
+            }
+            if pc + 1 < range.end {
+                starts.push(pc + 1);
+            }
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+impl<M: Module> Translator<'_, '_, '_, M> {
+    fn get(&mut self, r: Reg) -> Value {
+        self.b.use_var(self.regs[r.index()])
+    }
+
+    fn set(&mut self, r: Reg, v: Value) {
+        self.b.def_var(self.regs[r.index()], v);
+    }
+
+    /// The second operand at the operation width (immediates sign-extended).
+    fn operand(&mut self, width: Width, src: Src) -> Value {
+        match (src, width) {
+            (Src::Imm(imm), Width::W64) => self.b.ins().iconst(types::I64, imm as i64),
+            (Src::Imm(imm), Width::W32) => self.b.ins().iconst(types::I32, imm as u32 as i64),
+            (Src::Reg(r), Width::W64) => self.get(r),
+            (Src::Reg(r), Width::W32) => {
+                let v = self.get(r);
+                self.b.ins().ireduce(types::I32, v)
+            }
+        }
+    }
+
+    /// `dst` at the operation width.
+    fn dst_value(&mut self, width: Width, dst: Reg) -> Value {
+        let v = self.get(dst);
+        match width {
+            Width::W64 => v,
+            Width::W32 => self.b.ins().ireduce(types::I32, v),
+        }
+    }
+
+    /// Write an operation-width result, zero-extending 32-bit ones.
+    fn set_result(&mut self, width: Width, dst: Reg, v: Value) {
+        let v = match width {
+            Width::W64 => v,
+            Width::W32 => self.b.ins().uextend(types::I64, v),
+        };
+        self.set(dst, v);
+    }
+
+    fn block(&self, pc: usize) -> Block {
+        self.blocks[&pc]
+    }
+
+    fn insn(&mut self, pc: usize, insn: Insn) {
+        match insn {
+            Insn::Alu {
+                width,
+                op,
+                dst,
+                src,
+            } => self.alu(width, op, dst, src),
+            Insn::Neg { width, dst } => self.neg(width, dst),
+            Insn::End { order, bits, dst } => self.end(order, bits, dst),
+            Insn::Lddw { dst, src, imm } => {
+                let v = self.env.lddw(self.b, pc, src, imm);
+                self.set(dst, v);
+            }
+            Insn::LddwHigh => {}
+            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit => self.jmp(pc, insn),
+            Insn::Call(target) => self.call(pc, target),
+            Insn::Callx { reg } => self.callx(pc, reg),
+            Insn::Ldx {
+                size,
+                sx,
+                dst,
+                src,
+                off,
+            } => self.ldx(pc, size, sx, dst, src, off),
+            Insn::St {
+                size,
+                dst,
+                off,
+                imm,
+            } => self.st(pc, size, dst, off, imm),
+            Insn::Stx {
+                size,
+                dst,
+                src,
+                off,
+            } => self.stx(pc, size, dst, src, off),
+            Insn::Atomic {
+                size,
+                op,
+                fetch,
+                dst,
+                src,
+                off,
+            } => self.atomic(pc, size, op, fetch, dst, src, off),
+            Insn::LdAbs { .. } | Insn::LdInd { .. } => self.packet_load(pc),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The LLVM syntax matches llvm-objdump-19: for each object under
+//! `fixtures/disasm/` (clang-19 builds of the C files and an llvm-mc-19 build
+//! of `extra.s`, see `rebuild.sh`), the instruction text bpfc prints for the
+//! raw `.text` bytes (`NAME.bin`) equals the committed `llvm-objdump-19 -d`
+//! listing (`NAME.objdump`) line by line, ignoring `<label>` annotations.
+//! Where that listing says `<unknown>` or drops the fetch flag of a 32-bit
+//! atomic, the `--mcpu=v4` listing (`NAME.objdump-v4`) is the reference.
+//! When llvm-objdump-19 is installed the committed listings are also checked
+//! against a fresh run on `NAME.o`.
+
+use bpfc_compiler::disasm::{format_insn, Syntax};
+use bpfc_compiler::isa::{decode_unvalidated, Endian, Insn, Size};
+use bpfc_testsuite::workspace_root;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FIXTURES: [&str; 4] = ["basic", "alu32", "v4", "extra"];
+
+fn dir() -> PathBuf {
+    workspace_root().join("testsuite/fixtures/disasm")
+}
+
+/// One listing line: bytes and instruction text, by slot index.
+type Listing = BTreeMap<usize, (Vec<u8>, String)>;
+
+fn parse_listing(text: &str) -> Listing {
+    let mut out = Listing::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(pc), Some(bytes), Some(insn)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(Ok(pc)) = pc.trim().strip_suffix(':').map(str::parse::<usize>) else {
+            continue;
+        };
+        let bytes = bytes
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+            .collect();
+        let insn = match insn.rfind(" <") {
+            Some(i) if insn.ends_with('>') => &insn[..i],
+            _ => insn,
+        };
+        out.insert(pc, (bytes, insn.to_string()));
+    }
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The objdump-v4 spelling is the reference for these (see the module doc).
+fn v4_reference(insn: &Insn, default_text: &str) -> bool {
+    default_text == "<unknown>"
+        || matches!(
+            insn,
+            Insn::Atomic {
+                size: Size::W,
+                fetch: true,
+                ..
+            }
+        )
+}
+
+#[test]
+fn llvm_syntax_matches_llvm_objdump_listings() {
+    let mut compared = 0;
+    let mut via_v4 = 0;
+    for name in FIXTURES {
+        let d = dir();
+        let bin = std::fs::read(d.join(format!("{name}.bin"))).expect("fixture .bin");
+        let default = parse_listing(&read(&d.join(format!("{name}.objdump"))));
+        let v4 = parse_listing(&read(&d.join(format!("{name}.objdump-v4"))));
+        let insns =
+            decode_unvalidated(&bin, Endian::Little).unwrap_or_else(|e| panic!("{name}.bin: {e}"));
+        let shown: Vec<usize> = (0..insns.len())
+            .filter(|&pc| insns[pc] != Insn::LddwHigh)
+            .collect();
+        assert_eq!(
+            shown,
+            default.keys().copied().collect::<Vec<_>>(),
+            "{name}: slots"
+        );
+        for pc in shown {
+            let insn = &insns[pc];
+            let (bytes, want) = &default[&pc];
+            assert_eq!(
+                &bin[pc * 8..pc * 8 + bytes.len()],
+                &bytes[..],
+                "{name}.bin differs from {name}.objdump at {pc}"
+            );
+            let got = format_insn(pc, insn, Syntax::Llvm);
+            if v4_reference(insn, want) {
+                via_v4 += 1;
+                assert_eq!(
+                    got, v4[&pc].1,
+                    "{name}: instruction {pc} ({insn:?}) vs objdump --mcpu=v4"
+                );
+            } else {
+                assert_eq!(&got, want, "{name}: instruction {pc} ({insn:?})");
+            }
+            compared += 1;
+        }
+    }
+    println!("compared {compared} instructions ({via_v4} against the --mcpu=v4 listing)");
+    assert!(compared > 250, "only {compared} instructions compared");
+}
+
+#[test]
+fn committed_listings_match_a_fresh_llvm_objdump_run() {
+    let tool = "llvm-objdump-19";
+    if Command::new(tool).arg("--version").output().is_err() {
+        if std::env::var("BPFC_TEST_REQUIRE").as_deref() == Ok("all") {
+            panic!("{tool} not found and BPFC_TEST_REQUIRE=all");
+        }
+        println!("SKIP: {tool} not found; committed listings not re-checked");
+        return;
+    }
+    for name in FIXTURES {
+        let obj = dir().join(format!("{name}.o"));
+        for (extra, suffix) in [(None, "objdump"), (Some("--mcpu=v4"), "objdump-v4")] {
+            let mut cmd = Command::new(tool);
+            cmd.arg("-d").args(extra).arg(&obj);
+            let out = cmd.output().expect("run llvm-objdump-19");
+            assert!(out.status.success(), "{cmd:?}: {out:?}");
+            let fresh = parse_listing(&String::from_utf8_lossy(&out.stdout));
+            let committed = parse_listing(&read(&dir().join(format!("{name}.{suffix}"))));
+            assert!(!fresh.is_empty(), "{cmd:?} printed no instructions");
+            assert_eq!(fresh, committed, "{name}.{suffix} is stale: run rebuild.sh");
+        }
+    }
+}

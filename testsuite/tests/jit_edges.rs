@@ -1,0 +1,102 @@
+//! Semantic edges of the JIT (division by zero, INT_MIN / -1, masked shifts,
+//! 32-bit zero extension) and bounds-checked mode faults, each compared
+//! with a value worked out by hand.
+
+use bpfc_compiler::asm::assemble;
+use bpfc_compiler::codegen::{jit::JitError, jit::JitProgram, CodegenOptions};
+use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::{ExecContext, HelperTable};
+
+fn run(src: &str, mem: &mut [u8], checked: bool) -> Result<u64, JitError> {
+    let insns = assemble(src).unwrap_or_else(|e| panic!("assemble: {e}\n{src}"));
+    let opts = CodegenOptions {
+        checked,
+        ..Default::default()
+    };
+    let prog = JitProgram::new(&insns, &HelperTable::conformance(), &opts)
+        .unwrap_or_else(|e| panic!("compile: {e}"));
+    prog.run(mem, &mut ExecContext::new())
+}
+
+fn value(src: &str) -> u64 {
+    let r = run(src, &mut [], false).unwrap_or_else(|e| panic!("{e}\n{src}"));
+    let c = run(src, &mut [], true).unwrap_or_else(|e| panic!("checked: {e}\n{src}"));
+    assert_eq!(r, c, "checked and unchecked differ\n{src}");
+    r
+}
+
+#[test]
+fn division_edges_never_trap() {
+    assert_eq!(value("mov %r0, 7\nmov %r1, 0\ndiv %r0, %r1\nexit"), 0);
+    assert_eq!(value("mov %r0, 7\nmov %r1, 0\nmod %r0, %r1\nexit"), 7);
+    assert_eq!(
+        value("mov %r0, -1\nmov %r1, 0\nmod32 %r0, %r1\nexit"),
+        0xffff_ffff
+    );
+    assert_eq!(value("mov %r0, 7\nmov %r1, 0\nsdiv %r0, %r1\nexit"), 0);
+    assert_eq!(
+        value("lddw %r0, 0x8000000000000000\nmov %r1, -1\nsdiv %r0, %r1\nexit"),
+        0x8000_0000_0000_0000
+    );
+    assert_eq!(
+        value("lddw %r0, 0x8000000000000000\nmov %r1, -1\nsmod %r0, %r1\nexit"),
+        0
+    );
+    assert_eq!(
+        value("mov32 %r0, 0x80000000\nmov32 %r1, -1\nsdiv32 %r0, %r1\nexit"),
+        0x8000_0000
+    );
+}
+
+#[test]
+fn shifts_are_masked_and_alu32_zero_extends() {
+    assert_eq!(value("mov %r0, 1\nmov %r1, 65\nlsh %r0, %r1\nexit"), 2);
+    assert_eq!(value("mov %r0, 1\nmov %r1, 33\nlsh32 %r0, %r1\nexit"), 2);
+    assert_eq!(value("mov %r0, -1\nadd32 %r0, 1\nexit"), 0);
+    assert_eq!(value("mov %r0, -2\nadd32 %r0, 0\nexit"), 0xffff_fffe);
+    assert_eq!(value("mov32 %r0, 0x1234\nbe16 %r0\nexit"), 0x3412);
+}
+
+#[test]
+fn checked_mode_out_of_bounds_load_faults_at_its_pc() {
+    let src = "mov %r0, 0\nldxdw %r0, [%r1+16]\nexit";
+    let mut mem = [0u8; 16];
+    let err = run(src, &mut mem, true).expect_err("load past the input faults");
+    assert_eq!(
+        err,
+        JitError::Fault {
+            pc: 1,
+            code: FaultCode::OutOfBounds
+        }
+    );
+    let mut mem = [1u8; 24];
+    assert_eq!(run(src, &mut mem, true), Ok(0x0101_0101_0101_0101));
+}
+
+/// A chain of `frames` nested local calls (entry + `frames - 1` callees);
+/// each callee adds one to r1 (an argument), the innermost returns it.
+fn nested(frames: usize) -> String {
+    let mut s = String::from("mov %r1, 0\ncall local f1\nexit\n");
+    for i in 1..frames {
+        s.push_str(&format!("f{i}:\nadd %r1, 1\n"));
+        if i + 1 < frames {
+            s.push_str(&format!("call local f{}\n", i + 1));
+        } else {
+            s.push_str("mov %r0, %r1\n");
+        }
+        s.push_str("exit\n");
+    }
+    s
+}
+
+#[test]
+fn call_depth_eight_runs_and_nine_faults() {
+    assert_eq!(run(&nested(8), &mut [], false), Ok(7));
+    match run(&nested(9), &mut [], false) {
+        Err(JitError::Fault {
+            code: FaultCode::CallDepth,
+            ..
+        }) => {}
+        other => panic!("expected a call-depth fault, got {other:?}"),
+    }
+}
