@@ -2,6 +2,7 @@
 //! lives and how its pre-assembled programs are read.
 
 pub mod data;
+pub mod gen;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 
