@@ -11,7 +11,7 @@
 //! - r8 is the loop counter (written only by loops and prologues).
 //! - r0-r7 are data registers; every function defines the ones an eBPF
 //!   callee does not inherit, and r1-r5 are redefined after every call.
-//! - The stack is read only inside a 64-byte window the prologue initialises.
+//! - The stack is read only inside a 32-byte window the prologue initialises.
 //!
 //! Optionally (see [`Generated::may_fault`]) a few accesses are out of bounds
 //! and local calls may nest deeper than the 8-frame limit.
@@ -23,7 +23,7 @@ use bpfc_compiler::isa::{
 /// Length of the generated input buffer.
 pub const INPUT_LEN: usize = 64;
 /// Size of the initialised stack window.
-const WINDOW: i16 = 64;
+const WINDOW: i16 = 32;
 /// The input pointer register.
 const PTR: Reg = Reg::R9;
 /// The loop counter register.
@@ -454,9 +454,11 @@ impl Gen {
         }
     }
 
+    /// After a call r1-r5 are undefined in eBPF: give them values again.
     fn redefine_args(&mut self, out: &mut Vec<Item>) {
         for r in 1..=5 {
-            self.define(reg(r), out);
+            let (w, imm) = (self.width(), self.imm32());
+            out.push(Item::Insn(mov_imm(w, reg(r), imm)));
         }
     }
 
@@ -575,7 +577,8 @@ impl Gen {
             }
         }
         // A first call to the next function keeps deep chains likely.
-        if func + 1 < self.nfuncs && self.rng.chance(70) {
+        let pct = if self.may_fault { 90 } else { 70 };
+        if func + 1 < self.nfuncs && self.rng.chance(pct) {
             self.calls += 1;
             out.push(Item::Insn(Insn::Alu {
                 width: Width::W64,
@@ -586,7 +589,7 @@ impl Gen {
             out.push(Item::Call(func + 1));
             self.redefine_args(&mut out);
         }
-        let n = self.rng.range(3, 30) as usize;
+        let n = self.rng.range(2, 12) as usize;
         self.block(func, n, 0, false, &mut out);
         out.push(Item::Insn(Insn::Exit));
         out
@@ -597,13 +600,13 @@ impl Gen {
 pub fn generate(seed: u64) -> Generated {
     let mut rng = Rng::new(seed);
     let may_fault = rng.chance(15);
-    let nfuncs = match rng.below(10) {
-        0..=3 => 1,
-        4..=7 => rng.range(2, 4) as usize,
+    let nfuncs = match rng.below(20) {
+        0..=10 => 1,
+        11..=16 => rng.range(2, 4) as usize,
         _ if may_fault => rng.range(5, 11) as usize,
         _ => rng.range(5, 8) as usize,
     };
-    let window = -(WINDOW * rng.range(1, 8) as i16);
+    let window = -(WINDOW * rng.range(1, 16) as i16);
     let mut input = vec![0u8; INPUT_LEN];
     for b in input.iter_mut() {
         *b = rng.next_u64() as u8;

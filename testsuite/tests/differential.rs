@@ -65,7 +65,8 @@ fn jit_outcome(r: &Result<u64, JitError>) -> Result<Outcome, String> {
 }
 
 enum CaseResult {
-    Pass,
+    /// Agreed; the outcome's kind (index into `KINDS`).
+    Pass(usize),
     Skipped,
     Fail(String),
 }
@@ -95,10 +96,14 @@ fn run_jit(
     helpers: &HelperTable,
     checked: bool,
 ) -> Result<(Outcome, Vec<u8>), String> {
-    let opts = CodegenOptions {
-        opt_level: OptLevel::Speed,
-        checked,
+    // Unchecked code is compiled at Speed; checked code mostly at None
+    // (cheaper to compile), one case in four at Speed.
+    let opt_level = if checked && g.seed % 4 != 0 {
+        OptLevel::None
+    } else {
+        OptLevel::Speed
     };
+    let opts = CodegenOptions { opt_level, checked };
     let prog = JitProgram::new(&g.insns, helpers, &opts)
         .map_err(|e| format!("JIT compile (checked={checked}) failed: {e}"))?;
     let mut mem = g.input.clone();
@@ -157,7 +162,24 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
             ));
         }
     }
-    CaseResult::Pass
+    CaseResult::Pass(kind(&iout))
+}
+
+const KINDS: [&str; 4] = ["ok", "out-of-bounds", "call-depth", "unknown-helper"];
+
+fn kind(o: &Outcome) -> usize {
+    match o {
+        Outcome::Ok(_) => 0,
+        Outcome::Fault {
+            code: FaultCode::OutOfBounds,
+            ..
+        } => 1,
+        Outcome::Fault {
+            code: FaultCode::CallDepth,
+            ..
+        } => 2,
+        Outcome::Fault { .. } => 3,
+    }
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -178,7 +200,7 @@ fn interpreter_and_jit_agree() {
         match check_case(only, &helpers) {
             CaseResult::Fail(r) => panic!("{r}"),
             CaseResult::Skipped => println!("case {only:#x}: skipped (instruction limit)"),
-            CaseResult::Pass => println!("case {only:#x}: pass"),
+            CaseResult::Pass(k) => println!("case {only:#x}: pass ({})", KINDS[k]),
         }
         return;
     }
@@ -197,7 +219,7 @@ fn interpreter_and_jit_agree() {
     println!("differential: {cases} cases, BPFC_DIFF_SEED={base:#x}");
     let start = Instant::now();
     let next = AtomicUsize::new(0);
-    let passed = AtomicUsize::new(0);
+    let passed: [AtomicUsize; 4] = Default::default();
     let skipped = AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::<(u64, String)>::new());
     let threads = std::thread::available_parallelism()
@@ -212,8 +234,8 @@ fn interpreter_and_jit_agree() {
                     break;
                 }
                 match check_case(case_seed(base, i), &helpers) {
-                    CaseResult::Pass => {
-                        passed.fetch_add(1, Ordering::Relaxed);
+                    CaseResult::Pass(k) => {
+                        passed[k].fetch_add(1, Ordering::Relaxed);
                     }
                     CaseResult::Skipped => {
                         skipped.fetch_add(1, Ordering::Relaxed);
@@ -229,13 +251,26 @@ fn interpreter_and_jit_agree() {
     });
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort_by_key(|(i, _)| *i);
-    let passed = passed.into_inner();
+    let passed = passed.map(|a| a.into_inner());
     let skipped = skipped.into_inner();
+    let by_kind: Vec<String> = KINDS
+        .iter()
+        .zip(passed)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
     println!(
-        "differential: {passed} agreed, {skipped} skipped (instruction limit), {} failed, {:.1?}",
+        "differential: {} agreed ({}), {skipped} skipped (instruction limit), {} failed, {:.1?}",
+        passed.iter().sum::<usize>(),
+        by_kind.join(", "),
         failures.len(),
         start.elapsed()
     );
+    // The generator must keep reaching every outcome, faults included.
+    if cases >= 1000 {
+        for (k, n) in KINDS.iter().zip(passed) {
+            assert!(n > 0, "no case ended with outcome '{k}'");
+        }
+    }
     // Skips must stay rare or the test silently stops testing.
     assert!(
         (skipped as u64) * 100 <= cases,
