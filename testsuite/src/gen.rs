@@ -591,6 +591,24 @@ impl Gen {
         }
         let n = self.rng.range(2, 12) as usize;
         self.block(func, n, 0, false, &mut out);
+        if func == 0 {
+            // Fold every data register into r0 so that a wrong value anywhere
+            // shows in the result: r0 = r0 * K + rN.
+            for r in 1..=8 {
+                out.push(Item::Insn(Insn::Alu {
+                    width: Width::W64,
+                    op: AluOp::Mul,
+                    dst: Reg::R0,
+                    src: Src::Imm(0x2f0b_3a49),
+                }));
+                out.push(Item::Insn(Insn::Alu {
+                    width: Width::W64,
+                    op: AluOp::Add,
+                    dst: Reg::R0,
+                    src: Src::Reg(reg(r)),
+                }));
+            }
+        }
         out.push(Item::Insn(Insn::Exit));
         out
     }
