@@ -589,7 +589,7 @@ impl Gen {
             out.push(Item::Call(func + 1));
             self.redefine_args(&mut out);
         }
-        let n = self.rng.range(2, 12) as usize;
+        let n = self.rng.range(2, 9) as usize;
         self.block(func, n, 0, false, &mut out);
         if func == 0 {
             // Fold every data register into r0 so that a wrong value anywhere
@@ -618,11 +618,13 @@ impl Gen {
 pub fn generate(seed: u64) -> Generated {
     let mut rng = Rng::new(seed);
     let may_fault = rng.chance(15);
-    let nfuncs = match rng.below(20) {
-        0..=10 => 1,
-        11..=16 => rng.range(2, 4) as usize,
-        _ if may_fault => rng.range(5, 11) as usize,
-        _ => rng.range(5, 8) as usize,
+    let nfuncs = if may_fault && rng.chance(50) {
+        // Deep chains: 5-10 functions reach or pass the 8-frame limit.
+        rng.range(5, 10) as usize
+    } else if rng.chance(60) {
+        1
+    } else {
+        rng.range(2, 4) as usize
     };
     let window = -(WINDOW * rng.range(1, 16) as i16);
     let mut input = vec![0u8; INPUT_LEN];
