@@ -98,7 +98,7 @@ fn run_jit(
 ) -> Result<(Outcome, Vec<u8>), String> {
     // Unchecked code is compiled at Speed; checked code mostly at None
     // (cheaper to compile), one case in four at Speed.
-    let opt_level = if checked && g.seed % 4 != 0 {
+    let opt_level = if checked && !g.seed.is_multiple_of(4) {
         OptLevel::None
     } else {
         OptLevel::Speed
