@@ -3,6 +3,7 @@
 
 pub mod aot;
 pub mod data;
+pub mod gen;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 

@@ -1,0 +1,288 @@
+//! Differential testing: generated programs (`bpfc_testsuite::gen`) run on
+//! the reference interpreter and on the Cranelift JIT, checked and
+//! unchecked; r0, the final input buffer and faults must agree.
+//!
+//! - `BPFC_DIFF_CASES`: number of programs (default 10000).
+//! - `BPFC_DIFF_SEED`: base seed (decimal or 0x-hex; default fixed, `random`
+//!   picks one from the clock). Printed on every run.
+//! - `BPFC_DIFF_ONLY`: run only the case with this case seed (as printed on
+//!   a failure).
+
+use bpfc_compiler::codegen::jit::{JitError, JitProgram};
+use bpfc_compiler::codegen::{CodegenOptions, OptLevel};
+use bpfc_compiler::disasm::{disassemble, Syntax};
+use bpfc_compiler::interp::{self, RunError};
+use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::{ExecContext, HelperTable};
+use bpfc_testsuite::gen::{case_seed, generate, Generated};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+const DEFAULT_SEED: u64 = 0x6270_6663_6469_6666;
+const MAX_INSNS: u64 = 100_000;
+/// Failures printed in full.
+const MAX_REPORTS: usize = 3;
+
+/// The outcome of one run in engine-neutral terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok(u64),
+    Fault { code: FaultCode, pc: usize },
+}
+
+/// Interpreter result mapped to the JIT's fault kinds; `None`: not comparable
+/// (instruction limit) — the case is skipped.
+fn interp_outcome(r: &Result<u64, RunError>) -> Result<Option<Outcome>, String> {
+    Ok(Some(match r {
+        Ok(v) => Outcome::Ok(*v),
+        Err(RunError::InsnLimit { .. }) => return Ok(None),
+        Err(RunError::OutOfBounds { pc, .. } | RunError::ReadOnly { pc, .. }) => Outcome::Fault {
+            code: FaultCode::OutOfBounds,
+            pc: *pc,
+        },
+        Err(RunError::CallDepth { pc, .. }) => Outcome::Fault {
+            code: FaultCode::CallDepth,
+            pc: *pc,
+        },
+        Err(RunError::UnknownHelper { pc, .. }) => Outcome::Fault {
+            code: FaultCode::UnknownHelper,
+            pc: *pc,
+        },
+        Err(e) => return Err(format!("unexpected interpreter error: {e}")),
+    }))
+}
+
+fn jit_outcome(r: &Result<u64, JitError>) -> Result<Outcome, String> {
+    match r {
+        Ok(v) => Ok(Outcome::Ok(*v)),
+        Err(JitError::Fault { pc, code }) => Ok(Outcome::Fault {
+            code: *code,
+            pc: *pc,
+        }),
+        Err(e) => Err(format!("unexpected JIT error: {e}")),
+    }
+}
+
+enum CaseResult {
+    /// Agreed; the outcome's kind (index into `KINDS`).
+    Pass(usize),
+    Skipped,
+    Fail(String),
+}
+
+fn report(g: &Generated, what: &str, details: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "case seed {:#018x} (rerun: BPFC_DIFF_ONLY={:#x}): {what}",
+        g.seed, g.seed
+    );
+    s.push_str(details);
+    let _ = writeln!(s, "input: {}", hex(&g.input));
+    let _ = writeln!(s, "--- program (LLVM syntax)");
+    s.push_str(&disassemble(&g.insns, Syntax::Llvm));
+    let _ = writeln!(s, "--- program (conformance syntax)");
+    s.push_str(&disassemble(&g.insns, Syntax::Conformance));
+    s
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn run_jit(
+    g: &Generated,
+    helpers: &HelperTable,
+    checked: bool,
+) -> Result<(Outcome, Vec<u8>), String> {
+    // Unchecked code is compiled at Speed; checked code mostly at None
+    // (cheaper to compile), one case in four at Speed.
+    let opt_level = if checked && !g.seed.is_multiple_of(4) {
+        OptLevel::None
+    } else {
+        OptLevel::Speed
+    };
+    let opts = CodegenOptions { opt_level, checked };
+    let prog = JitProgram::new(&g.insns, helpers, &opts)
+        .map_err(|e| format!("JIT compile (checked={checked}) failed: {e}"))?;
+    let mut mem = g.input.clone();
+    let mut ctx = ExecContext::new();
+    let r = prog.run(&mut mem, &mut ctx);
+    Ok((jit_outcome(&r)?, mem))
+}
+
+fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
+    let g = generate(seed);
+    let mut imem = g.input.clone();
+    let mut ctx = ExecContext::new();
+    let opts = interp::Options {
+        max_insns: Some(MAX_INSNS),
+    };
+    let ir = interp::run(&g.insns, &mut imem, helpers, &mut ctx, &opts);
+    let iout = match interp_outcome(&ir) {
+        Ok(Some(o)) => o,
+        Ok(None) => return CaseResult::Skipped,
+        Err(e) => return CaseResult::Fail(report(&g, &e, "")),
+    };
+    if !g.may_fault && !matches!(iout, Outcome::Ok(_)) {
+        return CaseResult::Fail(report(
+            &g,
+            "generator bug: a program without deliberate faults faulted",
+            &format!("interpreter: {ir:?}\n"),
+        ));
+    }
+    let memory_fault = matches!(
+        iout,
+        Outcome::Fault {
+            code: FaultCode::OutOfBounds,
+            ..
+        }
+    );
+    for checked in [true, false] {
+        if !checked && memory_fault {
+            continue;
+        }
+        let (jout, jmem) = match run_jit(&g, helpers, checked) {
+            Ok(x) => x,
+            Err(e) => return CaseResult::Fail(report(&g, &e, &format!("interpreter: {ir:?}\n"))),
+        };
+        if jout != iout || jmem != imem {
+            let mut d = String::new();
+            let _ = writeln!(d, "interpreter:   {iout:x?}  ({ir:?})");
+            let _ = writeln!(d, "jit (checked={checked}): {jout:x?}");
+            if jmem != imem {
+                let _ = writeln!(d, "input after interpreter: {}", hex(&imem));
+                let _ = writeln!(d, "input after jit:         {}", hex(&jmem));
+            }
+            return CaseResult::Fail(report(
+                &g,
+                &format!("interpreter and JIT (checked={checked}) disagree"),
+                &d,
+            ));
+        }
+    }
+    CaseResult::Pass(kind(&iout))
+}
+
+const KINDS: [&str; 4] = ["ok", "out-of-bounds", "call-depth", "unknown-helper"];
+
+fn kind(o: &Outcome) -> usize {
+    match o {
+        Outcome::Ok(_) => 0,
+        Outcome::Fault {
+            code: FaultCode::OutOfBounds,
+            ..
+        } => 1,
+        Outcome::Fault {
+            code: FaultCode::CallDepth,
+            ..
+        } => 2,
+        Outcome::Fault { .. } => 3,
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[test]
+fn interpreter_and_jit_agree() {
+    let helpers = HelperTable::conformance();
+    if let Some(only) = std::env::var("BPFC_DIFF_ONLY")
+        .ok()
+        .and_then(|s| parse_u64(&s))
+    {
+        match check_case(only, &helpers) {
+            CaseResult::Fail(r) => panic!("{r}"),
+            CaseResult::Skipped => println!("case {only:#x}: skipped (instruction limit)"),
+            CaseResult::Pass(k) => println!("case {only:#x}: pass ({})", KINDS[k]),
+        }
+        return;
+    }
+    let cases: u64 = std::env::var("BPFC_DIFF_CASES")
+        .ok()
+        .and_then(|s| parse_u64(&s))
+        .unwrap_or(10_000);
+    let base = match std::env::var("BPFC_DIFF_SEED").ok() {
+        Some(s) if s == "random" => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        Some(s) => parse_u64(&s).unwrap_or_else(|| panic!("bad BPFC_DIFF_SEED '{s}'")),
+        None => DEFAULT_SEED,
+    };
+    println!("differential: {cases} cases, BPFC_DIFF_SEED={base:#x}");
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let passed: [AtomicUsize; 4] = Default::default();
+    let skipped = AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::<(u64, String)>::new());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as u64;
+                if i >= cases {
+                    break;
+                }
+                match check_case(case_seed(base, i), &helpers) {
+                    CaseResult::Pass(k) => {
+                        passed[k].fetch_add(1, Ordering::Relaxed);
+                    }
+                    CaseResult::Skipped => {
+                        skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    CaseResult::Fail(r) => {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push((i, r));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by_key(|(i, _)| *i);
+    let passed = passed.map(|a| a.into_inner());
+    let skipped = skipped.into_inner();
+    let by_kind: Vec<String> = KINDS
+        .iter()
+        .zip(passed)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!(
+        "differential: {} agreed ({}), {skipped} skipped (instruction limit), {} failed, {:.1?}",
+        passed.iter().sum::<usize>(),
+        by_kind.join(", "),
+        failures.len(),
+        start.elapsed()
+    );
+    // The generator must keep reaching every outcome, faults included.
+    if cases >= 1000 {
+        for (k, n) in KINDS.iter().zip(passed) {
+            assert!(n > 0, "no case ended with outcome '{k}'");
+        }
+    }
+    // Skips must stay rare or the test silently stops testing.
+    assert!(
+        (skipped as u64) * 100 <= cases,
+        "{skipped} of {cases} cases hit the instruction limit"
+    );
+    if !failures.is_empty() {
+        for (_, r) in failures.iter().take(MAX_REPORTS) {
+            eprintln!("{r}\n");
+        }
+        panic!(
+            "{} of {cases} generated programs disagree (BPFC_DIFF_SEED={base:#x}); first shown above",
+            failures.len()
+        );
+    }
+}
