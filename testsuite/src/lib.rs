@@ -58,3 +58,45 @@ pub fn elf_fixtures() -> Vec<PathBuf> {
 pub fn require_all() -> bool {
     std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
 }
+
+/// One pre-assembled case of the conformance suite (`programs.json`).
+#[derive(Clone, Debug)]
+pub struct ConformanceCase {
+    pub name: String,
+    /// Raw little-endian instructions.
+    pub program: Vec<u8>,
+    /// Input memory (empty when the case has none).
+    pub mem: Vec<u8>,
+    /// Expected r0.
+    pub result: u64,
+}
+
+/// Every case of `programs.json`, in file order.
+pub fn conformance_programs() -> Result<Vec<ConformanceCase>, String> {
+    let path = conformance_dir().join("programs.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let list = json
+        .as_array()
+        .ok_or_else(|| format!("{}: not an array", path.display()))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let field = |k: &str| {
+                c[k].as_str()
+                    .ok_or_else(|| format!("case #{i}: field `{k}` missing or not a string"))
+            };
+            let name = field("name")?.to_string();
+            let result = field("result")?;
+            Ok(ConformanceCase {
+                program: hex_decode(field("program")?)
+                    .map_err(|e| format!("{name}: program: {e}"))?,
+                mem: hex_decode(field("mem")?).map_err(|e| format!("{name}: mem: {e}"))?,
+                result: u64::from_str_radix(result.trim_start_matches("0x"), 16)
+                    .map_err(|e| format!("{name}: result {result:?}: {e}"))?,
+                name,
+            })
+        })
+        .collect()
+}

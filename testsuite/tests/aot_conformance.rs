@@ -7,35 +7,8 @@ use bpfc_compiler::codegen::aot::compile_object;
 use bpfc_compiler::codegen::CodegenOptions;
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_testsuite::aot::{link_and_run, tool_available, AotTarget};
-use bpfc_testsuite::{conformance_dir, hex_decode};
+use bpfc_testsuite::conformance_programs;
 use std::str::FromStr;
-
-struct Case {
-    name: String,
-    program: Vec<u8>,
-    mem: Vec<u8>,
-    result: u64,
-}
-
-fn cases() -> Vec<Case> {
-    let path = conformance_dir().join("programs.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let json: serde_json::Value = serde_json::from_str(&text).expect("programs.json parses");
-    let list = json.as_array().expect("programs.json is an array");
-    list.iter()
-        .map(|c| {
-            let name = c["name"].as_str().expect("name").to_string();
-            let result = c["result"].as_str().expect("result");
-            Case {
-                program: hex_decode(c["program"].as_str().expect("program")).expect("hex"),
-                mem: hex_decode(c["mem"].as_str().unwrap_or("")).expect("hex"),
-                result: u64::from_str_radix(result.trim_start_matches("0x"), 16)
-                    .unwrap_or_else(|e| panic!("{name}: result {result}: {e}")),
-                name,
-            }
-        })
-        .collect()
-}
 
 fn run_target(target: &AotTarget) {
     if let Err(why) = tool_available(target) {
@@ -48,7 +21,7 @@ fn run_target(target: &AotTarget) {
         return;
     }
     let triple = target_lexicon::Triple::from_str(target.triple).expect("known triple");
-    let cases = cases();
+    let cases = conformance_programs().unwrap();
     assert_eq!(cases.len(), 313);
     let opts = CodegenOptions::default();
     let mut failures = Vec::new();

@@ -4,22 +4,13 @@
 use bpfc_compiler::interp;
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_runtime::{ExecContext, HelperTable};
-use bpfc_testsuite::{conformance_dir, hex_decode};
+use bpfc_testsuite::{conformance_programs, ConformanceCase};
 
 /// One case: decode, run, compare r0 with the expected result.
-fn check(case: &serde_json::Value) -> Result<(), String> {
-    let field = |k: &str| {
-        case[k]
-            .as_str()
-            .ok_or_else(|| format!("field `{k}` missing or not a string"))
-    };
-    let bytes = hex_decode(field("program")?)?;
-    let mut mem = hex_decode(field("mem")?)?;
-    let want = field("result")?;
-    let want = u64::from_str_radix(want.trim_start_matches("0x"), 16)
-        .map_err(|e| format!("bad expected result {want:?}: {e}"))?;
-    let insns = decode_program(&bytes, Endian::Little).map_err(|e| format!("decode: {e}"))?;
-    let mut ctx = ExecContext::new();
+fn check(case: &ConformanceCase) -> Result<(), String> {
+    let insns =
+        decode_program(&case.program, Endian::Little).map_err(|e| format!("decode: {e}"))?;
+    let mut mem = case.mem.clone();
     let opts = interp::Options {
         max_insns: Some(10_000_000),
     };
@@ -27,34 +18,25 @@ fn check(case: &serde_json::Value) -> Result<(), String> {
         &insns,
         &mut mem,
         &HelperTable::conformance(),
-        &mut ctx,
+        &mut ExecContext::new(),
         &opts,
     )
     .map_err(|e| format!("run: {e}"))?;
-    if got == want {
+    if got == case.result {
         Ok(())
     } else {
-        Err(format!("expected {want:#x}, got {got:#x}"))
+        Err(format!("expected {:#x}, got {got:#x}", case.result))
     }
 }
 
 #[test]
 fn conformance_cases_pass_in_the_interpreter() {
-    let path = conformance_dir().join("programs.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let cases: serde_json::Value = serde_json::from_str(&text).expect("programs.json parses");
-    let cases = cases.as_array().expect("programs.json is an array");
+    let cases = conformance_programs().unwrap();
     assert_eq!(cases.len(), 313, "programs.json case count");
-    let mut failures = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        let name = case["name"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("#{i}"));
-        if let Err(e) = check(case) {
-            failures.push(format!("{name}: {e}"));
-        }
-    }
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| check(c).err().map(|e| format!("{}: {e}", c.name)))
+        .collect();
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
