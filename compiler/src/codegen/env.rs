@@ -4,7 +4,7 @@
 //! bounds checks of checked mode) and fault exits live here, so the
 //! translator never sees a helper id's meaning, a map or the run state.
 
-use super::{helper_signature, state, CodegenOptions, HelperSet};
+use super::{helper_signature, state, CodegenError, CodegenOptions, HelperSet};
 use crate::isa::{self, Endian, LddwSrc, Size};
 use bpfc_runtime::abi::{helper_symbol, FaultCode};
 use cranelift_codegen::ir::{
@@ -312,12 +312,14 @@ impl<'m, M: Module> Env<'m, M> {
         pc: usize,
         target: usize,
         args: [Value; 5],
-    ) -> Value {
-        let Some(&(_, fid)) = self.funcs.iter().find(|(start, _)| *start == target) else {
-            // `functions` makes every call target a function start.
-            self.fault(b, FaultCode::UnresolvedLddw, pc);
-            return b.ins().iconst(types::I64, 0);
-        };
+    ) -> Result<Value, CodegenError> {
+        // `functions` makes every call target a function start; this only
+        // fails if that invariant is broken.
+        let &(_, fid) = self
+            .funcs
+            .iter()
+            .find(|(start, _)| *start == target)
+            .ok_or(CodegenError::NoFunctionAt { pc, target })?;
         let st = self.st();
         let flags = MemFlagsData::trusted();
         let frame = isa::STACK_SIZE as i64;
@@ -343,6 +345,6 @@ impl<'m, M: Module> Env<'m, M> {
         let zero = b.ins().iconst(types::I64, 0);
         b.ins().return_(&[zero]);
         b.switch_to_block(cont);
-        r0
+        Ok(r0)
     }
 }

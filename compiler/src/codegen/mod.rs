@@ -70,6 +70,8 @@ pub enum CodegenError {
     },
     #[error("instruction {pc}: falls through into the function starting at {next}")]
     FallsIntoFunction { pc: usize, next: usize },
+    #[error("instruction {pc}: local call to {target}, where no function starts")]
+    NoFunctionAt { pc: usize, target: usize },
     #[error("code generation: {0}")]
     Module(String),
 }

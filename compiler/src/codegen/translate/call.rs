@@ -2,6 +2,7 @@
 //! a call means; the translator passes r1-r5 and takes r0 back.
 
 use super::Translator;
+use crate::codegen::CodegenError;
 use crate::isa::{CallTarget, Reg};
 use bpfc_runtime::abi::FaultCode;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
@@ -12,13 +13,13 @@ impl<M: Module> Translator<'_, '_, '_, M> {
         [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5].map(|r| self.get(r))
     }
 
-    pub(super) fn call(&mut self, pc: usize, target: CallTarget) {
+    pub(super) fn call(&mut self, pc: usize, target: CallTarget) -> Result<(), CodegenError> {
         let args = self.args();
         let r0 = match target {
             CallTarget::Helper(id) => self.env.call_helper(self.b, pc, id, args),
             CallTarget::Local(rel) => {
                 let target = (pc as i64 + 1 + rel as i64) as usize;
-                self.env.call_local(self.b, pc, target, args)
+                self.env.call_local(self.b, pc, target, args)?
             }
             CallTarget::Kfunc { .. } => {
                 self.env.fault(self.b, FaultCode::KfuncCall, pc);
@@ -26,6 +27,7 @@ impl<M: Module> Translator<'_, '_, '_, M> {
             }
         };
         self.set(Reg::R0, r0);
+        Ok(())
     }
 
     pub(super) fn callx(&mut self, pc: usize, reg: Reg) {

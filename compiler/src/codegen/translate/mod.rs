@@ -73,7 +73,7 @@ pub(crate) fn translate_function<M: Module>(
             t.b.switch_to_block(block);
         }
         t.b.set_srcloc(SourceLoc::new(pc as u32));
-        t.insn(pc, insn);
+        t.insn(pc, insn)?;
         open = !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
     }
     if open {
@@ -148,7 +148,7 @@ impl<M: Module> Translator<'_, '_, '_, M> {
         self.blocks[&pc]
     }
 
-    fn insn(&mut self, pc: usize, insn: Insn) {
+    fn insn(&mut self, pc: usize, insn: Insn) -> Result<(), CodegenError> {
         match insn {
             Insn::Alu {
                 width,
@@ -164,7 +164,7 @@ impl<M: Module> Translator<'_, '_, '_, M> {
             }
             Insn::LddwHigh => {}
             Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit => self.jmp(pc, insn),
-            Insn::Call(target) => self.call(pc, target),
+            Insn::Call(target) => return self.call(pc, target),
             Insn::Callx { reg } => self.callx(pc, reg),
             Insn::Ldx {
                 size,
@@ -195,5 +195,6 @@ impl<M: Module> Translator<'_, '_, '_, M> {
             } => self.atomic(pc, size, op, fetch, dst, src, off),
             Insn::LdAbs { .. } | Insn::LdInd { .. } => self.packet_load(pc),
         }
+        Ok(())
     }
 }
