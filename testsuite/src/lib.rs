@@ -17,11 +17,41 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/bpf_conformance` beside the checkout (override with `BPFC_CONFORMANCE_DIR`).
+/// Where the conformance suite lives: `BPFC_CONFORMANCE_DIR` if set, else
+/// `../shared/bpf_conformance` beside the checkout. A relative
+/// `BPFC_CONFORMANCE_DIR` is taken from the workspace root, since cargo runs
+/// each test binary in its own package directory.
 pub fn conformance_dir() -> PathBuf {
-    std::env::var_os("BPFC_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/bpf_conformance"))
+    match std::env::var_os("BPFC_CONFORMANCE_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("../shared/bpf_conformance"),
+    }
+}
+
+/// The conformance suite's directory, or `None` after printing a skip line
+/// for `test` when the suite is not there. Under `BPFC_TEST_REQUIRE=all` a
+/// missing suite is a failure instead.
+pub fn conformance_dir_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = conformance_dir();
+    if dir.join("programs.json").is_file() {
+        return Some(dir);
+    }
+    let why = format!(
+        "the bpf_conformance suite is not at {} (set BPFC_CONFORMANCE_DIR)",
+        dir.display()
+    );
+    assert!(!require_all(), "{test}: {why}");
+    println!("SKIP: {test}: {why}");
+    None
+}
+
+/// [`conformance_programs`] for a test, or `None` when the suite is missing
+/// and the test may skip ([`conformance_dir_or_skip`]). A suite that is there
+/// but unreadable fails the test.
+pub fn conformance_programs_or_skip(test: &str) -> Option<Vec<ConformanceCase>> {
+    conformance_dir_or_skip(test)?;
+    Some(conformance_programs().unwrap_or_else(|e| panic!("{test}: {e}")))
 }
 
 /// Decode a hex string ("b7000000...") into bytes.

@@ -7,21 +7,19 @@ use bpfc_compiler::codegen::aot::compile_object;
 use bpfc_compiler::codegen::CodegenOptions;
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_testsuite::aot::{link_and_run, tool_available, AotTarget};
-use bpfc_testsuite::conformance_programs;
+use bpfc_testsuite::{conformance_programs_or_skip, require_all};
 use std::str::FromStr;
 
 fn run_target(target: &AotTarget) {
     if let Err(why) = tool_available(target) {
-        assert!(
-            std::env::var("BPFC_TEST_REQUIRE").as_deref() != Ok("all"),
-            "{}: {why}",
-            target.triple
-        );
+        assert!(!require_all(), "{}: {why}", target.triple);
         println!("SKIP: {}: {why}", target.triple);
         return;
     }
     let triple = target_lexicon::Triple::from_str(target.triple).expect("known triple");
-    let cases = conformance_programs().unwrap();
+    let Some(cases) = conformance_programs_or_skip("aot_conformance") else {
+        return;
+    };
     assert_eq!(cases.len(), 313);
     let opts = CodegenOptions::default();
     let mut failures = Vec::new();
