@@ -176,7 +176,7 @@ pub fn compile_program<M: Module>(
     helpers: &HelperSet,
     opts: &CodegenOptions,
     symbol: &str,
-    mut dumps: Option<&mut Dumps>,
+    dumps: Option<&mut Dumps>,
 ) -> Result<FuncId, CodegenError> {
     isa::validate(insns)?;
     let funcs = functions(insns)?;
@@ -190,42 +190,81 @@ pub fn compile_program<M: Module>(
         ));
     }
     let entry = module.declare_function(symbol, Linkage::Export, &entry_signature(module))?;
+    let program = ProgramParts {
+        insns,
+        endian,
+        helpers,
+        opts,
+        symbol,
+        funcs: &funcs,
+        func_ids: &func_ids,
+        internal_sig,
+        entry,
+    };
+    let (mut ctx, mut fb_ctx) = contexts::take();
+    module.clear_context(&mut ctx);
+    let result = program.define_all(module, &mut ctx, &mut fb_ctx, dumps);
+    contexts::give_back(ctx, fb_ctx);
+    result.map(|()| entry)
+}
 
-    let frontend_config = module.target_config();
-    let mut fb_ctx = FunctionBuilderContext::new();
-    let mut ctx = module.make_context();
-    let want_asm = dumps.as_ref().is_some_and(|d| d.asm.is_some());
-    for (range, &(_, id)) in funcs.iter().zip(&func_ids) {
-        ctx.func.signature = internal_sig.clone();
-        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+/// What `compile_program` has declared, ready to be defined.
+struct ProgramParts<'a> {
+    insns: &'a [Insn],
+    endian: Endian,
+    helpers: &'a HelperSet,
+    opts: &'a CodegenOptions,
+    symbol: &'a str,
+    funcs: &'a [Range<usize>],
+    func_ids: &'a [(usize, FuncId)],
+    internal_sig: Signature,
+    entry: FuncId,
+}
+
+impl ProgramParts<'_> {
+    /// Translate and define every eBPF function, then the entry wrapper.
+    fn define_all<M: Module>(
+        &self,
+        module: &mut M,
+        ctx: &mut Context,
+        fb_ctx: &mut FunctionBuilderContext,
+        mut dumps: Option<&mut Dumps>,
+    ) -> Result<(), CodegenError> {
+        let frontend_config = module.target_config();
+        let want_asm = dumps.as_ref().is_some_and(|d| d.asm.is_some());
+        for (range, &(_, id)) in self.funcs.iter().zip(self.func_ids) {
+            ctx.func.signature = self.internal_sig.clone();
+            ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+            ctx.set_disasm(want_asm);
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
+                let mut env =
+                    env::Env::new(module, self.helpers, self.func_ids, self.opts, self.endian);
+                translate::translate_function(&mut b, &mut env, self.insns, range.clone())?;
+                b.seal_all_blocks();
+                b.finalize(frontend_config);
+            }
+            define(
+                module,
+                id,
+                ctx,
+                &format!("function at instruction {}", range.start),
+                dumps.as_deref_mut(),
+            )?;
+        }
+
+        ctx.func.signature = entry_signature(module);
+        ctx.func.name = ir::UserFuncName::user(0, self.entry.as_u32());
         ctx.set_disasm(want_asm);
         {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-            let mut env = env::Env::new(module, helpers, &func_ids, opts, endian);
-            translate::translate_function(&mut b, &mut env, insns, range.clone())?;
+            let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
+            build_entry_wrapper(module, &mut b, self.func_ids[0].1);
             b.seal_all_blocks();
             b.finalize(frontend_config);
         }
-        define(
-            module,
-            id,
-            &mut ctx,
-            &format!("function at instruction {}", range.start),
-            dumps.as_deref_mut(),
-        )?;
+        let what = format!("entry {}", self.symbol);
+        define(module, self.entry, ctx, &what, dumps)
     }
-
-    ctx.func.signature = entry_signature(module);
-    ctx.func.name = ir::UserFuncName::user(0, entry.as_u32());
-    ctx.set_disasm(want_asm);
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        build_entry_wrapper(module, &mut b, func_ids[0].1);
-        b.seal_all_blocks();
-        b.finalize(frontend_config);
-    }
-    define(module, entry, &mut ctx, &format!("entry {symbol}"), dumps)?;
-    Ok(entry)
 }
 
 fn define<M: Module>(
@@ -255,6 +294,32 @@ fn define<M: Module>(
     }
     module.clear_context(ctx);
     Ok(())
+}
+
+/// Cranelift contexts kept per thread between compilations: they hold the
+/// IR arenas and register allocator state, and reusing them saves their
+/// allocation on every function.
+mod contexts {
+    use cranelift_codegen::Context;
+    use cranelift_frontend::FunctionBuilderContext;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SPARE: RefCell<Option<(Context, FunctionBuilderContext)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// The thread's spare contexts, or fresh ones.
+    pub(super) fn take() -> (Context, FunctionBuilderContext) {
+        SPARE
+            .with(|s| s.borrow_mut().take())
+            .unwrap_or_else(|| (Context::new(), FunctionBuilderContext::new()))
+    }
+
+    pub(super) fn give_back(mut ctx: Context, fb_ctx: FunctionBuilderContext) {
+        ctx.clear();
+        SPARE.with(|s| *s.borrow_mut() = Some((ctx, fb_ctx)));
+    }
 }
 
 /// Byte offsets in the run state the entry wrapper keeps on its stack and

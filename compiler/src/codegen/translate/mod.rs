@@ -50,10 +50,21 @@ pub(crate) fn translate_function<M: Module>(
     }
     env.enter_function(params[6], params[5]);
 
+    b.seal_block(entry);
+
+    // Each block is sealed as soon as the last instruction that can branch
+    // or fall into it has been translated, so the SSA builder resolves
+    // variables directly instead of through placeholder parameters.
+    let starts = block_starts(insns, &range);
     let mut blocks = BTreeMap::new();
-    for pc in block_starts(insns, &range) {
+    for &(pc, _) in &starts {
         blocks.insert(pc, b.create_block());
     }
+    let mut unsealed: Vec<(usize, Block)> = starts
+        .iter()
+        .map(|&(pc, last_pred)| (last_pred, blocks[&pc]))
+        .collect();
+    unsealed.sort_unstable_by(|a, b| b.0.cmp(&a.0)); // latest first: pop the earliest
     let mut t = Translator {
         b,
         env,
@@ -72,6 +83,13 @@ pub(crate) fn translate_function<M: Module>(
             }
             t.b.switch_to_block(block);
         }
+        while let Some(&(last_pred, block)) = unsealed.last() {
+            if last_pred >= pc {
+                break;
+            }
+            t.b.seal_block(block);
+            unsealed.pop();
+        }
         t.b.set_srcloc(SourceLoc::new(pc as u32));
         t.insn(pc, insn)?;
         open = !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
@@ -84,24 +102,31 @@ pub(crate) fn translate_function<M: Module>(
     Ok(())
 }
 
-/// Slots that start a block: jump targets and the instruction after every
-/// jump or exit.
-fn block_starts(insns: &[Insn], range: &Range<usize>) -> Vec<usize> {
-    let mut starts = Vec::new();
+/// Slots that start a block (jump targets and the instruction after every
+/// jump or exit), each with the last slot that can reach it: the latest jump
+/// to it, or the slot before it for the fall-through.
+fn block_starts(insns: &[Insn], range: &Range<usize>) -> Vec<(usize, usize)> {
+    let mut starts: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut reach = |start: usize, from: usize| {
+        let last = starts.entry(start).or_insert(from);
+        *last = (*last).max(from);
+    };
     for pc in range.clone() {
         let insn = &insns[pc];
         if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit) {
             if let Some(t) = insn.branch_target(pc) {
-                starts.push(t as usize);
+                let t = t as usize;
+                reach(t, pc);
+                if t > range.start {
+                    reach(t, t - 1);
+                }
             }
             if pc + 1 < range.end {
-                starts.push(pc + 1);
+                reach(pc + 1, pc);
             }
         }
     }
-    starts.sort_unstable();
-    starts.dedup();
-    starts
+    starts.into_iter().collect()
 }
 
 impl<M: Module> Translator<'_, '_, '_, M> {
