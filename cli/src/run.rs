@@ -7,7 +7,6 @@ use bpfc_compiler::codegen::{
     CodegenOptions,
 };
 use bpfc_compiler::interp;
-use bpfc_compiler::isa::Insn;
 use bpfc_runtime::{ExecContext, HelperTable};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -72,8 +71,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     // suite's helpers (helper 5 returns its first argument).
     let helpers = HelperTable::conformance();
     let out = match args.engine {
-        Engine::Interp => run_interp(&prog.insns, &mut mem, &helpers, args.max_insns),
-        Engine::Jit => run_jit(&prog.insns, &mut mem, &helpers, !args.unchecked),
+        Engine::Interp => run_interp(&prog, &mut mem, &helpers, args.max_insns),
+        Engine::Jit => run_jit(&prog, &mut mem, &helpers, !args.unchecked),
     }
     .map_err(|e| {
         let at = e.pc.map(|pc| prog.source_at(pc)).unwrap_or_default();
@@ -116,15 +115,18 @@ impl Failure {
 }
 
 fn run_interp(
-    insns: &[Insn],
+    prog: &input::Program,
     mem: &mut [u8],
     helpers: &HelperTable,
     max_insns: Option<u64>,
 ) -> Result<Outcome, Failure> {
     let mut ctx = ExecContext::new();
-    let opts = interp::Options { max_insns };
+    let opts = interp::Options {
+        max_insns,
+        endian: prog.endian,
+    };
     let start = Instant::now();
-    let r0 = interp::run(insns, mem, helpers, &mut ctx, &opts)
+    let r0 = interp::run(&prog.insns, mem, helpers, &mut ctx, &opts)
         .map_err(|e| Failure::new(&e, Some(e.pc())))?;
     Ok(Outcome {
         r0,
@@ -134,7 +136,7 @@ fn run_interp(
 
 /// Compile, then time only the run (as bpftool times only the kernel's run).
 fn run_jit(
-    insns: &[Insn],
+    prog: &input::Program,
     mem: &mut [u8],
     helpers: &HelperTable,
     checked: bool,
@@ -143,7 +145,8 @@ fn run_jit(
         checked,
         ..Default::default()
     };
-    let prog = JitProgram::new(insns, helpers, &opts).map_err(|e| Failure::new(&e, None))?;
+    let prog = JitProgram::compile(&prog.insns, prog.endian, helpers, &opts, None)
+        .map_err(|e| Failure::new(&e, None))?;
     let mut ctx = ExecContext::new();
     let start = Instant::now();
     let r0 = prog.run(mem, &mut ctx).map_err(|e| {

@@ -51,6 +51,7 @@ impl Engine {
             Engine::Interp => {
                 let opts = interp::Options {
                     max_insns: Some(MAX_INSNS),
+                    ..Default::default()
                 };
                 interp::run(insns, mem, &helpers, &mut ctx, &opts).map_err(|e| e.to_string())
             }

@@ -13,6 +13,7 @@ fn check(case: &ConformanceCase) -> Result<(), String> {
     let mut mem = case.mem.clone();
     let opts = interp::Options {
         max_insns: Some(10_000_000),
+        ..Default::default()
     };
     let got = interp::run(
         &insns,

@@ -12,6 +12,7 @@ use bpfc_compiler::codegen::jit::{JitError, JitProgram};
 use bpfc_compiler::codegen::{CodegenOptions, OptLevel};
 use bpfc_compiler::disasm::{disassemble, Syntax};
 use bpfc_compiler::interp::{self, RunError};
+use bpfc_compiler::isa::Endian;
 use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::{ExecContext, HelperTable};
 use bpfc_testsuite::gen::{case_seed, generate, Generated};
@@ -75,8 +76,10 @@ fn report(g: &Generated, what: &str, details: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "case seed {:#018x} (rerun: BPFC_DIFF_ONLY={:#x}): {what}",
-        g.seed, g.seed
+        "case seed {:#018x} (rerun: BPFC_DIFF_ONLY={:#x}), {:?}-endian machine: {what}",
+        g.seed,
+        g.seed,
+        machine_order(g)
     );
     s.push_str(details);
     let _ = writeln!(s, "input: {}", hex(&g.input));
@@ -89,6 +92,17 @@ fn report(g: &Generated, what: &str, details: &str) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// One case in four runs as a big-endian eBPF machine (as `bpfeb` bytecode
+/// does): memory in big-endian order and `le`/`be` swapped, which the JIT
+/// implements with byte swaps on this little-endian host.
+fn machine_order(g: &Generated) -> Endian {
+    if (g.seed >> 8).is_multiple_of(4) {
+        Endian::Big
+    } else {
+        Endian::Little
+    }
 }
 
 fn run_jit(
@@ -104,7 +118,7 @@ fn run_jit(
         OptLevel::Speed
     };
     let opts = CodegenOptions { opt_level, checked };
-    let prog = JitProgram::new(&g.insns, helpers, &opts)
+    let prog = JitProgram::compile(&g.insns, machine_order(g), helpers, &opts, None)
         .map_err(|e| format!("JIT compile (checked={checked}) failed: {e}"))?;
     let mut mem = g.input.clone();
     let mut ctx = ExecContext::new();
@@ -118,6 +132,7 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
     let mut ctx = ExecContext::new();
     let opts = interp::Options {
         max_insns: Some(MAX_INSNS),
+        endian: machine_order(&g),
     };
     let ir = interp::run(&g.insns, &mut imem, helpers, &mut ctx, &opts);
     let iout = match interp_outcome(&ir) {

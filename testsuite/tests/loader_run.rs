@@ -48,7 +48,10 @@ fn pure_fixture_programs_agree_across_engines() {
                 &mut [],
                 &helpers,
                 &mut ExecContext::new(),
-                &interp::Options::default(),
+                &interp::Options {
+                    endian: obj.endian,
+                    ..Default::default()
+                },
             )
             .unwrap_or_else(|e| panic!("{file} {}: interp: {e}", prog.name));
             for checked in [false, true] {

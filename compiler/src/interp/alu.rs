@@ -4,7 +4,7 @@
 //! 32-bit operations read the low halves of their operands and zero-extend
 //! their result; 64-bit operations see immediates sign-extended to 64 bits.
 
-use crate::isa::{AluOp, ByteOrder, Width};
+use crate::isa::{AluOp, ByteOrder, Endian, Width};
 
 /// The value of an immediate operand at `width`: sign-extended to 64 bits for
 /// 64-bit operations, the raw 32 bits (zero-extended) for 32-bit ones.
@@ -105,20 +105,22 @@ pub fn neg(width: Width, dst: u64) -> u64 {
     }
 }
 
-/// Byte-order conversion of the low `bits` (16, 32 or 64) of `dst`; the
-/// result is zero-extended. `to_le`/`to_be` are no-ops or swaps depending on
-/// the host, so this is correct on either.
-pub fn end(order: ByteOrder, bits: u8, dst: u64) -> u64 {
-    match (order, bits) {
-        (ByteOrder::ToLe, 16) => (dst as u16).to_le() as u64,
-        (ByteOrder::ToLe, 32) => (dst as u32).to_le() as u64,
-        (ByteOrder::ToLe, _) => dst.to_le(),
-        (ByteOrder::ToBe, 16) => (dst as u16).to_be() as u64,
-        (ByteOrder::ToBe, 32) => (dst as u32).to_be() as u64,
-        (ByteOrder::ToBe, _) => dst.to_be(),
-        (ByteOrder::Swap, 16) => (dst as u16).swap_bytes() as u64,
-        (ByteOrder::Swap, 32) => (dst as u32).swap_bytes() as u64,
-        (ByteOrder::Swap, _) => dst.swap_bytes(),
+/// Byte-order conversion of the low `bits` (16, 32 or 64) of `dst` on an
+/// eBPF machine of byte order `machine`; the result is zero-extended.
+/// `le`/`be` swap when the machine's order differs, `bswap` always does.
+pub fn end(order: ByteOrder, bits: u8, dst: u64, machine: Endian) -> u64 {
+    let swap = match order {
+        ByteOrder::Swap => true,
+        ByteOrder::ToLe => machine == Endian::Big,
+        ByteOrder::ToBe => machine == Endian::Little,
+    };
+    match (swap, bits) {
+        (false, 16) => dst as u16 as u64,
+        (false, 32) => dst as u32 as u64,
+        (false, _) => dst,
+        (true, 16) => (dst as u16).swap_bytes() as u64,
+        (true, 32) => (dst as u32).swap_bytes() as u64,
+        (true, _) => dst.swap_bytes(),
     }
 }
 
@@ -246,19 +248,21 @@ mod tests {
         assert_eq!(neg(W32, 0xffff_ffff_0000_0000), 0);
     }
 
-    // Expected values assume a little-endian host (ToLe is then a truncation).
-    #[cfg(target_endian = "little")]
     #[test]
-    fn byte_order() {
+    fn byte_order_is_the_machines_not_the_hosts() {
         let v = 0x0123_4567_89ab_cdef;
-        assert_eq!(end(ByteOrder::ToBe, 16, v), 0xefcd);
-        assert_eq!(end(ByteOrder::ToBe, 32, v), 0xefcd_ab89);
-        assert_eq!(end(ByteOrder::ToBe, 64, v), 0xefcd_ab89_6745_2301);
-        assert_eq!(end(ByteOrder::ToLe, 16, v), 0xcdef);
-        assert_eq!(end(ByteOrder::ToLe, 32, v), 0x89ab_cdef);
-        assert_eq!(end(ByteOrder::ToLe, 64, v), v);
-        assert_eq!(end(ByteOrder::Swap, 16, v), 0xefcd);
-        assert_eq!(end(ByteOrder::Swap, 32, v), 0xefcd_ab89);
-        assert_eq!(end(ByteOrder::Swap, 64, v), 0xefcd_ab89_6745_2301);
+        let (le, be) = (Endian::Little, Endian::Big);
+        assert_eq!(end(ByteOrder::ToBe, 16, v, le), 0xefcd);
+        assert_eq!(end(ByteOrder::ToBe, 32, v, le), 0xefcd_ab89);
+        assert_eq!(end(ByteOrder::ToBe, 64, v, le), 0xefcd_ab89_6745_2301);
+        assert_eq!(end(ByteOrder::ToLe, 16, v, le), 0xcdef);
+        assert_eq!(end(ByteOrder::ToLe, 32, v, le), 0x89ab_cdef);
+        assert_eq!(end(ByteOrder::ToLe, 64, v, le), v);
+        assert_eq!(end(ByteOrder::ToLe, 32, v, be), 0xefcd_ab89);
+        assert_eq!(end(ByteOrder::ToBe, 32, v, be), 0x89ab_cdef);
+        for machine in [le, be] {
+            assert_eq!(end(ByteOrder::Swap, 16, v, machine), 0xefcd);
+            assert_eq!(end(ByteOrder::Swap, 64, v, machine), 0xefcd_ab89_6745_2301);
+        }
     }
 }

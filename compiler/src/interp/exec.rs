@@ -78,7 +78,7 @@ pub(super) fn execute(
             }
             Insn::Neg { width, dst } => regs[dst.index()] = alu::neg(width, regs[dst.index()]),
             Insn::End { order, bits, dst } => {
-                regs[dst.index()] = alu::end(order, bits, regs[dst.index()])
+                regs[dst.index()] = alu::end(order, bits, regs[dst.index()], opts.endian)
             }
             Insn::Ja { off, .. } => next = target(pc, off as i64),
             Insn::Jmp {

@@ -17,7 +17,7 @@
 //! touch memory a region describes.
 
 use super::RunError;
-use crate::isa::{Size, MAX_CALL_FRAMES, STACK_SIZE};
+use crate::isa::{Endian, Size, MAX_CALL_FRAMES, STACK_SIZE};
 use std::fmt::Write as _;
 
 /// An extra memory region a run may access, beside the stack and the input.
@@ -107,15 +107,18 @@ pub struct Memory<'a, 'e> {
     depth: usize,
     input: &'a mut [u8],
     extra: &'a mut Regions<'e>,
+    /// The eBPF machine's byte order (the bytecode's), not the host's.
+    order: Endian,
 }
 
 impl<'a, 'e> Memory<'a, 'e> {
-    pub fn new(input: &'a mut [u8], extra: &'a mut Regions<'e>) -> Memory<'a, 'e> {
+    pub fn new(input: &'a mut [u8], extra: &'a mut Regions<'e>, order: Endian) -> Memory<'a, 'e> {
         Memory {
             stack: vec![0u8; MAX_CALL_FRAMES * STACK_SIZE].into_boxed_slice(),
             depth: 0,
             input,
             extra,
+            order,
         }
     }
 
@@ -214,16 +217,18 @@ impl<'a, 'e> Memory<'a, 'e> {
         s
     }
 
-    /// Load `size` bytes at `addr`, zero-extended, in host byte order.
+    /// Load `size` bytes at `addr`, zero-extended, in the machine's byte order.
     pub fn load(&mut self, pc: usize, addr: u64, size: Size) -> Result<u64, RunError> {
+        let order = self.order;
         let bytes = self.slice(pc, addr, size.bytes(), Access::Load)?;
-        Ok(read(bytes))
+        Ok(read(bytes, order))
     }
 
-    /// Store the low `size` bytes of `value` at `addr`, in host byte order.
+    /// Store the low `size` bytes of `value` at `addr`, in the machine's byte order.
     pub fn store(&mut self, pc: usize, addr: u64, size: Size, value: u64) -> Result<(), RunError> {
+        let order = self.order;
         let bytes = self.slice(pc, addr, size.bytes(), Access::Store)?;
-        write(bytes, value);
+        write(bytes, value, order);
         Ok(())
     }
 
@@ -236,32 +241,35 @@ impl<'a, 'e> Memory<'a, 'e> {
         size: Size,
         f: impl FnOnce(u64) -> u64,
     ) -> Result<u64, RunError> {
+        let order = self.order;
         let bytes = self.slice(pc, addr, size.bytes(), Access::Atomic)?;
-        let old = read(bytes);
-        write(bytes, f(old));
+        let old = read(bytes, order);
+        write(bytes, f(old), order);
         Ok(old)
     }
 }
 
-/// Read a 1-, 2-, 4- or 8-byte host-order value.
-fn read(bytes: &[u8]) -> u64 {
+/// Read a 1-, 2-, 4- or 8-byte value stored in `order`.
+fn read(bytes: &[u8], order: Endian) -> u64 {
     let mut buf = [0u8; 8];
     let n = bytes.len().min(8);
-    if cfg!(target_endian = "little") {
-        buf[..n].copy_from_slice(&bytes[..n]);
-        u64::from_le_bytes(buf)
-    } else {
-        buf[8 - n..].copy_from_slice(&bytes[..n]);
-        u64::from_be_bytes(buf)
+    match order {
+        Endian::Little => {
+            buf[..n].copy_from_slice(&bytes[..n]);
+            u64::from_le_bytes(buf)
+        }
+        Endian::Big => {
+            buf[8 - n..].copy_from_slice(&bytes[..n]);
+            u64::from_be_bytes(buf)
+        }
     }
 }
 
-/// Write the low `bytes.len()` bytes of `value` in host order.
-fn write(bytes: &mut [u8], value: u64) {
+/// Write the low `bytes.len()` bytes of `value` in `order`.
+fn write(bytes: &mut [u8], value: u64, order: Endian) {
     let n = bytes.len().min(8);
-    if cfg!(target_endian = "little") {
-        bytes[..n].copy_from_slice(&value.to_le_bytes()[..n]);
-    } else {
-        bytes[..n].copy_from_slice(&value.to_be_bytes()[8 - n..]);
+    match order {
+        Endian::Little => bytes[..n].copy_from_slice(&value.to_le_bytes()[..n]),
+        Endian::Big => bytes[..n].copy_from_slice(&value.to_be_bytes()[8 - n..]),
     }
 }

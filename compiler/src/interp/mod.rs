@@ -35,7 +35,7 @@ mod tests;
 
 pub use memory::{Region, Regions};
 
-use crate::isa::{self, DecodeError, Insn, LddwSrc};
+use crate::isa::{self, DecodeError, Endian, Insn, LddwSrc};
 use bpfc_runtime::{ExecContext, HelperTable};
 use thiserror::Error;
 
@@ -45,6 +45,9 @@ pub struct Options {
     /// Stop with [`RunError::InsnLimit`] after this many executed instructions
     /// (`None`: no limit).
     pub max_insns: Option<u64>,
+    /// The eBPF machine's byte order: memory accesses and `le`/`be` follow
+    /// it (the bytecode's order, little-endian unless the program is `bpfeb`).
+    pub endian: Endian,
 }
 
 /// Why a run stopped without a return value. Every variant carries the slot
@@ -139,6 +142,6 @@ pub fn run_with_regions(
         pc: source.pc().unwrap_or(0),
         source,
     })?;
-    let mut memory = memory::Memory::new(mem, extra);
+    let mut memory = memory::Memory::new(mem, extra, opts.endian);
     exec::execute(insns, &mut memory, helpers, ctx, opts)
 }

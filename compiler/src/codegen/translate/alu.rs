@@ -15,6 +15,14 @@ impl<M: Module> Translator<'_, '_, '_, M> {
         } else {
             types::I32
         };
+        if let (AluOp::Mov, Src::Imm(imm)) = (op, src) {
+            let v = match width {
+                Width::W64 => imm as i64,
+                Width::W32 => imm as u32 as i64,
+            };
+            let v = self.b.ins().iconst(types::I64, v);
+            return self.set(dst, v);
+        }
         let b = self.operand(width, src);
         if let AluOp::Mov = op {
             return self.set_result(width, dst, b);

@@ -2,26 +2,10 @@
 
 use super::Translator;
 use crate::isa::{AtomicOp, Reg, Size};
-use cranelift_codegen::ir::{types, AtomicRmwOp, InstBuilder, Value};
+use cranelift_codegen::ir::AtomicRmwOp;
 use cranelift_module::Module;
 
 impl<M: Module> Translator<'_, '_, '_, M> {
-    fn narrow(&mut self, size: Size, v: Value) -> Value {
-        if size == Size::W {
-            self.b.ins().ireduce(types::I32, v)
-        } else {
-            v
-        }
-    }
-
-    fn widen(&mut self, size: Size, v: Value) -> Value {
-        if size == Size::W {
-            self.b.ins().uextend(types::I64, v)
-        } else {
-            v
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(super) fn atomic(
         &mut self,
@@ -34,14 +18,12 @@ impl<M: Module> Translator<'_, '_, '_, M> {
         off: i16,
     ) {
         let base = self.get(dst);
-        let addr = self.b.ins().iadd_imm_s(base, off as i64);
         let value = self.get(src);
-        let value = self.narrow(size, value);
         if op == AtomicOp::CmpXchg {
             let expected = self.get(Reg::R0);
-            let expected = self.narrow(size, expected);
-            let old = self.env.atomic_cas(self.b, pc, addr, expected, value);
-            let old = self.widen(size, old);
+            let old = self
+                .env
+                .atomic_cas(self.b, pc, size, base, off, expected, value);
             return self.set(Reg::R0, old);
         }
         let rmw = match op {
@@ -51,9 +33,8 @@ impl<M: Module> Translator<'_, '_, '_, M> {
             AtomicOp::Xor => AtomicRmwOp::Xor,
             AtomicOp::Xchg | AtomicOp::CmpXchg => AtomicRmwOp::Xchg,
         };
-        let old = self.env.atomic_rmw(self.b, pc, rmw, addr, value);
+        let old = self.env.atomic_rmw(self.b, pc, size, rmw, base, off, value);
         if fetch {
-            let old = self.widen(size, old);
             self.set(src, old);
         }
     }

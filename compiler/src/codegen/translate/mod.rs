@@ -24,6 +24,10 @@ pub(crate) struct Translator<'a, 'b, 'm, M: Module> {
     b: &'a mut FunctionBuilder<'b>,
     env: &'a mut Env<'m, M>,
     regs: [Variable; Reg::COUNT],
+    /// For each register last written by a 32-bit operation in the current
+    /// block, that operation's 32-bit result (the register holds its zero
+    /// extension), so the next 32-bit use needs no `ireduce`.
+    narrow: [Option<Value>; Reg::COUNT],
     blocks: BTreeMap<usize, Block>,
 }
 
@@ -48,7 +52,7 @@ pub(crate) fn translate_function<M: Module>(
         };
         b.def_var(*var, v);
     }
-    env.enter_function(params[6], params[5]);
+    env.enter_function(b, params[6], params[5]);
 
     b.seal_block(entry);
 
@@ -64,11 +68,13 @@ pub(crate) fn translate_function<M: Module>(
         .iter()
         .map(|&(pc, last_pred)| (last_pred, blocks[&pc]))
         .collect();
-    unsealed.sort_unstable_by(|a, b| b.0.cmp(&a.0)); // latest first: pop the earliest
+    // Latest first, so the earliest is popped first.
+    unsealed.sort_unstable_by_key(|&(last_pred, _)| std::cmp::Reverse(last_pred));
     let mut t = Translator {
         b,
         env,
         regs,
+        narrow: [None; Reg::COUNT],
         blocks,
     };
     let mut open = true;
@@ -82,6 +88,7 @@ pub(crate) fn translate_function<M: Module>(
                 t.b.ins().jump(block, &[]);
             }
             t.b.switch_to_block(block);
+            t.narrow = [None; Reg::COUNT];
         }
         while let Some(&(last_pred, block)) = unsealed.last() {
             if last_pred >= pc {
@@ -136,6 +143,18 @@ impl<M: Module> Translator<'_, '_, '_, M> {
 
     fn set(&mut self, r: Reg, v: Value) {
         self.b.def_var(self.regs[r.index()], v);
+        self.narrow[r.index()] = None;
+    }
+
+    /// The low 32 bits of `r`.
+    fn get32(&mut self, r: Reg) -> Value {
+        match self.narrow[r.index()] {
+            Some(v) => v,
+            None => {
+                let v = self.get(r);
+                self.b.ins().ireduce(types::I32, v)
+            }
+        }
     }
 
     /// The second operand at the operation width (immediates sign-extended).
@@ -144,29 +163,28 @@ impl<M: Module> Translator<'_, '_, '_, M> {
             (Src::Imm(imm), Width::W64) => self.b.ins().iconst(types::I64, imm as i64),
             (Src::Imm(imm), Width::W32) => self.b.ins().iconst(types::I32, imm as u32 as i64),
             (Src::Reg(r), Width::W64) => self.get(r),
-            (Src::Reg(r), Width::W32) => {
-                let v = self.get(r);
-                self.b.ins().ireduce(types::I32, v)
-            }
+            (Src::Reg(r), Width::W32) => self.get32(r),
         }
     }
 
     /// `dst` at the operation width.
     fn dst_value(&mut self, width: Width, dst: Reg) -> Value {
-        let v = self.get(dst);
         match width {
-            Width::W64 => v,
-            Width::W32 => self.b.ins().ireduce(types::I32, v),
+            Width::W64 => self.get(dst),
+            Width::W32 => self.get32(dst),
         }
     }
 
     /// Write an operation-width result, zero-extending 32-bit ones.
     fn set_result(&mut self, width: Width, dst: Reg, v: Value) {
-        let v = match width {
-            Width::W64 => v,
-            Width::W32 => self.b.ins().uextend(types::I64, v),
-        };
-        self.set(dst, v);
+        match width {
+            Width::W64 => self.set(dst, v),
+            Width::W32 => {
+                let wide = self.b.ins().uextend(types::I64, v);
+                self.set(dst, wide);
+                self.narrow[dst.index()] = Some(v);
+            }
+        }
     }
 
     fn block(&self, pc: usize) -> Block {

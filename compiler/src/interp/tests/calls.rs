@@ -126,6 +126,7 @@ fn instruction_budget() {
     ];
     let o = Options {
         max_insns: Some(100),
+        ..Default::default()
     };
     let e = exec(&looping, &mut [], &o).unwrap_err();
     assert_eq!(e, RunError::InsnLimit { pc: 1, limit: 100 });
@@ -135,9 +136,26 @@ fn instruction_budget() {
     );
     // Exactly enough budget succeeds, one less fails.
     let p = [mov64(R0, 1), mov64(R0, 2), EXIT];
-    assert_eq!(exec(&p, &mut [], &Options { max_insns: Some(3) }), Ok(2));
     assert_eq!(
-        exec(&p, &mut [], &Options { max_insns: Some(2) }),
+        exec(
+            &p,
+            &mut [],
+            &Options {
+                max_insns: Some(3),
+                ..Default::default()
+            }
+        ),
+        Ok(2)
+    );
+    assert_eq!(
+        exec(
+            &p,
+            &mut [],
+            &Options {
+                max_insns: Some(2),
+                ..Default::default()
+            }
+        ),
         Err(RunError::InsnLimit { pc: 2, limit: 2 })
     );
 }

@@ -123,7 +123,7 @@ proptest! {
         prog.push(Insn::Exit);
         prop_assume!(crate::isa::validate(&prog).is_ok());
         let mut mem = mem;
-        let opts = Options { max_insns: Some(2_000) };
+        let opts = Options { max_insns: Some(2_000), ..Default::default() };
         match exec(&prog, &mut mem, &opts) {
             Ok(_) => {}
             Err(e) => prop_assert!(!matches!(e, RunError::NotExecutable { .. } | RunError::Invalid { .. }), "{e}"),

@@ -4,26 +4,17 @@
 //! bounds checks of checked mode) and fault exits live here, so the
 //! translator never sees a helper id's meaning, a map or the run state.
 
+mod memory;
+
 use super::{helper_signature, state, CodegenError, CodegenOptions, HelperSet};
-use crate::isa::{self, Endian, LddwSrc, Size};
+use crate::isa::{self, Endian, LddwSrc};
 use bpfc_runtime::abi::{helper_symbol, FaultCode};
 use cranelift_codegen::ir::{
-    self, condcodes::IntCC, types, AtomicRmwOp, Block, FuncRef, InstBuilder, MemFlagsData, Type,
-    Value,
+    condcodes::IntCC, types, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Switch};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::BTreeMap;
-
-/// The Cranelift type of an access of `size`.
-pub(crate) fn mem_type(size: Size) -> Type {
-    match size {
-        Size::B => types::I8,
-        Size::H => types::I16,
-        Size::W => types::I32,
-        Size::DW => types::I64,
-    }
-}
 
 pub(crate) struct Env<'m, M: Module> {
     module: &'m mut M,
@@ -34,9 +25,14 @@ pub(crate) struct Env<'m, M: Module> {
     endian: Endian,
     /// Function references already imported into the current function.
     refs: BTreeMap<FuncId, FuncRef>,
+    /// How program memory's byte order is reached on this target.
+    order: memory::Order,
     /// The run state pointer and the frame pointer of the current function.
     st: Option<Value>,
     fp: Option<Value>,
+    /// Checked mode: the bounds of the current function's accessible memory,
+    /// loaded once in its entry block.
+    bounds: Option<memory::Bounds>,
 }
 
 impl<'m, M: Module> Env<'m, M> {
@@ -47,6 +43,7 @@ impl<'m, M: Module> Env<'m, M> {
         opts: &'m CodegenOptions,
         endian: Endian,
     ) -> Self {
+        let order = memory::Order::new(endian, module.isa().endianness());
         Env {
             module,
             helpers,
@@ -54,8 +51,10 @@ impl<'m, M: Module> Env<'m, M> {
             opts,
             endian,
             refs: BTreeMap::new(),
+            order,
             st: None,
             fp: None,
+            bounds: None,
         }
     }
 
@@ -64,10 +63,12 @@ impl<'m, M: Module> Env<'m, M> {
         self.endian
     }
 
-    /// Record the incoming state and frame pointer of the function being built.
-    pub(crate) fn enter_function(&mut self, st: Value, fp: Value) {
+    /// Record the incoming state and frame pointer of the function being
+    /// built; called in its entry block.
+    pub(crate) fn enter_function(&mut self, b: &mut FunctionBuilder, st: Value, fp: Value) {
         self.st = Some(st);
         self.fp = Some(fp);
+        self.bounds = self.opts.checked.then(|| memory::Bounds::load(b, st, fp));
     }
 
     fn st(&self) -> Value {
@@ -80,14 +81,6 @@ impl<'m, M: Module> Env<'m, M> {
 
     fn ptr(&self) -> Type {
         self.module.target_config().pointer_type()
-    }
-
-    /// Flags of program-visible memory: the bytecode's byte order, whatever the target's.
-    fn mem_flags(&self) -> MemFlagsData {
-        MemFlagsData::new().with_endianness(match self.endian {
-            Endian::Little => ir::Endianness::Little,
-            Endian::Big => ir::Endianness::Big,
-        })
     }
 
     fn func_ref(&mut self, b: &mut FunctionBuilder, id: FuncId) -> FuncRef {
@@ -103,6 +96,7 @@ impl<'m, M: Module> Env<'m, M> {
     pub(crate) fn fault(&mut self, b: &mut FunctionBuilder, code: FaultCode, pc: usize) {
         self.emit_fault_exit(b, code, pc);
         let next = b.create_block();
+        b.seal_block(next);
         b.switch_to_block(next);
     }
 
@@ -122,86 +116,11 @@ impl<'m, M: Module> Env<'m, M> {
         let cont = b.create_block();
         let bad = b.create_block();
         b.ins().brif(ok, cont, &[], bad, &[]);
+        b.seal_block(cont);
+        b.seal_block(bad);
         b.switch_to_block(bad);
         self.emit_fault_exit(b, code, pc);
         b.switch_to_block(cont);
-    }
-
-    /// In checked mode, fault unless `[addr, addr + size)` lies in the input
-    /// or in the frames from the current one up to the entry's.
-    fn check_access(&mut self, b: &mut FunctionBuilder, pc: usize, addr: Value, size: usize) {
-        if !self.opts.checked {
-            return;
-        }
-        let st = self.st();
-        let flags = MemFlagsData::trusted();
-        let end = b.ins().iadd_imm_s(addr, size as i64);
-        let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
-        let in_range = |b: &mut FunctionBuilder, lo: Value, hi: Value| {
-            let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
-            let below = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, hi);
-            b.ins().band(above, below)
-        };
-        let frame_lo = b.ins().iadd_imm_s(self.fp(), -(isa::STACK_SIZE as i64));
-        let stack_top = b.ins().load(types::I64, flags, st, state::STACK_TOP);
-        let in_stack = in_range(b, frame_lo, stack_top);
-        let input_lo = b.ins().load(types::I64, flags, st, state::INPUT_LO);
-        let input_hi = b.ins().load(types::I64, flags, st, state::INPUT_HI);
-        let in_input = in_range(b, input_lo, input_hi);
-        let inside = b.ins().bor(in_stack, in_input);
-        let ok = b.ins().band(inside, no_wrap);
-        self.fault_unless(b, ok, FaultCode::OutOfBounds, pc);
-    }
-
-    /// Load `size` bytes at `addr`; the value has the access's type.
-    pub(crate) fn load(
-        &mut self,
-        b: &mut FunctionBuilder,
-        pc: usize,
-        size: Size,
-        addr: Value,
-    ) -> Value {
-        self.check_access(b, pc, addr, size.bytes());
-        let flags = self.mem_flags();
-        b.ins().load(mem_type(size), flags, addr, 0)
-    }
-
-    /// Store `value` (of the access's type) at `addr`.
-    pub(crate) fn store(&mut self, b: &mut FunctionBuilder, pc: usize, addr: Value, value: Value) {
-        let size = b.func.dfg.value_type(value).bytes() as usize;
-        self.check_access(b, pc, addr, size);
-        let flags = self.mem_flags();
-        b.ins().store(flags, value, addr, 0);
-    }
-
-    /// Atomic read-modify-write; returns the old value.
-    pub(crate) fn atomic_rmw(
-        &mut self,
-        b: &mut FunctionBuilder,
-        pc: usize,
-        op: AtomicRmwOp,
-        addr: Value,
-        value: Value,
-    ) -> Value {
-        let ty = b.func.dfg.value_type(value);
-        self.check_access(b, pc, addr, ty.bytes() as usize);
-        let flags = self.mem_flags();
-        b.ins().atomic_rmw(ty, flags, op, addr, value)
-    }
-
-    /// Atomic compare-and-swap; returns the old value.
-    pub(crate) fn atomic_cas(
-        &mut self,
-        b: &mut FunctionBuilder,
-        pc: usize,
-        addr: Value,
-        expected: Value,
-        replacement: Value,
-    ) -> Value {
-        let ty = b.func.dfg.value_type(expected);
-        self.check_access(b, pc, addr, ty.bytes() as usize);
-        let flags = self.mem_flags();
-        b.ins().atomic_cas(flags, addr, expected, replacement)
     }
 
     /// The value an `lddw` loads. Only plain immediates are resolved here;
@@ -289,7 +208,9 @@ impl<'m, M: Module> Env<'m, M> {
             cases.push((id, block));
         }
         switch.emit(b, target, unknown);
+        b.seal_block(unknown);
         for (id, block) in cases {
+            b.seal_block(block);
             b.switch_to_block(block);
             let r = match self.helper_ref(b, id) {
                 Some(callee) => self.emit_helper_call(b, callee, args),
@@ -299,6 +220,7 @@ impl<'m, M: Module> Env<'m, M> {
         }
         b.switch_to_block(unknown);
         self.emit_fault_exit(b, FaultCode::UnknownHelper, pc);
+        b.seal_block(merge);
         b.switch_to_block(merge);
         r0
     }
@@ -341,6 +263,8 @@ impl<'m, M: Module> Env<'m, M> {
         let cont = b.create_block();
         let propagate = b.create_block();
         b.ins().brif(ok, cont, &[], propagate, &[]);
+        b.seal_block(cont);
+        b.seal_block(propagate);
         b.switch_to_block(propagate);
         let zero = b.ins().iconst(types::I64, 0);
         b.ins().return_(&[zero]);

@@ -1,0 +1,292 @@
+//! Program memory: loads, stores and atomics at `base + off`, in the
+//! bytecode's byte order whatever the target's, and the bounds checks of
+//! checked mode. Values cross this interface as 64-bit register values:
+//! narrow loads come back zero- or sign-extended, narrow stores take the low
+//! bits. This is where verifier facts will drop checks they prove needless.
+
+use super::Env;
+use crate::codegen::state;
+use crate::isa::{self, Endian, Size};
+use bpfc_runtime::abi::FaultCode;
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types, AtomicRmwOp, InstBuilder, MemFlagsData, Type, Value,
+};
+use cranelift_frontend::FunctionBuilder;
+use cranelift_module::Module;
+
+/// The Cranelift type of an access of `size`.
+pub(crate) fn mem_type(size: Size) -> Type {
+    match size {
+        Size::B => types::I8,
+        Size::H => types::I16,
+        Size::W => types::I32,
+        Size::DW => types::I64,
+    }
+}
+
+/// How the bytecode's byte order is reached on the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Order {
+    /// Bytecode and target agree.
+    Native,
+    /// The backend accesses the other byte order itself (s390x has
+    /// byte-reversing loads and stores for little-endian bytecode).
+    Flagged(ir::Endianness),
+    /// Native accesses with explicit byte swaps (big-endian bytecode on a
+    /// little-endian target, whose backends only access native order).
+    Swapped,
+}
+
+impl Order {
+    pub(super) fn new(bytecode: Endian, target: ir::Endianness) -> Order {
+        match (bytecode, target) {
+            (Endian::Little, ir::Endianness::Little) | (Endian::Big, ir::Endianness::Big) => {
+                Order::Native
+            }
+            (Endian::Little, ir::Endianness::Big) => Order::Flagged(ir::Endianness::Little),
+            (Endian::Big, ir::Endianness::Little) => Order::Swapped,
+        }
+    }
+
+    fn flags(self) -> MemFlagsData {
+        match self {
+            Order::Native | Order::Swapped => MemFlagsData::new(),
+            Order::Flagged(e) => MemFlagsData::new().with_endianness(e),
+        }
+    }
+}
+
+/// Checked mode: what the current function may touch, loaded once in its
+/// entry block from the run state (the frames from its own up to the entry's,
+/// and the input).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    frame_lo: Value,
+    stack_top: Value,
+    input_lo: Value,
+    input_hi: Value,
+}
+
+impl Bounds {
+    pub(super) fn load(b: &mut FunctionBuilder, st: Value, fp: Value) -> Bounds {
+        let flags = MemFlagsData::trusted().with_readonly();
+        let mut field = |offset| b.ins().load(types::I64, flags, st, offset);
+        let stack_top = field(state::STACK_TOP);
+        let input_lo = field(state::INPUT_LO);
+        let input_hi = field(state::INPUT_HI);
+        Bounds {
+            frame_lo: b.ins().iadd_imm_s(fp, -(isa::STACK_SIZE as i64)),
+            stack_top,
+            input_lo,
+            input_hi,
+        }
+    }
+}
+
+impl<M: Module> Env<'_, M> {
+    /// The address operands of an access of `size` bytes at `base + off`:
+    /// in checked mode the address is computed and checked first (faulting
+    /// out of bounds), otherwise the offset stays in the instruction.
+    fn access(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        base: Value,
+        off: i16,
+        size: usize,
+    ) -> (Value, i32) {
+        let Some(bounds) = self.bounds else {
+            return (base, off as i32);
+        };
+        let addr = b.ins().iadd_imm_s(base, off as i64);
+        let end = b.ins().iadd_imm_s(addr, size as i64);
+        let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
+        let in_range = |b: &mut FunctionBuilder, lo: Value, hi: Value| {
+            let above = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, addr, lo);
+            let below = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, hi);
+            b.ins().band(above, below)
+        };
+        let in_stack = in_range(b, bounds.frame_lo, bounds.stack_top);
+        let in_input = in_range(b, bounds.input_lo, bounds.input_hi);
+        let inside = b.ins().bor(in_stack, in_input);
+        let ok = b.ins().band(inside, no_wrap);
+        self.fault_unless(b, ok, FaultCode::OutOfBounds, pc);
+        (addr, 0)
+    }
+
+    /// An address register for atomics, which take no offset.
+    fn atomic_address(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        base: Value,
+        off: i16,
+        size: usize,
+    ) -> Value {
+        let (addr, off) = self.access(b, pc, base, off, size);
+        if off == 0 {
+            addr
+        } else {
+            b.ins().iadd_imm_s(addr, off as i64)
+        }
+    }
+
+    /// Load `size` bytes at `base + off`, zero-extended (sign-extended with
+    /// `signed`) to 64 bits.
+    pub(crate) fn load(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        size: Size,
+        signed: bool,
+        base: Value,
+        off: i16,
+    ) -> Value {
+        let (addr, off) = self.access(b, pc, base, off, size.bytes());
+        let flags = self.order.flags();
+        if self.order == Order::Swapped && size != Size::B {
+            let v = b.ins().load(mem_type(size), flags, addr, off);
+            let v = b.ins().bswap(v);
+            return extend(b, v, signed);
+        }
+        let ins = b.ins();
+        match (size, signed) {
+            (Size::DW, _) => ins.load(types::I64, flags, addr, off),
+            (Size::W, false) => ins.uload32(flags, addr, off),
+            (Size::W, true) => ins.sload32(flags, addr, off),
+            (Size::H, false) => ins.uload16(types::I64, flags, addr, off),
+            (Size::H, true) => ins.sload16(types::I64, flags, addr, off),
+            (Size::B, false) => ins.uload8(types::I64, flags, addr, off),
+            (Size::B, true) => ins.sload8(types::I64, flags, addr, off),
+        }
+    }
+
+    /// Store the low `size` bytes of the 64-bit `value` at `base + off`.
+    pub(crate) fn store(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        size: Size,
+        base: Value,
+        off: i16,
+        value: Value,
+    ) {
+        let (addr, off) = self.access(b, pc, base, off, size.bytes());
+        let flags = self.order.flags();
+        if self.order == Order::Swapped && size != Size::B {
+            let v = narrow(b, size, value);
+            let v = b.ins().bswap(v);
+            b.ins().store(flags, v, addr, off);
+            return;
+        }
+        let ins = b.ins();
+        match size {
+            Size::DW => ins.store(flags, value, addr, off),
+            Size::W => ins.istore32(flags, value, addr, off),
+            Size::H => ins.istore16(flags, value, addr, off),
+            Size::B => ins.istore8(flags, value, addr, off),
+        };
+    }
+
+    /// Atomic read-modify-write of a 32- or 64-bit word at `base + off` with
+    /// the 64-bit register `value`; returns the old word zero-extended.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn atomic_rmw(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        size: Size,
+        op: AtomicRmwOp,
+        base: Value,
+        off: i16,
+        value: Value,
+    ) -> Value {
+        let addr = self.atomic_address(b, pc, base, off, size.bytes());
+        let flags = self.order.flags();
+        let ty = mem_type(size);
+        let value = narrow(b, size, value);
+        let old = match (self.order, op) {
+            (Order::Swapped, AtomicRmwOp::Add) => swapped_atomic_add(b, addr, value),
+            (Order::Swapped, _) => {
+                // Bitwise operations and exchange commute with a byte swap.
+                let v = b.ins().bswap(value);
+                let old = b.ins().atomic_rmw(ty, flags, op, addr, v);
+                b.ins().bswap(old)
+            }
+            _ => b.ins().atomic_rmw(ty, flags, op, addr, value),
+        };
+        extend(b, old, false)
+    }
+
+    /// Atomic compare-and-exchange at `base + off`; returns the old word
+    /// zero-extended.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn atomic_cas(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        size: Size,
+        base: Value,
+        off: i16,
+        expected: Value,
+        replacement: Value,
+    ) -> Value {
+        let addr = self.atomic_address(b, pc, base, off, size.bytes());
+        let flags = self.order.flags();
+        let mut expected = narrow(b, size, expected);
+        let mut replacement = narrow(b, size, replacement);
+        if self.order == Order::Swapped {
+            expected = b.ins().bswap(expected);
+            replacement = b.ins().bswap(replacement);
+        }
+        let mut old = b.ins().atomic_cas(flags, addr, expected, replacement);
+        if self.order == Order::Swapped {
+            old = b.ins().bswap(old);
+        }
+        extend(b, old, false)
+    }
+}
+
+/// `value` (64-bit) cut to an access of `size`.
+fn narrow(b: &mut FunctionBuilder, size: Size, value: Value) -> Value {
+    if size == Size::DW {
+        value
+    } else {
+        b.ins().ireduce(mem_type(size), value)
+    }
+}
+
+/// A loaded value widened to 64 bits.
+fn extend(b: &mut FunctionBuilder, v: Value, signed: bool) -> Value {
+    if b.func.dfg.value_type(v) == types::I64 {
+        v
+    } else if signed {
+        b.ins().sextend(types::I64, v)
+    } else {
+        b.ins().uextend(types::I64, v)
+    }
+}
+
+/// Atomic add on a word stored in the opposite byte order: a
+/// compare-and-swap loop, since the carry runs the other way. Returns the old
+/// word in native order.
+fn swapped_atomic_add(b: &mut FunctionBuilder, addr: Value, value: Value) -> Value {
+    let ty = b.func.dfg.value_type(value);
+    let flags = MemFlagsData::new();
+    let first = b.ins().atomic_load(ty, flags, addr);
+    let retry = b.create_block();
+    let cur = b.append_block_param(retry, ty);
+    let done = b.create_block();
+    b.ins().jump(retry, &[first.into()]);
+    b.switch_to_block(retry);
+    let old = b.ins().bswap(cur);
+    let sum = b.ins().iadd(old, value);
+    let new = b.ins().bswap(sum);
+    let seen = b.ins().atomic_cas(flags, addr, cur, new);
+    let stored = b.ins().icmp(IntCC::Equal, seen, cur);
+    b.ins().brif(stored, done, &[], retry, &[seen.into()]);
+    b.seal_block(retry);
+    b.seal_block(done);
+    b.switch_to_block(done);
+    old
+}
