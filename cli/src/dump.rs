@@ -3,7 +3,7 @@
 //! `llvm-objdump -S`); for raw instructions: the disassembly. With `--clif`
 //! or `--asm`: the Cranelift IR or native code one program lowers to.
 
-use crate::input;
+use crate::{input, native};
 use anyhow::Context;
 use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, Dumps};
 use bpfc_compiler::disasm::{disassemble, format_insn, Syntax};
@@ -25,7 +25,7 @@ pub struct Args {
     /// Print the Cranelift IR of each function (source locations are eBPF pcs).
     #[arg(long)]
     clif: bool,
-    /// Print the native code of each function.
+    /// Print the native code of each function, grouped by eBPF instruction.
     #[arg(long)]
     asm: bool,
     /// Target of `--clif`/`--asm` (see `bpfc targets`).
@@ -78,7 +78,7 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
     };
     let mut dumps = Dumps {
         clif: args.clif.then(String::new),
-        asm: args.asm.then(String::new),
+        native: args.asm.then(Vec::new),
     };
     let symbol = input::symbol_for(&prog.name);
     aot::compile_object(
@@ -91,8 +91,22 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
         Some(&mut dumps),
     )
     .with_context(|| args.file.display().to_string())?;
-    for text in [dumps.clif, dumps.asm].into_iter().flatten() {
-        print!("{text}");
+    if let Some(clif) = dumps.clif {
+        print!("{clif}");
+    }
+    if let Some(functions) = dumps.native {
+        // Source lines where they start, as `llvm-objdump -S` shows them.
+        let source = |pc: usize| {
+            prog.line_info
+                .iter()
+                .find(|l| l.pc == pc)
+                .map(|l| format!("    [{}:{}: {}]", l.file, l.line, l.text.trim()))
+                .unwrap_or_default()
+        };
+        print!(
+            "{}",
+            native::listing(&triple, &functions, &prog.insns, source)?
+        );
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod compile;
 mod disasm;
 mod dump;
 mod input;
+mod native;
 mod run;
 mod targets;
 

@@ -1,8 +1,16 @@
-//! `bpfc compile` and `bpfc targets` end to end: objects written for each
-//! target, one-line errors for bad targets and malformed input.
+//! `bpfc compile`, `bpfc targets` and `bpfc dump --asm` end to end: objects
+//! written for each target, native listings grouped by eBPF instruction,
+//! one-line errors for bad targets and malformed input.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli has a parent")
+        .to_path_buf()
+}
 
 fn tmp(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("compile-{name}"))
@@ -93,5 +101,43 @@ fn bad_target_and_bad_input_are_one_line_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("bpfc: error: "), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn dump_asm_groups_native_code_by_ebpf_instruction() {
+    let prog = workspace_root().join("testsuite/examples/primes.bin");
+    let prog = prog.to_str().unwrap();
+    // A mnemonic each target's code must contain for primes' loop.
+    for (target, mnemonic) in [
+        ("x86_64-unknown-linux-gnu", "retq"),
+        ("aarch64-unknown-linux-gnu", "ret"),
+        ("riscv64gc-unknown-linux-gnu", "ret"),
+        ("s390x-unknown-linux-gnu", "br"),
+    ] {
+        let out = bpfc(&["dump", prog, "--asm", "--target", target]);
+        assert!(out.status.success(), "{target}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        // primes' first instruction heads its own group, with the native
+        // code lowered from it below.
+        let head = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("; ") && l.contains(": r"))
+            .unwrap_or_else(|| panic!("{target}: no eBPF instruction header in\n{text}"));
+        let next = text.lines().nth(head + 1).unwrap_or_default();
+        assert!(
+            next.trim_start()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .all(|c| c.is_ascii_hexdigit()),
+            "{target}: header not followed by native code: {next:?}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(mnemonic)),
+            "{target}: no `{mnemonic}` in\n{text}"
+        );
     }
 }

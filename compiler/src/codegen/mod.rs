@@ -82,13 +82,26 @@ impl From<ModuleError> for CodegenError {
     }
 }
 
-/// Text dumps requested from a compilation.
+/// Listings requested from a compilation.
 #[derive(Clone, Debug, Default)]
 pub struct Dumps {
     /// Cranelift IR of each function.
     pub clif: Option<String>,
-    /// Native code of each function (Cranelift's VCode listing).
-    pub asm: Option<String>,
+    /// Native code of each function, for a disassembler.
+    pub native: Option<Vec<NativeCode>>,
+}
+
+/// The machine code of one compiled function and where each part came from.
+#[derive(Clone, Debug)]
+pub struct NativeCode {
+    /// "function at instruction N" or "entry SYMBOL".
+    pub what: String,
+    /// The code bytes (relocations not applied: calls show offset 0).
+    pub bytes: Vec<u8>,
+    /// Byte ranges of `bytes` and the eBPF pc each was lowered from, in
+    /// address order. Bytes outside every range (prologue, epilogue, entry
+    /// wrapper) belong to no instruction.
+    pub pcs: Vec<(Range<u32>, usize)>,
 }
 
 /// The eBPF functions of a program: ranges of slots, the entry first. Every
@@ -231,11 +244,9 @@ impl ProgramParts<'_> {
         mut dumps: Option<&mut Dumps>,
     ) -> Result<(), CodegenError> {
         let frontend_config = module.target_config();
-        let want_asm = dumps.as_ref().is_some_and(|d| d.asm.is_some());
         for (range, &(_, id)) in self.funcs.iter().zip(self.func_ids) {
             ctx.func.signature = self.internal_sig.clone();
             ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
-            ctx.set_disasm(want_asm);
             {
                 let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
                 let mut env =
@@ -255,7 +266,6 @@ impl ProgramParts<'_> {
 
         ctx.func.signature = entry_signature(module);
         ctx.func.name = ir::UserFuncName::user(0, self.entry.as_u32());
-        ctx.set_disasm(want_asm);
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
             build_entry_wrapper(module, &mut b, self.func_ids[0].1);
@@ -285,11 +295,19 @@ fn define<M: Module>(
         if let (Some(out), Some(text)) = (d.clif.as_mut(), clif_text) {
             out.push_str(&format!("; {what}\n{text}\n"));
         }
-        if let (Some(out), Some(code)) = (d.asm.as_mut(), ctx.compiled_code()) {
-            out.push_str(&format!(
-                "; {what}\n{}\n",
-                code.vcode.as_deref().unwrap_or("")
-            ));
+        if let (Some(out), Some(code)) = (d.native.as_mut(), ctx.compiled_code()) {
+            let pcs = code
+                .buffer
+                .get_srclocs_sorted()
+                .iter()
+                .filter(|l| !l.loc.is_default())
+                .map(|l| (l.start..l.end, l.loc.bits() as usize))
+                .collect();
+            out.push(NativeCode {
+                what: what.to_string(),
+                bytes: code.code_buffer().to_vec(),
+                pcs,
+            });
         }
     }
     module.clear_context(ctx);
