@@ -5,10 +5,22 @@ use anyhow::Context as _;
 use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, OptLevel};
 use std::path::PathBuf;
 
+/// `--opt-level` of `compile` and `run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Opt {
+    /// Compile fast: no mid-end optimisation, single-pass register allocation.
     None,
+    /// Optimise (Cranelift's e-graph, backtracking register allocation).
     Speed,
+}
+
+impl From<Opt> for OptLevel {
+    fn from(o: Opt) -> OptLevel {
+        match o {
+            Opt::None => OptLevel::None,
+            Opt::Speed => OptLevel::Speed,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -23,7 +35,7 @@ pub struct Args {
     /// Output object file.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
-    /// Cranelift optimisation level.
+    /// How much compile time to spend on faster code.
     #[arg(long, value_enum, default_value = "speed")]
     opt_level: Opt,
     /// Check every memory access at run time (fault code 2 instead of an access outside the program's regions).
@@ -41,10 +53,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let triple = parse_triple(&args.target)?;
     let prog = input::load(&args.file, &args.select)?;
     let opts = CodegenOptions {
-        opt_level: match args.opt_level {
-            Opt::None => OptLevel::None,
-            Opt::Speed => OptLevel::Speed,
-        },
+        opt_level: args.opt_level.into(),
         checked: args.checked,
     };
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));

@@ -1,6 +1,7 @@
 //! `bpfc run`: execute a program once and print its return value the way
 //! `bpftool prog run` does.
 
+use crate::compile::Opt;
 use crate::input;
 use bpfc_compiler::codegen::{
     jit::{JitError, JitProgram},
@@ -46,6 +47,9 @@ pub struct Args {
     /// every access is checked and a bad one stops the run with an error.
     #[arg(long)]
     unchecked: bool,
+    /// JIT: how much compile time to spend on faster code (default: speed).
+    #[arg(long, value_enum)]
+    opt_level: Option<Opt>,
     /// Print a JSON object (`retval`, `duration` as bpftool does, plus `r0` and `engine`).
     #[arg(long)]
     json: bool,
@@ -65,6 +69,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     if args.max_insns.is_some() && args.engine != Engine::Interp {
         anyhow::bail!("--max-insns counts interpreted instructions: use it with --engine interp");
     }
+    if args.opt_level.is_some() && args.engine != Engine::Jit {
+        anyhow::bail!("--opt-level chooses how the JIT compiles: use it with --engine jit");
+    }
     let prog = input::load(&args.file, &args.select)?;
     let mut mem = input::read_mem(args.mem.as_deref())?;
     // Until the runtime's helper set lands, programs see the conformance
@@ -72,7 +79,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let helpers = HelperTable::conformance();
     let out = match args.engine {
         Engine::Interp => run_interp(&prog, &mut mem, &helpers, args.max_insns),
-        Engine::Jit => run_jit(&prog, &mut mem, &helpers, !args.unchecked),
+        Engine::Jit => {
+            let opts = CodegenOptions {
+                opt_level: args.opt_level.unwrap_or(Opt::Speed).into(),
+                checked: !args.unchecked,
+            };
+            run_jit(&prog, &mut mem, &helpers, &opts)
+        }
     }
     .map_err(|e| {
         let at = e.pc.map(|pc| prog.source_at(pc)).unwrap_or_default();
@@ -139,13 +152,9 @@ fn run_jit(
     prog: &input::Program,
     mem: &mut [u8],
     helpers: &HelperTable,
-    checked: bool,
+    opts: &CodegenOptions,
 ) -> Result<Outcome, Failure> {
-    let opts = CodegenOptions {
-        checked,
-        ..Default::default()
-    };
-    let prog = JitProgram::compile(&prog.insns, prog.endian, helpers, &opts, None)
+    let prog = JitProgram::compile(&prog.insns, prog.endian, helpers, opts, None)
         .map_err(|e| Failure::new(&e, None))?;
     let mut ctx = ExecContext::new();
     let start = Instant::now();

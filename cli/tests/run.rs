@@ -201,6 +201,28 @@ fn instruction_budget() {
 }
 
 #[test]
+fn both_jit_tiers_run_and_opt_level_is_for_the_jit() {
+    let p = program("tiers.bin", &[mov(Reg::R0, 7), Insn::Exit]);
+    for level in ["none", "speed"] {
+        let out = bpfc(&["run", p.to_str().unwrap(), "--opt-level", level]);
+        assert!(out.status.success(), "{level}: {out:?}");
+        assert!(text(&out.stdout).starts_with("Return value: 7,"), "{level}");
+    }
+    let out = bpfc(&[
+        "run",
+        p.to_str().unwrap(),
+        "--engine",
+        "interp",
+        "--opt-level",
+        "none",
+    ]);
+    assert_error(
+        &out,
+        "bpfc: error: --opt-level chooses how the JIT compiles",
+    );
+}
+
+#[test]
 fn instruction_budget_is_for_the_interpreter() {
     let p = program("loop-jit", &[mov(Reg::R0, 0), Insn::Exit]);
     let out = bpfc(&["run", "--max-insns", "10", p.to_str().unwrap()]);

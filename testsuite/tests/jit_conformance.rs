@@ -1,21 +1,17 @@
 //! Every bpf_conformance case (programs.json) compiled by the Cranelift JIT
-//! and run in-process (unchecked and bounds-checked); all failures are
-//! reported by name.
+//! and run in-process (unchecked and bounds-checked, at both optimisation
+//! levels); all failures are reported by name.
 
-use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
+use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions, OptLevel};
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_runtime::{ExecContext, HelperTable};
 use bpfc_testsuite::{conformance_programs_or_skip, ConformanceCase};
 
 /// One case: decode, compile, run, compare r0 with the expected result.
-fn check(case: &ConformanceCase, checked: bool) -> Result<(), String> {
+fn check(case: &ConformanceCase, opts: &CodegenOptions) -> Result<(), String> {
     let insns =
         decode_program(&case.program, Endian::Little).map_err(|e| format!("decode: {e}"))?;
-    let opts = CodegenOptions {
-        checked,
-        ..Default::default()
-    };
-    let prog = JitProgram::new(&insns, &HelperTable::conformance(), &opts)
+    let prog = JitProgram::new(&insns, &HelperTable::conformance(), opts)
         .map_err(|e| format!("compile: {e}"))?;
     let mut mem = case.mem.clone();
     let got = prog
@@ -28,18 +24,18 @@ fn check(case: &ConformanceCase, checked: bool) -> Result<(), String> {
     }
 }
 
-fn run_all(checked: bool) {
+fn run_all(opts: CodegenOptions) {
     let Some(cases) = conformance_programs_or_skip("jit_conformance") else {
         return;
     };
     assert_eq!(cases.len(), 313, "programs.json case count");
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|c| check(c, checked).err().map(|e| format!("{}: {e}", c.name)))
+        .filter_map(|c| check(c, &opts).err().map(|e| format!("{}: {e}", c.name)))
         .collect();
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed (checked={checked}):\n{}",
+        "{} of {} cases failed ({opts:?}):\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")
@@ -48,10 +44,20 @@ fn run_all(checked: bool) {
 
 #[test]
 fn conformance_cases_pass_in_the_jit() {
-    run_all(false);
+    for opt_level in [OptLevel::Speed, OptLevel::None] {
+        run_all(CodegenOptions {
+            opt_level,
+            checked: false,
+        });
+    }
 }
 
 #[test]
 fn conformance_cases_pass_in_the_checked_jit() {
-    run_all(true);
+    for opt_level in [OptLevel::Speed, OptLevel::None] {
+        run_all(CodegenOptions {
+            opt_level,
+            checked: true,
+        });
+    }
 }

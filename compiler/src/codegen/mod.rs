@@ -25,10 +25,13 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use thiserror::Error;
 
-/// Cranelift optimisation level.
+/// Optimisation level: how much compile time buys run time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OptLevel {
+    /// Compile fast: no Cranelift mid-end optimisation, single-pass
+    /// register allocation.
     None,
+    /// Cranelift's e-graph optimisations and backtracking register allocation.
     #[default]
     Speed,
 }

@@ -59,6 +59,17 @@ pub fn build_isa(
             OptLevel::Speed => "speed",
         },
     )?;
+    // `none` is the compile-fast tier: no e-graph pass and the single-pass
+    // register allocator, about half the compile time of `speed`, for code
+    // that spills more.
+    set(
+        &mut flags,
+        "regalloc_algorithm",
+        match opts.opt_level {
+            OptLevel::None => "single_pass",
+            OptLevel::Speed => "backtracking",
+        },
+    )?;
     set(
         &mut flags,
         "is_pic",

@@ -4,7 +4,7 @@
 
 use super::{Compiled, Engine, Source};
 use bpfc_compiler::codegen::jit::JitProgram;
-use bpfc_compiler::codegen::CodegenOptions;
+use bpfc_compiler::codegen::{CodegenOptions, OptLevel};
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_runtime::{ExecContext, HelperTable};
 
@@ -14,10 +14,14 @@ pub struct BpfcJit {
 }
 
 impl BpfcJit {
-    pub fn new() -> BpfcJit {
+    /// The JIT at `opt_level` (`Speed` is `bpfc run`'s default).
+    pub fn new(opt_level: OptLevel) -> BpfcJit {
         BpfcJit {
             helpers: HelperTable::new(),
-            opts: CodegenOptions::default(),
+            opts: CodegenOptions {
+                opt_level,
+                ..Default::default()
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ mod link;
 mod rbpf;
 
 use crate::programs::NativeFn;
+use bpfc_compiler::codegen::OptLevel;
 
 mod interp;
 mod native;
@@ -54,7 +55,11 @@ pub fn columns() -> Vec<Column> {
         },
         Column {
             name: "bpfc JIT",
-            engine: Ok(Box::new(jit::BpfcJit::new())),
+            engine: Ok(Box::new(jit::BpfcJit::new(OptLevel::Speed))),
+        },
+        Column {
+            name: "bpfc JIT (opt none)",
+            engine: Ok(Box::new(jit::BpfcJit::new(OptLevel::None))),
         },
         Column {
             name: "bpfc AOT",
