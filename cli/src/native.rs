@@ -61,16 +61,19 @@ pub fn listing(
             .iter()
             .rposition(|i| is_terminator(triple.architecture, i.mnemonic().unwrap_or("")))
             .map_or(decoded.len(), |last| last + 1);
-        let mut current: Option<usize> = None;
-        let mut shown_none = false;
+        // The group printed last: `Some(None)` for code of no instruction.
+        let mut current: Option<Option<usize>> = None;
         for i in decoded.iter().take(code_end) {
             let addr = i.address() as u32;
+            // `pcs` is in address order and its ranges do not overlap.
+            let at = f.pcs.partition_point(|(range, _)| range.end <= addr);
             let pc = f
                 .pcs
-                .iter()
-                .find(|(range, _)| range.contains(&addr))
+                .get(at)
+                .filter(|(range, _)| range.contains(&addr))
                 .map(|&(_, pc)| pc);
-            if pc != current || (pc.is_none() && !shown_none) {
+            if current != Some(pc) {
+                current = Some(pc);
                 match pc {
                     Some(pc) => {
                         let text = insns
@@ -84,12 +87,7 @@ pub fn listing(
                             out,
                             "  ; (no single instruction: frame, moves, shared constants)"
                         );
-                        shown_none = true;
                     }
-                }
-                current = pc;
-                if pc.is_some() {
-                    shown_none = false;
                 }
             }
             let _ = writeln!(
@@ -100,8 +98,7 @@ pub fn listing(
             );
         }
         let data_start = decoded
-            .iter()
-            .nth(code_end)
+            .get(code_end)
             .map_or(f.bytes.len(), |i| i.address() as usize);
         if data_start < f.bytes.len() {
             let _ = writeln!(out, "  ; {} bytes of constants", f.bytes.len() - data_start);

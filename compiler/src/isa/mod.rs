@@ -26,6 +26,24 @@ pub enum Endian {
     Big,
 }
 
+impl Endian {
+    /// `b` as a u16 stored in this byte order.
+    pub fn u16(self, b: [u8; 2]) -> u16 {
+        match self {
+            Endian::Little => u16::from_le_bytes(b),
+            Endian::Big => u16::from_be_bytes(b),
+        }
+    }
+
+    /// `b` as a u32 stored in this byte order.
+    pub fn u32(self, b: [u8; 4]) -> u32 {
+        match self {
+            Endian::Little => u32::from_le_bytes(b),
+            Endian::Big => u32::from_be_bytes(b),
+        }
+    }
+}
+
 /// Size of one instruction slot in bytes.
 pub const INSN_SIZE: usize = 8;
 /// Size of a function's stack frame in bytes.

@@ -21,31 +21,20 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn u32(&self, off: usize) -> Result<u32, LoadError> {
-        let b: [u8; 4] = off
-            .checked_add(4)
+    /// The `N` bytes at `off`, or a "truncated" error at that offset.
+    fn bytes<const N: usize>(&self, off: usize) -> Result<[u8; N], LoadError> {
+        off.checked_add(N)
             .and_then(|end| self.data.get(off..end))
             .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| {
-                LoadError::btf(self.section, self.base.saturating_add(off), "truncated")
-            })?;
-        Ok(match self.endian {
-            Endian::Little => u32::from_le_bytes(b),
-            Endian::Big => u32::from_be_bytes(b),
-        })
+            .ok_or_else(|| LoadError::btf(self.section, self.base.saturating_add(off), "truncated"))
     }
+
+    pub fn u32(&self, off: usize) -> Result<u32, LoadError> {
+        Ok(self.endian.u32(self.bytes(off)?))
+    }
+
     pub fn u16(&self, off: usize) -> Result<u16, LoadError> {
-        let b: [u8; 2] = off
-            .checked_add(2)
-            .and_then(|end| self.data.get(off..end))
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| {
-                LoadError::btf(self.section, self.base.saturating_add(off), "truncated")
-            })?;
-        Ok(match self.endian {
-            Endian::Little => u16::from_le_bytes(b),
-            Endian::Big => u16::from_be_bytes(b),
-        })
+        Ok(self.endian.u16(self.bytes(off)?))
     }
 }
 

@@ -162,10 +162,7 @@ pub(crate) fn collect(
 fn read_u32(data: &[u8], off: u64, endian: Endian) -> Option<u32> {
     let off = usize::try_from(off).ok()?;
     let b: [u8; 4] = data.get(off..off.checked_add(4)?)?.try_into().ok()?;
-    Some(match endian {
-        Endian::Little => u32::from_le_bytes(b),
-        Endian::Big => u32::from_be_bytes(b),
-    })
+    Some(endian.u32(b))
 }
 
 /// Symbols defined in section `idx` that are not section/file symbols, by offset.

@@ -269,10 +269,7 @@ pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
                     section: "version".into(),
                     reason: format!("{} bytes, expected 4", s.data.len()),
                 })?;
-            Some(match endian {
-                Endian::Little => u32::from_le_bytes(b),
-                Endian::Big => u32::from_be_bytes(b),
-            })
+            Some(endian.u32(b))
         }
         None => None,
     };
