@@ -41,6 +41,9 @@ pub struct Args {
     /// Check every memory access at run time (fault code 2 instead of an access outside the program's regions).
     #[arg(long)]
     checked: bool,
+    /// Stop a run with fault code 8 after this many eBPF instructions (counted a basic block at a time).
+    #[arg(long, value_name = "N")]
+    max_insns: Option<u64>,
     /// Name of the exported entry symbol (default: from the file name).
     #[arg(long)]
     symbol: Option<String>,
@@ -55,6 +58,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let opts = CodegenOptions {
         opt_level: args.opt_level.into(),
         checked: args.checked,
+        insn_limit: args.max_insns,
     };
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));
     let object = aot::compile_object(

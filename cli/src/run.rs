@@ -83,6 +83,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             let opts = CodegenOptions {
                 opt_level: args.opt_level.unwrap_or(Opt::Speed).into(),
                 checked: !args.unchecked,
+                insn_limit: None,
             };
             run_jit(&prog, &mut mem, &helpers, &opts)
         }

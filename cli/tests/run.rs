@@ -114,7 +114,7 @@ fn input_memory() {
     let out = bpfc(&["run", p.to_str().unwrap()]);
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 0: out-of-bounds memory access"),
+        &format!("bpfc: error: {file}: instruction 0: out-of-bounds 1-byte load at 0x2\n"),
     );
 }
 
@@ -138,11 +138,12 @@ fn out_of_bounds_program() {
         &format!("bpfc: error: {file}: instruction 1: out-of-bounds 8-byte store at 0x"),
     );
     assert!(text(&out.stderr).contains("(stack is 0x"));
-    // The JIT checks by default: the same store stops the run, the host survives.
+    // The JIT checks by default: the same store stops the run, the host
+    // survives, and the message reads as the interpreter's.
     let out = bpfc(&["run", p.to_str().unwrap()]);
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 1: out-of-bounds memory access"),
+        &format!("bpfc: error: {file}: instruction 1: out-of-bounds 8-byte store at 0x"),
     );
 }
 

@@ -25,6 +25,8 @@ pub enum FaultCode {
     PacketLoad = 6,
     /// An lddw map or function reference that was not resolved at load time.
     UnresolvedLddw = 7,
+    /// The run used up the instruction budget it was compiled with.
+    InsnLimit = 8,
 }
 
 impl FaultCode {
@@ -37,6 +39,7 @@ impl FaultCode {
             5 => FaultCode::HelperFault,
             6 => FaultCode::PacketLoad,
             7 => FaultCode::UnresolvedLddw,
+            8 => FaultCode::InsnLimit,
             _ => return None,
         })
     }
@@ -50,6 +53,7 @@ impl FaultCode {
             FaultCode::HelperFault => "helper failed",
             FaultCode::PacketLoad => "legacy packet load needs a packet program type",
             FaultCode::UnresolvedLddw => "unresolved pseudo lddw needs the loader",
+            FaultCode::InsnLimit => "instruction limit reached",
         }
     }
 }
@@ -62,6 +66,10 @@ pub struct Fault {
     pub code: u32,
     /// The eBPF instruction index (slot) that faulted.
     pub pc: u32,
+    /// What the fault is about, by code: the address of an out-of-bounds
+    /// access, the id of an unknown helper, the BTF id of a kfunc, the
+    /// budget of an instruction limit; 0 otherwise.
+    pub detail: u64,
 }
 
 /// The symbol an AOT object imports for helper `id`.

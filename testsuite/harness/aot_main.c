@@ -1,7 +1,7 @@
 /* Driver for bpfc AOT objects: reads the program's input memory from stdin,
  * calls the entry point per docs/abi.md and prints r0 in hex on stdout.
- * On a fault it prints "fault <code> at instruction <pc>" to stderr and
- * exits 2; I/O problems exit 3.
+ * On a fault it prints "fault <code> at instruction <pc> detail <hex>" to
+ * stderr and exits 2; I/O problems exit 3.
  *
  * The entry point is reached through the symbol `bpfc_entry`, which the
  * harness aliases to the object's symbol at link time
@@ -15,6 +15,7 @@
 struct bpfc_fault {
     uint32_t code;
     uint32_t pc;
+    uint64_t detail;
 };
 
 extern uint64_t bpfc_entry(uint64_t r1, uint64_t r2, void *exec_ctx,
@@ -59,8 +60,9 @@ int main(void) {
     uint64_t r1 = len == 0 ? 0 : (uint64_t)(uintptr_t)buf;
     uint64_t r0 = bpfc_entry(r1, (uint64_t)len, NULL, &fault);
     if (fault.code != 0) {
-        fprintf(stderr, "fault %u at instruction %u\n", (unsigned)fault.code,
-                (unsigned)fault.pc);
+        fprintf(stderr, "fault %u at instruction %u detail 0x%llx\n",
+                (unsigned)fault.code, (unsigned)fault.pc,
+                (unsigned long long)fault.detail);
         free(buf);
         return 2;
     }

@@ -81,8 +81,8 @@ pub enum AotRunError {
     DriverCompile { tool: String, stderr: String },
     #[error("linking with {tool} failed: {stderr}")]
     Link { tool: String, stderr: String },
-    #[error("the program faulted with code {code} at instruction {pc}")]
-    Fault { code: u32, pc: u32 },
+    #[error("the program faulted with code {code} at instruction {pc} (detail {detail:#x})")]
+    Fault { code: u32, pc: u32, detail: u64 },
     #[error("running {program} ended with {status}: {stderr}")]
     Run {
         program: String,
@@ -288,22 +288,17 @@ fn run(target: &AotTarget, exe: &Path, mem: &[u8]) -> Result<u64, AotRunError> {
         .ok_or(AotRunError::BadOutput { stdout })
 }
 
-/// Parse the driver's `fault <code> at instruction <pc>` line.
+/// Parse the driver's `fault <code> at instruction <pc> detail <hex>` line.
 fn parse_fault(stderr: &str) -> Option<AotRunError> {
     let line = stderr.lines().find(|l| l.starts_with("fault "))?;
-    let mut words = line.split_whitespace();
-    let (Some("fault"), Some(code), Some("at"), Some("instruction"), Some(pc)) = (
-        words.next(),
-        words.next(),
-        words.next(),
-        words.next(),
-        words.next(),
-    ) else {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let ["fault", code, "at", "instruction", pc, "detail", detail] = words[..] else {
         return None;
     };
     Some(AotRunError::Fault {
         code: code.parse().ok()?,
         pc: pc.parse().ok()?,
+        detail: u64::from_str_radix(detail.strip_prefix("0x")?, 16).ok()?,
     })
 }
 
@@ -313,10 +308,15 @@ mod tests {
 
     #[test]
     fn parses_fault_lines() {
-        match parse_fault("fault 2 at instruction 17") {
-            Some(AotRunError::Fault { code: 2, pc: 17 }) => {}
+        match parse_fault("fault 2 at instruction 17 detail 0x7f00") {
+            Some(AotRunError::Fault {
+                code: 2,
+                pc: 17,
+                detail: 0x7f00,
+            }) => {}
             other => panic!("unexpected {other:?}"),
         }
+        assert!(parse_fault("fault 2 at instruction 17").is_none());
         assert!(parse_fault("segfault").is_none());
         assert!(parse_fault("fault x at instruction 1").is_none());
     }

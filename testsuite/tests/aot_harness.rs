@@ -70,9 +70,13 @@ fn check_target(target: &AotTarget) {
         target.triple
     );
 
-    // Faults come back typed with code and pc.
+    // Faults come back typed with code, pc and detail.
     match link_and_run(target, &obj, sym, &[0xff, 1, 2]) {
-        Err(AotRunError::Fault { code: 2, pc: 3 }) => {}
+        Err(AotRunError::Fault {
+            code: 2,
+            pc: 3,
+            detail: 0xd00d_0003,
+        }) => {}
         other => panic!("{}: expected fault 2 at 3, got {other:?}", target.triple),
     }
 

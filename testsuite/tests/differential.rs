@@ -57,7 +57,7 @@ fn interp_outcome(r: &Result<u64, RunError>) -> Result<Option<Outcome>, String> 
 fn jit_outcome(r: &Result<u64, JitError>) -> Result<Outcome, String> {
     match r {
         Ok(v) => Ok(Outcome::Ok(*v)),
-        Err(JitError::Fault { pc, code }) => Ok(Outcome::Fault {
+        Err(JitError::Fault { pc, code, .. }) => Ok(Outcome::Fault {
             code: *code,
             pc: *pc,
         }),
@@ -117,7 +117,11 @@ fn run_jit(
     } else {
         OptLevel::Speed
     };
-    let opts = CodegenOptions { opt_level, checked };
+    let opts = CodegenOptions {
+        opt_level,
+        checked,
+        insn_limit: None,
+    };
     let prog = JitProgram::compile(&g.insns, machine_order(g), helpers, &opts, None)
         .map_err(|e| format!("JIT compile (checked={checked}) failed: {e}"))?;
     let mut mem = g.input.clone();

@@ -48,6 +48,7 @@ fn conformance_cases_pass_in_the_jit() {
         run_all(CodegenOptions {
             opt_level,
             checked: false,
+            insn_limit: None,
         });
     }
 }
@@ -58,6 +59,7 @@ fn conformance_cases_pass_in_the_checked_jit() {
         run_all(CodegenOptions {
             opt_level,
             checked: true,
+            insn_limit: None,
         });
     }
 }

@@ -8,12 +8,16 @@ use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::{ExecContext, HelperTable};
 
 fn run(src: &str, mem: &mut [u8], checked: bool) -> Result<u64, JitError> {
-    let insns = assemble(src).unwrap_or_else(|e| panic!("assemble: {e}\n{src}"));
     let opts = CodegenOptions {
         checked,
         ..Default::default()
     };
-    let prog = JitProgram::new(&insns, &HelperTable::conformance(), &opts)
+    run_with(src, mem, &opts)
+}
+
+fn run_with(src: &str, mem: &mut [u8], opts: &CodegenOptions) -> Result<u64, JitError> {
+    let insns = assemble(src).unwrap_or_else(|e| panic!("assemble: {e}\n{src}"));
+    let prog = JitProgram::new(&insns, &HelperTable::conformance(), opts)
         .unwrap_or_else(|e| panic!("compile: {e}"));
     prog.run(mem, &mut ExecContext::new())
 }
@@ -62,11 +66,14 @@ fn checked_mode_out_of_bounds_load_faults_at_its_pc() {
     let src = "mov %r0, 0\nldxdw %r0, [%r1+16]\nexit";
     let mut mem = [0u8; 16];
     let err = run(src, &mut mem, true).expect_err("load past the input faults");
+    let addr = mem.as_ptr() as u64 + 16;
     assert_eq!(
         err,
         JitError::Fault {
             pc: 1,
-            code: FaultCode::OutOfBounds
+            code: FaultCode::OutOfBounds,
+            detail: addr,
+            message: format!("out-of-bounds 8-byte load at {addr:#x}"),
         }
     );
     let mut mem = [1u8; 24];
@@ -99,4 +106,55 @@ fn call_depth_eight_runs_and_nine_faults() {
         }) => {}
         other => panic!("expected a call-depth fault, got {other:?}"),
     }
+}
+
+#[test]
+fn unknown_helpers_name_their_ids() {
+    let err = run("call 999\nexit", &mut [], false).expect_err("helper 999 is unknown");
+    assert_eq!(err.to_string(), "instruction 0: unknown helper 999");
+    let err = run("mov %r2, 77\ncall %r2\nexit", &mut [], false).expect_err("callx 77");
+    assert_eq!(err.to_string(), "instruction 1: unknown helper 77");
+}
+
+fn limited(limit: u64) -> CodegenOptions {
+    CodegenOptions {
+        insn_limit: Some(limit),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn instruction_budget_stops_a_loop_and_spares_a_short_run() {
+    // `mov; loop: add; jne loop` runs 1 + 2 * 10 + exit = 22 instructions.
+    let src = "mov %r0, 0\nloop:\nadd %r0, 1\njne %r0, 10, loop\nexit";
+    assert_eq!(run_with(src, &mut [], &limited(22)), Ok(10));
+    match run_with(src, &mut [], &limited(21)) {
+        Err(JitError::Fault {
+            code: FaultCode::InsnLimit,
+            detail: 21,
+            pc,
+            ..
+        }) => assert!(pc == 1 || pc == 3, "stops at a block start, got pc {pc}"),
+        other => panic!("expected an instruction-limit fault, got {other:?}"),
+    }
+    let forever = "loop:\nja loop\nexit";
+    let err = run_with(forever, &mut [], &limited(1_000_000)).expect_err("never ends");
+    assert_eq!(
+        err.to_string(),
+        "instruction 0: instruction limit of 1000000 reached"
+    );
+}
+
+#[test]
+fn instruction_budget_counts_callee_instructions() {
+    // Entry: mov, call, exit (3); callee: mov, exit (2) per call.
+    let src = "mov %r1, 0\ncall local f\nexit\nf:\nmov %r0, 5\nexit";
+    assert_eq!(run_with(src, &mut [], &limited(5)), Ok(5));
+    assert!(matches!(
+        run_with(src, &mut [], &limited(4)),
+        Err(JitError::Fault {
+            code: FaultCode::InsnLimit,
+            ..
+        })
+    ));
 }

@@ -2,7 +2,9 @@
 //! host, helpers bound to the runtime's functions, and the one place where
 //! generated code is entered.
 
-use super::{compile_program, target, CodegenError, CodegenOptions, Dumps, HelperSet, IsaUse};
+use super::{
+    compile_program, fault, target, CodegenError, CodegenOptions, Dumps, HelperSet, IsaUse,
+};
 use crate::isa::{Endian, Insn};
 use bpfc_runtime::abi::{helper_symbol, Fault, FaultCode};
 use bpfc_runtime::{ExecContext, HelperTable};
@@ -12,11 +14,18 @@ use thiserror::Error;
 /// Why a JIT-compiled run stopped without a return value.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum JitError {
-    #[error("instruction {pc}: {}", code.describe())]
-    Fault { pc: usize, code: FaultCode },
+    /// The program faulted; `detail` is `bpfc_fault.detail` and `message`
+    /// says what happened as the interpreter would.
+    #[error("instruction {pc}: {message}")]
+    Fault {
+        pc: usize,
+        code: FaultCode,
+        detail: u64,
+        message: String,
+    },
     #[error("helper failed: {message}")]
     Helper { message: String },
-    #[error("unknown fault code {code} at instruction {pc}")]
+    #[error("instruction {pc}: unknown fault code {code}")]
     UnknownFault { pc: usize, code: u32 },
 }
 
@@ -27,6 +36,8 @@ pub struct JitProgram {
     /// Owns the code; freed on drop.
     module: Option<JITModule>,
     entry: EntryFn,
+    /// The program, to word its faults.
+    insns: Vec<Insn>,
 }
 
 impl JitProgram {
@@ -66,6 +77,7 @@ impl JitProgram {
         Ok(JitProgram {
             module: Some(module),
             entry,
+            insns: insns.to_vec(),
         })
     }
 
@@ -86,7 +98,12 @@ impl JitProgram {
         if fault.code != 0 {
             let pc = fault.pc as usize;
             return Err(match FaultCode::from_raw(fault.code) {
-                Some(code) => JitError::Fault { pc, code },
+                Some(code) => JitError::Fault {
+                    pc,
+                    code,
+                    detail: fault.detail,
+                    message: fault::describe(&fault, self.insns.get(pc)),
+                },
                 None => JitError::UnknownFault {
                     pc,
                     code: fault.code,

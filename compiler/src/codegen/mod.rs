@@ -10,6 +10,7 @@
 
 pub mod aot;
 mod env;
+pub mod fault;
 pub mod jit;
 pub mod target;
 mod translate;
@@ -44,6 +45,12 @@ pub struct CodegenOptions {
     /// touch (its frames and the input) and fault instead of accessing
     /// anything else. Off by default: unchecked code assumes a verified program.
     pub checked: bool,
+    /// Stop a run with [`FaultCode::InsnLimit`](bpfc_runtime::abi::FaultCode)
+    /// once it has executed this many eBPF instructions (`None`: no budget).
+    /// The budget is charged a whole basic block at a time, on entry to the
+    /// block, so a run that would exhaust it stops at the first instruction of
+    /// that block.
+    pub insn_limit: Option<u64>,
 }
 
 /// Which helpers compiled code may call.
@@ -271,7 +278,7 @@ impl ProgramParts<'_> {
         ctx.func.name = ir::UserFuncName::user(0, self.entry.as_u32());
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
-            build_entry_wrapper(module, &mut b, self.func_ids[0].1);
+            build_entry_wrapper(module, &mut b, self.func_ids[0].1, self.opts);
             b.seal_all_blocks();
             b.finalize(frontend_config);
         }
@@ -358,12 +365,21 @@ pub(crate) mod state {
     /// The input region [lo, hi).
     pub const INPUT_LO: i32 = 32;
     pub const INPUT_HI: i32 = 40;
-    pub const SIZE: u32 = 48;
+    /// u64 detail of a fault (`bpfc_fault.detail`).
+    pub const FAULT_DETAIL: i32 = 48;
+    /// u64 instructions left of the budget (with an instruction limit).
+    pub const BUDGET: i32 = 56;
+    pub const SIZE: u32 = 64;
 }
 
 /// The exported entry: zero the run state, carve the frame stacks, call the
 /// entry function, copy a fault out.
-fn build_entry_wrapper<M: Module>(module: &mut M, b: &mut FunctionBuilder, f0: FuncId) {
+fn build_entry_wrapper<M: Module>(
+    module: &mut M,
+    b: &mut FunctionBuilder,
+    f0: FuncId,
+    opts: &CodegenOptions,
+) {
     use ir::{condcodes::IntCC, StackSlotData, StackSlotKind};
     let ptr = module.target_config().pointer_type();
     let block = b.create_block();
@@ -396,6 +412,11 @@ fn build_entry_wrapper<M: Module>(module: &mut M, b: &mut FunctionBuilder, f0: F
     b.ins().store(flags, top, st, state::STACK_TOP);
     b.ins().store(flags, r1, st, state::INPUT_LO);
     b.ins().store(flags, hi, st, state::INPUT_HI);
+    b.ins().store(flags, zero, st, state::FAULT_DETAIL);
+    if let Some(limit) = opts.insn_limit {
+        let budget = b.ins().iconst(types::I64, limit as i64);
+        b.ins().store(flags, budget, st, state::BUDGET);
+    }
     let f0 = module.declare_func_in_func(f0, b.func);
     let call = b.ins().call(f0, &[r1, r2, zero, zero, zero, top, st]);
     let r0 = b.inst_results(call)[0];
@@ -407,7 +428,9 @@ fn build_entry_wrapper<M: Module>(module: &mut M, b: &mut FunctionBuilder, f0: F
     b.ins().return_(&[r0]);
     b.switch_to_block(faulted);
     let pc = b.ins().load(types::I32, flags, st, state::FAULT_PC);
+    let detail = b.ins().load(types::I64, flags, st, state::FAULT_DETAIL);
     b.ins().store(flags, code, fault, 0);
     b.ins().store(flags, pc, fault, 4);
+    b.ins().store(flags, detail, fault, 8);
     b.ins().return_(&[zero]);
 }

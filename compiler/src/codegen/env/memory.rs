@@ -110,7 +110,7 @@ impl<M: Module> Env<'_, M> {
         let in_input = in_range(b, bounds.input_lo, bounds.input_hi);
         let inside = b.ins().bor(in_stack, in_input);
         let ok = b.ins().band(inside, no_wrap);
-        self.fault_unless(b, ok, FaultCode::OutOfBounds, pc);
+        self.fault_unless(b, ok, FaultCode::OutOfBounds, pc, Some(addr));
         (addr, 0)
     }
 

@@ -93,34 +93,78 @@ impl<'m, M: Module> Env<'m, M> {
     /// Record a fault at `pc` and return from the current function. The
     /// builder continues in a fresh block (unreachable), so translation of the
     /// following instructions goes on as usual.
-    pub(crate) fn fault(&mut self, b: &mut FunctionBuilder, code: FaultCode, pc: usize) {
-        self.emit_fault_exit(b, code, pc);
+    pub(crate) fn fault(
+        &mut self,
+        b: &mut FunctionBuilder,
+        code: FaultCode,
+        pc: usize,
+        detail: u64,
+    ) {
+        let detail = (detail != 0).then(|| b.ins().iconst(types::I64, detail as i64));
+        self.emit_fault_exit(b, code, pc, detail);
         let next = b.create_block();
         b.seal_block(next);
         b.switch_to_block(next);
     }
 
-    fn emit_fault_exit(&mut self, b: &mut FunctionBuilder, code: FaultCode, pc: usize) {
+    /// Store the fault's code, pc and detail (see `bpfc_fault`) into the run
+    /// state and return.
+    fn emit_fault_exit(
+        &mut self,
+        b: &mut FunctionBuilder,
+        code: FaultCode,
+        pc: usize,
+        detail: Option<Value>,
+    ) {
         let st = self.st();
         let flags = MemFlagsData::trusted();
         let code = b.ins().iconst(types::I32, code as u32 as i64);
         let pc = b.ins().iconst(types::I32, pc as u32 as i64);
         b.ins().store(flags, code, st, state::FAULT_CODE);
         b.ins().store(flags, pc, st, state::FAULT_PC);
+        if let Some(detail) = detail {
+            b.ins().store(flags, detail, st, state::FAULT_DETAIL);
+        }
         let zero = b.ins().iconst(types::I64, 0);
         b.ins().return_(&[zero]);
     }
 
     /// Branch to a fault exit unless `ok` holds; continue after the check.
-    fn fault_unless(&mut self, b: &mut FunctionBuilder, ok: Value, code: FaultCode, pc: usize) {
+    fn fault_unless(
+        &mut self,
+        b: &mut FunctionBuilder,
+        ok: Value,
+        code: FaultCode,
+        pc: usize,
+        detail: Option<Value>,
+    ) {
         let cont = b.create_block();
         let bad = b.create_block();
         b.ins().brif(ok, cont, &[], bad, &[]);
         b.seal_block(cont);
         b.seal_block(bad);
         b.switch_to_block(bad);
-        self.emit_fault_exit(b, code, pc);
+        self.emit_fault_exit(b, code, pc, detail);
         b.switch_to_block(cont);
+    }
+
+    /// Charge `count` instructions, starting with the one at `pc`, to the
+    /// run's instruction budget, faulting at `pc` when fewer are left. Free
+    /// when the program is compiled without an instruction limit.
+    pub(crate) fn charge(&mut self, b: &mut FunctionBuilder, pc: usize, count: usize) {
+        let Some(limit) = self.opts.insn_limit else {
+            return;
+        };
+        let st = self.st();
+        let flags = MemFlagsData::trusted();
+        let left = b.ins().load(types::I64, flags, st, state::BUDGET);
+        let enough = b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, left, count as i64);
+        let limit = b.ins().iconst(types::I64, limit as i64);
+        self.fault_unless(b, enough, FaultCode::InsnLimit, pc, Some(limit));
+        let rest = b.ins().iadd_imm_s(left, -(count as i64));
+        b.ins().store(flags, rest, st, state::BUDGET);
     }
 
     /// The value an `lddw` loads. Only plain immediates are resolved here;
@@ -135,7 +179,7 @@ impl<'m, M: Module> Env<'m, M> {
         match src {
             LddwSrc::Imm => b.ins().iconst(types::I64, imm as i64),
             _ => {
-                self.fault(b, FaultCode::UnresolvedLddw, pc);
+                self.fault(b, FaultCode::UnresolvedLddw, pc, src.raw() as u64);
                 b.ins().iconst(types::I64, 0)
             }
         }
@@ -182,7 +226,7 @@ impl<'m, M: Module> Env<'m, M> {
         match u32::try_from(id).ok().and_then(|id| self.helper_ref(b, id)) {
             Some(callee) => self.emit_helper_call(b, callee, args),
             None => {
-                self.fault(b, FaultCode::UnknownHelper, pc);
+                self.fault(b, FaultCode::UnknownHelper, pc, id as u32 as u64);
                 b.ins().iconst(types::I64, 0)
             }
         }
@@ -219,7 +263,7 @@ impl<'m, M: Module> Env<'m, M> {
             b.ins().jump(merge, &[r.into()]);
         }
         b.switch_to_block(unknown);
-        self.emit_fault_exit(b, FaultCode::UnknownHelper, pc);
+        self.emit_fault_exit(b, FaultCode::UnknownHelper, pc, Some(target));
         b.seal_block(merge);
         b.switch_to_block(merge);
         r0
@@ -251,7 +295,7 @@ impl<'m, M: Module> Env<'m, M> {
         let fits = b
             .ins()
             .icmp(IntCC::UnsignedGreaterThanOrEqual, callee_bottom, base);
-        self.fault_unless(b, fits, FaultCode::CallDepth, pc);
+        self.fault_unless(b, fits, FaultCode::CallDepth, pc, None);
         let callee = self.func_ref(b, fid);
         let call = b.ins().call(
             callee,

@@ -21,8 +21,9 @@ impl<M: Module> Translator<'_, '_, '_, M> {
                 let target = (pc as i64 + 1 + rel as i64) as usize;
                 self.env.call_local(self.b, pc, target, args)?
             }
-            CallTarget::Kfunc { .. } => {
-                self.env.fault(self.b, FaultCode::KfuncCall, pc);
+            CallTarget::Kfunc { btf_id, .. } => {
+                self.env
+                    .fault(self.b, FaultCode::KfuncCall, pc, btf_id as u32 as u64);
                 self.b.ins().iconst(types::I64, 0)
             }
         };

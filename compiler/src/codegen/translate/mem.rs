@@ -29,6 +29,6 @@ impl<M: Module> Translator<'_, '_, '_, M> {
     /// `ldabs`/`ldind` need a packet program type, which no environment
     /// provides yet: they fault when reached.
     pub(super) fn packet_load(&mut self, pc: usize) {
-        self.env.fault(self.b, FaultCode::PacketLoad, pc);
+        self.env.fault(self.b, FaultCode::PacketLoad, pc, 0);
     }
 }

@@ -83,7 +83,8 @@ pub(crate) fn translate_function<M: Module>(
         if insn == Insn::LddwHigh {
             continue;
         }
-        if let Some(&block) = t.blocks.get(&pc) {
+        let block_start = t.blocks.get(&pc).copied();
+        if let Some(block) = block_start {
             if open {
                 t.b.ins().jump(block, &[]);
             }
@@ -98,6 +99,18 @@ pub(crate) fn translate_function<M: Module>(
             unsealed.pop();
         }
         t.b.set_srcloc(SourceLoc::new(pc as u32));
+        if block_start.is_some() || pc == range.start {
+            let end = t
+                .blocks
+                .range(pc + 1..)
+                .next()
+                .map_or(range.end, |(&s, _)| s);
+            let count = insns[pc..end]
+                .iter()
+                .filter(|i| **i != Insn::LddwHigh)
+                .count();
+            t.env.charge(t.b, pc, count);
+        }
         t.insn(pc, insn)?;
         open = !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
     }
