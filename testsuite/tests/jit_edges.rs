@@ -3,7 +3,8 @@
 //! with a value worked out by hand.
 
 use bpfc_compiler::asm::assemble;
-use bpfc_compiler::codegen::{jit::JitError, jit::JitProgram, CodegenOptions};
+use bpfc_compiler::codegen::{jit::JitError, jit::JitProgram, CodegenOptions, Dumps};
+use bpfc_compiler::isa::Endian;
 use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::{ExecContext, HelperTable};
 
@@ -157,4 +158,51 @@ fn instruction_budget_counts_callee_instructions() {
             ..
         })
     ));
+}
+
+/// Jumps over a few register instructions become selects: both outcomes
+/// must match the interpreter, with 32-bit ops, an lddw and a register
+/// written twice in the skipped part.
+#[test]
+fn converted_jumps_keep_both_outcomes() {
+    let src = "ldxdw %r1, [%r1+0]\nmov %r0, 7\nmov %r2, -1\n\
+               jsgt %r1, 3, +4\nadd32 %r2, 2\nlddw %r3, 0x123456789\nxor %r2, %r3\n\
+               neg32 %r0\nlsh %r0, 4\nadd %r0, %r2\nadd %r0, %r3\nexit";
+    let insns = assemble(src).expect("assembles");
+    // The jump really is converted: no branch is left, one select per
+    // register the skipped part writes (r2, r3).
+    let mut dumps = Dumps {
+        clif: Some(String::new()),
+        native: None,
+    };
+    JitProgram::compile(
+        &insns,
+        Endian::Little,
+        &HelperTable::conformance(),
+        &CodegenOptions::default(),
+        Some(&mut dumps),
+    )
+    .expect("compiles");
+    let clif = dumps.clif.unwrap_or_default();
+    let entry_fn = clif.split("; entry").next().unwrap_or_default();
+    assert_eq!(entry_fn.matches(" select ").count(), 2, "{entry_fn}");
+    assert!(!entry_fn.contains("brif"), "{entry_fn}");
+    for v in [-5i64, 3, 4, 1 << 40] {
+        let mut mem = v.to_le_bytes();
+        let want = bpfc_compiler::interp::run(
+            &insns,
+            &mut mem.clone(),
+            &HelperTable::conformance(),
+            &mut ExecContext::new(),
+            &Default::default(),
+        )
+        .expect("interpreter runs");
+        for checked in [false, true] {
+            assert_eq!(
+                run(src, &mut mem, checked),
+                Ok(want),
+                "r1 = {v}, checked {checked}"
+            );
+        }
+    }
 }

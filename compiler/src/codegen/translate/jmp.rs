@@ -49,6 +49,9 @@ impl<M: Module> Translator<'_, '_, '_, M> {
                     }
                     _ => self.b.ins().icmp(int_cc(cond), a, b),
                 };
+                if let Some(&last) = self.hammocks.get(&pc) {
+                    return self.begin_hammock(self.insns, pc, last, taken);
+                }
                 let target = self.block(insn.branch_target(pc).unwrap_or_default() as usize);
                 let next = self.block(pc + 1);
                 self.b.ins().brif(taken, target, &[], next, &[]);

@@ -9,6 +9,7 @@ mod atomic;
 mod call;
 mod jmp;
 mod mem;
+mod select;
 
 use super::env::Env;
 use super::CodegenError;
@@ -29,6 +30,11 @@ pub(crate) struct Translator<'a, 'b, 'm, M: Module> {
     /// extension), so the next 32-bit use needs no `ireduce`.
     narrow: [Option<Value>; Reg::COUNT],
     blocks: BTreeMap<usize, Block>,
+    /// Conditional jumps turned into selects, with the last slot each skips.
+    hammocks: BTreeMap<usize, usize>,
+    /// The converted jump whose skipped instructions are being translated.
+    hammock: Option<select::Hammock>,
+    insns: &'a [Insn],
 }
 
 /// Translate the eBPF function occupying `range` of `insns` into `b`.
@@ -59,7 +65,8 @@ pub(crate) fn translate_function<M: Module>(
     // Each block is sealed as soon as the last instruction that can branch
     // or fall into it has been translated, so the SSA builder resolves
     // variables directly instead of through placeholder parameters.
-    let starts = block_starts(insns, &range);
+    let hammocks = select::find(insns, &range);
+    let starts = block_starts(insns, &range, &hammocks);
     let mut blocks = BTreeMap::new();
     for &(pc, _) in &starts {
         blocks.insert(pc, b.create_block());
@@ -76,6 +83,9 @@ pub(crate) fn translate_function<M: Module>(
         regs,
         narrow: [None; Reg::COUNT],
         blocks,
+        hammocks,
+        hammock: None,
+        insns,
     };
     let mut open = true;
     for pc in range.clone() {
@@ -112,7 +122,9 @@ pub(crate) fn translate_function<M: Module>(
             t.env.charge(t.b, pc, count);
         }
         t.insn(pc, insn)?;
-        open = !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
+        t.end_hammock_at(pc);
+        open =
+            t.hammock.is_some() || !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
     }
     if open {
         // Unreachable: `functions` and `validate` ensure every function ends in exit or ja.
@@ -123,9 +135,14 @@ pub(crate) fn translate_function<M: Module>(
 }
 
 /// Slots that start a block (jump targets and the instruction after every
-/// jump or exit), each with the last slot that can reach it: the latest jump
-/// to it, or the slot before it for the fall-through.
-fn block_starts(insns: &[Insn], range: &Range<usize>) -> Vec<(usize, usize)> {
+/// jump or exit, but for jumps converted to selects), each with the last
+/// slot that can reach it: the latest jump to it, or the slot before it for
+/// the fall-through.
+fn block_starts(
+    insns: &[Insn],
+    range: &Range<usize>,
+    hammocks: &BTreeMap<usize, usize>,
+) -> Vec<(usize, usize)> {
     let mut starts: BTreeMap<usize, usize> = BTreeMap::new();
     let mut reach = |start: usize, from: usize| {
         let last = starts.entry(start).or_insert(from);
@@ -133,6 +150,9 @@ fn block_starts(insns: &[Insn], range: &Range<usize>) -> Vec<(usize, usize)> {
     };
     for pc in range.clone() {
         let insn = &insns[pc];
+        if hammocks.contains_key(&pc) {
+            continue;
+        }
         if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit) {
             if let Some(t) = insn.branch_target(pc) {
                 let t = t as usize;
