@@ -57,7 +57,7 @@ pub fn conformance_programs_or_skip(test: &str) -> Option<Vec<ConformanceCase>> 
 /// Decode a hex string ("b7000000...") into bytes.
 pub fn hex_decode(s: &str) -> Result<Vec<u8>, String> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
     (0..s.len())

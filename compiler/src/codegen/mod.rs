@@ -129,11 +129,8 @@ pub(crate) fn functions(insns: &[Insn]) -> Result<Vec<Range<usize>>, CodegenErro
     let mut ranges = Vec::with_capacity(starts.len());
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(insns.len());
-        for pc in start..end {
-            if let (Some(t), false) = (
-                insns[pc].branch_target(pc),
-                matches!(insns[pc], Insn::Call(_)),
-            ) {
+        for (pc, insn) in insns.iter().enumerate().take(end).skip(start) {
+            if let (Some(t), false) = (insn.branch_target(pc), matches!(insn, Insn::Call(_))) {
                 let t = t as usize;
                 if !(start..end).contains(&t) {
                     return Err(CodegenError::JumpOutsideFunction {

@@ -460,7 +460,7 @@ pub fn decode_program(bytes: &[u8], endian: Endian) -> Result<Vec<Insn>, DecodeE
 
 /// Decode every slot without the whole-program checks of [`validate`].
 pub fn decode_unvalidated(bytes: &[u8], endian: Endian) -> Result<Vec<Insn>, DecodeError> {
-    if bytes.len() % INSN_SIZE != 0 {
+    if !bytes.len().is_multiple_of(INSN_SIZE) {
         return Err(DecodeError::Truncated {
             len: bytes.len(),
             pc: bytes.len() / INSN_SIZE,

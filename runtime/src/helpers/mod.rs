@@ -55,7 +55,7 @@ impl HelperTable {
 }
 
 /// Returns its first argument (helper 5 of the conformance suite).
-pub unsafe extern "C" fn identity(
+pub extern "C" fn identity(
     r1: u64,
     _: u64,
     _: u64,
