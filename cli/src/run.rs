@@ -2,7 +2,7 @@
 //! `bpftool prog run` does.
 
 use crate::compile::Opt;
-use crate::input;
+use crate::{input, output};
 use bpfc_compiler::codegen::{
     jit::{JitError, JitProgram},
     CodegenOptions,
@@ -101,11 +101,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             "r0": out.r0,
             "engine": args.engine.name(),
         });
-        println!("{v}");
+        output::print(format!("{v}\n"))
     } else {
-        println!("Return value: {retval}, duration: {}ns", out.duration_ns);
+        output::print(format!(
+            "Return value: {retval}, duration: {}ns\n",
+            out.duration_ns
+        ))
     }
-    Ok(())
 }
 
 fn elapsed_ns(start: Instant) -> u64 {

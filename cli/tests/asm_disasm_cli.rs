@@ -91,3 +91,78 @@ fn asm_then_disasm_roundtrips() {
          4: r0 = *(u32 *)(r1 - 0x4)\n    5: exit\n"
     );
 }
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testsuite/fixtures/elf")
+        .join(name)
+}
+
+#[test]
+fn disasm_of_an_object_lists_its_linked_programs() {
+    use bpfc_compiler::loader::{load, LoadOptions};
+    for name in ["calls.o", "maps.o", "bigendian.o"] {
+        let path = fixture(name);
+        let p = path.to_str().unwrap();
+        let obj = load(&std::fs::read(&path).unwrap(), &LoadOptions::default()).unwrap();
+        assert!(!obj.programs.is_empty(), "{name}");
+        for prog in &obj.programs {
+            // One program's conformance listing assembles back to exactly
+            // the instructions the loader linked.
+            let out = bpfc(&[
+                "disasm",
+                p,
+                "--program",
+                &prog.name,
+                "--syntax",
+                "conformance",
+            ]);
+            assert!(out.status.success(), "{name} {}: {out:?}", prog.name);
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.starts_with(&format!("# {} (section {}):\n", prog.name, prog.section)),
+                "{text}"
+            );
+            let again = bpfc_compiler::asm::assemble(&text)
+                .unwrap_or_else(|e| panic!("{name} {}: {e}\n{text}", prog.name));
+            assert_eq!(again, prog.insns, "{name} {}", prog.name);
+        }
+        // Without --program: every program, each under its header, and a
+        // label where each function starts.
+        let out = bpfc(&["disasm", p]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for prog in &obj.programs {
+            assert!(
+                text.contains(&format!("{} (section {}):\n", prog.name, prog.section)),
+                "{name}: {text}"
+            );
+            for f in &prog.functions {
+                assert!(text.contains(&format!("<{}>:\n", f.name)), "{name}: {text}");
+            }
+        }
+        let listed = text
+            .lines()
+            .filter(|l| l.contains(": ") && !l.ends_with(':'))
+            .count();
+        let slots: usize = obj
+            .programs
+            .iter()
+            .map(|p| p.insns.iter().filter(|i| i.slots() > 0).count())
+            .sum();
+        assert_eq!(listed, slots, "{name}: one line per instruction\n{text}");
+    }
+}
+
+#[test]
+fn disasm_of_an_object_names_a_missing_program() {
+    let path = fixture("calls.o");
+    let p = path.to_str().unwrap();
+    let err = one_line_error(&bpfc(&["disasm", p, "--program", "no_such_prog"]));
+    assert!(err.starts_with(&format!("bpfc: error: {p}: ")), "{err}");
+    assert!(err.contains("no_such_prog"), "{err}");
+    let bin = tmp("raw-with-program.bin");
+    std::fs::write(&bin, [0x95, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let err = one_line_error(&bpfc(&["disasm", bin.to_str().unwrap(), "--program", "x"]));
+    assert!(err.contains("apply to ELF objects"), "{err}");
+}
