@@ -1,10 +1,12 @@
 #!/bin/sh
 # Run each fuzz target for a bounded time (seconds each, default 60), seeded
-# with the project's ELF fixtures and assembly; for CI and local checks.
+# with the project's ELF fixtures, assembly and raw programs; for CI and
+# local checks.
 # Needs `cargo install cargo-fuzz` and a nightly toolchain.
 set -eu
 cd "$(dirname "$0")"
 SECS=${1:-60}
-mkdir -p corpus/loader corpus/asm
+mkdir -p corpus/loader corpus/asm corpus/interp
 cargo +nightly fuzz run loader corpus/loader ../testsuite/fixtures/elf -- -max_total_time="$SECS"
 cargo +nightly fuzz run asm corpus/asm ../testsuite/examples ../testsuite/cases -- -max_total_time="$SECS"
+cargo +nightly fuzz run interp corpus/interp ../testsuite/examples ../testsuite/bench/programs -- -max_total_time="$SECS"

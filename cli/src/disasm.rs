@@ -1,9 +1,15 @@
-//! `bpfc disasm`: print a file of raw little-endian instructions as text.
+//! `bpfc disasm`: print a program as text. Raw little-endian instructions
+//! are decoded as they are, without whole-program validation; an ELF object
+//! is loaded and linked as for `bpfc dump`, and each of its programs (or the
+//! one `--program` names) is printed under a header line, with a label line
+//! where each function starts.
 
-use anyhow::Context;
-use bpfc_compiler::disasm::{disassemble, Syntax};
-use bpfc_compiler::isa::{decode_unvalidated, Endian};
-use std::io::Write;
+use crate::{input, output};
+use anyhow::{bail, Context};
+use bpfc_compiler::disasm::{disassemble, format_insn, Syntax};
+use bpfc_compiler::isa::{decode_unvalidated, Endian, Insn};
+use bpfc_compiler::loader::Program;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -16,27 +22,70 @@ pub enum SyntaxArg {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Raw instructions (8 bytes each, little-endian).
+    /// Raw instructions (8 bytes each, little-endian) or an ELF object.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub select: input::Select,
     /// Output syntax.
     #[arg(long, value_enum, default_value = "llvm")]
     pub syntax: SyntaxArg,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
-    let name = args.file.display();
-    let bytes = std::fs::read(&args.file).with_context(|| format!("{name}"))?;
-    // No whole-program validation: a disassembler shows what is there.
-    let insns =
-        decode_unvalidated(&bytes, Endian::Little).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let name = args.file.display().to_string();
+    let bytes = std::fs::read(&args.file).with_context(|| name.clone())?;
     let syntax = match args.syntax {
         SyntaxArg::Llvm => Syntax::Llvm,
         SyntaxArg::Conformance => Syntax::Conformance,
     };
-    let text = disassemble(&insns, syntax);
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .context("writing to stdout")?;
-    Ok(())
+    if input::is_elf(&bytes) {
+        return output::print(object_listing(&args, &bytes, syntax)?);
+    }
+    if args.select.program.is_some() || args.select.btf.is_some() {
+        bail!("{name}: --program and --btf apply to ELF objects; this is a raw instruction file");
+    }
+    // No whole-program validation: a disassembler shows what is there.
+    let insns =
+        decode_unvalidated(&bytes, Endian::Little).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    output::print(disassemble(&insns, syntax))
+}
+
+/// The listing of an object's programs. Header and label lines are comments
+/// in the conformance syntax, so one program's listing assembles back to its
+/// linked instructions.
+fn object_listing(args: &Args, bytes: &[u8], syntax: Syntax) -> anyhow::Result<String> {
+    let name = args.file.display().to_string();
+    let obj = input::load_object(&args.file, bytes, &args.select)?;
+    let programs: Vec<&Program> = match &args.select.program {
+        Some(p) => vec![obj.program(p).with_context(|| name.clone())?],
+        None => obj.programs.iter().collect(),
+    };
+    if programs.is_empty() {
+        bail!("{name}: the object holds no programs");
+    }
+    let comment = match syntax {
+        Syntax::Llvm => "",
+        Syntax::Conformance => "# ",
+    };
+    let mut out = String::new();
+    for (i, p) in programs.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{comment}{} (section {}):", p.name, p.section);
+        for (pc, insn) in p.insns.iter().enumerate() {
+            if let Some(f) = p.functions.iter().find(|f| f.start == pc) {
+                let _ = writeln!(out, "{comment}<{}>:", f.name);
+            }
+            if *insn == Insn::LddwHigh {
+                continue;
+            }
+            let text = format_insn(pc, insn, syntax);
+            let _ = match syntax {
+                Syntax::Llvm => writeln!(out, "{pc:>5}: {text}"),
+                Syntax::Conformance => writeln!(out, "{text}"),
+            };
+        }
+    }
+    Ok(out)
 }

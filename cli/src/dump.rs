@@ -3,7 +3,7 @@
 //! `llvm-objdump -S`); for raw instructions: the disassembly. With `--clif`
 //! or `--asm`: the Cranelift IR or native code one program lowers to.
 
-use crate::{input, native};
+use crate::{input, native, output};
 use anyhow::Context;
 use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, Dumps};
 use bpfc_compiler::disasm::{disassemble, format_insn, Syntax};
@@ -49,8 +49,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.file).with_context(|| file.clone())?;
     if !input::is_elf(&bytes) {
         let prog = input::load(&args.file, &args.select)?;
-        print!("{}", disassemble(&prog.insns, Syntax::Llvm));
-        return Ok(());
+        return output::print(disassemble(&prog.insns, Syntax::Llvm));
     }
     let obj = input::load_object(&args.file, &bytes, &args.select)?;
     let programs: Vec<&Program> = match &args.select.program {
@@ -58,14 +57,11 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         None => obj.programs.iter().collect(),
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&obj, &programs))?
-        );
+        let json = serde_json::to_string_pretty(&to_json(&obj, &programs))?;
+        output::print(json + "\n")
     } else {
-        print!("{}", to_text(&obj, &programs));
+        output::print(to_text(&obj, &programs))
     }
-    Ok(())
 }
 
 /// `--clif`/`--asm`: compile one program for the target and print the listings.
@@ -92,7 +88,7 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
     )
     .with_context(|| args.file.display().to_string())?;
     if let Some(clif) = dumps.clif {
-        print!("{clif}");
+        output::print(clif)?;
     }
     if let Some(functions) = dumps.native {
         // Source lines where they start, as `llvm-objdump -S` shows them.
@@ -103,10 +99,7 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
                 .map(|l| format!("    [{}:{}: {}]", l.file, l.line, l.text.trim()))
                 .unwrap_or_default()
         };
-        print!(
-            "{}",
-            native::listing(&triple, &functions, &prog.insns, source)?
-        );
+        output::print(native::listing(&triple, &functions, &prog.insns, source)?)?;
     }
     Ok(())
 }

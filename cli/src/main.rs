@@ -2,6 +2,7 @@
 //! its flags, calls the library and prints.
 
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 
 mod asm;
 mod compile;
@@ -9,6 +10,7 @@ mod disasm;
 mod dump;
 mod input;
 mod native;
+mod output;
 mod run;
 mod targets;
 
@@ -50,8 +52,14 @@ fn main() {
         Command::Compile(a) => compile::main(a),
         Command::Targets(a) => targets::main(a),
     };
-    if let Err(e) = result {
-        eprintln!("bpfc: error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => {}
+        // The reader of our output went away: not an error of ours.
+        Err(e) if e.is::<output::Closed>() => {}
+        Err(e) => {
+            // Not `eprintln!`, which panics when standard error is closed too.
+            let _ = writeln!(std::io::stderr(), "bpfc: error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `bpftool prog run` does.
 
 use crate::compile::Opt;
-use crate::input;
+use crate::{input, output};
 use bpfc_compiler::codegen::{
     jit::{JitError, JitProgram},
     CodegenOptions,
@@ -53,10 +53,20 @@ pub struct Args {
     /// Print a JSON object (`retval`, `duration` as bpftool does, plus `r0` and `engine`).
     #[arg(long)]
     json: bool,
-    /// Interpreter: stop with an error after this many executed instructions (default: no limit).
+    /// Interpreter: stop with an error after this many executed instructions
+    /// (default: 2^32; 0: no limit).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
 }
+
+/// The interpreter's instruction budget when `--max-insns` is not given.
+/// A runaway loop stops with an error instead of hanging the terminal: the
+/// interpreter runs a tight loop at about 10^8 instructions a second even in
+/// a debug build, so 2^32 of them take well under a minute. Real programs
+/// stay far below it (the kernel verifies at most a million instructions;
+/// only bounded loops of billions of iterations come near), and those can
+/// ask for more, or for `0`.
+pub const DEFAULT_MAX_INSNS: u64 = 1 << 32;
 
 /// What one run produced.
 struct Outcome {
@@ -78,7 +88,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     // suite's helpers (helper 5 returns its first argument).
     let helpers = HelperTable::conformance();
     let out = match args.engine {
-        Engine::Interp => run_interp(&prog, &mut mem, &helpers, args.max_insns),
+        Engine::Interp => {
+            let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
+                0 => None,
+                n => Some(n),
+            };
+            run_interp(&prog, &mut mem, &helpers, max_insns)
+        }
         Engine::Jit => {
             let opts = CodegenOptions {
                 opt_level: args.opt_level.unwrap_or(Opt::Speed).into(),
@@ -102,11 +118,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             "r0": out.r0,
             "engine": args.engine.name(),
         });
-        println!("{v}");
+        output::print(format!("{v}\n"))
     } else {
-        println!("Return value: {retval}, duration: {}ns", out.duration_ns);
+        output::print(format!(
+            "Return value: {retval}, duration: {}ns\n",
+            out.duration_ns
+        ))
     }
-    Ok(())
 }
 
 fn elapsed_ns(start: Instant) -> u64 {
@@ -140,8 +158,13 @@ fn run_interp(
         endian: prog.endian,
     };
     let start = Instant::now();
-    let r0 = interp::run(&prog.insns, mem, helpers, &mut ctx, &opts)
-        .map_err(|e| Failure::new(&e, Some(e.pc())))?;
+    let r0 = interp::run(&prog.insns, mem, helpers, &mut ctx, &opts).map_err(|e| match e {
+        interp::RunError::InsnLimit { pc, .. } => Failure::new(
+            format_args!("{e} (--max-insns N sets the limit, 0 removes it)"),
+            Some(pc),
+        ),
+        _ => Failure::new(&e, Some(e.pc())),
+    })?;
     Ok(Outcome {
         r0,
         duration_ns: elapsed_ns(start),

@@ -1,11 +1,13 @@
 //! `bpfc targets`: the triples `bpfc compile --target` accepts.
 
 use bpfc_compiler::codegen::{parse_triple, SUPPORTED_TARGETS};
+use std::fmt::Write as _;
 
 #[derive(clap::Args)]
 pub struct Args {}
 
 pub fn main(_args: Args) -> anyhow::Result<()> {
+    let mut text = String::new();
     for name in SUPPORTED_TARGETS {
         let t = parse_triple(name)?;
         let format = match t.binary_format {
@@ -14,12 +16,13 @@ pub fn main(_args: Args) -> anyhow::Result<()> {
             target_lexicon::BinaryFormat::Coff => "COFF",
             _ => "other",
         };
-        println!(
+        let _ = writeln!(
+            text,
             "{name:<30} {format:<7} {}",
             t.endianness()
                 .map(|e| format!("{e:?}").to_lowercase())
                 .unwrap_or_default()
         );
     }
-    Ok(())
+    crate::output::print(text)
 }

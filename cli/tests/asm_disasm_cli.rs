@@ -47,7 +47,78 @@ fn asm_garbage_reports_file_line_column() {
 
     std::fs::write(&src, b"\xff\xfe\x00garbage").unwrap();
     let err = one_line_error(&bpfc(&["asm", s, "-o", out_path.to_str().unwrap()]));
-    assert!(err.starts_with(&format!("bpfc: error: {s}")), "{err}");
+    assert_eq!(
+        err,
+        format!("bpfc: error: {s}:1:1: invalid UTF-8 (byte 0xff)")
+    );
+
+    std::fs::write(&src, b"mov %r0, 1\n# caf\xc3\xa9 \xe9\nexit\n").unwrap();
+    let err = one_line_error(&bpfc(&["asm", s, "-o", out_path.to_str().unwrap()]));
+    assert_eq!(
+        err,
+        format!("bpfc: error: {s}:2:8: invalid UTF-8 (byte 0xe9)")
+    );
+    assert!(!out_path.exists(), "no output on error");
+}
+
+#[test]
+fn asm_validates_unless_told_not_to() {
+    let src = tmp("invalid.s");
+    let s = src.to_str().unwrap();
+    let out_path = tmp("invalid.bin");
+    let o = out_path.to_str().unwrap();
+    let cases: [(&str, &str); 6] = [
+        (
+            "mov %r0, 0\n  ja +5\nexit\n",
+            "2:3: instruction 1: jump to 7 is out of range (program has 3 slots)",
+        ),
+        (
+            "mov %r0, 0\nlddw %r1, 1\n mov %r10, 1\nexit\n",
+            "3:2: instruction 3: writes r10, the read-only frame pointer",
+        ),
+        (
+            "mov %r0, 0\nlddw %r1, 7\n",
+            "2:1: instruction 1: last instruction can fall off the end of the program",
+        ),
+        (
+            "jeq %r1, 0, +1\nlddw %r0, 1\nexit\n",
+            "1:1: instruction 0: jump into the middle of the lddw at 1",
+        ),
+        (
+            "call local -3\nexit\n",
+            "1:1: instruction 0: local call to -2 is out of range (program has 2 slots)",
+        ),
+        ("# nothing here\nlabel:\n", "program is empty"),
+    ];
+    for (text, want) in cases {
+        std::fs::write(&src, text).unwrap();
+        let _ = std::fs::remove_file(&out_path);
+        let err = one_line_error(&bpfc(&["asm", s, "-o", o]));
+        let sep = if want.starts_with(char::is_numeric) {
+            ":"
+        } else {
+            ": "
+        };
+        assert_eq!(err, format!("bpfc: error: {s}{sep}{want}"), "{text:?}");
+        assert!(!out_path.exists(), "no output for an invalid program");
+
+        // --no-validate writes the bytes as written, and they decode to what
+        // was assembled.
+        let out = bpfc(&["asm", s, "-o", o, "--no-validate"]);
+        assert!(out.status.success(), "{text:?}: {out:?}");
+        let written = std::fs::read(&out_path).unwrap();
+        let insns = bpfc_compiler::asm::assemble(text).unwrap();
+        assert_eq!(
+            written,
+            bpfc_compiler::isa::encode_program(&insns, bpfc_compiler::isa::Endian::Little)
+        );
+        // ... and every other command rejects them with the same message.
+        if !written.is_empty() {
+            let err = one_line_error(&bpfc(&["run", o, "--engine", "interp"]));
+            let message = want.split_once(": ").map_or(want, |(_, m)| m);
+            assert!(err.ends_with(message), "{err} vs {message}");
+        }
+    }
 }
 
 #[test]
@@ -90,4 +161,79 @@ fn asm_then_disasm_roundtrips() {
         "    0: r0 = 0x1\n    1: r1 = 0x1122334455667788 ll\n    3: if r1 == 0x5 goto +0x1\n    \
          4: r0 = *(u32 *)(r1 - 0x4)\n    5: exit\n"
     );
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testsuite/fixtures/elf")
+        .join(name)
+}
+
+#[test]
+fn disasm_of_an_object_lists_its_linked_programs() {
+    use bpfc_compiler::loader::{load, LoadOptions};
+    for name in ["calls.o", "maps.o", "bigendian.o"] {
+        let path = fixture(name);
+        let p = path.to_str().unwrap();
+        let obj = load(&std::fs::read(&path).unwrap(), &LoadOptions::default()).unwrap();
+        assert!(!obj.programs.is_empty(), "{name}");
+        for prog in &obj.programs {
+            // One program's conformance listing assembles back to exactly
+            // the instructions the loader linked.
+            let out = bpfc(&[
+                "disasm",
+                p,
+                "--program",
+                &prog.name,
+                "--syntax",
+                "conformance",
+            ]);
+            assert!(out.status.success(), "{name} {}: {out:?}", prog.name);
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.starts_with(&format!("# {} (section {}):\n", prog.name, prog.section)),
+                "{text}"
+            );
+            let again = bpfc_compiler::asm::assemble(&text)
+                .unwrap_or_else(|e| panic!("{name} {}: {e}\n{text}", prog.name));
+            assert_eq!(again, prog.insns, "{name} {}", prog.name);
+        }
+        // Without --program: every program, each under its header, and a
+        // label where each function starts.
+        let out = bpfc(&["disasm", p]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for prog in &obj.programs {
+            assert!(
+                text.contains(&format!("{} (section {}):\n", prog.name, prog.section)),
+                "{name}: {text}"
+            );
+            for f in &prog.functions {
+                assert!(text.contains(&format!("<{}>:\n", f.name)), "{name}: {text}");
+            }
+        }
+        let listed = text
+            .lines()
+            .filter(|l| l.contains(": ") && !l.ends_with(':'))
+            .count();
+        let slots: usize = obj
+            .programs
+            .iter()
+            .map(|p| p.insns.iter().filter(|i| i.slots() > 0).count())
+            .sum();
+        assert_eq!(listed, slots, "{name}: one line per instruction\n{text}");
+    }
+}
+
+#[test]
+fn disasm_of_an_object_names_a_missing_program() {
+    let path = fixture("calls.o");
+    let p = path.to_str().unwrap();
+    let err = one_line_error(&bpfc(&["disasm", p, "--program", "no_such_prog"]));
+    assert!(err.starts_with(&format!("bpfc: error: {p}: ")), "{err}");
+    assert!(err.contains("no_such_prog"), "{err}");
+    let bin = tmp("raw-with-program.bin");
+    std::fs::write(&bin, [0x95, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let err = one_line_error(&bpfc(&["disasm", bin.to_str().unwrap(), "--program", "x"]));
+    assert!(err.contains("apply to ELF objects"), "{err}");
 }

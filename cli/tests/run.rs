@@ -109,7 +109,9 @@ fn input_memory() {
     let file = p.display().to_string();
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 0: out-of-bounds 1-byte load at 0x2"),
+        &format!(
+            "bpfc: error: {file}: instruction 0: out-of-bounds memory access: 1-byte load at 0x2"
+        ),
     );
     let out = bpfc(&["run", p.to_str().unwrap()]);
     assert_error(
@@ -135,7 +137,9 @@ fn out_of_bounds_program() {
     let file = p.display().to_string();
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 1: out-of-bounds 8-byte store at 0x"),
+        &format!(
+            "bpfc: error: {file}: instruction 1: out-of-bounds memory access: 8-byte store at 0x"
+        ),
     );
     assert!(text(&out.stderr).contains("(stack is 0x"));
     // The JIT checks by default: the same store stops the run, the host
@@ -197,7 +201,41 @@ fn instruction_budget() {
     let file = p.display().to_string();
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 1: instruction limit of 1000 reached"),
+        &format!(
+            "bpfc: error: {file}: instruction 1: instruction limit of 1000 reached \
+             (--max-insns N sets the limit, 0 removes it)"
+        ),
+    );
+    // 0 is no limit; a terminating program needs no more than it executes.
+    let ok = program("counted", &[mov(Reg::R0, 3), Insn::Exit]);
+    for n in ["0", "2"] {
+        let out = bpfc(&[
+            "run",
+            "--engine",
+            "interp",
+            "--max-insns",
+            n,
+            ok.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "--max-insns {n}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).starts_with("Return value: 3,"));
+    }
+    let out = bpfc(&[
+        "run",
+        "--engine",
+        "interp",
+        "--max-insns",
+        "1",
+        ok.to_str().unwrap(),
+    ]);
+    let file = ok.display().to_string();
+    assert_error(
+        &out,
+        &format!("bpfc: error: {file}: instruction 1: instruction limit of 1 reached"),
     );
 }
 

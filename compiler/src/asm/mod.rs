@@ -45,8 +45,11 @@
 //!
 //! Out-of-range numbers, unknown mnemonics or labels, duplicate labels,
 //! registers beyond `%r10` and label distances that do not fit the offset
-//! field are errors carrying the 1-based line and column. The output is not
-//! validated: callers run [`crate::isa::validate`] if they need to.
+//! field are errors carrying the 1-based line and column, and so is a byte
+//! that is not UTF-8 when the text comes as bytes ([`source_text`]). The
+//! output is not validated: callers run [`crate::isa::validate`] if they need
+//! to, and [`assemble_with_locations`] gives the source position of each slot
+//! so that its errors can point at a line too.
 
 mod insn;
 mod lexer;
@@ -73,6 +76,8 @@ impl AsmError {
 /// What went wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum AsmErrorKind {
+    #[error("invalid UTF-8 (byte {byte:#04x})")]
+    InvalidUtf8 { byte: u8 },
     #[error("unexpected character {ch:?}")]
     UnexpectedChar { ch: char },
     #[error("unknown mnemonic '{name}'")]
@@ -105,10 +110,58 @@ pub enum AsmErrorKind {
     },
 }
 
+/// A 1-based line and column in the assembly text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourcePos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Assembled instructions and where each came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assembly {
+    /// Slot-indexed instructions, as [`assemble`] returns them.
+    pub insns: Vec<Insn>,
+    /// For each slot, the position of its instruction's mnemonic (an
+    /// `lddw`'s second slot has the position of the `lddw`).
+    pub locations: Vec<SourcePos>,
+}
+
+impl Assembly {
+    /// The source position of the instruction in slot `pc`.
+    pub fn location(&self, pc: usize) -> Option<SourcePos> {
+        self.locations.get(pc).copied()
+    }
+}
+
 /// Assemble conformance-syntax text into slot-indexed instructions (an `lddw`
 /// is followed by its [`Insn::LddwHigh`] placeholder).
 pub fn assemble(src: &str) -> Result<Vec<Insn>, AsmError> {
+    assemble_with_locations(src).map(|a| a.insns)
+}
+
+/// [`assemble`], also recording the source position of every slot.
+pub fn assemble_with_locations(src: &str) -> Result<Assembly, AsmError> {
     parser::Assembler::default().run(src)
+}
+
+/// `bytes` as assembly text, or an [`AsmErrorKind::InvalidUtf8`] error at
+/// the line and column (counted in characters, as elsewhere) of the first
+/// byte that is not part of valid UTF-8.
+pub fn source_text(bytes: &[u8]) -> Result<&str, AsmError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8, so this never falls back to "".
+        let good = std::str::from_utf8(good).unwrap_or("");
+        let line_start = good.rfind('\n').map_or(0, |i| i + 1);
+        AsmError::new(
+            good.matches('\n').count() + 1,
+            good[line_start..].chars().count() + 1,
+            AsmErrorKind::InvalidUtf8 {
+                byte: bytes[e.valid_up_to()],
+            },
+        )
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Mnemonic dispatch lives in [`super::insn`].
 
 use super::lexer::{lex_line, Spanned, Tok};
-use super::{AsmError, AsmErrorKind};
+use super::{AsmError, AsmErrorKind, Assembly, SourcePos};
 use crate::isa::{CallTarget, Insn, LddwSrc, Reg};
 use std::collections::BTreeMap;
 
@@ -266,6 +266,8 @@ struct Fixup {
 #[derive(Default)]
 pub(crate) struct Assembler {
     insns: Vec<Insn>,
+    /// Position of each slot's mnemonic.
+    locations: Vec<SourcePos>,
     /// name -> (pc, line of definition)
     labels: BTreeMap<String, (usize, usize)>,
     fixups: Vec<Fixup>,
@@ -273,12 +275,15 @@ pub(crate) struct Assembler {
 }
 
 impl Assembler {
-    pub(crate) fn run(mut self, src: &str) -> Result<Vec<Insn>, AsmError> {
+    pub(crate) fn run(mut self, src: &str) -> Result<Assembly, AsmError> {
         for (i, text) in src.lines().enumerate() {
             self.line(i + 1, text)?;
         }
         self.resolve()?;
-        Ok(self.insns)
+        Ok(Assembly {
+            insns: self.insns,
+            locations: self.locations,
+        })
     }
 
     fn line(&mut self, line: usize, text: &str) -> Result<(), AsmError> {
@@ -332,9 +337,12 @@ impl Assembler {
                 col,
             });
         }
+        let pos = SourcePos { line, column: col };
         self.insns.push(insn);
+        self.locations.push(pos);
         if insn.slots() == 2 {
             self.insns.push(Insn::LddwHigh);
+            self.locations.push(pos);
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Unit tests of the assembler: syntax details and every error kind with its
 //! line and column.
 
-use super::{assemble, AsmError, AsmErrorKind};
+use super::{assemble, assemble_with_locations, source_text, AsmError, AsmErrorKind, SourcePos};
 use crate::isa::{AtomicOp, CallTarget, Insn, LddwSrc, Reg, Size, Src, Width};
 use proptest::prelude::*;
 
@@ -326,6 +326,41 @@ fn empty_and_comment_only_input() {
     assert_eq!(assemble("").unwrap(), vec![]);
     assert_eq!(assemble("# only\n\n   \n").unwrap(), vec![]);
     assert_eq!(assemble("l:\n").unwrap(), vec![]);
+}
+
+#[test]
+fn invalid_utf8_is_reported_at_its_line_and_column() {
+    let at = |b: &[u8]| {
+        let e = source_text(b).unwrap_err();
+        (e.line, e.column, e.kind)
+    };
+    let bad = |byte| AsmErrorKind::InvalidUtf8 { byte };
+    assert_eq!(at(b"\xff"), (1, 1, bad(0xff)));
+    assert_eq!(at(b"mov %r0, 1\nexit \xfe\n"), (2, 6, bad(0xfe)));
+    // Columns count characters: 'é' (c3 a9) is two bytes, one column.
+    assert_eq!(at(b"# \xc3\xa9\n\n# \xc3\xa9\x80"), (3, 4, bad(0x80)));
+    // A truncated multi-byte sequence at the end points at its first byte.
+    assert_eq!(at(b"exit\n  \xc3"), (2, 3, bad(0xc3)));
+    assert_eq!(
+        source_text(b"\xff").unwrap_err().to_string(),
+        "line 1, column 1: invalid UTF-8 (byte 0xff)"
+    );
+    assert_eq!(source_text("exit # ü\n".as_bytes()).unwrap(), "exit # ü\n");
+}
+
+#[test]
+fn every_slot_has_the_position_of_its_mnemonic() {
+    let a =
+        assemble_with_locations("# c\nstart:\n  mov %r0, 1\nl: lddw %r1, 2\n\n\texit\n").unwrap();
+    let pos = |line, column| SourcePos { line, column };
+    assert_eq!(a.insns.len(), 4);
+    assert_eq!(
+        a.locations,
+        vec![pos(3, 3), pos(4, 4), pos(4, 4), pos(6, 2)]
+    );
+    assert_eq!(a.location(3), Some(pos(6, 2)));
+    assert_eq!(a.location(4), None);
+    assert_eq!(a.insns, assemble("mov %r0, 1\nlddw %r1, 2\nexit").unwrap());
 }
 
 proptest! {

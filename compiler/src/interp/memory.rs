@@ -202,7 +202,9 @@ impl<'a, 'e> Memory<'a, 'e> {
         let (lo, hi) = self.stack_range();
         let base = self.stack_base();
         let mut s = format!("stack is {:#x}-{:#x}", base + lo as u64, base + hi as u64);
+        // Region names come from the host: escaped, the message stays one line.
         let mut region = |name: &str, data: &[u8]| {
+            let name = name.escape_debug();
             if data.is_empty() {
                 let _ = write!(s, ", {name} is empty");
             } else {

@@ -51,13 +51,16 @@ pub struct Options {
 }
 
 /// Why a run stopped without a return value. Every variant carries the slot
-/// index `pc` of the instruction it concerns.
+/// index `pc` of the instruction it concerns. Messages are one line; where
+/// compiled code reports the same fault, the interpreter's message starts
+/// with the same words ([`bpfc_runtime::abi::FaultCode::describe`]) and adds
+/// the detail only the interpreter knows (address, helper id, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum RunError {
     /// The program failed [`isa::validate`] (`pc` is 0 for an empty program).
     #[error("{source}")]
     Invalid { pc: usize, source: DecodeError },
-    #[error("instruction {pc}: out-of-bounds {size}-byte {access} at {addr:#x} ({regions})")]
+    #[error("instruction {pc}: out-of-bounds memory access: {size}-byte {access} at {addr:#x} ({regions})")]
     OutOfBounds {
         pc: usize,
         addr: u64,
@@ -66,7 +69,7 @@ pub enum RunError {
         /// The accessible regions at the time, e.g. `stack is 0x..-0x.., input is empty`.
         regions: String,
     },
-    #[error("instruction {pc}: {size}-byte write at {addr:#x} into read-only {region}")]
+    #[error("instruction {pc}: {size}-byte write at {addr:#x} into read-only {}", region.escape_debug())]
     ReadOnly {
         pc: usize,
         addr: u64,
@@ -79,18 +82,19 @@ pub enum RunError {
     CallDepth { pc: usize, max: usize },
     #[error("instruction {pc}: unknown helper {id}")]
     UnknownHelper { pc: usize, id: i128 },
-    #[error("instruction {pc}: helper {id} ({name}) failed: {message}")]
+    /// `message` is the helper's own text, escaped to keep the message on one line.
+    #[error("instruction {pc}: helper failed: {} (helper {id}, {name})", message.escape_debug())]
     HelperFault {
         pc: usize,
         id: u32,
         name: &'static str,
         message: String,
     },
-    #[error("instruction {pc}: kfunc calls cannot run (kfunc btf id {btf_id})")]
+    #[error("instruction {pc}: kfunc calls cannot run (btf id {btf_id})")]
     Kfunc { pc: usize, btf_id: i32 },
     #[error("instruction {pc}: legacy packet load needs a packet program type")]
     PacketLoad { pc: usize },
-    #[error("instruction {pc}: unresolved pseudo lddw (src {}) needs the loader", src.raw())]
+    #[error("instruction {pc}: unresolved pseudo lddw needs the loader (src {})", src.raw())]
     UnresolvedLddw { pc: usize, src: LddwSrc },
     /// Reached an instruction that is never executed (the second `lddw` slot);
     /// validation rules this out, so it signals an interpreter bug.

@@ -34,6 +34,18 @@ pub enum DecodeError {
     },
     #[error("instruction {pc}: lddw without its second slot")]
     IncompleteLddw { pc: usize },
+    /// The slot after an lddw exists, but a field other than the immediate
+    /// (`field`: opcode, destination or source register, offset) is not zero.
+    #[error("instruction {pc}: the second slot of this lddw (instruction {}) has {field} {value:#x}; it must be 0", pc + 1)]
+    LddwSecondSlot {
+        pc: usize,
+        field: &'static str,
+        value: u32,
+    },
+    /// An [`Insn::LddwHigh`] placeholder that does not follow an lddw
+    /// (only hand-built instruction vectors have one).
+    #[error("instruction {pc}: second lddw slot without an lddw before it")]
+    StrayLddwSlot { pc: usize },
     #[error("instruction {pc}: jump to {target} is out of range (program has {len} slots)")]
     JumpOutOfRange { pc: usize, target: i64, len: usize },
     #[error("instruction {pc}: jump into the middle of the lddw at {}", target - 1)]
@@ -56,6 +68,8 @@ impl DecodeError {
             | DecodeError::BadRegister { pc, .. }
             | DecodeError::BadField { pc, .. }
             | DecodeError::IncompleteLddw { pc }
+            | DecodeError::LddwSecondSlot { pc, .. }
+            | DecodeError::StrayLddwSlot { pc }
             | DecodeError::JumpOutOfRange { pc, .. }
             | DecodeError::JumpIntoLddw { pc, .. }
             | DecodeError::CallOutOfRange { pc, .. }
@@ -423,8 +437,18 @@ fn decode_ld(c: &Ctx, second: Option<Raw>) -> Result<Insn, DecodeError> {
             c.zero_off()?;
             let dst = c.dst()?;
             let hi = second.ok_or(DecodeError::IncompleteLddw { pc: c.pc })?;
-            if hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0 {
-                return Err(DecodeError::IncompleteLddw { pc: c.pc });
+            let reserved = [
+                ("opcode", hi.code as u32),
+                ("destination register", hi.dst as u32),
+                ("source register", hi.src as u32),
+                ("offset", hi.off as u16 as u32),
+            ];
+            if let Some(&(field, value)) = reserved.iter().find(|(_, v)| *v != 0) {
+                return Err(DecodeError::LddwSecondSlot {
+                    pc: c.pc,
+                    field,
+                    value,
+                });
             }
             let imm = (c.raw.imm as u32 as u64) | ((hi.imm as u32 as u64) << 32);
             Ok(Insn::Lddw { dst, src, imm })
@@ -515,7 +539,7 @@ pub fn validate(insns: &[Insn]) -> Result<(), DecodeError> {
                 return Err(DecodeError::IncompleteLddw { pc });
             }
             Insn::LddwHigh if pc == 0 || !matches!(insns[pc - 1], Insn::Lddw { .. }) => {
-                return Err(DecodeError::IncompleteLddw { pc });
+                return Err(DecodeError::StrayLddwSlot { pc });
             }
             _ => {}
         }

@@ -12,6 +12,8 @@
 mod decode;
 mod encode;
 pub mod opcode;
+#[cfg(test)]
+mod tests;
 
 pub use decode::{decode_one, decode_program, decode_unvalidated, validate, DecodeError};
 pub use encode::{encode_insn, encode_program};

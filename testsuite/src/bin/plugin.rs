@@ -3,7 +3,7 @@
 //! `run.py`):
 //!
 //! ```text
-//! bpfc-conformance-plugin [MEM] --interp        < program-hex
+//! bpfc-conformance-plugin [MEM] --interp [--max-insns N] < program-hex
 //! bpfc-conformance-plugin [MEM] --jit [--checked] < program-hex
 //! bpfc-conformance-plugin [MEM] --aot [--target TRIPLE] [--checked] < program-hex
 //!
@@ -15,6 +15,10 @@
 //! MEM and the program on stdin are hex bytes (whitespace between bytes is
 //! ignored). Prints r0 in hex and exits 0, or prints one error line to stderr
 //! and exits 1.
+//!
+//! The interpreter stops after [`DEFAULT_MAX_INSNS`] instructions unless
+//! `--max-insns` says otherwise (0: no limit), so a looping program fails
+//! with an error naming its pc instead of running into the runner's timeout.
 //!
 //! Adding an engine: add an [`Engine`] variant, parse its flag in
 //! [`parse_args`] and write its `run_*` function next to [`run_interp`].
@@ -48,16 +52,26 @@ struct Invocation {
     target: String,
     /// Input memory (empty when the case has none).
     mem: Vec<u8>,
+    /// Instruction budget of `--interp` (`None`: no limit).
+    max_insns: Option<u64>,
 }
 
+/// The interpreter's instruction budget without `--max-insns`. The largest
+/// bpf_conformance program runs fewer than a thousand instructions; ten
+/// million is far beyond any of them and still stops a loop in a fraction
+/// of a second (about 0.1 s in a debug build), well before `run.py`'s
+/// per-test timeout.
+const DEFAULT_MAX_INSNS: u64 = 10_000_000;
+
 const USAGE: &str =
-    "usage: bpfc-conformance-plugin [MEM-HEX] --interp|--jit|--aot [--target TRIPLE] [--checked]  (program hex on stdin)";
+    "usage: bpfc-conformance-plugin [MEM-HEX] --interp [--max-insns N] | --jit|--aot [--target TRIPLE] [--checked]  (program hex on stdin)";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut engine = None;
     let mut checked = false;
     let mut target = String::from("x86_64-unknown-linux-gnu");
     let mut mem = None;
+    let mut max_insns = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -68,6 +82,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
                     .ok_or_else(|| format!("--target needs a triple; {USAGE}"))?
             }
             "--interp" => engine = Some(Engine::Interp),
+            "--max-insns" => {
+                let n = args
+                    .next()
+                    .ok_or_else(|| format!("--max-insns needs a number; {USAGE}"))?;
+                let n = n
+                    .parse::<u64>()
+                    .map_err(|e| format!("--max-insns {n}: {e}; {USAGE}"))?;
+                max_insns = Some(n);
+            }
             "--jit" => engine = Some(Engine::Jit),
             "--checked" => checked = true,
             a if a.starts_with('-') => return Err(format!("unknown option `{a}`; {USAGE}")),
@@ -79,25 +102,32 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
             }
         }
     }
+    let engine = engine.ok_or_else(|| format!("no engine selected; {USAGE}"))?;
+    if max_insns.is_some() && engine != Engine::Interp {
+        return Err(format!(
+            "--max-insns counts interpreted instructions: use it with --interp; {USAGE}"
+        ));
+    }
     Ok(Invocation {
-        engine: engine.ok_or_else(|| format!("no engine selected; {USAGE}"))?,
+        engine,
         checked,
         target,
         mem: mem.unwrap_or_default(),
+        max_insns: match max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
+            0 => None,
+            n => Some(n),
+        },
     })
 }
 
-/// Run `insns` with the reference interpreter.
-fn run_interp(insns: &[Insn], mem: &mut [u8]) -> Result<u64, String> {
+/// Run `insns` with the reference interpreter, at most `max_insns` instructions.
+fn run_interp(insns: &[Insn], mem: &mut [u8], max_insns: Option<u64>) -> Result<u64, String> {
     let mut ctx = ExecContext::new();
-    interp::run(
-        insns,
-        mem,
-        &HelperTable::conformance(),
-        &mut ctx,
-        &interp::Options::default(),
-    )
-    .map_err(|e| e.to_string())
+    let opts = interp::Options {
+        max_insns,
+        ..Default::default()
+    };
+    interp::run(insns, mem, &HelperTable::conformance(), &mut ctx, &opts).map_err(|e| e.to_string())
 }
 
 /// Compile `insns` with the Cranelift JIT and run the native code.
@@ -143,7 +173,7 @@ fn run() -> Result<u64, String> {
     let bytes = hex_decode(&text).map_err(|e| format!("program: {e}"))?;
     let insns = decode_program(&bytes, Endian::Little).map_err(|e| e.to_string())?;
     match inv.engine {
-        Engine::Interp => run_interp(&insns, &mut inv.mem),
+        Engine::Interp => run_interp(&insns, &mut inv.mem, inv.max_insns),
         Engine::Jit => run_jit(&insns, &mut inv.mem, inv.checked),
         Engine::Aot => run_aot(&insns, &inv.mem, &inv.target, inv.checked),
     }
@@ -177,6 +207,24 @@ mod tests {
         assert_eq!(inv.mem, vec![0, 1, 0xff]);
         let inv = parse_args(args(&["--interp"])).unwrap();
         assert!(inv.mem.is_empty());
+        assert_eq!(inv.max_insns, Some(DEFAULT_MAX_INSNS));
+    }
+
+    #[test]
+    fn parses_the_instruction_budget() {
+        let inv = parse_args(args(&["--interp", "--max-insns", "77"])).unwrap();
+        assert_eq!(inv.max_insns, Some(77));
+        let inv = parse_args(args(&["--max-insns", "0", "--interp"])).unwrap();
+        assert_eq!(inv.max_insns, None, "0 is no limit");
+        assert!(parse_args(args(&["--interp", "--max-insns"]))
+            .unwrap_err()
+            .contains("needs a number"));
+        assert!(parse_args(args(&["--interp", "--max-insns", "x"]))
+            .unwrap_err()
+            .contains("--max-insns x"));
+        assert!(parse_args(args(&["--jit", "--max-insns", "5"]))
+            .unwrap_err()
+            .contains("use it with --interp"));
     }
 
     #[test]

@@ -217,7 +217,7 @@ fn helpers() {
     let e = run(&p, &mut [], &t, &mut ctx, &o).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "instruction 1: helper 2 (faulting) failed: bad argument"
+        "instruction 1: helper failed: bad argument (helper 2, faulting)"
     );
     assert!(ctx.fault.is_none());
 }

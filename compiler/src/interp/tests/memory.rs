@@ -84,7 +84,7 @@ fn out_of_bounds_stack() {
     is_oob(&e, 0, 1);
     let msg = e.to_string();
     assert!(
-        msg.starts_with("instruction 0: out-of-bounds 1-byte load at 0x"),
+        msg.starts_with("instruction 0: out-of-bounds memory access: 1-byte load at 0x"),
         "{msg}"
     );
     assert!(msg.contains("(stack is 0x"), "{msg}");

@@ -3,6 +3,7 @@
 
 mod calls;
 mod memory;
+mod messages;
 mod ops;
 mod random;
 
