@@ -8,6 +8,7 @@ use bpfc_compiler::codegen::{
     CodegenOptions,
 };
 use bpfc_compiler::interp;
+use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::{ExecContext, HelperTable};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -53,20 +54,23 @@ pub struct Args {
     /// Print a JSON object (`retval`, `duration` as bpftool does, plus `r0` and `engine`).
     #[arg(long)]
     json: bool,
-    /// Interpreter: stop with an error after this many executed instructions
-    /// (default: 2^32; 0: no limit).
+    /// Stop with an error after this many executed instructions (default:
+    /// 2^32; 0: no limit). JIT code counts a basic block at a time.
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
 }
 
-/// The interpreter's instruction budget when `--max-insns` is not given.
-/// A runaway loop stops with an error instead of hanging the terminal: the
-/// interpreter runs a tight loop at about 10^8 instructions a second even in
-/// a debug build, so 2^32 of them take well under a minute. Real programs
-/// stay far below it (the kernel verifies at most a million instructions;
-/// only bounded loops of billions of iterations come near), and those can
-/// ask for more, or for `0`.
+/// The instruction budget when `--max-insns` is not given, for both
+/// engines. A runaway loop stops with an error instead of hanging the
+/// terminal: the interpreter runs a tight loop at about 10^8 instructions a
+/// second even in a debug build, so 2^32 of them take well under a minute
+/// (JIT code, a few seconds). Real programs stay far below it (the kernel
+/// verifies at most a million instructions; only bounded loops of billions
+/// of iterations come near), and those can ask for more, or for `0`.
 pub const DEFAULT_MAX_INSNS: u64 = 1 << 32;
+
+/// Appended to an instruction-limit error.
+const LIMIT_HINT: &str = " (--max-insns N sets the limit, 0 removes it)";
 
 /// What one run produced.
 struct Outcome {
@@ -76,9 +80,6 @@ struct Outcome {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let file = args.file.display().to_string();
-    if args.max_insns.is_some() && args.engine != Engine::Interp {
-        anyhow::bail!("--max-insns counts interpreted instructions: use it with --engine interp");
-    }
     if args.opt_level.is_some() && args.engine != Engine::Jit {
         anyhow::bail!("--opt-level chooses how the JIT compiles: use it with --engine jit");
     }
@@ -87,19 +88,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     // Until the runtime's helper set lands, programs see the conformance
     // suite's helpers (helper 5 returns its first argument).
     let helpers = HelperTable::conformance();
+    let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
+        0 => None,
+        n => Some(n),
+    };
     let out = match args.engine {
-        Engine::Interp => {
-            let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
-                0 => None,
-                n => Some(n),
-            };
-            run_interp(&prog, &mut mem, &helpers, max_insns)
-        }
+        Engine::Interp => run_interp(&prog, &mut mem, &helpers, max_insns),
         Engine::Jit => {
             let opts = CodegenOptions {
                 opt_level: args.opt_level.unwrap_or(Opt::Speed).into(),
                 checked: !args.unchecked,
-                insn_limit: None,
+                insn_limit: max_insns,
             };
             run_jit(&prog, &mut mem, &helpers, &opts)
         }
@@ -159,10 +158,9 @@ fn run_interp(
     };
     let start = Instant::now();
     let r0 = interp::run(&prog.insns, mem, helpers, &mut ctx, &opts).map_err(|e| match e {
-        interp::RunError::InsnLimit { pc, .. } => Failure::new(
-            format_args!("{e} (--max-insns N sets the limit, 0 removes it)"),
-            Some(pc),
-        ),
+        interp::RunError::InsnLimit { pc, .. } => {
+            Failure::new(format_args!("{e}{LIMIT_HINT}"), Some(pc))
+        }
         _ => Failure::new(&e, Some(e.pc())),
     })?;
     Ok(Outcome {
@@ -182,12 +180,16 @@ fn run_jit(
         .map_err(|e| Failure::new(&e, None))?;
     let mut ctx = ExecContext::new();
     let start = Instant::now();
-    let r0 = prog.run(mem, &mut ctx).map_err(|e| {
-        let pc = match e {
-            JitError::Fault { pc, .. } | JitError::UnknownFault { pc, .. } => Some(pc),
-            JitError::Helper { .. } => None,
-        };
-        Failure::new(&e, pc)
+    let r0 = prog.run(mem, &mut ctx).map_err(|e| match e {
+        JitError::Fault {
+            pc,
+            code: FaultCode::InsnLimit,
+            ..
+        } => Failure::new(format_args!("{e}{LIMIT_HINT}"), Some(pc)),
+        JitError::Fault { pc, .. } | JitError::UnknownFault { pc, .. } => {
+            Failure::new(&e, Some(pc))
+        }
+        JitError::Helper { .. } => Failure::new(&e, None),
     })?;
     Ok(Outcome {
         r0,

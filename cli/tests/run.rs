@@ -116,7 +116,9 @@ fn input_memory() {
     let out = bpfc(&["run", p.to_str().unwrap()]);
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 0: out-of-bounds 1-byte load at 0x2\n"),
+        &format!(
+            "bpfc: error: {file}: instruction 0: out-of-bounds memory access: 1-byte load at 0x2\n"
+        ),
     );
 }
 
@@ -147,7 +149,9 @@ fn out_of_bounds_program() {
     let out = bpfc(&["run", p.to_str().unwrap()]);
     assert_error(
         &out,
-        &format!("bpfc: error: {file}: instruction 1: out-of-bounds 8-byte store at 0x"),
+        &format!(
+            "bpfc: error: {file}: instruction 1: out-of-bounds memory access: 8-byte store at 0x"
+        ),
     );
 }
 
@@ -190,53 +194,45 @@ fn instruction_budget() {
             Insn::Exit,
         ],
     );
-    let out = bpfc(&[
-        "run",
-        "--engine",
-        "interp",
-        "--max-insns",
-        "1000",
-        p.to_str().unwrap(),
-    ]);
     let file = p.display().to_string();
-    assert_error(
-        &out,
-        &format!(
-            "bpfc: error: {file}: instruction 1: instruction limit of 1000 reached \
-             (--max-insns N sets the limit, 0 removes it)"
-        ),
-    );
-    // 0 is no limit; a terminating program needs no more than it executes.
     let ok = program("counted", &[mov(Reg::R0, 3), Insn::Exit]);
-    for n in ["0", "2"] {
-        let out = bpfc(&[
-            "run",
-            "--engine",
-            "interp",
-            "--max-insns",
-            n,
-            ok.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "--max-insns {n}: {}",
-            text(&out.stderr)
+    let ok_file = ok.display().to_string();
+    for engine in ["interp", "jit"] {
+        let run = |n: &str, path: &std::path::Path| {
+            bpfc(&[
+                "run",
+                "--engine",
+                engine,
+                "--max-insns",
+                n,
+                path.to_str().unwrap(),
+            ])
+        };
+        assert_error(
+            &run("1000", &p),
+            &format!(
+                "bpfc: error: {file}: instruction 1: instruction limit of 1000 reached \
+                 (--max-insns N sets the limit, 0 removes it)"
+            ),
         );
-        assert!(text(&out.stdout).starts_with("Return value: 3,"));
+        // 0 is no limit; a terminating program needs no more than it executes.
+        for n in ["0", "2"] {
+            let out = run(n, &ok);
+            assert!(
+                out.status.success(),
+                "{engine} --max-insns {n}: {}",
+                text(&out.stderr)
+            );
+            assert!(text(&out.stdout).starts_with("Return value: 3,"));
+        }
+        // Interpreted code stops at the second instruction, JIT code at the
+        // start of the block that no longer fits.
+        let pc = if engine == "interp" { 1 } else { 0 };
+        assert_error(
+            &run("1", &ok),
+            &format!("bpfc: error: {ok_file}: instruction {pc}: instruction limit of 1 reached"),
+        );
     }
-    let out = bpfc(&[
-        "run",
-        "--engine",
-        "interp",
-        "--max-insns",
-        "1",
-        ok.to_str().unwrap(),
-    ]);
-    let file = ok.display().to_string();
-    assert_error(
-        &out,
-        &format!("bpfc: error: {file}: instruction 1: instruction limit of 1 reached"),
-    );
 }
 
 #[test]
@@ -261,13 +257,27 @@ fn both_jit_tiers_run_and_opt_level_is_for_the_jit() {
     );
 }
 
+/// Without `--max-insns` both engines stop a runaway loop at 2^32
+/// instructions (JIT code in a few seconds).
 #[test]
-fn instruction_budget_is_for_the_interpreter() {
-    let p = program("loop-jit", &[mov(Reg::R0, 0), Insn::Exit]);
-    let out = bpfc(&["run", "--max-insns", "10", p.to_str().unwrap()]);
+fn default_budget_stops_a_jit_loop() {
+    let p = program(
+        "forever",
+        &[
+            Insn::Ja {
+                off: -1,
+                long: false,
+            },
+            Insn::Exit,
+        ],
+    );
+    let out = bpfc(&["run", p.to_str().unwrap()]);
     assert_error(
         &out,
-        "bpfc: error: --max-insns counts interpreted instructions",
+        &format!(
+            "bpfc: error: {}: instruction 0: instruction limit of 4294967296 reached",
+            p.display()
+        ),
     );
 }
 

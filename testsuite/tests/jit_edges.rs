@@ -74,7 +74,7 @@ fn checked_mode_out_of_bounds_load_faults_at_its_pc() {
             pc: 1,
             code: FaultCode::OutOfBounds,
             detail: addr,
-            message: format!("out-of-bounds 8-byte load at {addr:#x}"),
+            message: format!("out-of-bounds memory access: 8-byte load at {addr:#x}"),
         }
     );
     let mut mem = [1u8; 24];

@@ -1,6 +1,7 @@
 //! The conformance plugin as `run.py` runs it: a program in hex on stdin.
 //! A looping program must stop with the default instruction budget and a
-//! one-line error naming its pc, not hang until the runner's timeout.
+//! one-line error naming its pc, not hang until the runner's timeout, in
+//! every engine.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -18,7 +19,9 @@ fn plugin(args: &[&str], program: &str) -> Output {
         .spawn()
         .expect("start the plugin");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(program.as_bytes()).expect("write the program");
+    stdin
+        .write_all(program.as_bytes())
+        .expect("write the program");
     drop(stdin);
     child.wait_with_output().expect("plugin output")
 }
@@ -41,7 +44,28 @@ fn default_budget_stops_a_loop() {
         "bpfc-conformance-plugin: instruction 1: instruction limit of 10000000 reached"
     );
     // Far below run.py's 20 s timeout, even in a debug build on a busy machine.
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Compiled code counts too: JIT and AOT stop the same loop at the same
+/// block (the `ja`, a block of its own).
+#[test]
+fn compiled_code_has_the_default_budget() {
+    let out = plugin(&["--jit"], LOOP);
+    assert_eq!(
+        one_line_failure(&out),
+        "bpfc-conformance-plugin: instruction 1: instruction limit of 10000000 reached"
+    );
+    let out = plugin(&["--aot"], LOOP);
+    assert_eq!(
+        one_line_failure(&out),
+        "bpfc-conformance-plugin: the program faulted with code 8 at instruction 1 \
+         (detail 0x989680)"
+    );
 }
 
 #[test]

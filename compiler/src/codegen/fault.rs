@@ -13,28 +13,20 @@ pub fn describe(fault: &Fault, insn: Option<&Insn>) -> String {
         return format!("unknown fault code {}", fault.code);
     };
     let detail = fault.detail;
+    let words = code.describe();
     match code {
         FaultCode::OutOfBounds => match insn.and_then(access_of) {
-            Some((size, kind)) => format!("out-of-bounds {size}-byte {kind} at {detail:#x}"),
-            None => format!("out-of-bounds memory access at {detail:#x}"),
+            Some((size, kind)) => format!("{words}: {size}-byte {kind} at {detail:#x}"),
+            None => format!("{words} at {detail:#x}"),
         },
         FaultCode::UnknownHelper => match insn {
-            Some(Insn::Call(CallTarget::Helper(id))) => format!("unknown helper {id}"),
-            _ => format!("unknown helper {detail}"),
+            Some(Insn::Call(CallTarget::Helper(id))) => format!("{words} {id}"),
+            _ => format!("{words} {detail}"),
         },
-        FaultCode::KfuncCall => {
-            format!(
-                "kfunc calls cannot run (kfunc btf id {})",
-                detail as u32 as i32
-            )
-        }
+        FaultCode::KfuncCall => format!("{words} (btf id {})", detail as u32 as i32),
         FaultCode::InsnLimit => format!("instruction limit of {detail} reached"),
-        FaultCode::UnresolvedLddw => {
-            format!("unresolved pseudo lddw (src {detail}) needs the loader")
-        }
-        FaultCode::CallDepth | FaultCode::HelperFault | FaultCode::PacketLoad => {
-            code.describe().to_string()
-        }
+        FaultCode::UnresolvedLddw => format!("{words} (src {detail})"),
+        FaultCode::CallDepth | FaultCode::HelperFault | FaultCode::PacketLoad => words.to_string(),
     }
 }
 
@@ -73,7 +65,7 @@ mod tests {
         let f = fault(FaultCode::OutOfBounds, 0x1004);
         assert_eq!(
             describe(&f, Some(&insn)),
-            "out-of-bounds 4-byte load at 0x1004"
+            "out-of-bounds memory access: 4-byte load at 0x1004"
         );
         assert_eq!(describe(&f, None), "out-of-bounds memory access at 0x1004");
     }
@@ -89,10 +81,7 @@ mod tests {
             "unknown helper 999"
         );
         let k = fault(FaultCode::KfuncCall, 12);
-        assert_eq!(
-            describe(&k, None),
-            "kfunc calls cannot run (kfunc btf id 12)"
-        );
+        assert_eq!(describe(&k, None), "kfunc calls cannot run (btf id 12)");
         let l = fault(FaultCode::InsnLimit, 1000);
         assert_eq!(describe(&l, None), "instruction limit of 1000 reached");
         let bad = Fault {

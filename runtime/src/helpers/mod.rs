@@ -55,13 +55,6 @@ impl HelperTable {
 }
 
 /// Returns its first argument (helper 5 of the conformance suite).
-pub extern "C" fn identity(
-    r1: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    _: *mut ExecContext,
-) -> u64 {
+pub extern "C" fn identity(r1: u64, _: u64, _: u64, _: u64, _: u64, _: *mut ExecContext) -> u64 {
     r1
 }
