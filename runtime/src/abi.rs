@@ -49,7 +49,9 @@ impl FaultCode {
             FaultCode::KfuncCall => "kfunc calls cannot run",
             FaultCode::HelperFault => "helper failed",
             FaultCode::PacketLoad => "legacy packet load needs a packet program type",
-            FaultCode::UnresolvedLddw => "unresolved pseudo lddw needs the loader",
+            FaultCode::UnresolvedLddw => {
+                "map lddw: maps and global data are not supported by the runtime yet"
+            }
         }
     }
 }

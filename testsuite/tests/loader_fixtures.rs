@@ -37,9 +37,10 @@ fn every_fixture_loads_and_validates() {
                 path.display(),
                 p.name
             );
-            for insn in &p.insns {
+            for (pc, insn) in p.insns.iter().enumerate() {
                 if let Insn::Lddw { src, imm, .. } = insn {
                     match src {
+                        LddwSrc::BtfId => assert!(p.externs.iter().any(|e| e.pc == pc)),
                         LddwSrc::MapIdx => assert!((*imm as usize) < obj.maps.len()),
                         LddwSrc::MapIdxValue => {
                             let m = &obj.maps[(*imm as u32) as usize];
