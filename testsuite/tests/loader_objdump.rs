@@ -178,9 +178,9 @@ fn check_fixture(path: &Path, listing: &Listing) -> usize {
                     assert_eq!(ty, "R_BPF_64_32", "{what}");
                     assert!(!syms.contains_key(sym), "{what}: {sym} is defined");
                     assert!(
-                        p.externs.iter().any(|e| e.pc == pc
-                            && &e.name == sym
-                            && e.kind == ExternKind::Kfunc),
+                        p.externs
+                            .iter()
+                            .any(|e| e.pc == pc && &e.name == sym && e.kind == ExternKind::Kfunc),
                         "{what}: {:?}",
                         p.externs
                     );
