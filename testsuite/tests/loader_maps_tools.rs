@@ -18,7 +18,9 @@ fn uint(b: &RawBtf, type_id: u32) -> Option<u64> {
         return None;
     }
     let arr = b.get(b.skip_mods(t.attr("type_id")? as u32));
-    (arr.kind == "ARRAY").then(|| arr.attr("nr_elems")).flatten()
+    (arr.kind == "ARRAY")
+        .then(|| arr.attr("nr_elems"))
+        .flatten()
 }
 
 /// Size of the pointee of a `__type(name, T)` member.
@@ -53,7 +55,9 @@ fn check_btf_maps(file: &str, obj: &Object, b: &RawBtf) -> usize {
     let mut n = 0;
     for (name, ty, _, _) in datasec(b, ".maps") {
         let what = format!("{file} map {name}");
-        let m = &obj.maps[obj.map_index(&name).unwrap_or_else(|| panic!("{what}: missing"))];
+        let m = &obj.maps[obj
+            .map_index(&name)
+            .unwrap_or_else(|| panic!("{what}: missing"))];
         assert_eq!(m.origin, MapOrigin::Btf, "{what}");
         let st = b.get(b.skip_mods(ty));
         for (member, a) in &st.members {
@@ -82,7 +86,9 @@ fn check_btf_maps(file: &str, obj: &Object, b: &RawBtf) -> usize {
     for sec in [".struct_ops", ".struct_ops.link"] {
         for (name, ty, _, size) in datasec(b, sec) {
             let what = format!("{file} struct_ops map {name}");
-            let m = &obj.maps[obj.map_index(&name).unwrap_or_else(|| panic!("{what}: missing"))];
+            let m = &obj.maps[obj
+                .map_index(&name)
+                .unwrap_or_else(|| panic!("{what}: missing"))];
             let ops = m.struct_ops.as_ref().expect("struct_ops info");
             assert_eq!(
                 (m.map_type, m.value_size as u64, m.max_entries, ops.link),
@@ -126,7 +132,10 @@ fn objdump_symbols(path: &Path) -> BTreeMap<String, Vec<(u64, u64, String)>> {
         let mut r = right.split_whitespace();
         let size = u64::from_str_radix(r.next().unwrap(), 16).unwrap();
         let name = r.next().unwrap_or("").to_string();
-        by_section.entry(section).or_default().push((value, size, name));
+        by_section
+            .entry(section)
+            .or_default()
+            .push((value, size, name));
     }
     for v in by_section.values_mut() {
         v.sort();
@@ -134,7 +143,11 @@ fn objdump_symbols(path: &Path) -> BTreeMap<String, Vec<(u64, u64, String)>> {
     by_section
 }
 
-fn check_symbols(file: &str, obj: &Object, syms: &BTreeMap<String, Vec<(u64, u64, String)>>) -> usize {
+fn check_symbols(
+    file: &str,
+    obj: &Object,
+    syms: &BTreeMap<String, Vec<(u64, u64, String)>>,
+) -> usize {
     let mut n = 0;
     for (section, origin) in [
         ("maps", MapOrigin::Legacy),
@@ -142,7 +155,9 @@ fn check_symbols(file: &str, obj: &Object, syms: &BTreeMap<String, Vec<(u64, u64
         (".struct_ops", MapOrigin::StructOps),
         (".struct_ops.link", MapOrigin::StructOps),
     ] {
-        let Some(list) = syms.get(section) else { continue };
+        let Some(list) = syms.get(section) else {
+            continue;
+        };
         let names: Vec<&str> = list.iter().map(|(_, _, n)| n.as_str()).collect();
         let ours: Vec<&str> = obj
             .maps
@@ -178,8 +193,15 @@ fn map_definitions_match_bpftool_and_llvm_objdump() {
     if !bpftool::available("map_definitions_match_bpftool_and_llvm_objdump") {
         return;
     }
-    if Command::new("llvm-objdump-19").arg("--version").output().is_err() {
-        assert!(!require_all(), "llvm-objdump-19 is required (BPFC_TEST_REQUIRE=all)");
+    if Command::new("llvm-objdump-19")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            !require_all(),
+            "llvm-objdump-19 is required (BPFC_TEST_REQUIRE=all)"
+        );
         println!("SKIP: llvm-objdump-19 not found");
         return;
     }

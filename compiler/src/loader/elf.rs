@@ -261,14 +261,20 @@ impl ElfFile {
             let sh: &SectionHeader64<Endianness> = sh;
             let rel_name = sections[i.0].name.clone();
             let target = sh.sh_info(e) as usize;
-            // Relocations of BTF and DWARF: libbpf ignores them, so a broken
-            // one must not stop the load.
-            let ignored = sections
-                .get(target)
-                .is_some_and(|t| t.name.starts_with(".debug") || t.name == ".BTF")
-                || rel_name.starts_with(".rel.debug")
-                || rel_name == ".rel.BTF";
-            if ignored {
+            let is_rel = matches!(sh.sh_type(e), elf::SHT_REL | elf::SHT_RELA);
+            // Like libbpf, only relocations of code, `.maps` and the
+            // struct_ops sections matter; those of DWARF, `.BTF` and
+            // `.BTF.ext` are ignored, so a broken one cannot stop the load.
+            let ignored = match sections.get(target) {
+                Some(t) => {
+                    !(t.is_exec()
+                        || t.name == ".maps"
+                        || t.name == ".struct_ops"
+                        || t.name == ".struct_ops.link")
+                }
+                None => rel_name.starts_with(".rel.debug") || rel_name.starts_with(".rel.BTF"),
+            };
+            if !is_rel || ignored {
                 continue;
             }
             if sh.sh_type(e) == elf::SHT_RELA {
@@ -277,9 +283,6 @@ impl ElfFile {
                     offset: 0,
                     reason: "RELA relocations are not used by BPF objects".into(),
                 });
-            }
-            if sh.sh_type(e) != elf::SHT_REL {
-                continue;
             }
             let rels: &[Rel64<Endianness>] =
                 sh.data_as_array(e, data)

@@ -5,7 +5,7 @@
 //! CO-RE results per placed function.
 
 use super::btf::Btf;
-use super::btf_ext::BtfExt;
+use super::btf_ext::{BtfExt, ExecSection};
 use super::elf::{ElfFile, ElfSection};
 use super::error::LoadError;
 use super::maps::{Layout, SectionTarget};
@@ -51,6 +51,23 @@ pub(crate) fn link_all(
     for v in funcs.values_mut() {
         v.sort_by(|a, b| (a.start, !a.global, &a.name).cmp(&(b.start, !b.global, &b.name)));
         v.dedup_by_key(|f| f.start);
+    }
+    if let Some(ext) = ext {
+        let sections: Vec<ExecSection<'_>> = elf
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_exec())
+            .map(|(i, s)| ExecSection {
+                name: &s.name,
+                size: s.size,
+                func_starts: funcs
+                    .get(&i)
+                    .map(|v| v.iter().map(|f| f.start).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        ext.check(&sections)?;
     }
     let mut programs = Vec::new();
     for (idx, sec) in elf.sections.iter().enumerate() {
