@@ -329,3 +329,55 @@ fn bigendian_fixture() {
     let p = obj.program("be_pure").unwrap();
     assert_eq!(p.functions.len(), 2);
 }
+
+#[test]
+fn struct_ops_maps_hold_their_programs() {
+    let obj = load("struct_ops.o");
+    let get = |n: &str| &obj.maps[obj.map_index(n).unwrap()];
+    // struct bpf_dummy_ops: three function pointers, then `unsigned int flags` at 24.
+    for (name, link, flags, funcs) in [
+        (
+            "dummy",
+            false,
+            0x1234u32,
+            vec![("test_1", 0, "test_1"), ("test_2", 8, "test_2")],
+        ),
+        (
+            "dummy_link",
+            true,
+            0x5678,
+            vec![
+                ("test_1", 0, "test_1"),
+                ("test_sleepable", 16, "test_sleepable"),
+            ],
+        ),
+    ] {
+        let m = get(name);
+        assert_eq!(m.origin, MapOrigin::StructOps);
+        assert_eq!(
+            (m.map_type, m.key_size, m.value_size, m.max_entries),
+            (26, 4, 32, 1)
+        );
+        assert_eq!(
+            m.map_flags,
+            if link { 1 << 13 } else { 0 },
+            "{name}: BPF_F_LINK"
+        );
+        assert_eq!(m.data.len(), 32);
+        assert_eq!(&m.data[24..28], &flags.to_le_bytes(), "{name}: image");
+        let ops = m.struct_ops.as_ref().unwrap();
+        assert_eq!((ops.type_name.as_str(), ops.link), ("bpf_dummy_ops", link));
+        let got: Vec<(&str, u32, &str)> = ops
+            .funcs
+            .iter()
+            .map(|f| (f.member.as_str(), f.offset, f.program.as_str()))
+            .collect();
+        assert_eq!(got, funcs, "{name}");
+        for f in &ops.funcs {
+            let p = obj.program(&f.program).unwrap();
+            assert_eq!(p.kind.prog_type, ProgType::StructOps);
+        }
+    }
+    assert!(obj.program("test_sleepable").unwrap().kind.sleepable);
+    assert!(!obj.program("test_1").unwrap().kind.sleepable);
+}

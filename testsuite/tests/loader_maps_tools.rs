@@ -188,6 +188,68 @@ fn check_symbols(
     n
 }
 
+/// The relocations of the struct_ops sections as `llvm-objdump -r` lists
+/// them: (section, offset, symbol).
+fn struct_ops_relocations(path: &Path) -> Vec<(String, u64, String)> {
+    let out = Command::new("llvm-objdump-19")
+        .arg("-r")
+        .arg(path)
+        .output()
+        .unwrap();
+    let mut v = Vec::new();
+    let mut section = String::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        if let Some(s) = line.strip_prefix("RELOCATION RECORDS FOR [") {
+            section = s.trim_end_matches("]:").to_string();
+        } else if section.starts_with(".struct_ops") {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if let [off, _, sym] = f.as_slice() {
+                if let Ok(off) = u64::from_str_radix(off, 16) {
+                    v.push((section.clone(), off, sym.to_string()));
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn struct_ops_programs_match_llvm_objdump_relocations() {
+    if Command::new("llvm-objdump-19")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            !require_all(),
+            "llvm-objdump-19 is required (BPFC_TEST_REQUIRE=all)"
+        );
+        println!("SKIP: llvm-objdump-19 not found");
+        return;
+    }
+    let path = bpfc_testsuite::elf_fixture_dir().join("struct_ops.o");
+    let obj = Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let relocs = struct_ops_relocations(&path);
+    assert!(relocs.len() >= 4, "{relocs:?}");
+    let mut ours = Vec::new();
+    for m in &obj.maps {
+        let Some(ops) = &m.struct_ops else { continue };
+        // Each map's variable starts at 0 of its own section here.
+        let sec = if ops.link {
+            ".struct_ops.link"
+        } else {
+            ".struct_ops"
+        };
+        for f in &ops.funcs {
+            ours.push((sec.to_string(), f.offset as u64, f.program.clone()));
+        }
+    }
+    ours.sort();
+    let mut want = relocs;
+    want.sort();
+    assert_eq!(ours, want);
+}
+
 #[test]
 fn map_definitions_match_bpftool_and_llvm_objdump() {
     if !bpftool::available("map_definitions_match_bpftool_and_llvm_objdump") {
