@@ -4,8 +4,10 @@
 //! `.kconfig`), BTF, line and function info, with CO-RE relocations applied.
 //!
 //! Submodules: [`elf`] reads the container, [`sections`] classifies program
-//! section names, [`maps`] builds map definitions, [`reloc`] links programs,
-//! [`btf`]/[`btf_ext`] parse type and debug info, [`core`] resolves CO-RE.
+//! section names, [`maps`] builds map definitions (BTF, legacy, global data,
+//! struct_ops, `.kconfig`), [`reloc`] links programs, [`btf`]/[`btf_ext`]
+//! parse type and debug info, [`core`] resolves CO-RE. docs/design.md ("The
+//! ELF loader") lists the rules and the `.kconfig` defaults.
 
 // Errors carry section names and offsets by value; loading is not a hot path.
 #![allow(clippy::result_large_err)]
@@ -48,7 +50,8 @@ impl Default for LoadOptions {
     }
 }
 
-/// The documented defaults for `.kconfig` externs: `LINUX_KERNEL_VERSION` is
+/// The documented defaults for `.kconfig` externs (docs/design.md, "`.kconfig`
+/// values"): `LINUX_KERNEL_VERSION` is
 /// 6.8.0 (`KERNEL_VERSION(6, 8, 0)` = 0x060800), `CONFIG_HZ` is 250, and the
 /// BPF options `CONFIG_BPF`, `CONFIG_BPF_SYSCALL`, `CONFIG_BPF_JIT` and
 /// `CONFIG_DEBUG_INFO_BTF` are `y` (1). Any other strong extern is an error;
