@@ -19,6 +19,7 @@ fn btf_of(obj: &[u8]) -> Vec<u8> {
 }
 
 /// Load `obj` with the BTF of fixture `target` (an ELF file) as CO-RE target.
+#[allow(clippy::result_large_err)]
 fn load_against(obj: &str, target: &str) -> Result<Object, LoadError> {
     let opts = LoadOptions {
         target_btf: Some(Btf::parse_target(&fixture(target)).unwrap()),

@@ -374,7 +374,7 @@ impl Btf {
         let tr = Reader {
             data: type_data,
             endian: r.endian,
-            section: section,
+            section,
             base: hdr_len + type_off,
         };
         let mut types = vec![Type {

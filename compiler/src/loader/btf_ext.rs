@@ -245,7 +245,7 @@ impl BtfExt {
             })
         };
         let inside = |s: &ExecSection<'_>, off: u32, at: usize, what: &str| {
-            if off as u64 >= s.size || off % 8 != 0 {
+            if off as u64 >= s.size || !off.is_multiple_of(8) {
                 return Err(LoadError::btf(
                     SECTION,
                     at,

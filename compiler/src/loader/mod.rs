@@ -94,7 +94,8 @@ impl Object {
         load(bytes, &LoadOptions::default())
     }
 
-    /// The program named `name`, or the only program of section `name`.
+    /// The program named `name`, or the only program of section `name`
+    /// (a section with several is [`LoadError::AmbiguousProgram`], listing them).
     pub fn program(&self, name: &str) -> Result<&Program, LoadError> {
         if let Some(p) = self.programs.iter().find(|p| p.name == name) {
             return Ok(p);

@@ -397,7 +397,14 @@ mod tests {
             let k = classify(ok);
             assert!(k.sleepable && k.prog_type != ProgType::Unknown, "{ok}");
         }
-        for bad in ["kprobe.s/f", "xdp.s", "tracepoint.s/a/b", "socket.s", "tc.s", "raw_tp.s/x"] {
+        for bad in [
+            "kprobe.s/f",
+            "xdp.s",
+            "tracepoint.s/a/b",
+            "socket.s",
+            "tc.s",
+            "raw_tp.s/x",
+        ] {
             assert_eq!(classify(bad).prog_type, ProgType::Unknown, "{bad}");
         }
     }
