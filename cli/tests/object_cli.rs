@@ -107,7 +107,7 @@ fn a_section_with_several_programs_is_ambiguous() {
     let e = error(&bpfc(&["dump", "--program", "xdp", &fixture("calls.o")]));
     assert!(e.contains("choose one of pure_sum, pure_fib"), "{e}");
     // A section with one program still selects it.
-    stdout(&bpfc(&["dump", "--program", "tc", &fixture("calls.o")]));
+    stdout(&bpfc(&["dump", "--program", "classifier", &fixture("calls.o")]));
 }
 
 #[test]

@@ -262,7 +262,7 @@ fn not_yet_executable() {
             src: LddwSrc::MapFd
         }
     );
-    assert!(e.to_string().contains("unresolved pseudo lddw"), "{e}");
+    assert!(e.to_string().contains("maps and global data are not supported by the runtime yet"), "{e}");
 }
 
 #[test]
