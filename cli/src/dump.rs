@@ -6,9 +6,9 @@
 use crate::{input, native, output};
 use anyhow::Context;
 use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, Dumps};
-use bpfc_compiler::disasm::{disassemble, format_insn, Syntax};
-use bpfc_compiler::isa::Insn;
-use bpfc_compiler::loader::{MapInit, Object, Program};
+use bpfc_compiler::disasm::{disassemble, format_named, Names, Syntax};
+use bpfc_compiler::isa::{Insn, LddwSrc};
+use bpfc_compiler::loader::{MapDef, MapInit, Object, Program};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -36,9 +36,56 @@ pub struct Args {
     checked: bool,
 }
 
-/// One instruction as text, in the syntax of `llvm-objdump -d`.
-fn insn_text(pc: usize, insn: &Insn) -> String {
-    format_insn(pc, insn, Syntax::Llvm)
+/// What the object knows about one program's numbers: map, function and
+/// kernel symbol names.
+struct ObjNames<'a> {
+    obj: &'a Object,
+    prog: &'a Program,
+}
+
+impl Names for ObjNames<'_> {
+    fn map(&self, index: u32) -> Option<String> {
+        self.obj.maps.get(index as usize).map(|m| m.name.clone())
+    }
+    fn function(&self, pc: usize) -> Option<String> {
+        self.prog
+            .functions
+            .iter()
+            .find(|f| f.start == pc)
+            .map(|f| f.name.clone())
+    }
+    fn kernel_symbol(&self, pc: usize) -> Option<String> {
+        self.prog
+            .externs
+            .iter()
+            .find(|e| e.pc == pc)
+            .map(|e| e.name.clone())
+    }
+}
+
+/// One instruction as text: the syntax of `llvm-objdump -d`, with map
+/// references, local calls and kernel symbols named (see `bpfc_compiler::disasm`).
+fn insn_text(obj: &Object, prog: &Program, pc: usize, insn: &Insn) -> String {
+    format_named(pc, insn, &ObjNames { obj, prog })
+}
+
+/// The map an instruction refers to and the offset into its value.
+fn map_ref(obj: &Object, insn: &Insn) -> Option<Value> {
+    match *insn {
+        Insn::Lddw {
+            src: src @ (LddwSrc::MapIdx | LddwSrc::MapIdxValue),
+            imm,
+            ..
+        } => {
+            let idx = imm as u32 as usize;
+            Some(json!({
+                "index": idx,
+                "name": obj.maps.get(idx).map(|m| m.name.clone()),
+                "offset": (src == LddwSrc::MapIdxValue).then_some(imm >> 32),
+            }))
+        }
+        _ => None,
+    }
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -111,6 +158,43 @@ fn init_text(obj: &Object, init: &MapInit) -> String {
     }
 }
 
+/// The fields only some maps have: numa node, map_extra, pinning, the
+/// iproute2 fields of long legacy definitions, struct_ops programs.
+fn extra_text(m: &MapDef) -> String {
+    let mut s = String::new();
+    if m.numa_node != 0 {
+        let _ = write!(s, " numa_node {}", m.numa_node);
+    }
+    if m.map_extra != 0 {
+        let _ = write!(s, " map_extra {:#x}", m.map_extra);
+    }
+    if m.pinning != 0 {
+        let _ = write!(s, " pinning {}", m.pinning);
+    }
+    if let Some(l) = &m.legacy {
+        let _ = write!(
+            s,
+            " id {} inner_id {} inner_idx {} ({}-byte def)",
+            l.id, l.inner_id, l.inner_idx, l.def_size
+        );
+    }
+    if let Some(ops) = &m.struct_ops {
+        let funcs: Vec<String> = ops
+            .funcs
+            .iter()
+            .map(|f| format!("{}={}", f.member, f.program))
+            .collect();
+        let _ = write!(
+            s,
+            " struct {}{} {}",
+            ops.type_name,
+            if ops.link { " (link)" } else { "" },
+            funcs.join(" ")
+        );
+    }
+    s
+}
+
 fn to_text(obj: &Object, programs: &[&Program]) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -161,6 +245,7 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
                 .collect();
             let _ = write!(s, " values {}", v.join(" "));
         }
+        let _ = write!(s, "{}", extra_text(m));
         let _ = writeln!(s);
     }
     let _ = writeln!(s, "\nglobals:");
@@ -173,6 +258,13 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
     }
     for p in programs {
         let _ = writeln!(s, "\nDisassembly of {} (section {}):", p.name, p.section);
+        for e in &p.externs {
+            let _ = writeln!(
+                s,
+                "; unresolved {:?} {} at pc {} (section {} offset {:#x})",
+                e.kind, e.name, e.pc, e.section, e.offset
+            );
+        }
         let mut line_i = 0;
         let mut shown: Option<(&str, u32)> = None;
         for (pc, insn) in p.insns.iter().enumerate() {
@@ -182,7 +274,7 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
             while let Some(l) = p.line_info.get(line_i).filter(|l| l.pc <= pc) {
                 // Like `llvm-objdump -S`: a source line once per change of line.
                 if l.pc == pc && shown != Some((l.file.as_str(), l.line)) {
-                    let _ = writeln!(s, "; {}  [{}:{}]", l.text.trim(), l.file, l.line);
+                    let _ = writeln!(s, "; {}  [{}:{}:{}]", l.text.trim(), l.file, l.line, l.col);
                     shown = Some((l.file.as_str(), l.line));
                 }
                 line_i += 1;
@@ -190,10 +282,14 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
             if *insn == Insn::LddwHigh {
                 continue;
             }
-            let _ = writeln!(s, "{pc:>6}: {}", insn_text(pc, insn));
+            let _ = writeln!(s, "{pc:>6}: {}", insn_text(obj, p, pc, insn));
         }
     }
     s
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn to_json(obj: &Object, programs: &[&Program]) -> Value {
@@ -212,13 +308,18 @@ fn to_json(obj: &Object, programs: &[&Program]) -> Value {
                 "name": f.name, "section": f.section, "start": f.start, "len": f.len,
             })).collect::<Vec<_>>(),
             "core_relocations": p.core_relos,
+            "externs": p.externs.iter().map(|e| json!({
+                "name": e.name, "kind": format!("{:?}", e.kind).to_lowercase(), "pc": e.pc,
+                "section": e.section, "offset": e.offset,
+            })).collect::<Vec<_>>(),
             "disassembly": p.insns.iter().enumerate()
                 .filter(|(_, i)| **i != Insn::LddwHigh)
                 .map(|(pc, i)| {
                     let line = p.line_info.iter().find(|l| l.pc == pc);
                     json!({
                         "pc": pc,
-                        "text": insn_text(pc, i),
+                        "text": insn_text(obj, p, pc, i),
+                        "map": map_ref(obj, i),
                         "source": line.map(|l| json!({
                             "file": l.file, "line": l.line, "col": l.col, "text": l.text,
                         })),
@@ -242,6 +343,16 @@ fn to_json(obj: &Object, programs: &[&Program]) -> Value {
                 "value_size": i.value_size, "max_entries": i.max_entries,
             })),
             "initial": m.initial.iter().map(|(k, v)| json!([k, init_text(obj, v)])).collect::<Vec<_>>(),
+            "data": hex(&m.data),
+            "legacy": m.legacy.as_ref().map(|l| json!({
+                "def_size": l.def_size, "id": l.id, "inner_id": l.inner_id, "inner_idx": l.inner_idx,
+            })),
+            "struct_ops": m.struct_ops.as_ref().map(|o| json!({
+                "type": o.type_name, "link": o.link,
+                "funcs": o.funcs.iter().map(|f| json!({
+                    "member": f.member, "offset": f.offset, "program": f.program,
+                })).collect::<Vec<_>>(),
+            })),
         })).collect::<Vec<_>>(),
         "globals": obj.data.iter().map(|d| json!({
             "name": d.name, "kind": format!("{:?}", d.kind), "size": d.size, "map": d.map_index,
@@ -274,6 +385,9 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("; counter++;  [./globals.c:"), "{t}");
+        // Map references name the map and the offset into its value.
+        assert!(t.contains("= map[legacy_array] ll"), "{t}");
+        assert!(t.contains("= map_value[.data]+"), "{t}");
     }
 
     #[test]

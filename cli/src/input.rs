@@ -4,8 +4,8 @@
 //! same way (file, program, instruction, source line).
 
 use anyhow::{bail, Context as _};
-use bpfc_compiler::isa::{decode_program, Endian, Insn};
-use bpfc_compiler::loader::{self, LineInfo, LoadOptions, Object};
+use bpfc_compiler::isa::{decode_program, Endian, Insn, LddwSrc};
+use bpfc_compiler::loader::{self, Btf, LineInfo, LoadOptions, MapDef, Object};
 use std::path::{Path, PathBuf};
 
 /// Flags that choose what to load from a file.
@@ -14,9 +14,36 @@ pub struct Select {
     /// ELF objects: the program to use (its name, or a section holding one program).
     #[arg(long, value_name = "NAME")]
     pub program: Option<String>,
-    /// ELF objects: resolve CO-RE relocations against this BTF (e.g. /sys/kernel/btf/vmlinux).
+    /// ELF objects: resolve CO-RE relocations against this BTF: raw BTF
+    /// (e.g. /sys/kernel/btf/vmlinux) or an ELF file with a .BTF section.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// ELF objects: the value of a `.kconfig` extern, overriding the
+    /// defaults (repeatable; VALUE is decimal, 0x hex, or y/n/m).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_kconfig)]
+    pub kconfig: Vec<(String, u64)>,
+}
+
+/// `NAME=VALUE` of `--kconfig`: tristates as the kernel's config reads them
+/// (`y` 1, `m` 2, `n` 0), or a number.
+fn parse_kconfig(s: &str) -> Result<(String, u64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?} has an empty name"));
+    }
+    let v = match value {
+        "y" => 1,
+        "m" => 2,
+        "n" => 0,
+        v => match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        }
+        .map_err(|e| format!("{s:?}: value {v:?}: {e}"))?,
+    };
+    Ok((name.to_string(), v))
 }
 
 /// A program ready for an engine or the code generator.
@@ -27,9 +54,31 @@ pub struct Program {
     pub name: String,
     /// Where each instruction comes from, when the object has line info.
     pub line_info: Vec<LineInfo>,
+    /// The object's maps (`MapIdx` lddw sources index them).
+    pub maps: Vec<MapDef>,
 }
 
 impl Program {
+    /// The first instruction that loads a map or global data, with the
+    /// map's name.
+    pub fn first_map_use(&self) -> Option<(usize, String)> {
+        self.insns.iter().enumerate().find_map(|(pc, i)| match i {
+            Insn::Lddw {
+                src: LddwSrc::MapIdx | LddwSrc::MapIdxValue | LddwSrc::MapFd | LddwSrc::MapValue,
+                imm,
+                ..
+            } => {
+                let idx = *imm as u32 as usize;
+                let name = self
+                    .maps
+                    .get(idx)
+                    .map_or_else(|| format!("#{idx}"), |m| m.name.clone());
+                Some((pc, name))
+            }
+            _ => None,
+        })
+    }
+
     /// ` (file.c:12: source text)` for messages about `pc`, or nothing.
     pub fn source_at(&self, pc: usize) -> String {
         let i = self.line_info.partition_point(|l| l.pc <= pc);
@@ -45,11 +94,17 @@ pub fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
 }
 
-/// Load and link an ELF object.
+/// Load and link an ELF object. A bad `--btf` file is named as such, not
+/// blamed on the object.
 pub fn load_object(path: &Path, bytes: &[u8], sel: &Select) -> anyhow::Result<Object> {
     let mut opts = LoadOptions::default();
     if let Some(b) = &sel.btf {
-        opts.target_btf = Some(std::fs::read(b).with_context(|| b.display().to_string())?);
+        let what = || format!("--btf {}", b.display());
+        let raw = std::fs::read(b).with_context(what)?;
+        opts.target_btf = Some(Btf::parse_target(&raw).with_context(what)?);
+    }
+    for (name, value) in &sel.kconfig {
+        opts.kconfig.insert(name.clone(), *value);
     }
     loader::load(bytes, &opts).with_context(|| path.display().to_string())
 }
@@ -59,9 +114,9 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| file.clone())?;
     if !is_elf(&bytes) {
-        if sel.program.is_some() || sel.btf.is_some() {
+        if sel.program.is_some() || sel.btf.is_some() || !sel.kconfig.is_empty() {
             bail!(
-                "{file}: --program and --btf apply to ELF objects; this is a raw instruction file"
+                "{file}: --program, --btf and --kconfig apply to ELF objects; this is a raw instruction file"
             );
         }
         let insns = decode_program(&bytes, Endian::Little).with_context(|| file.clone())?;
@@ -74,6 +129,7 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
             endian: Endian::Little,
             name,
             line_info: Vec::new(),
+            maps: Vec::new(),
         });
     }
     let obj = load_object(path, &bytes, sel)?;
@@ -90,11 +146,13 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
             )
         }
     };
+    prog.check_externs().with_context(|| file.clone())?;
     Ok(Program {
         insns: prog.insns.clone(),
         endian: obj.endian,
         name: prog.name.clone(),
         line_info: prog.line_info.clone(),
+        maps: obj.maps.clone(),
     })
 }
 

@@ -84,6 +84,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--opt-level chooses how the JIT compiles: use it with --engine jit");
     }
     let prog = input::load(&args.file, &args.select)?;
+    if let Some((pc, map)) = prog.first_map_use() {
+        anyhow::bail!(
+            "{file}: program {} instruction {pc}{}: uses map {map}; maps and global data are not supported by the runtime yet",
+            prog.name,
+            prog.source_at(pc)
+        );
+    }
     let mut mem = input::read_mem(args.mem.as_deref())?;
     // Until the runtime's helper set lands, programs see the conformance
     // suite's helpers (helper 5 returns its first argument).

@@ -52,7 +52,9 @@ impl FaultCode {
             FaultCode::KfuncCall => "kfunc calls cannot run",
             FaultCode::HelperFault => "helper failed",
             FaultCode::PacketLoad => "legacy packet load needs a packet program type",
-            FaultCode::UnresolvedLddw => "unresolved pseudo lddw needs the loader",
+            FaultCode::UnresolvedLddw => {
+                "pseudo lddw of maps, global data or functions is not supported by the runtime yet"
+            }
             FaultCode::InsnLimit => "instruction limit reached",
         }
     }

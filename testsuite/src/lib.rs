@@ -2,6 +2,7 @@
 //! lives and how its pre-assembled programs are read.
 
 pub mod aot;
+pub mod bpftool;
 pub mod data;
 pub mod gen;
 

@@ -111,10 +111,11 @@ fn sub_lines(btf: &Btf, id: u32) -> Vec<String> {
             .iter()
             .map(|v| {
                 format!(
-                    "type_id={} offset={} size={} (VAR '{}')",
+                    "type_id={} offset={} size={} ({} '{}')",
                     v.type_id,
                     v.offset,
                     v.size,
+                    btf.get(v.type_id).unwrap().kind.kind_name().to_uppercase(),
                     btf.get(v.type_id).unwrap().name
                 )
             })

@@ -1,8 +1,11 @@
-//! CO-RE relocations of core.o resolved against a different layout (the BTF
-//! of core_target.o) and against the running kernel's BTF.
+//! CO-RE relocations resolved against other layouts: the BTF of
+//! core_target.o and core_run_target.o (ELF files given as target BTF, as
+//! libbpf accepts) and the running kernel's BTF, checked against
+//! `bpftool btf dump` of the same files.
 
-use bpfc_compiler::isa::{Insn, Src};
-use bpfc_compiler::loader::{load, CoreReloKind, LoadError, LoadOptions, Object};
+use bpfc_compiler::isa::{Insn, Size, Src};
+use bpfc_compiler::loader::{load, Btf, CoreReloKind, LoadError, LoadOptions, Object};
+use bpfc_testsuite::bpftool::{self, RawBtf};
 use bpfc_testsuite::{elf_fixture_dir, require_all};
 use object::{Object as _, ObjectSection as _};
 
@@ -13,6 +16,31 @@ fn fixture(name: &str) -> Vec<u8> {
 fn btf_of(obj: &[u8]) -> Vec<u8> {
     let f = object::File::parse(obj).unwrap();
     f.section_by_name(".BTF").unwrap().data().unwrap().to_vec()
+}
+
+/// Load `obj` with the BTF of fixture `target` (an ELF file) as CO-RE target.
+#[allow(clippy::result_large_err)]
+fn load_against(obj: &str, target: &str) -> Result<Object, LoadError> {
+    let opts = LoadOptions {
+        target_btf: Some(Btf::parse_target(&fixture(target)).unwrap()),
+        ..Default::default()
+    };
+    load(&fixture(obj), &opts)
+}
+
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// The kernel's BTF, or `None` after a skip line (a failure under
+/// `BPFC_TEST_REQUIRE=all`).
+fn vmlinux(test: &str) -> Option<Vec<u8>> {
+    match std::fs::read(VMLINUX) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            assert!(!require_all(), "{test}: {VMLINUX} is required: {e}");
+            println!("SKIP: {test}: {VMLINUX} not readable: {e}");
+            None
+        }
+    }
 }
 
 fn value(insn: &Insn) -> i64 {
@@ -63,11 +91,14 @@ fn own_btf_keeps_compiled_values() {
 
 #[test]
 fn target_btf_with_another_layout() {
+    // Raw BTF bytes (the .BTF section alone) and the ELF file give one result.
     let opts = LoadOptions {
-        target_btf: Some(btf_of(&fixture("core_target.o"))),
+        target_btf: Some(Btf::parse_target(&btf_of(&fixture("core_target.o"))).unwrap()),
         ..Default::default()
     };
     let obj = load(&fixture("core.o"), &opts).unwrap();
+    let from_elf = load_against("core.o", "core_target.o").unwrap();
+    assert_eq!(obj.programs, from_elf.programs);
     let v = values(&obj);
     use CoreReloKind::*;
     // struct task { long pad0; unsigned long flags; int pid; struct inner in; int arr[4]; bits:3; sbits:5 }
@@ -96,14 +127,11 @@ fn target_btf_with_another_layout() {
 
 #[test]
 fn unresolvable_relocation_names_its_access_string() {
-    let path = "/sys/kernel/btf/vmlinux";
-    let Ok(vmlinux) = std::fs::read(path) else {
-        assert!(!require_all(), "{path} is required (BPFC_TEST_REQUIRE=all)");
-        println!("SKIP: {path} not readable");
+    let Some(vmlinux) = vmlinux("unresolvable_relocation_names_its_access_string") else {
         return;
     };
     let opts = LoadOptions {
-        target_btf: Some(vmlinux),
+        target_btf: Some(Btf::parse_target(&vmlinux).unwrap()),
         ..Default::default()
     };
     // The kernel has no `struct task`: field relocations cannot resolve.
@@ -123,4 +151,240 @@ fn unresolvable_relocation_names_its_access_string() {
         }
         e => panic!("{e:?}"),
     }
+}
+
+/// The relocation records of `section` in `obj` with the instruction each one
+/// patched, in record order.
+fn relocated<'a>(
+    obj: &'a Object,
+    program: &str,
+    section: &str,
+) -> Vec<(&'a bpfc_compiler::loader::btf_ext::CoreReloRec, Insn)> {
+    let p = obj.program(program).unwrap();
+    let f = &p.functions[0];
+    obj.btf_ext.as_ref().unwrap().core_relos[section]
+        .iter()
+        .filter(|r| {
+            let off = r.insn_off as u64;
+            off >= f.section_offset && off < f.section_offset + 8 * f.len as u64
+        })
+        .map(|r| {
+            let pc = f.start + ((r.insn_off as u64 - f.section_offset) / 8) as usize;
+            (r, p.insns[pc])
+        })
+        .collect()
+}
+
+fn ldx(insn: &Insn) -> (Size, i16) {
+    match *insn {
+        Insn::Ldx { size, off, .. } => (size, off),
+        other => panic!("not a load: {other:?}"),
+    }
+}
+
+fn size_of_bytes(n: u64) -> Size {
+    match n {
+        1 => Size::B,
+        2 => Size::H,
+        4 => Size::W,
+        8 => Size::DW,
+        _ => panic!("no load of {n} bytes"),
+    }
+}
+
+/// Every field-offset relocation of `program`, resolved against `target`,
+/// agrees with bpftool's view of the two BTFs: offset from the target, and a
+/// load's size follows the target field's when the local one differs.
+fn check_fields_with_bpftool(
+    obj: &Object,
+    program: &str,
+    section: &str,
+    local: &RawBtf,
+    target: &RawBtf,
+) -> usize {
+    let mut checked = 0;
+    for (rec, insn) in relocated(obj, program, section) {
+        let what = format!(
+            "{program} {} {:?} at {:#x}",
+            rec.access, rec.kind, rec.insn_off
+        );
+        let root = local.skip_mods(rec.type_id);
+        let (off, size) = target
+            .core_field(local, root, &rec.access)
+            .unwrap_or_else(|| panic!("{what}: bpftool finds no such field in the target"));
+        let (_, local_size) = local.core_field(local, root, &rec.access).unwrap();
+        match rec.kind {
+            CoreReloKind::FieldByteOffset => match insn {
+                Insn::Ldx { .. } => {
+                    let (sz, o) = ldx(&insn);
+                    assert_eq!(o as u64, off, "{what}");
+                    if local_size != size {
+                        assert_eq!(sz, size_of_bytes(size), "{what}: load size");
+                    }
+                }
+                other => assert_eq!(value(&other) as u64, off, "{what}"),
+            },
+            CoreReloKind::FieldByteSize => assert_eq!(value(&insn) as u64, size, "{what}"),
+            CoreReloKind::FieldExists => assert_eq!(value(&insn), 1, "{what}"),
+            _ => continue,
+        }
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn load_size_follows_an_unsigned_field_that_shrinks() {
+    if !bpftool::available("load_size_follows_an_unsigned_field_that_shrinks") {
+        return;
+    }
+    let local = bpftool::dump(&elf_fixture_dir().join("core_run.o"));
+    let target = bpftool::dump(&elf_fixture_dir().join("core_run_target.o"));
+    let obj = load_against("core_run.o", "core_run_target.o").unwrap();
+    // struct run_ctx.flags: __u64 locally, __u32 in the target.
+    let ctx = local.find("STRUCT", "run_ctx").unwrap();
+    let (ltype, _) = local.member(ctx, "flags").unwrap();
+    let tctx = target.find("STRUCT", "run_ctx").unwrap();
+    let (ttype, toff) = target.member(tctx, "flags").unwrap();
+    assert_eq!((local.size_of(ltype), target.size_of(ttype)), (8, 4));
+    let recs = relocated(&obj, "core_read", "syscall");
+    let flags = recs
+        .iter()
+        .find(|(r, _)| {
+            local
+                .member_at(ctx, r.access.split(':').nth(1).unwrap().parse().unwrap())
+                .0
+                == "flags"
+        })
+        .expect("a relocation of the flags load");
+    assert_eq!(ldx(&flags.1), (Size::W, (toff / 8) as i16));
+    // As compiled, the same load reads 8 bytes at the local offset.
+    let own = Object::parse(&fixture("core_run.o")).unwrap();
+    let (_, loff) = local.member(ctx, "flags").unwrap();
+    let own_flags = relocated(&own, "core_read", "syscall")
+        .into_iter()
+        .find(|(r, _)| r.insn_off == flags.0.insn_off)
+        .unwrap();
+    assert_eq!(ldx(&own_flags.1), (Size::DW, (loff / 8) as i16));
+    assert!(check_fields_with_bpftool(&obj, "core_read", "syscall", &local, &target) >= 2);
+}
+
+#[test]
+fn a_signed_field_cannot_change_load_size() {
+    let e = load_against("core_bad_size.o", "core_run_target.o").unwrap_err();
+    let LoadError::Core {
+        ref section,
+        insn,
+        ref access,
+        ref kind,
+        ..
+    } = e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (section.as_str(), insn, access.as_str(), kind.as_str()),
+        ("syscall", 0, "0:0", "byte_off")
+    );
+    let msg = e.to_string();
+    for part in [
+        "section syscall",
+        "instruction 0",
+        "\"0:0\"",
+        "struct run_signed",
+        "8 bytes locally and 4",
+    ] {
+        assert!(msg.contains(part), "{msg:?} lacks {part:?}");
+    }
+    assert_eq!(msg.lines().count(), 1);
+}
+
+#[test]
+fn resolves_against_vmlinux_as_bpftool_reads_it() {
+    let test = "resolves_against_vmlinux_as_bpftool_reads_it";
+    let Some(vmlinux) = vmlinux(test) else { return };
+    if !bpftool::available(test) {
+        return;
+    }
+    let opts = LoadOptions {
+        target_btf: Some(Btf::parse_target(&vmlinux).unwrap()),
+        ..Default::default()
+    };
+    let obj = load(&fixture("core_vmlinux.o"), &opts).unwrap();
+    let local = bpftool::dump(&elf_fixture_dir().join("core_vmlinux.o"));
+    let kernel = bpftool::dump(std::path::Path::new(VMLINUX));
+    let n = check_fields_with_bpftool(&obj, "on_switch", "raw_tp/sched_switch", &local, &kernel);
+    assert!(n >= 6, "only {n} relocations checked");
+    // task_struct.flags is an unsigned int in the kernel: the 8-byte local
+    // load must read 4 bytes.
+    let task = kernel.find("STRUCT", "task_struct").unwrap();
+    let (ftype, foff) = kernel.member(task, "flags").unwrap();
+    assert_eq!(
+        kernel.size_of(ftype),
+        4,
+        "kernel task_struct.flags is a u32"
+    );
+    let loads: Vec<(Size, i16)> = obj
+        .program("on_switch")
+        .unwrap()
+        .insns
+        .iter()
+        .filter(|i| matches!(i, Insn::Ldx { .. }))
+        .map(ldx)
+        .collect();
+    assert!(
+        loads.contains(&(Size::W, (foff / 8) as i16)),
+        "no u32 load of flags at {}: {loads:?}",
+        foff / 8
+    );
+}
+
+#[test]
+fn type_id_and_type_match_relocations() {
+    if !bpftool::available("type_id_and_type_match_relocations") {
+        return;
+    }
+    let local = bpftool::dump(&elf_fixture_dir().join("core_run.o"));
+    let target = bpftool::dump(&elf_fixture_dir().join("core_run_target.o"));
+    let own = Object::parse(&fixture("core_run.o")).unwrap();
+    let moved = load_against("core_run.o", "core_run_target.o").unwrap();
+    let kinds: Vec<CoreReloKind> = own.btf_ext.as_ref().unwrap().core_relos["syscall"]
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    use CoreReloKind::*;
+    for k in [
+        TypeIdLocal,
+        TypeIdTarget,
+        TypeMatches,
+        TypeExists,
+        EnumvalValue,
+    ] {
+        assert!(kinds.contains(&k), "clang-19 emitted no {k:?}: {kinds:?}");
+    }
+    let lid = local.find("STRUCT", "run_ctx").unwrap() as i64;
+    let tid = target.find("STRUCT", "run_ctx").unwrap() as i64;
+    for (obj, want_target) in [(&own, lid), (&moved, tid)] {
+        let recs = relocated(obj, "core_ids", "syscall");
+        let get = |k| value(&recs.iter().find(|(r, _)| r.kind == k).unwrap().1);
+        assert_eq!(get(TypeIdLocal), lid);
+        assert_eq!(get(TypeIdTarget), want_target);
+    }
+    // run_shape has the target's members in another order (matches);
+    // run_nomatch's x is a long there (does not).
+    let matches = |obj: &Object| -> Vec<(String, i64)> {
+        relocated(obj, "core_values", "syscall")
+            .into_iter()
+            .filter(|(r, _)| r.kind == TypeMatches)
+            .map(|(r, i)| (local.get(r.type_id).name.clone(), value(&i)))
+            .collect()
+    };
+    assert_eq!(
+        matches(&own),
+        [("run_shape".to_string(), 1), ("run_nomatch".to_string(), 1)]
+    );
+    assert_eq!(
+        matches(&moved),
+        [("run_shape".to_string(), 1), ("run_nomatch".to_string(), 0)]
+    );
 }

@@ -141,9 +141,9 @@ fn bad_relocations() {
             ..
         }
     ));
-    // An lddw relocation that is not on an lddw: .reltc's only entry, moved to pc 0.
+    // An lddw relocation that is not on an lddw: .relclassifier's only entry, moved to pc 0.
     let mut t = b.clone();
-    let tc = section_offset(&t, ".reltc");
+    let tc = section_offset(&t, ".relclassifier");
     put_u64(&mut t, tc, 0);
     assert!(matches!(
         Object::parse(&t).unwrap_err(),

@@ -4,7 +4,7 @@
 //! checked against the relocation's symbol the way libbpf would resolve it.
 
 use bpfc_compiler::isa::{encode_insn, CallTarget, Insn, LddwSrc};
-use bpfc_compiler::loader::{Object, Program};
+use bpfc_compiler::loader::{ExternKind, Object, Program};
 use bpfc_testsuite::{elf_fixtures, require_all};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use std::collections::BTreeMap;
@@ -148,6 +148,14 @@ fn check_fixture(path: &Path, listing: &Listing) -> usize {
                             );
                         }
                         LddwSrc::MapIdx => assert_eq!(&obj.maps[*imm as usize].name, sym, "{what}"),
+                        // A __ksym variable: recorded as an unresolved extern.
+                        LddwSrc::BtfId => assert!(
+                            p.externs.iter().any(|e| e.pc == pc
+                                && &e.name == sym
+                                && e.kind == ExternKind::Ksym),
+                            "{what}: {:?}",
+                            p.externs
+                        ),
                         LddwSrc::MapIdxValue => {
                             let m = &obj.maps[*imm as u32 as usize];
                             if m.name == ".kconfig" {
@@ -163,6 +171,19 @@ fn check_fixture(path: &Path, listing: &Listing) -> usize {
                     }
                     // Everything but the immediates and src is unchanged.
                     assert_eq!(got[0], want[0], "{what}");
+                }
+                (Some((ty, sym)), Insn::Call(CallTarget::Kfunc { .. })) => {
+                    // A call to an undefined function: a kfunc, left for
+                    // the kernel's BTF and recorded as an extern.
+                    assert_eq!(ty, "R_BPF_64_32", "{what}");
+                    assert!(!syms.contains_key(sym), "{what}: {sym} is defined");
+                    assert!(
+                        p.externs
+                            .iter()
+                            .any(|e| e.pc == pc && &e.name == sym && e.kind == ExternKind::Kfunc),
+                        "{what}: {:?}",
+                        p.externs
+                    );
                 }
                 (Some(r), other) => panic!("{what}: relocation {r:?} on {other:?}"),
             }

@@ -9,8 +9,12 @@ use bpfc_runtime::{ExecContext, HelperTable};
 use bpfc_testsuite::workspace_root;
 
 /// Values worked out from the fixtures' C sources.
-const KNOWN: [(&str, &str, u64); 4] = [
+const KNOWN: [(&str, &str, u64); 6] = [
     ("calls.o", "pure_sum", 385),
+    // twice_plus(20, 3) + twice(21)
+    ("static_calls.o", "static_caller", 85),
+    // r = r * 3 + i for i in 1..=6
+    ("ksym.o", "ksym_pure", 543),
     ("calls.o", "pure_fib", 6765),
     ("bigendian.o", "be_pure", 100),
     ("btf_kinds.o", "btf_kinds", 42),
@@ -29,6 +33,7 @@ fn self_contained(insns: &[Insn]) -> bool {
 fn pure_fixture_programs_agree_across_engines() {
     let dir = workspace_root().join("testsuite/fixtures/elf");
     let mut ran = Vec::new();
+    let mut faulted = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -52,8 +57,28 @@ fn pure_fixture_programs_agree_across_engines() {
                     endian: obj.endian,
                     ..Default::default()
                 },
-            )
-            .unwrap_or_else(|e| panic!("{file} {}: interp: {e}", prog.name));
+            );
+            let want = match want {
+                Ok(v) => v,
+                Err(e) => {
+                    // Programs that read their context (none is given) fault:
+                    // checked JIT code must fault too. Unchecked code is
+                    // never run on a program known to fault.
+                    let opts = CodegenOptions {
+                        checked: true,
+                        ..Default::default()
+                    };
+                    let jit = JitProgram::compile(&prog.insns, obj.endian, &helpers, &opts, None)
+                        .unwrap_or_else(|e| panic!("{file} {}: {e}", prog.name));
+                    assert!(
+                        jit.run(&mut [], &mut ExecContext::new()).is_err(),
+                        "{file} {}: interp faults ({e}), checked JIT does not",
+                        prog.name
+                    );
+                    faulted.push(format!("{file}:{}", prog.name));
+                    continue;
+                }
+            };
             for checked in [false, true] {
                 let opts = CodegenOptions {
                     checked,
@@ -79,4 +104,8 @@ fn pure_fixture_programs_agree_across_engines() {
         );
     }
     println!("ran {} programs: {}", ran.len(), ran.join(", "));
+    println!(
+        "faulted in both engines without a context: {}",
+        faulted.join(", ")
+    );
 }

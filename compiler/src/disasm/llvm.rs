@@ -170,12 +170,9 @@ pub(super) fn format(insn: &Insn) -> String {
             src: LddwSrc::Imm,
             imm,
         } => format!("r{} = {} ll", dst.num(), shex(imm as i64)),
-        Insn::Lddw { dst, src, imm } => format!(
-            "ld_pseudo\tr{}, {:#x}, {:#x}",
-            dst.num(),
-            src.raw(),
-            imm as u32
-        ),
+        // LLVM has no spelling that keeps both halves: the numeric form of
+        // the named syntax (see the table in the module doc of `disasm`).
+        Insn::Lddw { .. } => super::names::format_named(0, insn, &super::names::NoNames),
         Insn::LddwHigh => String::new(),
         Insn::Ldx {
             size,

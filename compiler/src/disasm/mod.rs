@@ -9,9 +9,32 @@
 //! (`w0 = atomic_fetch_add((u32 *)(r1 + 0x0), w0)`). Like LLVM, it shows
 //! neither the immediate of `ld_ind` nor the module offset of kfunc calls, so
 //! only [`Syntax::Conformance`] is lossless.
+//!
+//! Two departures from LLVM, which prints pseudo `lddw` (map references)
+//! without its second immediate and local calls like helper calls:
+//! [`disassemble`] and [`format_named`] (which takes [`Names`] from a loaded
+//! object) print them as below; [`format_insn`] keeps LLVM's `call -0x1`.
+//!
+//! | instruction | numeric | with names |
+//! |---|---|---|
+//! | `lddw` src 1 (map fd) | `r1 = map_fd[3] ll` | |
+//! | `lddw` src 2 (map value by fd) | `r1 = map_value_fd[3]+8 ll` | |
+//! | `lddw` src 3 (kernel variable) | `r1 = btf_id[77] ll` | `r1 = ksym[bpf_prog_active] ll` |
+//! | `lddw` src 4 (function address) | `r1 = func pc+5 ll` | `r1 = func pc+5 <cb> ll` |
+//! | `lddw` src 5 (map by index) | `r1 = map[#0] ll` | `r1 = map[counts] ll` |
+//! | `lddw` src 6 (map value by index) | `r1 = map_value[#2]+8 ll` | `r1 = map_value[.data]+8 ll` |
+//! | local call | `call pc+5` | `call pc+5 <sum_to>` |
+//! | kfunc call | `call kfunc[1234]` | `call kfunc[bpf_task_acquire]` |
+//!
+//! Offsets after `pc` count slots from the next instruction, as jumps do;
+//! the `+8` of a map value is the byte offset into the value (the second
+//! slot's immediate).
 
 mod conformance;
 mod llvm;
+mod names;
+
+pub use names::{format_named, Names, NoNames};
 
 use crate::isa::Insn;
 
@@ -37,8 +60,9 @@ pub fn format_insn(_pc: usize, insn: &Insn, syntax: Syntax) -> String {
 }
 
 /// One line per instruction (placeholders skipped). LLVM lines are prefixed
-/// with the slot index as `pc: `; conformance lines are bare so the output
-/// assembles back to the same bytes.
+/// with the slot index as `pc: ` and use the numeric forms of the table
+/// above; conformance lines are bare so the output assembles back to the
+/// same bytes.
 pub fn disassemble(insns: &[Insn], syntax: Syntax) -> String {
     let mut out = String::new();
     for (pc, insn) in insns.iter().enumerate() {
@@ -47,8 +71,10 @@ pub fn disassemble(insns: &[Insn], syntax: Syntax) -> String {
         }
         if syntax == Syntax::Llvm {
             out.push_str(&format!("{pc:>5}: "));
+            out.push_str(&format_named(pc, insn, &NoNames));
+        } else {
+            out.push_str(&format_insn(pc, insn, syntax));
         }
-        out.push_str(&format_insn(pc, insn, syntax));
         out.push('\n');
     }
     out

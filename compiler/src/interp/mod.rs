@@ -94,7 +94,7 @@ pub enum RunError {
     Kfunc { pc: usize, btf_id: i32 },
     #[error("instruction {pc}: legacy packet load needs a packet program type")]
     PacketLoad { pc: usize },
-    #[error("instruction {pc}: unresolved pseudo lddw needs the loader (src {})", src.raw())]
+    #[error("instruction {pc}: pseudo lddw of maps, global data or functions is not supported by the runtime yet (src {})", src.raw())]
     UnresolvedLddw { pc: usize, src: LddwSrc },
     /// Reached an instruction that is never executed (the second `lddw` slot);
     /// validation rules this out, so it signals an interpreter bug.

@@ -266,10 +266,49 @@ impl Btf {
     /// Parse raw BTF bytes (the `.BTF` section or a vmlinux BTF file). The byte
     /// order is detected from the magic; `endian` is only a hint for errors.
     pub fn parse(data: &[u8], endian: Endian) -> Result<Btf, LoadError> {
+        Btf::parse_as(data, endian, SECTION)
+    }
+
+    /// CO-RE target BTF from the bytes of a file: raw BTF (as
+    /// `/sys/kernel/btf/vmlinux`) or, as libbpf accepts, an ELF file of any
+    /// machine with a `.BTF` section. Errors name `raw BTF` or `.BTF`; the
+    /// caller adds the file name.
+    pub fn parse_target(bytes: &[u8]) -> Result<Btf, LoadError> {
+        use object::{Object as _, ObjectSection as _};
+        if !bytes.starts_with(b"\x7fELF") {
+            return Btf::parse_as(bytes, Endian::Little, "raw BTF");
+        }
+        let file = object::File::parse(bytes).map_err(|e| LoadError::Malformed {
+            offset: 0,
+            file_size: bytes.len() as u64,
+            reason: e.to_string(),
+        })?;
+        let endian = if file.is_little_endian() {
+            Endian::Little
+        } else {
+            Endian::Big
+        };
+        let section = file
+            .section_by_name(SECTION)
+            .ok_or_else(|| LoadError::BadSection {
+                section: SECTION.into(),
+                offset: 0,
+                reason: "the ELF file has no .BTF section".into(),
+            })?;
+        let offset = section.file_range().map_or(0, |(o, _)| o);
+        let data = section.data().map_err(|e| LoadError::BadSection {
+            section: SECTION.into(),
+            offset,
+            reason: e.to_string(),
+        })?;
+        Btf::parse_as(data, endian, SECTION)
+    }
+
+    fn parse_as(data: &[u8], endian: Endian, section: &'static str) -> Result<Btf, LoadError> {
         let mut r = Reader {
             data,
             endian,
-            section: SECTION,
+            section,
             base: 0,
         };
         let magic = r.u16(0)?;
@@ -281,7 +320,7 @@ impl Btf {
             r.endian = other;
             if r.u16(0)? != MAGIC {
                 return Err(LoadError::btf(
-                    SECTION,
+                    section,
                     0,
                     format!("bad magic {magic:#06x}"),
                 ));
@@ -290,7 +329,7 @@ impl Btf {
         let version = *data.get(2).unwrap_or(&0);
         if version != 1 {
             return Err(LoadError::btf(
-                SECTION,
+                section,
                 2,
                 format!("unsupported version {version}"),
             ));
@@ -298,7 +337,7 @@ impl Btf {
         let hdr_len = r.u32(4)? as usize;
         if hdr_len < 24 {
             return Err(LoadError::btf(
-                SECTION,
+                section,
                 4,
                 format!("header length {hdr_len} < 24"),
             ));
@@ -314,7 +353,7 @@ impl Btf {
                 .and_then(|(s, e)| data.get(s..e))
                 .ok_or_else(|| {
                     LoadError::btf(
-                        SECTION,
+                        section,
                         hdr_len.saturating_add(off),
                         format!(
                             "{what} ({len} bytes) extends past the end ({} bytes)",
@@ -327,7 +366,7 @@ impl Btf {
         let strings = slice(str_off, str_len, "string section")?.to_vec();
         if strings.first().is_some_and(|&b| b != 0) {
             return Err(LoadError::btf(
-                SECTION,
+                section,
                 hdr_len + str_off,
                 "string table does not start with NUL",
             ));
@@ -335,7 +374,7 @@ impl Btf {
         let tr = Reader {
             data: type_data,
             endian: r.endian,
-            section: SECTION,
+            section,
             base: hdr_len + type_off,
         };
         let mut types = vec![Type {
@@ -468,14 +507,14 @@ fn parse_type(r: &Reader<'_>, strings: &[u8], off: usize) -> Result<(Type, usize
     let vlen = (info & 0xffff) as usize;
     let kind = (info >> 24) & 0x1f;
     let kflag = info >> 31 != 0;
-    let name = cstr(strings, name_off, SECTION, at)?;
+    let name = cstr(strings, name_off, r.section, at)?;
     let mut p = off + 12;
     // Reject vlen values whose records cannot fit before reading them.
     let need = |rec: usize| -> Result<(), LoadError> {
         let bytes = vlen.saturating_mul(rec);
         if p.saturating_add(bytes) > r.data.len() {
             return Err(LoadError::btf(
-                SECTION,
+                r.section,
                 at,
                 format!("type with {vlen} records of {rec} bytes is truncated"),
             ));
@@ -516,7 +555,7 @@ fn parse_type(r: &Reader<'_>, strings: &[u8], off: usize) -> Result<(Type, usize
                     (moff, 0)
                 };
                 members.push(Member {
-                    name: cstr(strings, r.u32(p)?, SECTION, r.base + p)?,
+                    name: cstr(strings, r.u32(p)?, r.section, r.base + p)?,
                     type_id: r.u32(p + 4)?,
                     bit_offset,
                     bitfield_size,
@@ -541,7 +580,7 @@ fn parse_type(r: &Reader<'_>, strings: &[u8], off: usize) -> Result<(Type, usize
             for _ in 0..vlen {
                 let v = r.u32(p + 4)?;
                 values.push(Enumerator {
-                    name: cstr(strings, r.u32(p)?, SECTION, r.base + p)?,
+                    name: cstr(strings, r.u32(p)?, r.section, r.base + p)?,
                     value: if kflag { v as i32 as i64 } else { v as i64 },
                 });
                 p += 8;
@@ -574,7 +613,7 @@ fn parse_type(r: &Reader<'_>, strings: &[u8], off: usize) -> Result<(Type, usize
             let mut params = Vec::with_capacity(vlen);
             for _ in 0..vlen {
                 params.push(Param {
-                    name: cstr(strings, r.u32(p)?, SECTION, r.base + p)?,
+                    name: cstr(strings, r.u32(p)?, r.section, r.base + p)?,
                     type_id: r.u32(p + 4)?,
                 });
                 p += 8;
@@ -627,7 +666,7 @@ fn parse_type(r: &Reader<'_>, strings: &[u8], off: usize) -> Result<(Type, usize
                 let lo = r.u32(p + 4)? as u64;
                 let hi = r.u32(p + 8)? as u64;
                 values.push(Enumerator {
-                    name: cstr(strings, r.u32(p)?, SECTION, r.base + p)?,
+                    name: cstr(strings, r.u32(p)?, r.section, r.base + p)?,
                     value: ((hi << 32) | lo) as i64,
                 });
                 p += 12;
@@ -640,7 +679,7 @@ fn parse_type(r: &Reader<'_>, strings: &[u8], off: usize) -> Result<(Type, usize
         }
         other => {
             return Err(LoadError::btf(
-                SECTION,
+                r.section,
                 at,
                 format!("unknown type kind {other}"),
             ));

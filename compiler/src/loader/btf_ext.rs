@@ -14,11 +14,15 @@ const SECTION: &str = ".BTF.ext";
 pub struct FuncInfoRec {
     pub insn_off: u32,
     pub type_id: u32,
+    /// Offset of the record in `.BTF.ext`.
+    pub at: usize,
 }
 
 /// A `bpf_line_info` record with its strings resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineInfoRec {
+    /// Offset of the record in `.BTF.ext`.
+    pub at: usize,
     pub insn_off: u32,
     pub file: String,
     /// The source line's text.
@@ -89,6 +93,8 @@ impl CoreReloKind {
 /// A `bpf_core_relo` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoreReloRec {
+    /// Offset of the record in `.BTF.ext`.
+    pub at: usize,
     pub insn_off: u32,
     pub type_id: u32,
     pub access: String,
@@ -161,6 +167,7 @@ impl BtfExt {
                     v.push(FuncInfoRec {
                         insn_off: fr.u32(at)?,
                         type_id: fr.u32(at + 4)?,
+                        at: fr.base + at,
                     });
                 }
                 ext.func_info.entry(sec).or_default().extend(v);
@@ -173,6 +180,7 @@ impl BtfExt {
                     let pos = lr.base + at;
                     let line_col = lr.u32(at + 12)?;
                     v.push(LineInfoRec {
+                        at: pos,
                         insn_off: lr.u32(at)?,
                         file: cstr(strings, lr.u32(at + 4)?, SECTION, pos)?,
                         text: cstr(strings, lr.u32(at + 8)?, SECTION, pos)?,
@@ -198,6 +206,7 @@ impl BtfExt {
                             )
                         })?;
                         v.push(CoreReloRec {
+                            at: pos,
                             insn_off: cr.u32(at)?,
                             type_id: cr.u32(at + 4)?,
                             access: cstr(strings, cr.u32(at + 8)?, SECTION, pos)?,
@@ -209,6 +218,82 @@ impl BtfExt {
             }
         }
         Ok(ext)
+    }
+}
+
+/// An executable section as [`BtfExt::check`] needs it.
+pub(crate) struct ExecSection<'a> {
+    pub name: &'a str,
+    pub size: u64,
+    /// Byte offsets of the functions that start in it, sorted.
+    pub func_starts: Vec<u64>,
+}
+
+impl BtfExt {
+    /// Check the records against the object's code as the kernel and libbpf
+    /// would: every record names an executable section and an instruction
+    /// inside it, and each section has exactly one func_info per function,
+    /// at the function's start.
+    pub(crate) fn check(&self, sections: &[ExecSection<'_>]) -> Result<(), LoadError> {
+        let find = |name: &str, at: usize| {
+            sections.iter().find(|s| s.name == name).ok_or_else(|| {
+                LoadError::btf(
+                    SECTION,
+                    at,
+                    format!("records for {name}, which is not an executable section"),
+                )
+            })
+        };
+        let inside = |s: &ExecSection<'_>, off: u32, at: usize, what: &str| {
+            if off as u64 >= s.size || !off.is_multiple_of(8) {
+                return Err(LoadError::btf(
+                    SECTION,
+                    at,
+                    format!(
+                        "{what} at instruction offset {off:#x} is not an instruction of {} (size {:#x})",
+                        s.name, s.size
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        for (name, recs) in &self.line_info {
+            let Some(first) = recs.first() else { continue };
+            let s = find(name, first.at)?;
+            for r in recs {
+                inside(s, r.insn_off, r.at, "line_info")?;
+            }
+        }
+        for (name, recs) in &self.core_relos {
+            let Some(first) = recs.first() else { continue };
+            let s = find(name, first.at)?;
+            for r in recs {
+                inside(s, r.insn_off, r.at, "CO-RE relocation")?;
+            }
+        }
+        for (name, recs) in &self.func_info {
+            let Some(first) = recs.first() else { continue };
+            let s = find(name, first.at)?;
+            for r in recs {
+                inside(s, r.insn_off, r.at, "func_info")?;
+            }
+            let mut offs: Vec<u64> = recs.iter().map(|r| r.insn_off as u64).collect();
+            offs.sort();
+            if offs != s.func_starts {
+                return Err(LoadError::btf(
+                    SECTION,
+                    first.at,
+                    format!(
+                        "{} func_info records for {name}, which has {} functions (func_info at {:x?}, functions at {:x?})",
+                        recs.len(),
+                        s.func_starts.len(),
+                        offs,
+                        s.func_starts
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

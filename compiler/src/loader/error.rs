@@ -6,16 +6,27 @@ use thiserror::Error;
 /// Why an object file could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum LoadError {
-    #[error("not an ELF file: {reason}")]
-    NotElf { reason: String },
-    #[error("truncated or malformed ELF: {reason}")]
-    Malformed { reason: String },
-    #[error("ELF class {class} is not ELF64")]
+    #[error("not an ELF file ({file_size} bytes): {reason}")]
+    NotElf { file_size: u64, reason: String },
+    /// The ELF container itself (header, section header table, string and
+    /// symbol tables) is broken; `offset` is a file offset.
+    #[error("malformed ELF at file offset {offset:#x} (file size {file_size:#x}): {reason}")]
+    Malformed {
+        offset: u64,
+        file_size: u64,
+        reason: String,
+    },
+    #[error("ELF header offset 0x4: ELF class {class} is not ELF64")]
     WrongClass { class: u8 },
-    #[error("ELF machine {machine} is not EM_BPF (247)")]
+    #[error("ELF header offset 0x12: ELF machine {machine} is not EM_BPF (247)")]
     WrongMachine { machine: u16 },
-    #[error("section {section}: {reason}")]
-    BadSection { section: String, reason: String },
+    /// `offset` is within the section (0 for the section as a whole).
+    #[error("section {section} offset {offset:#x}: {reason}")]
+    BadSection {
+        section: String,
+        offset: u64,
+        reason: String,
+    },
     #[error("section {section} offset {offset:#x}: symbol {symbol} is missing or undefined")]
     MissingSymbol {
         section: String,
@@ -44,11 +55,12 @@ pub enum LoadError {
         found: String,
         expected: &'static str,
     },
-    #[error("section {section} offset {offset:#x}: {source}")]
+    /// `error` names the instruction by its index in the section.
+    #[error("section {section} offset {offset:#x}: {error}")]
     Decode {
         section: String,
         offset: u64,
-        source: crate::isa::DecodeError,
+        error: crate::isa::DecodeError,
     },
     #[error(
         "section {section} offset {offset:#x}: call target {target:#x} is not inside a function"
@@ -58,20 +70,36 @@ pub enum LoadError {
         offset: u64,
         target: u64,
     },
-    #[error("map {map}: {reason}")]
-    BadMap { map: String, reason: String },
-    #[error("extern {name}: {reason}")]
-    UnresolvedExtern { name: String, reason: String },
+    /// `offset` is where the map's definition starts in `section`.
+    #[error("section {section} offset {offset:#x}: map {map}: {reason}")]
+    BadMap {
+        map: String,
+        section: String,
+        offset: u64,
+        reason: String,
+    },
+    /// An extern (`.kconfig` variable, `__ksym`, kfunc) with no value;
+    /// `section`/`offset` is the instruction using it, or the symbol table
+    /// entry when no instruction is concerned.
+    #[error("section {section} offset {offset:#x}: extern {name}: {reason}")]
+    UnresolvedExtern {
+        name: String,
+        section: String,
+        offset: u64,
+        reason: String,
+    },
     #[error("{section} offset {offset:#x}: {reason}")]
     BadBtf {
         section: &'static str,
         offset: usize,
         reason: String,
     },
-    #[error("CO-RE relocation in {section} at offset {offset:#x} ({kind}, access \"{access}\" on {type_name}): {reason}")]
+    #[error("section {section} instruction {insn} (offset {offset:#x}): CO-RE {kind} relocation, access \"{access}\" on {type_name}: {reason}")]
     Core {
         section: String,
         offset: u64,
+        /// Instruction index in the section (`offset / 8`).
+        insn: u64,
         kind: String,
         access: String,
         type_name: String,
@@ -79,6 +107,11 @@ pub enum LoadError {
     },
     #[error("program {name} not found (available: {available})")]
     NoSuchProgram { name: String, available: String },
+    #[error("section {name} holds {} programs, so the name is ambiguous: choose one of {}", candidates.len(), candidates.join(", "))]
+    AmbiguousProgram {
+        name: String,
+        candidates: Vec<String>,
+    },
 }
 
 impl LoadError {

@@ -4,8 +4,10 @@
 //! `.kconfig`), BTF, line and function info, with CO-RE relocations applied.
 //!
 //! Submodules: [`elf`] reads the container, [`sections`] classifies program
-//! section names, [`maps`] builds map definitions, [`reloc`] links programs,
-//! [`btf`]/[`btf_ext`] parse type and debug info, [`core`] resolves CO-RE.
+//! section names, [`maps`] builds map definitions (BTF, legacy, global data,
+//! struct_ops, `.kconfig`), [`reloc`] links programs, [`btf`]/[`btf_ext`]
+//! parse type and debug info, [`core`] resolves CO-RE. docs/design.md ("The
+//! ELF loader") lists the rules and the `.kconfig` defaults.
 
 // Errors carry section names and offsets by value; loading is not a hot path.
 #![allow(clippy::result_large_err)]
@@ -30,10 +32,10 @@ use std::collections::BTreeMap;
 /// How to load an object.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Raw BTF to resolve CO-RE relocations against (for example the bytes of
-    /// `/sys/kernel/btf/vmlinux`); `None` resolves against the object's own
-    /// BTF, so programs run as compiled.
-    pub target_btf: Option<Vec<u8>>,
+    /// BTF to resolve CO-RE relocations against (for example
+    /// [`Btf::parse_target`] of `/sys/kernel/btf/vmlinux`); `None` resolves
+    /// against the object's own BTF, so programs run as compiled.
+    pub target_btf: Option<Btf>,
     /// Values of `.kconfig` externs; [`LoadOptions::default`] fills in
     /// [`default_kconfig`].
     pub kconfig: BTreeMap<String, u64>,
@@ -48,7 +50,8 @@ impl Default for LoadOptions {
     }
 }
 
-/// The documented defaults for `.kconfig` externs: `LINUX_KERNEL_VERSION` is
+/// The documented defaults for `.kconfig` externs (docs/design.md, "`.kconfig`
+/// values"): `LINUX_KERNEL_VERSION` is
 /// 6.8.0 (`KERNEL_VERSION(6, 8, 0)` = 0x060800), `CONFIG_HZ` is 250, and the
 /// BPF options `CONFIG_BPF`, `CONFIG_BPF_SYSCALL`, `CONFIG_BPF_JIT` and
 /// `CONFIG_DEBUG_INFO_BTF` are `y` (1). Any other strong extern is an error;
@@ -91,7 +94,8 @@ impl Object {
         load(bytes, &LoadOptions::default())
     }
 
-    /// The program named `name`, or the only program of section `name`.
+    /// The program named `name`, or the only program of section `name`
+    /// (a section with several is [`LoadError::AmbiguousProgram`], listing them).
     pub fn program(&self, name: &str) -> Result<&Program, LoadError> {
         if let Some(p) = self.programs.iter().find(|p| p.name == name) {
             return Ok(p);
@@ -100,7 +104,7 @@ impl Object {
             self.programs.iter().filter(|p| p.section == name).collect();
         match in_section.as_slice() {
             [p] => Ok(p),
-            _ => Err(LoadError::NoSuchProgram {
+            [] => Err(LoadError::NoSuchProgram {
                 name: name.to_string(),
                 available: self
                     .programs
@@ -108,6 +112,10 @@ impl Object {
                     .map(|p| p.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
+            }),
+            many => Err(LoadError::AmbiguousProgram {
+                name: name.to_string(),
+                candidates: many.iter().map(|p| p.name.clone()).collect(),
             }),
         }
     }
@@ -136,9 +144,56 @@ pub struct Program {
     pub func_info: Vec<FuncInfo>,
     /// Number of CO-RE relocations applied.
     pub core_relos: usize,
+    /// Kernel symbols the program uses that bpfc cannot resolve (kfuncs,
+    /// `__ksym` variables), by pc. They fail only this program, and only
+    /// when it is to be executed or compiled ([`Program::check_externs`]).
+    pub externs: Vec<ExternRef>,
+}
+
+/// What kind of kernel symbol an [`ExternRef`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternKind {
+    /// A kernel function called with `BPF_PSEUDO_KFUNC_CALL`.
+    Kfunc,
+    /// A kernel variable loaded with `BPF_PSEUDO_BTF_ID`.
+    Ksym,
+}
+
+/// One use of an unresolved kernel symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternRef {
+    pub name: String,
+    pub kind: ExternKind,
+    /// The instruction in [`Program::insns`].
+    pub pc: usize,
+    /// Where the instruction is in the object.
+    pub section: String,
+    pub offset: u64,
 }
 
 impl Program {
+    /// An error for the first kernel symbol the program needs and bpfc
+    /// cannot provide, naming the symbol and the instruction.
+    pub fn check_externs(&self) -> Result<(), LoadError> {
+        match self.externs.first() {
+            None => Ok(()),
+            Some(e) => Err(LoadError::UnresolvedExtern {
+                name: e.name.clone(),
+                section: e.section.clone(),
+                offset: e.offset,
+                reason: format!(
+                    "{} used by program {} at instruction {} needs the kernel's BTF id, which bpfc cannot resolve",
+                    match e.kind {
+                        ExternKind::Kfunc => "kfunc",
+                        ExternKind::Ksym => "__ksym variable",
+                    },
+                    self.name,
+                    e.pc
+                ),
+            }),
+        }
+    }
+
     /// The line info that applies at `pc` (the last one at or before it).
     pub fn line_at(&self, pc: usize) -> Option<&LineInfo> {
         let i = self.line_info.partition_point(|l| l.pc <= pc);
@@ -191,6 +246,8 @@ pub enum MapOrigin {
     Kconfig,
     /// An inner map template (`values` of a map-in-map).
     Inner,
+    /// A variable of `.struct_ops` or `.struct_ops.link`.
+    StructOps,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,8 +288,48 @@ pub struct MapDef {
     pub inner: Option<Box<MapDef>>,
     /// Initial slots `(index, value)` of prog arrays and maps of maps.
     pub initial: Vec<(u32, MapInit)>,
-    /// Initial image of the single value (global data and `.kconfig` maps).
+    /// Initial image of the single value (global data, `.kconfig` and
+    /// struct_ops maps). Shorter than `value_size` (empty for `.bss`) means
+    /// the rest is zeroes.
     pub data: Vec<u8>,
+    /// The fields after the first five of a longer legacy definition.
+    pub legacy: Option<LegacyDef>,
+    /// What a struct_ops map implements.
+    pub struct_ops: Option<StructOps>,
+}
+
+/// A legacy `maps` definition longer than `struct bpf_map_def`, read as
+/// iproute2's `struct bpf_elf_map` (its `pinning` is [`MapDef::pinning`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyDef {
+    /// Bytes per definition in the section.
+    pub def_size: u32,
+    pub id: u32,
+    pub inner_id: u32,
+    pub inner_idx: u32,
+}
+
+/// A map of `.struct_ops` or `.struct_ops.link`: a kernel struct of function
+/// pointers (`tcp_congestion_ops`, `sched_ext_ops` ...) filled with programs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StructOps {
+    /// Name of the struct type ([`MapDef::value_type_id`] is its BTF id).
+    pub type_name: String,
+    /// Declared in `.struct_ops.link` (attached through a BPF link; the map
+    /// also has `BPF_F_LINK`).
+    pub link: bool,
+    /// Function-pointer members set to programs, by member offset.
+    pub funcs: Vec<StructOpsFunc>,
+}
+
+/// One function-pointer member of a struct_ops map and its program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StructOpsFunc {
+    pub member: String,
+    /// Byte offset of the member in the struct.
+    pub offset: u32,
+    /// Name of the program (a `SEC("struct_ops/...")` function).
+    pub program: String,
 }
 
 impl MapDef {
@@ -267,6 +364,7 @@ pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| LoadError::BadSection {
                     section: "version".into(),
+                    offset: 0,
                     reason: format!("{} bytes, expected 4", s.data.len()),
                 })?;
             Some(endian.u32(b))
@@ -281,17 +379,13 @@ pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
         (Some((_, s)), Some(b)) => Some(BtfExt::parse(&s.data, endian, b)?),
         _ => None,
     };
-    let target_btf = match &opts.target_btf {
-        Some(bytes) => Some(Btf::parse(bytes, endian)?),
-        None => None,
-    };
     let layout = maps::collect(&elf, btf.as_ref(), &opts.kconfig)?;
     let programs = reloc::link_all(
         &elf,
         &layout,
         btf.as_ref(),
         btf_ext.as_ref(),
-        target_btf.as_ref(),
+        opts.target_btf.as_ref(),
     )?;
     Ok(Object {
         endian,

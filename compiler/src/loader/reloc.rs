@@ -5,11 +5,11 @@
 //! CO-RE results per placed function.
 
 use super::btf::Btf;
-use super::btf_ext::BtfExt;
+use super::btf_ext::{BtfExt, ExecSection};
 use super::elf::{ElfFile, ElfSection};
 use super::error::LoadError;
 use super::maps::{Layout, SectionTarget};
-use super::{core, sections, FuncInfo, Function, LineInfo, Program};
+use super::{core, sections, ExternKind, ExternRef, FuncInfo, Function, LineInfo, Program};
 use crate::isa::{decode_one, CallTarget, Insn, LddwSrc, INSN_SIZE};
 use std::collections::BTreeMap;
 
@@ -51,6 +51,23 @@ pub(crate) fn link_all(
     for v in funcs.values_mut() {
         v.sort_by(|a, b| (a.start, !a.global, &a.name).cmp(&(b.start, !b.global, &b.name)));
         v.dedup_by_key(|f| f.start);
+    }
+    if let Some(ext) = ext {
+        let sections: Vec<ExecSection<'_>> = elf
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_exec())
+            .map(|(i, s)| ExecSection {
+                name: &s.name,
+                size: s.size,
+                func_starts: funcs
+                    .get(&i)
+                    .map(|v| v.iter().map(|f| f.start).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        ext.check(&sections)?;
     }
     let mut programs = Vec::new();
     for (idx, sec) in elf.sections.iter().enumerate() {
@@ -115,11 +132,12 @@ impl Linker<'_> {
         };
         place(entry, &mut placed)?;
         let mut insns: Vec<Insn> = Vec::new();
+        let mut externs: Vec<ExternRef> = Vec::new();
         let mut i = 0;
         while let Some(p) = placed.get(i) {
             let (func, base) = (p.func.clone(), p.base);
             let s = &self.elf.sections[func.section];
-            let mut code = decode_func(s, &func, base, self.elf.endian)?;
+            let mut code = decode_func(s, &func, self.elf.endian)?;
             // Relocated instructions.
             let end = func.start + func.size;
             let mut relocated = vec![false; code.len()];
@@ -155,7 +173,39 @@ impl Linker<'_> {
                     });
                 };
                 relocated[slot] = true;
+                let pc = base + slot;
+                let undefined_extern = sym.section.is_none()
+                    && sym.is_global()
+                    && !sym.name.is_empty()
+                    && !self.layout.kconfig.contains_key(&sym.name);
                 match (r.r_type, *insn) {
+                    (R_BPF_64_32, Insn::Call(CallTarget::Local(_))) if undefined_extern => {
+                        // A kfunc: its BTF id comes from the kernel, which
+                        // bpfc does not have. Only running it is an error.
+                        *insn = Insn::Call(CallTarget::Kfunc { btf_id: 0, off: 0 });
+                        externs.push(ExternRef {
+                            name: sym.name.clone(),
+                            kind: ExternKind::Kfunc,
+                            pc,
+                            section: s.name.clone(),
+                            offset: r.offset,
+                        });
+                    }
+                    (R_BPF_64_64, Insn::Lddw { dst, .. }) if undefined_extern => {
+                        // A `__ksym` variable: the kernel's address of it.
+                        *insn = Insn::Lddw {
+                            dst,
+                            src: LddwSrc::BtfId,
+                            imm: 0,
+                        };
+                        externs.push(ExternRef {
+                            name: sym.name.clone(),
+                            kind: ExternKind::Ksym,
+                            pc,
+                            section: s.name.clone(),
+                            offset: r.offset,
+                        });
+                    }
                     (R_BPF_64_32, Insn::Call(CallTarget::Local(imm))) => {
                         let tsec = self.exec_section(sym, &s.name, r.offset)?;
                         let tslot = (sym.value / INSN_SIZE as u64) as i64 + imm as i64 + 1;
@@ -333,6 +383,7 @@ impl Linker<'_> {
             line_info: Vec::new(),
             func_info: Vec::new(),
             core_relos: 0,
+            externs,
         };
         self.attach_ext(&mut program)?;
         Ok(program)
@@ -459,6 +510,7 @@ fn slots(elf: &ElfFile, f: &Func) -> Result<usize, LoadError> {
     {
         return Err(LoadError::BadSection {
             section: s.name.clone(),
+            offset: f.start,
             reason: format!(
                 "function {} at {:#x} has size {:#x}, not a whole number of instructions inside the section",
                 f.name, f.start, f.size
@@ -468,18 +520,21 @@ fn slots(elf: &ElfFile, f: &Func) -> Result<usize, LoadError> {
     Ok((f.size / INSN_SIZE as u64) as usize)
 }
 
+/// Decode a function's instructions. Errors name the instruction by its
+/// index in the section, as `llvm-objdump -d` numbers it.
 fn decode_func(
     s: &ElfSection,
     f: &Func,
-    base: usize,
     endian: crate::isa::Endian,
 ) -> Result<Vec<Insn>, LoadError> {
+    let first_slot = (f.start / INSN_SIZE as u64) as usize;
     let start = f.start as usize;
     let bytes = start
         .checked_add(f.size as usize)
         .and_then(|end| s.data.get(start..end))
         .ok_or_else(|| LoadError::BadSection {
             section: s.name.clone(),
+            offset: f.start,
             reason: format!("function {} extends past the section data", f.name),
         })?;
     let slot = |i: usize| -> Option<[u8; 8]> {
@@ -490,11 +545,11 @@ fn decode_func(
     let mut out = Vec::with_capacity(bytes.len() / INSN_SIZE);
     let mut i = 0;
     while let Some(first) = slot(i) {
-        let insn = decode_one(base + i, first, slot(i + 1), endian).map_err(|source| {
+        let insn = decode_one(first_slot + i, first, slot(i + 1), endian).map_err(|error| {
             LoadError::Decode {
                 section: s.name.clone(),
                 offset: f.start + (i * INSN_SIZE) as u64,
-                source,
+                error,
             }
         })?;
         out.push(insn);

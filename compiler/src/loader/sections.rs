@@ -295,10 +295,30 @@ const TABLE: &[(&str, ProgType, Option<&str>)] = {
     ]
 };
 
+/// The prefixes with a sleepable `.s` variant in libbpf's section table
+/// (`SEC_SLEEPABLE`): tracing attach points, LSM, iterators, uprobes and USDT,
+/// struct_ops. Kprobes, tracepoints, XDP and the rest cannot sleep.
+const SLEEPABLE: &[&str] = &[
+    "fentry",
+    "fmod_ret",
+    "fexit",
+    "lsm",
+    "iter",
+    "uprobe",
+    "uretprobe",
+    "uprobe.multi",
+    "uretprobe.multi",
+    "usdt",
+    "struct_ops",
+];
+
 /// Classify a program section name.
 pub fn classify(section: &str) -> ProgramKind {
     for &(prefix, prog_type, attach_type) in TABLE {
         for sleepable in [false, true] {
+            if sleepable && !SLEEPABLE.contains(&prefix) {
+                continue;
+            }
             let p = if sleepable {
                 // Sleepable variants: `fentry.s/`, `lsm.s/`, `uprobe.s/` ...
                 format!("{prefix}.s")
@@ -358,6 +378,35 @@ mod tests {
             ProgType::RawTracepoint
         );
         assert_eq!(classify("xdp.frags").prog_type, ProgType::Xdp);
+    }
+
+    #[test]
+    fn only_sleepable_types_take_dot_s() {
+        for ok in [
+            "fentry.s/f",
+            "fexit.s/f",
+            "fmod_ret.s/f",
+            "lsm.s/file_open",
+            "iter.s/task",
+            "uprobe.s/bin:fn",
+            "uretprobe.s",
+            "uprobe.multi.s/bin:*",
+            "usdt.s/bin:p:n",
+            "struct_ops.s/op",
+        ] {
+            let k = classify(ok);
+            assert!(k.sleepable && k.prog_type != ProgType::Unknown, "{ok}");
+        }
+        for bad in [
+            "kprobe.s/f",
+            "xdp.s",
+            "tracepoint.s/a/b",
+            "socket.s",
+            "tc.s",
+            "raw_tp.s/x",
+        ] {
+            assert_eq!(classify(bad).prog_type, ProgType::Unknown, "{bad}");
+        }
     }
 
     #[test]

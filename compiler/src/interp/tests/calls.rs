@@ -262,7 +262,11 @@ fn not_yet_executable() {
             src: LddwSrc::MapFd
         }
     );
-    assert!(e.to_string().contains("unresolved pseudo lddw"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("pseudo lddw of maps, global data or functions is not supported"),
+        "{e}"
+    );
 }
 
 #[test]

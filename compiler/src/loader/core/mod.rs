@@ -4,10 +4,12 @@
 //! target BTF (matching types by name without `___flavour` suffixes and
 //! fields by name), and the instruction is patched with the target value.
 
+mod types;
+
 use super::btf::{Btf, TypeKind};
 use super::btf_ext::{CoreReloKind, CoreReloRec};
 use super::error::LoadError;
-use crate::isa::{Endian, Insn, Src};
+use crate::isa::{Endian, Insn, Size, Src};
 
 /// One step of a field access.
 #[derive(Clone, Debug)]
@@ -24,11 +26,6 @@ struct Field {
     bit_off: u64,
     bitfield_size: u32,
     type_id: u32,
-}
-
-/// Essential name: without a `___flavour` suffix.
-fn essential(name: &str) -> &str {
-    name.find("___").map_or(name, |i| &name[..i])
 }
 
 fn parse_access(access: &str) -> Option<Vec<u64>> {
@@ -181,64 +178,108 @@ fn field_value(btf: &Btf, f: Field, kind: CoreReloKind, endian: Endian) -> Resul
     })
 }
 
-/// Types of `btf` that can stand for local type `local_id` of `local`.
-fn candidates(local: &Btf, local_id: u32, btf: &Btf, same: bool) -> Vec<u32> {
-    if same {
-        return vec![local_id];
+/// What a field access of a memory instruction reads: its size and whether
+/// it may change size across BTFs (libbpf allows pointers and unsigned ints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mem {
+    size: u64,
+    class: MemClass,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemClass {
+    Ptr,
+    Unsigned,
+    Other,
+}
+
+fn mem_of(btf: &Btf, f: Field) -> Option<Mem> {
+    if f.bitfield_size != 0 {
+        return None;
     }
-    let Some(t) = local.get(local_id) else {
-        return Vec::new();
+    let ty = btf.skip_mods_and_typedefs(f.type_id);
+    let class = match &btf.get(ty)?.kind {
+        TypeKind::Ptr { .. } => MemClass::Ptr,
+        TypeKind::Int { encoding, .. } if encoding & 1 == 0 => MemClass::Unsigned,
+        _ => MemClass::Other,
     };
-    let name = essential(&t.name);
-    let kind = t.kind.kind_number();
-    let enumish = |k: u32| k == 6 || k == 19;
-    btf.types
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| {
-            let ck = c.kind.kind_number();
-            !name.is_empty()
-                && essential(&c.name) == name
-                && (ck == kind || (enumish(ck) && enumish(kind)))
-        })
-        .map(|(i, _)| i as u32)
-        .collect()
+    Some(Mem {
+        size: btf.size_of(ty)?,
+        class,
+    })
+}
+
+/// A resolved relocation: the value and, for field byte offsets, the field.
+#[derive(Clone, Copy, Debug)]
+struct Resolved {
+    value: u64,
+    mem: Option<Mem>,
+}
+
+fn field(btf: &Btf, f: Field, kind: CoreReloKind, endian: Endian) -> Result<Resolved, String> {
+    Ok(Resolved {
+        value: field_value(btf, f, kind, endian)?,
+        mem: if kind == CoreReloKind::FieldByteOffset {
+            mem_of(btf, f)
+        } else {
+            None
+        },
+    })
 }
 
 /// Value of a relocation against `btf`: `None` when the field/type/enumerator
-/// does not exist there.
+/// does not exist there. `same` means `btf` is the local BTF itself.
 fn resolve(
     local: &Btf,
     rec: &CoreReloRec,
     btf: &Btf,
     same: bool,
     endian: Endian,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<Resolved>, String> {
     let acc = parse_access(&rec.access).ok_or("malformed access string")?;
     let root = local.skip_mods_and_typedefs(rec.type_id);
+    let plain = |v: u64| {
+        Some(Resolved {
+            value: v,
+            mem: None,
+        })
+    };
     use CoreReloKind::*;
     match rec.kind {
         FieldByteOffset | FieldByteSize | FieldExists | FieldSigned | FieldLshiftU64
         | FieldRshiftU64 => {
             let (lf, steps) = walk_local(local, root, &acc)?;
             if same {
-                return field_value(local, lf, rec.kind, endian).map(Some);
+                return field(local, lf, rec.kind, endian).map(Some);
             }
-            for c in candidates(local, root, btf, false) {
+            for c in types::by_name(local, root, btf) {
                 if let Some(f) = walk_target(btf, c, acc[0], &steps) {
-                    return field_value(btf, f, rec.kind, endian).map(Some);
+                    return field(btf, f, rec.kind, endian).map(Some);
                 }
             }
             Ok(None)
         }
-        TypeIdLocal => Ok(Some(rec.type_id as u64)),
+        TypeIdLocal => Ok(plain(rec.type_id as u64)),
         TypeIdTarget | TypeExists | TypeMatches | TypeSize => {
-            let c = candidates(local, rec.type_id, btf, same).into_iter().next();
+            if acc.as_slice() != [0] {
+                return Err("type relocation access string must be \"0\"".into());
+            }
+            let c = if same {
+                Some(rec.type_id)
+            } else if rec.kind == TypeMatches {
+                types::by_name(local, root, btf)
+                    .into_iter()
+                    .find(|&c| types::matches(local, rec.type_id, btf, c))
+            } else {
+                types::by_name(local, root, btf)
+                    .into_iter()
+                    .find(|&c| types::compatible(local, rec.type_id, btf, c))
+            };
             Ok(match (rec.kind, c) {
                 (_, None) => None,
-                (TypeIdTarget, Some(id)) => Some(id as u64),
-                (TypeSize, Some(id)) => Some(btf.size_of(id).ok_or("type has no size")?),
-                (_, Some(_)) => Some(1),
+                (TypeIdTarget, Some(id)) => plain(id as u64),
+                (TypeSize, Some(id)) => plain(btf.size_of(id).ok_or("type has no size")?),
+                (_, Some(_)) => plain(1),
             })
         }
         EnumvalExists | EnumvalValue => {
@@ -248,12 +289,17 @@ fn resolve(
                 other => return Err(format!("enum relocation on a {}", other.kind_name())),
             };
             let name = &values.get(idx).ok_or("enumerator index out of range")?.name;
-            for c in candidates(local, root, btf, same) {
+            let cands = if same {
+                vec![root]
+            } else {
+                types::by_name(local, root, btf)
+            };
+            for c in cands {
                 if let Some(TypeKind::Enum { values, .. } | TypeKind::Enum64 { values, .. }) =
                     btf.get(c).map(|t| &t.kind)
                 {
                     if let Some(v) = values.iter().find(|v| &v.name == name) {
-                        return Ok(Some(if rec.kind == EnumvalExists {
+                        return Ok(plain(if rec.kind == EnumvalExists {
                             1
                         } else {
                             v.value as u64
@@ -284,8 +330,20 @@ fn is_bitfield(local: &Btf, rec: &CoreReloRec) -> bool {
         .is_some_and(|(f, _)| f.bitfield_size != 0)
 }
 
-/// Resolve `rec` and patch the instruction at `pc`. Without a target BTF the
-/// instruction is only checked (it already holds the local value).
+fn size_of_bytes(n: u64) -> Option<Size> {
+    Some(match n {
+        1 => Size::B,
+        2 => Size::H,
+        4 => Size::W,
+        8 => Size::DW,
+        _ => return None,
+    })
+}
+
+/// Resolve `rec` and patch the instruction at `pc` (whose section slot is
+/// `slot`). Without a target BTF the instruction is only checked (it already
+/// holds the local value).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply(
     insns: &mut [Insn],
     pc: usize,
@@ -298,6 +356,7 @@ pub(crate) fn apply(
     let err = |reason: String| LoadError::Core {
         section: section.to_string(),
         offset: rec.insn_off as u64,
+        insn: rec.insn_off as u64 / 8,
         kind: rec.kind.name().to_string(),
         access: rec.access.clone(),
         type_name: local
@@ -317,11 +376,15 @@ pub(crate) fn apply(
                 CoreReloKind::FieldExists
                 | CoreReloKind::TypeExists
                 | CoreReloKind::TypeMatches
-                | CoreReloKind::EnumvalExists => 0,
+                | CoreReloKind::EnumvalExists => Resolved {
+                    value: 0,
+                    mem: None,
+                },
                 _ => return Err(err("no matching field or type in the target BTF".into())),
             },
         },
     };
+    let (orig_v, new_v) = (orig.value, new.value);
     // Like libbpf, do not check the compiler's value for bitfields: the
     // compiler and libbpf choose different (equally valid) load sizes.
     let validate = !is_bitfield(local, rec);
@@ -334,43 +397,82 @@ pub(crate) fn apply(
         Insn::Alu {
             src: Src::Imm(imm), ..
         } => {
-            if validate && *imm as u32 != orig as u32 {
+            if validate && *imm as u32 != orig_v as u32 {
                 return Err(err(format!(
-                    "instruction holds {imm}, local BTF gives {orig}"
+                    "instruction holds {imm}, local BTF gives {orig_v}"
                 )));
             }
-            let v = i32::try_from(new as i64)
-                .or_else(|_| u32::try_from(new).map(|v| v as i32))
-                .map_err(|_| err(format!("value {new} does not fit a 32-bit immediate")))?;
+            let v = i32::try_from(new_v as i64)
+                .or_else(|_| u32::try_from(new_v).map(|v| v as i32))
+                .map_err(|_| err(format!("value {new_v} does not fit a 32-bit immediate")))?;
             if patch {
                 *imm = v;
             }
         }
-        Insn::Ldx { off, .. } | Insn::Stx { off, .. } | Insn::St { off, .. }
+        Insn::Ldx { off, size, .. } | Insn::Stx { off, size, .. } | Insn::St { off, size, .. }
             if rec.kind == CoreReloKind::FieldByteOffset =>
         {
-            if validate && *off as i64 != orig as i64 {
+            if validate && *off as i64 != orig_v as i64 {
                 return Err(err(format!(
-                    "instruction offset {off}, local BTF gives {orig}"
+                    "instruction offset {off}, local BTF gives {orig_v}"
                 )));
             }
-            let v = i16::try_from(new)
-                .map_err(|_| err(format!("offset {new} does not fit 16 bits")))?;
+            let v = i16::try_from(new_v)
+                .map_err(|_| err(format!("offset {new_v} does not fit 16 bits")))?;
+            let new_size = mem_size(*size, orig.mem, new.mem).map_err(err)?;
             if patch {
                 *off = v;
+                *size = new_size;
             }
         }
         Insn::Lddw { imm, .. } => {
-            if validate && *imm != orig {
+            if validate && *imm != orig_v {
                 return Err(err(format!(
-                    "instruction holds {imm}, local BTF gives {orig}"
+                    "instruction holds {imm}, local BTF gives {orig_v}"
                 )));
             }
             if patch {
-                *imm = new;
+                *imm = new_v;
             }
         }
         other => return Err(err(format!("cannot patch {other:?}"))),
     }
     Ok(())
+}
+
+/// The access size of a relocated load or store, as libbpf adjusts it: a
+/// field whose size differs in the target is read at its new size when both
+/// are pointers or both unsigned integers, and only if the instruction
+/// accessed exactly the local field.
+fn mem_size(size: Size, orig: Option<Mem>, new: Option<Mem>) -> Result<Size, String> {
+    let (Some(o), Some(n)) = (orig, new) else {
+        return Ok(size);
+    };
+    if o.size == n.size {
+        return Ok(size);
+    }
+    let ok = matches!(
+        (o.class, n.class),
+        (MemClass::Ptr, MemClass::Ptr) | (MemClass::Unsigned, MemClass::Unsigned)
+    );
+    if !ok {
+        return Err(format!(
+            "field is {} bytes locally and {} in the target; a load/store can change size only for pointers or unsigned integers",
+            o.size, n.size
+        ));
+    }
+    if size.bytes() as u64 != o.size {
+        return Err(format!(
+            "instruction accesses {} bytes of a {}-byte field whose size changes to {}",
+            size.bytes(),
+            o.size,
+            n.size
+        ));
+    }
+    size_of_bytes(n.size).ok_or_else(|| {
+        format!(
+            "field size changes from {} to {} bytes, not a load/store size",
+            o.size, n.size
+        )
+    })
 }

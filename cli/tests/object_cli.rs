@@ -1,0 +1,266 @@
+//! The CLI on ELF objects: a bad `--btf` is blamed on itself, ambiguous
+//! program names list the candidates, kernel externs fail only the program
+//! that uses them, map programs say the runtime lacks maps, `--kconfig`
+//! overrides reach the `.kconfig` map, and dumps name maps and offsets.
+
+use bpfc_compiler::loader::{self, LoadOptions};
+use bpfc_testsuite::elf_fixture_dir;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> String {
+    elf_fixture_dir().join(name).to_str().unwrap().to_string()
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> String {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("object-cli-{name}"));
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn bpfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfc"))
+        .args(args)
+        .output()
+        .expect("bpfc runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The one stderr line of a failed command.
+fn error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    err.trim_end().to_string()
+}
+
+#[test]
+fn a_bad_btf_file_is_named_not_the_object() {
+    let obj = fixture("core_run.o");
+    let garbage = tmp("garbage.btf", b"definitely not BTF");
+    let e = error(&bpfc(&["dump", "--btf", &garbage, &obj]));
+    assert!(
+        e.starts_with(&format!(
+            "bpfc: error: --btf {garbage}: raw BTF offset 0x0: bad magic"
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("core_run.o"), "{e}");
+    // An ELF file without .BTF (the bpfc binary itself).
+    let exe = env!("CARGO_BIN_EXE_bpfc");
+    let e = error(&bpfc(&["dump", "--btf", exe, &obj]));
+    assert!(
+        e.contains(&format!(
+            "--btf {exe}: section .BTF offset 0x0: the ELF file has no .BTF section"
+        )),
+        "{e}"
+    );
+    // An ELF file whose .BTF is broken: the error names that section.
+    let mut target = std::fs::read(fixture("core_run_target.o")).unwrap();
+    let at = {
+        use object::{Object as _, ObjectSection as _};
+        let f = object::File::parse(&*target).unwrap();
+        f.section_by_name(".BTF").unwrap().file_range().unwrap().0 as usize
+    };
+    target[at + 4..at + 8].copy_from_slice(&8u32.to_le_bytes());
+    let bad = tmp("bad-btf.o", &target);
+    let e = error(&bpfc(&["dump", "--btf", &bad, &obj]));
+    assert!(
+        e.contains(&format!("--btf {bad}: .BTF offset 0x4: header length 8")),
+        "{e}"
+    );
+    // Good ELF and raw targets load.
+    stdout(&bpfc(&[
+        "dump",
+        "--btf",
+        &fixture("core_run_target.o"),
+        &obj,
+    ]));
+    if std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        stdout(&bpfc(&[
+            "dump",
+            "--btf",
+            "/sys/kernel/btf/vmlinux",
+            &fixture("core_vmlinux.o"),
+        ]));
+    }
+}
+
+#[test]
+fn a_section_with_several_programs_is_ambiguous() {
+    let e = error(&bpfc(&[
+        "run",
+        "--program",
+        "syscall",
+        &fixture("core_run.o"),
+    ]));
+    assert!(e.contains("section syscall holds 3 programs"), "{e}");
+    assert!(e.contains("core_values, core_ids, core_read"), "{e}");
+    let e = error(&bpfc(&["dump", "--program", "xdp", &fixture("calls.o")]));
+    assert!(e.contains("choose one of pure_sum, pure_fib"), "{e}");
+    // A section with one program still selects it.
+    stdout(&bpfc(&[
+        "dump",
+        "--program",
+        "classifier",
+        &fixture("calls.o"),
+    ]));
+}
+
+#[test]
+fn kernel_externs_fail_only_their_program() {
+    let obj = fixture("ksym.o");
+    let e = error(&bpfc(&["run", "--program", "uses_kfunc", &obj]));
+    for part in [
+        "section tp_btf/sched_switch offset 0x8",
+        "extern bpf_task_acquire",
+        "program uses_kfunc at instruction 1",
+    ] {
+        assert!(e.contains(part), "{e} lacks {part}");
+    }
+    let interp = stdout(&bpfc(&[
+        "run",
+        "--engine",
+        "interp",
+        "--program",
+        "ksym_pure",
+        &obj,
+    ]));
+    let jit = stdout(&bpfc(&["run", "--program", "ksym_pure", &obj]));
+    // ksym.c: r = r * 3 + i for i in 1..=6.
+    let want = (1..=6).fold(0u32, |r, i| r * 3 + i);
+    for out in [interp, jit] {
+        assert!(out.starts_with(&format!("Return value: {want},")), "{out}");
+    }
+    let dump = stdout(&bpfc(&["dump", &obj]));
+    assert!(dump.contains("call kfunc[bpf_task_acquire]"), "{dump}");
+    assert!(dump.contains("call kfunc[bpf_task_release]"), "{dump}");
+    assert!(dump.contains("= ksym[bpf_prog_active] ll"), "{dump}");
+}
+
+#[test]
+fn map_programs_name_the_map_the_runtime_lacks() {
+    let obj = fixture("globals.o");
+    let e = error(&bpfc(&["run", "--program", "use_globals", &obj]));
+    assert!(
+        e.contains("maps and global data are not supported by the runtime yet"),
+        "{e}"
+    );
+    // The map named is the one the dump shows at that instruction.
+    let pc: usize = e
+        .split("instruction ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_str(&stdout(&bpfc(&[
+        "dump",
+        "--json",
+        "--program",
+        "use_globals",
+        &obj,
+    ])))
+    .unwrap();
+    let insn = j["programs"][0]["disassembly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["pc"] == pc)
+        .unwrap();
+    let name = insn["map"]["name"].as_str().unwrap();
+    assert!(e.contains(&format!("uses map {name};")), "{e} vs {insn}");
+}
+
+#[test]
+fn dump_names_maps_and_value_offsets() {
+    let obj = fixture("globals.o");
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout(&bpfc(&["dump", "--json", &obj]))).unwrap();
+    let mut named = 0;
+    for p in j["programs"].as_array().unwrap() {
+        for i in p["disassembly"].as_array().unwrap() {
+            let Some(m) = i["map"].as_object() else {
+                continue;
+            };
+            let name = m["name"].as_str().unwrap();
+            let text = i["text"].as_str().unwrap();
+            let want = match m["offset"].as_u64() {
+                Some(off) => format!("= map_value[{name}]+{off} ll"),
+                None => format!("= map[{name}] ll"),
+            };
+            assert!(text.ends_with(&want), "{text} vs {want}");
+            named += 1;
+        }
+    }
+    assert!(named >= 8, "only {named} map references");
+    // A non-zero value offset shows.
+    let text = stdout(&bpfc(&["dump", &obj]));
+    assert!(
+        text.lines().any(|l| l.contains("map_value[.data]+8 ll")),
+        "{text}"
+    );
+}
+
+#[test]
+fn kconfig_overrides_reach_the_kconfig_map() {
+    let obj = fixture("kconfig.o");
+    let image = |args: &[&str]| -> String {
+        let mut a = vec!["dump", "--json"];
+        a.extend_from_slice(args);
+        a.push(&obj);
+        let j: serde_json::Value = serde_json::from_str(&stdout(&bpfc(&a))).unwrap();
+        j["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == ".kconfig")
+            .unwrap()["data"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut opts = LoadOptions::default();
+    opts.kconfig.insert("CONFIG_HZ".into(), 1000);
+    let lib = loader::load(&std::fs::read(&obj).unwrap(), &opts).unwrap();
+    let m = &lib.maps[lib.map_index(".kconfig").unwrap()];
+    let hex: String = m.data.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(image(&["--kconfig", "CONFIG_HZ=1000"]), hex);
+    assert_eq!(image(&["--kconfig", "CONFIG_HZ=0x3e8"]), hex);
+    assert_ne!(image(&[]), hex);
+    // A malformed flag is a usage error (clap's exit status 2).
+    let out = bpfc(&["dump", "--kconfig", "CONFIG_HZ", &obj]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("\"CONFIG_HZ\" is not NAME=VALUE"), "{e}");
+}
+
+#[test]
+fn raw_disasm_shows_pseudo_lddw_offsets_and_local_calls() {
+    use bpfc_compiler::isa::{encode_program, CallTarget, Endian, Insn, LddwSrc, Reg};
+    let insns = [
+        Insn::Lddw {
+            dst: Reg::R1,
+            src: LddwSrc::MapIdxValue,
+            imm: (8u64 << 32) | 3,
+        },
+        Insn::LddwHigh,
+        Insn::Call(CallTarget::Local(1)),
+        Insn::Call(CallTarget::Helper(1)),
+        Insn::Exit,
+        Insn::Exit,
+    ];
+    let raw = tmp("pseudo.bin", &encode_program(&insns, Endian::Little));
+    let out = stdout(&bpfc(&["disasm", &raw]));
+    assert!(out.contains("r1 = map_value[#3]+8 ll"), "{out}");
+    assert!(out.contains("call pc+1"), "{out}");
+    assert!(out.contains("call 0x1"), "{out}");
+}
