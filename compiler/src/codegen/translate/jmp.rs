@@ -40,6 +40,9 @@ impl<M: Module> Translator<'_, '_, '_, M> {
                 src,
                 ..
             } => {
+                if let Some(tree) = self.switches.get(&pc).cloned() {
+                    return self.emit_switch(&tree);
+                }
                 let a = self.dst_value(width, dst);
                 let b = self.operand(width, src);
                 let taken = match cond {

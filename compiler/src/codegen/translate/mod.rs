@@ -10,6 +10,7 @@ mod call;
 mod jmp;
 mod mem;
 mod select;
+mod switch;
 
 use super::env::Env;
 use super::CodegenError;
@@ -17,7 +18,7 @@ use crate::isa::{Insn, Reg, Src, Width};
 use cranelift_codegen::ir::{types, Block, InstBuilder, SourceLoc, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::Module;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 /// Per-function translation state.
@@ -34,6 +35,8 @@ pub(crate) struct Translator<'a, 'b, 'm, M: Module> {
     hammocks: BTreeMap<usize, usize>,
     /// The converted jump whose skipped instructions are being translated.
     hammock: Option<select::Hammock>,
+    /// Recovered switches by the slot of their root jump.
+    switches: BTreeMap<usize, switch::SwitchTree>,
     insns: &'a [Insn],
 }
 
@@ -65,7 +68,12 @@ pub(crate) fn translate_function<M: Module>(
     // Each block is sealed as soon as the last instruction that can branch
     // or fall into it has been translated, so the SSA builder resolves
     // variables directly instead of through placeholder parameters.
-    let hammocks = select::find(insns, &range);
+    let switches = switch::find(insns, &range);
+    let in_switch: BTreeSet<usize> = switches
+        .iter()
+        .flat_map(|(&root, tree)| std::iter::once(root).chain(tree.nodes.iter().copied()))
+        .collect();
+    let hammocks = select::find(insns, &range, &in_switch);
     let starts = block_starts(insns, &range, &hammocks);
     let mut blocks = BTreeMap::new();
     for &(pc, _) in &starts {
@@ -85,12 +93,18 @@ pub(crate) fn translate_function<M: Module>(
         blocks,
         hammocks,
         hammock: None,
+        switches,
         insns,
     };
     let mut open = true;
     for pc in range.clone() {
         let insn = insns[pc];
         if insn == Insn::LddwHigh {
+            continue;
+        }
+        // The inner nodes of a recovered switch: its table replaces them.
+        if in_switch.contains(&pc) && !t.switches.contains_key(&pc) {
+            open = false;
             continue;
         }
         let block_start = t.blocks.get(&pc).copied();

@@ -50,8 +50,13 @@ fn speculatable(insn: &Insn) -> Option<Reg> {
 /// The conditional jumps of the function in `range` to convert, each with
 /// the last slot it skips. A jump qualifies when it goes forward over at
 /// most [`MAX_SKIPPED`] speculatable instructions, none of which is the
-/// target of another jump.
-pub(super) fn find(insns: &[Insn], range: &Range<usize>) -> BTreeMap<usize, usize> {
+/// target of another jump, and is not one of the `taken` jumps (a recovered
+/// switch's).
+pub(super) fn find(
+    insns: &[Insn],
+    range: &Range<usize>,
+    taken: &BTreeSet<usize>,
+) -> BTreeMap<usize, usize> {
     let targets: BTreeSet<usize> = range
         .clone()
         .filter(|&pc| matches!(insns[pc], Insn::Ja { .. } | Insn::Jmp { .. }))
@@ -63,6 +68,9 @@ pub(super) fn find(insns: &[Insn], range: &Range<usize>) -> BTreeMap<usize, usiz
         let Insn::Jmp { off, .. } = insns[pc] else {
             continue;
         };
+        if taken.contains(&pc) {
+            continue;
+        }
         let Ok(skip) = usize::try_from(off) else {
             continue;
         };
@@ -126,7 +134,9 @@ mod tests {
 
     fn hammocks(src: &str) -> Vec<(usize, usize)> {
         let insns = assemble(src).expect("test program assembles");
-        find(&insns, &(0..insns.len())).into_iter().collect()
+        find(&insns, &(0..insns.len()), &BTreeSet::new())
+            .into_iter()
+            .collect()
     }
 
     #[test]
