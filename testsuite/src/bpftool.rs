@@ -36,15 +36,7 @@ pub struct RawBtf {
 /// Whether `bpftool` can be run; prints a skip line (or fails under
 /// `BPFC_TEST_REQUIRE=all`) when it cannot.
 pub fn available(test: &str) -> bool {
-    if Command::new("bpftool").arg("version").output().is_ok() {
-        return true;
-    }
-    assert!(
-        !crate::require_all(),
-        "{test}: bpftool is required (BPFC_TEST_REQUIRE=all)"
-    );
-    println!("SKIP: {test}: bpftool not found");
-    false
+    crate::tool_or_skip(test, "bpftool", "version")
 }
 
 fn attrs(text: &str) -> BTreeMap<String, String> {

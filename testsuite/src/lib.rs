@@ -38,12 +38,13 @@ pub fn conformance_dir_or_skip(test: &str) -> Option<PathBuf> {
     if dir.join("programs.json").is_file() {
         return Some(dir);
     }
-    let why = format!(
-        "the bpf_conformance suite is not at {} (set BPFC_CONFORMANCE_DIR)",
-        dir.display()
+    skip(
+        test,
+        &format!(
+            "the bpf_conformance suite is not at {} (set BPFC_CONFORMANCE_DIR)",
+            dir.display()
+        ),
     );
-    assert!(!require_all(), "{test}: {why}");
-    println!("SKIP: {test}: {why}");
     None
 }
 
@@ -88,6 +89,30 @@ pub fn elf_fixtures() -> Vec<PathBuf> {
 /// Whether tests must not skip for a missing optional tool (`BPFC_TEST_REQUIRE=all`).
 pub fn require_all() -> bool {
     std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
+}
+
+/// Skip `test` because of `why`: prints the `SKIP:` line, or fails the test
+/// under `BPFC_TEST_REQUIRE=all`, where nothing may skip.
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        !require_all(),
+        "{test}: {why} (nothing may skip with BPFC_TEST_REQUIRE=all)"
+    );
+    println!("SKIP: {test}: {why}");
+}
+
+/// Whether `tool arg` can be started; otherwise [`skip`]s `test`.
+pub fn tool_or_skip(test: &str, tool: &str, arg: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        skip(test, &format!("{tool} not found"));
+    }
+    found
 }
 
 /// One pre-assembled case of the conformance suite (`programs.json`).

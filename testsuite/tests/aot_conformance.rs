@@ -7,14 +7,12 @@ use bpfc_compiler::codegen::aot::compile_object;
 use bpfc_compiler::codegen::CodegenOptions;
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_testsuite::aot::{link_and_run, tool_available, AotTarget};
-use bpfc_testsuite::{conformance_programs_or_skip, require_all};
+use bpfc_testsuite::{conformance_programs_or_skip, skip};
 use std::str::FromStr;
 
 fn run_target(target: &AotTarget) {
     if let Err(why) = tool_available(target) {
-        assert!(!require_all(), "{}: {why}", target.triple);
-        println!("SKIP: {}: {why}", target.triple);
-        return;
+        return skip(target.triple, &why);
     }
     let triple = target_lexicon::Triple::from_str(target.triple).expect("known triple");
     let Some(cases) = conformance_programs_or_skip("aot_conformance") else {

@@ -15,7 +15,7 @@ use bpfc_compiler::{asm, interp, loader};
 use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::{ExecContext, HelperTable};
 use bpfc_testsuite::aot::{link_and_run, tool_available, AotRunError, AotTarget};
-use bpfc_testsuite::{conformance_programs_or_skip, elf_fixture_dir, require_all};
+use bpfc_testsuite::{conformance_programs_or_skip, elf_fixture_dir, skip};
 use std::str::FromStr;
 
 const SYMBOL: &str = "bpfc_prog";
@@ -24,16 +24,11 @@ fn triple(target: &AotTarget) -> target_lexicon::Triple {
     target_lexicon::Triple::from_str(target.triple).expect("known triple")
 }
 
-/// `None` after a skip line when the target's tools are missing.
+/// Whether the target's tools are there (a skip line when not).
 fn usable(target: &AotTarget) -> bool {
-    match tool_available(target) {
-        Ok(()) => true,
-        Err(why) => {
-            assert!(!require_all(), "{}: {why}", target.triple);
-            println!("SKIP: {}: {why}", target.triple);
-            false
-        }
-    }
+    tool_available(target)
+        .map_err(|why| skip(target.triple, &why))
+        .is_ok()
 }
 
 fn interp_big_endian(insns: &[Insn], mem: &[u8]) -> Result<u64, interp::RunError> {

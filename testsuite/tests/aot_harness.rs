@@ -3,11 +3,8 @@
 //! (natively or under qemu-user) through `link_and_run`.
 
 use bpfc_testsuite::aot::{link_and_run, tool_available, AotRunError, AotTarget};
+use bpfc_testsuite::skip;
 use std::process::Command;
-
-fn require_all() -> bool {
-    std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
-}
 
 /// Compile the stand-in entry for `target` to object bytes.
 fn standin_object(target: &AotTarget) -> Vec<u8> {
@@ -37,9 +34,7 @@ fn standin_object(target: &AotTarget) -> Vec<u8> {
 
 fn check_target(target: &AotTarget) {
     if let Err(why) = tool_available(target) {
-        assert!(!require_all(), "{}: {why}", target.triple);
-        println!("SKIP: {}: {why}", target.triple);
-        return;
+        return skip(target.triple, &why);
     }
     let obj = standin_object(target);
     let sym = "standin_entry";

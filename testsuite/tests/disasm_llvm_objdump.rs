@@ -111,11 +111,11 @@ fn llvm_syntax_matches_llvm_objdump_listings() {
 #[test]
 fn committed_listings_match_a_fresh_llvm_objdump_run() {
     let tool = "llvm-objdump-19";
-    if Command::new(tool).arg("--version").output().is_err() {
-        if std::env::var("BPFC_TEST_REQUIRE").as_deref() == Ok("all") {
-            panic!("{tool} not found and BPFC_TEST_REQUIRE=all");
-        }
-        println!("SKIP: {tool} not found; committed listings not re-checked");
+    if !bpfc_testsuite::tool_or_skip(
+        "committed_listings_match_a_fresh_llvm_objdump_run",
+        tool,
+        "--version",
+    ) {
         return;
     }
     for name in FIXTURES {

@@ -4,7 +4,7 @@
 
 use bpfc_compiler::loader::btf::{Btf, TypeKind};
 use bpfc_compiler::loader::Object;
-use bpfc_testsuite::{elf_fixtures, require_all};
+use bpfc_testsuite::elf_fixtures;
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -126,12 +126,7 @@ fn sub_lines(btf: &Btf, id: u32) -> Vec<String> {
 
 #[test]
 fn btf_matches_bpftool() {
-    if Command::new("bpftool").arg("version").output().is_err() {
-        assert!(
-            !require_all(),
-            "bpftool is required (BPFC_TEST_REQUIRE=all)"
-        );
-        println!("SKIP: bpftool not found");
+    if !bpfc_testsuite::bpftool::available("btf_matches_bpftool") {
         return;
     }
     let mut kinds = std::collections::BTreeSet::new();

@@ -6,7 +6,7 @@
 
 use bpfc_compiler::loader::{MapOrigin, Object};
 use bpfc_testsuite::bpftool::{self, RawBtf};
-use bpfc_testsuite::{elf_fixtures, require_all};
+use bpfc_testsuite::{elf_fixtures, tool_or_skip};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -215,16 +215,11 @@ fn struct_ops_relocations(path: &Path) -> Vec<(String, u64, String)> {
 
 #[test]
 fn struct_ops_programs_match_llvm_objdump_relocations() {
-    if Command::new("llvm-objdump-19")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            !require_all(),
-            "llvm-objdump-19 is required (BPFC_TEST_REQUIRE=all)"
-        );
-        println!("SKIP: llvm-objdump-19 not found");
+    if !tool_or_skip(
+        "struct_ops_programs_match_llvm_objdump_relocations",
+        "llvm-objdump-19",
+        "--version",
+    ) {
         return;
     }
     let path = bpfc_testsuite::elf_fixture_dir().join("struct_ops.o");
@@ -255,16 +250,11 @@ fn map_definitions_match_bpftool_and_llvm_objdump() {
     if !bpftool::available("map_definitions_match_bpftool_and_llvm_objdump") {
         return;
     }
-    if Command::new("llvm-objdump-19")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            !require_all(),
-            "llvm-objdump-19 is required (BPFC_TEST_REQUIRE=all)"
-        );
-        println!("SKIP: llvm-objdump-19 not found");
+    if !tool_or_skip(
+        "map_definitions_match_bpftool_and_llvm_objdump",
+        "llvm-objdump-19",
+        "--version",
+    ) {
         return;
     }
     let (mut members, mut symbols) = (0, 0);

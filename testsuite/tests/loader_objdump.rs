@@ -5,7 +5,7 @@
 
 use bpfc_compiler::isa::{encode_insn, CallTarget, Insn, LddwSrc};
 use bpfc_compiler::loader::{ExternKind, Object, Program};
-use bpfc_testsuite::{elf_fixtures, require_all};
+use bpfc_testsuite::{elf_fixtures, tool_or_skip};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -195,16 +195,11 @@ fn check_fixture(path: &Path, listing: &Listing) -> usize {
 
 #[test]
 fn relocated_instructions_match_llvm_objdump() {
-    if Command::new("llvm-objdump-19")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            !require_all(),
-            "llvm-objdump-19 is required (BPFC_TEST_REQUIRE=all)"
-        );
-        println!("SKIP: llvm-objdump-19 not found");
+    if !tool_or_skip(
+        "relocated_instructions_match_llvm_objdump",
+        "llvm-objdump-19",
+        "--version",
+    ) {
         return;
     }
     let mut total = 0;
