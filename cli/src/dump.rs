@@ -208,12 +208,13 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
     for p in programs {
         let _ = writeln!(
             s,
-            "  {:<20} section {:<28} type {:<16} {} insns, {} functions",
+            "  {:<20} section {:<28} type {:<16} {} insns, {} function{}",
             p.name,
             p.section,
             p.kind.prog_type.name(),
             p.insns.len(),
-            p.functions.len()
+            p.functions.len(),
+            if p.functions.len() == 1 { "" } else { "s" }
         );
     }
     let _ = writeln!(s, "\nmaps:");
