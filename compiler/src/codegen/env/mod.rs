@@ -148,9 +148,13 @@ impl<'m, M: Module> Env<'m, M> {
         b.switch_to_block(cont);
     }
 
+    /// Whether the code keeps an instruction budget ([`Env::charge`]).
+    pub(crate) fn counts_insns(&self) -> bool {
+        self.opts.insn_limit.is_some()
+    }
+
     /// Charge `count` instructions, starting with the one at `pc`, to the
-    /// run's instruction budget, faulting at `pc` when fewer are left. Free
-    /// when the program is compiled without an instruction limit.
+    /// run's instruction budget, faulting at `pc` when fewer are left.
     pub(crate) fn charge(&mut self, b: &mut FunctionBuilder, pc: usize, count: usize) {
         let Some(limit) = self.opts.insn_limit else {
             return;

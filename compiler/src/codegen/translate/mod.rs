@@ -123,7 +123,7 @@ pub(crate) fn translate_function<M: Module>(
             unsealed.pop();
         }
         t.b.set_srcloc(SourceLoc::new(pc as u32));
-        if block_start.is_some() || pc == range.start {
+        if t.env.counts_insns() && (block_start.is_some() || pc == range.start) {
             let end = t
                 .blocks
                 .range(pc + 1..)

@@ -159,15 +159,25 @@ fn comparison(insn: &Insn) -> Option<(Width, JmpCond, Reg, i32)> {
 /// jump. The root may end a block with other instructions; every inner
 /// node is a block of its own holding one comparison on the same register
 /// at the same width, reached only from its parent.
+/// The search reads a tree from every comparison; a rejected tree's nodes
+/// are read again as roots of their subtrees. So that chains of rejected
+/// comparisons cannot make compilation quadratic, the search stops after
+/// visiting this many slots per slot of the function.
+const VISITS_PER_SLOT: usize = 16;
+
 pub(super) fn find(insns: &[Insn], range: &Range<usize>) -> BTreeMap<usize, SwitchTree> {
     let preds = predecessors(insns, range);
     let mut trees = BTreeMap::new();
     let mut used = BTreeSet::new();
+    let mut visits = VISITS_PER_SLOT * range.len();
     for pc in range.clone() {
         if used.contains(&pc) {
             continue;
         }
-        if let Some(tree) = read_tree(insns, range, &preds, pc) {
+        if visits == 0 {
+            break;
+        }
+        if let Some(tree) = read_tree(insns, range, &preds, pc, &mut visits) {
             used.extend(tree.nodes.iter().copied());
             trees.insert(pc, tree);
         }
@@ -180,6 +190,7 @@ fn read_tree(
     range: &Range<usize>,
     preds: &BTreeMap<usize, usize>,
     root: usize,
+    visits: &mut usize,
 ) -> Option<SwitchTree> {
     let (width, _, reg, _) = comparison(&insns[root])?;
     let max = match width {
@@ -187,10 +198,15 @@ fn read_tree(
         Width::W32 => u32::MAX as u64,
     };
     let mut leaves: BTreeMap<usize, Vec<Span>> = BTreeMap::new();
-    let mut nodes = Vec::new();
+    let mut nodes = BTreeSet::new();
     // Slots still to read, with the values that reach them.
     let mut work = vec![(root, vec![(0, max)])];
     while let Some((pc, values)) = work.pop() {
+        let Some(left) = visits.checked_sub(1 + values.len()) else {
+            *visits = 0;
+            return None;
+        };
+        *visits = left;
         let is_node = (pc == root && nodes.is_empty() && leaves.is_empty())
             || (pc != root
                 && range.contains(&pc)
@@ -202,10 +218,9 @@ fn read_tree(
         }
         if pc != root {
             // A node has one predecessor, so meeting it twice means a cycle.
-            if nodes.contains(&pc) {
+            if !nodes.insert(pc) {
                 return None;
             }
-            nodes.push(pc);
         }
         if nodes.len() > MAX_TABLE as usize {
             return None;
@@ -291,14 +306,13 @@ fn read_tree(
     if outside.len() > MAX_OUTSIDE {
         return None;
     }
-    nodes.sort_unstable();
     Some(SwitchTree {
         reg,
         width,
         lo,
         table,
         outside,
-        nodes,
+        nodes: nodes.into_iter().collect(),
     })
 }
 
