@@ -20,8 +20,7 @@ use std::ops::Range;
 
 /// Fewest leaves for a tree to be worth a table.
 const MIN_LEAVES: usize = 5;
-/// Most table entries, and the least share of them that must be single
-/// values (the cases) rather than parts of wide ranges.
+/// Most table entries (and most inner nodes of one tree).
 const MAX_TABLE: u64 = 1024;
 /// Most ranges outside the table, each costing a compare and branch.
 const MAX_OUTSIDE: usize = 4;
@@ -117,9 +116,10 @@ fn split(a: &[Span], b: &[Span]) -> (Vec<Span>, Vec<Span>) {
 }
 
 /// Predecessor counts of every slot of `range`: jumps to it plus the
-/// fall-through from the instruction before.
+/// fall-through from the instruction before, and the function's entry for
+/// its first slot.
 fn predecessors(insns: &[Insn], range: &Range<usize>) -> BTreeMap<usize, usize> {
-    let mut preds = BTreeMap::new();
+    let mut preds = BTreeMap::from([(range.start, 1)]);
     let mut last_real = None;
     for pc in range.clone() {
         let insn = insns[pc];
@@ -433,6 +433,20 @@ mod tests {
         let (i, o) = split(&[(0, u64::MAX)], &[(0, 0), (u64::MAX, u64::MAX)]);
         assert_eq!(i, [(0, 0), (u64::MAX, u64::MAX)]);
         assert_eq!(o, [(1, u64::MAX - 1)]);
+    }
+
+    #[test]
+    fn the_function_entry_is_never_an_inner_node() {
+        // The tree rooted at 2 jumps back to slot 0, which compares r2 too;
+        // slot 0 is also where the function starts, so it must stay a leaf.
+        let src = "e:\njeq %r2, 9, x\nja r\nr:\njeq %r2, 1, a\njeq %r2, 2, b\njeq %r2, 3, e\n\
+                   jeq %r2, 4, d\nmov %r0, 0\nexit\na:\nmov %r0, 10\nexit\nb:\nmov %r0, 20\n\
+                   exit\nx:\nmov %r0, 30\nexit\nd:\nmov %r0, 40\nexit";
+        let insns = crate::asm::assemble(src).expect("assembles");
+        let trees = find(&insns, &(0..insns.len()));
+        let tree = &trees[&2];
+        assert!(!tree.nodes.contains(&0), "{tree:?}");
+        assert!(tree.table.contains(&0), "{tree:?}");
     }
 
     #[test]
