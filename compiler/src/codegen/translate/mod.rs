@@ -69,12 +69,18 @@ pub(crate) fn translate_function<M: Module>(
     // or fall into it has been translated, so the SSA builder resolves
     // variables directly instead of through placeholder parameters.
     let switches = switch::find(insns, &range);
-    let in_switch: BTreeSet<usize> = switches
+    // Every slot of a recovered switch, with the root whose table replaces it.
+    let switch_root: BTreeMap<usize, usize> = switches
         .iter()
-        .flat_map(|(&root, tree)| std::iter::once(root).chain(tree.nodes.iter().copied()))
+        .flat_map(|(&root, tree)| {
+            std::iter::once(root)
+                .chain(tree.nodes.iter().copied())
+                .map(move |pc| (pc, root))
+        })
         .collect();
+    let in_switch: BTreeSet<usize> = switch_root.keys().copied().collect();
     let hammocks = select::find(insns, &range, &in_switch);
-    let starts = block_starts(insns, &range, &hammocks);
+    let starts = block_starts(insns, &range, &hammocks, &switch_root);
     let mut blocks = BTreeMap::new();
     for &(pc, _) in &starts {
         blocks.insert(pc, b.create_block());
@@ -151,11 +157,13 @@ pub(crate) fn translate_function<M: Module>(
 /// Slots that start a block (jump targets and the instruction after every
 /// jump or exit, but for jumps converted to selects), each with the last
 /// slot that can reach it: the latest jump to it, or the slot before it for
-/// the fall-through.
+/// the fall-through. The edges of a recovered switch's inner nodes leave
+/// from its root's table, so they count from the root when it comes later.
 fn block_starts(
     insns: &[Insn],
     range: &Range<usize>,
     hammocks: &BTreeMap<usize, usize>,
+    switch_root: &BTreeMap<usize, usize>,
 ) -> Vec<(usize, usize)> {
     let mut starts: BTreeMap<usize, usize> = BTreeMap::new();
     let mut reach = |start: usize, from: usize| {
@@ -168,15 +176,16 @@ fn block_starts(
             continue;
         }
         if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit) {
+            let from = switch_root.get(&pc).map_or(pc, |&root| root.max(pc));
             if let Some(t) = insn.branch_target(pc) {
                 let t = t as usize;
-                reach(t, pc);
+                reach(t, from);
                 if t > range.start {
                     reach(t, t - 1);
                 }
             }
             if pc + 1 < range.end {
-                reach(pc + 1, pc);
+                reach(pc + 1, from);
             }
         }
     }
