@@ -27,15 +27,77 @@ fn mov(dst: Reg, imm: i32) -> Insn {
     }
 }
 
-/// `r0 = id; exit`, returning the slot of its first instruction.
-fn leaf(insns: &mut Vec<Insn>, id: i32) -> usize {
-    insns.push(mov(Reg::R0, id));
-    insns.push(Insn::Exit);
-    insns.len() - 2
+/// A tree as chains: each chain is a run of comparisons, each falling
+/// through to the next, ending in a leaf; a comparison's jump goes to the
+/// start of another chain (a subtree) or to a leaf already made.
+struct Chain {
+    nodes: Vec<(Width, JmpCond, Reg, i32, Target)>,
+    leaf: i32,
 }
 
-/// A tree: read r2 from the input, then compare it with constants. A
-/// shared leaf sits before the tree so that nodes can also jump back.
+#[derive(Clone, Copy)]
+enum Target {
+    Chain(usize),
+    /// A leaf by id (0: the shared one before the tree).
+    Leaf(i32),
+}
+
+struct Shape<'a> {
+    rng: &'a mut Rng,
+    chains: Vec<Chain>,
+    leaves: Vec<i32>,
+    width: Width,
+    pool: Vec<i32>,
+}
+
+impl Shape<'_> {
+    /// A chain (and the subtrees it jumps to), returning its index.
+    fn chain(&mut self, depth: u32) -> usize {
+        let at = self.chains.len();
+        self.chains.push(Chain {
+            nodes: Vec::new(),
+            leaf: 0,
+        });
+        let conds: Vec<JmpCond> = JmpCond::ALL
+            .into_iter()
+            .filter(|c| *c != JmpCond::Set)
+            .collect();
+        for _ in 0..self.rng.range(1, 4) {
+            // Now and then another register's or width's test, which the
+            // recovery must leave to branches.
+            let (w, reg) = if self.rng.chance(3) {
+                (Width::W64, Reg::R3)
+            } else if self.rng.chance(3) {
+                (
+                    match self.width {
+                        Width::W64 => Width::W32,
+                        Width::W32 => Width::W64,
+                    },
+                    Reg::R2,
+                )
+            } else {
+                (self.width, Reg::R2)
+            };
+            let cond = conds[self.rng.below(conds.len() as u64) as usize];
+            let k = self.pool[self.rng.below(self.pool.len() as u64) as usize];
+            let target = if depth == 0 || self.rng.chance(20) {
+                Target::Leaf(self.leaves[self.rng.below(self.leaves.len() as u64) as usize])
+            } else {
+                Target::Chain(self.chain(depth - 1))
+            };
+            self.chains[at].nodes.push((w, cond, reg, k, target));
+        }
+        let id = self.leaves.len() as i32;
+        self.leaves.push(id);
+        self.chains[at].leaf = id;
+        at
+    }
+}
+
+/// A tree: read r2 from the input, then compare it with constants. The
+/// chains are laid out in random order behind a jump to the root's, so
+/// inner nodes and leaves also sit before the root, and a shared leaf
+/// before them all.
 fn generate(rng: &mut Rng) -> Tree {
     let width = if rng.chance(30) {
         Width::W32
@@ -53,6 +115,25 @@ fn generate(rng: &mut Rng) -> Tree {
             _ => rng.next_u64() as i32,
         })
         .collect();
+    let depth = rng.range(2, 4) as u32;
+    let mut shape = Shape {
+        rng,
+        chains: Vec::new(),
+        leaves: vec![0],
+        width,
+        pool,
+    };
+    shape.chain(depth);
+    let Shape {
+        rng, chains, pool, ..
+    } = shape;
+    let mut order: Vec<usize> = (0..chains.len()).collect();
+    if rng.chance(50) {
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+    }
+    // ldxdw r2, [r1]; ja <root chain>; shared leaf; chains.
     let mut insns = vec![
         Insn::Ldx {
             size: Size::DW,
@@ -62,88 +143,48 @@ fn generate(rng: &mut Rng) -> Tree {
             off: 0,
         },
         Insn::Ja {
-            off: 2,
+            off: 0,
             long: false,
         },
+        mov(Reg::R0, 1000),
+        Insn::Exit,
     ];
-    let shared = leaf(&mut insns, 1000);
-    let mut leaves = vec![shared];
-    let mut patches = Vec::new();
-    let mut next_id = 0;
-    let depth = rng.range(3, 7) as u32;
-    build(
-        rng,
-        &mut insns,
-        &mut leaves,
-        &mut patches,
-        &mut next_id,
-        width,
-        &pool,
-        depth,
-    );
-    for (pc, target) in patches {
+    let mut chain_at = vec![0; chains.len()];
+    let mut leaf_at = std::collections::BTreeMap::from([(0, 2)]);
+    let mut jumps = Vec::new();
+    for &c in &order {
+        chain_at[c] = insns.len();
+        for &(width, cond, dst, k, target) in &chains[c].nodes {
+            jumps.push((insns.len(), target));
+            insns.push(Insn::Jmp {
+                width,
+                cond,
+                dst,
+                src: Src::Imm(k),
+                off: 0,
+            });
+        }
+        leaf_at.insert(chains[c].leaf, insns.len());
+        insns.push(mov(Reg::R0, chains[c].leaf + 1));
+        insns.push(Insn::Exit);
+    }
+    let rel = |from: usize, to: usize| (to as i64 - from as i64 - 1) as i16;
+    insns[1] = Insn::Ja {
+        off: rel(1, chain_at[0]) as i32,
+        long: false,
+    };
+    for (pc, target) in jumps {
+        let to = match target {
+            Target::Chain(c) => chain_at[c],
+            Target::Leaf(id) => leaf_at[&id],
+        };
         if let Insn::Jmp { ref mut off, .. } = insns[pc] {
-            *off = (target as i64 - pc as i64 - 1) as i16;
+            *off = rel(pc, to);
         }
     }
     Tree {
         insns,
         constants: pool,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build(
-    rng: &mut Rng,
-    insns: &mut Vec<Insn>,
-    leaves: &mut Vec<usize>,
-    patches: &mut Vec<(usize, usize)>,
-    next_id: &mut i32,
-    width: Width,
-    pool: &[i32],
-    depth: u32,
-) {
-    if depth == 0 || rng.chance(15) {
-        *next_id += 1;
-        let at = leaf(insns, *next_id);
-        leaves.push(at);
-        return;
-    }
-    let conds: Vec<JmpCond> = JmpCond::ALL
-        .into_iter()
-        .filter(|c| *c != JmpCond::Set)
-        .collect();
-    // One tree in ten mixes in another register's or width's test, which
-    // the recovery must leave to branches.
-    let (w, reg) = if rng.chance(3) {
-        (Width::W64, Reg::R3)
-    } else if rng.chance(3) {
-        (
-            match width {
-                Width::W64 => Width::W32,
-                Width::W32 => Width::W64,
-            },
-            Reg::R2,
-        )
-    } else {
-        (width, Reg::R2)
-    };
-    let pc = insns.len();
-    insns.push(Insn::Jmp {
-        width: w,
-        cond: conds[rng.below(conds.len() as u64) as usize],
-        dst: reg,
-        src: Src::Imm(pool[rng.below(pool.len() as u64) as usize]),
-        off: 0,
-    });
-    build(rng, insns, leaves, patches, next_id, width, pool, depth - 1);
-    if rng.chance(20) {
-        // Jump to an existing leaf (possibly the shared one, backwards).
-        let target = leaves[rng.below(leaves.len() as u64) as usize];
-        patches.push((pc, target));
-    } else {
-        patches.push((pc, insns.len()));
-        build(rng, insns, leaves, patches, next_id, width, pool, depth - 1);
     }
 }
 
