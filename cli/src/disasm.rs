@@ -18,6 +18,8 @@ pub enum SyntaxArg {
     Llvm,
     /// The conformance-suite syntax `bpfc asm` reads: `ldxw %r0, [%r1+4]`.
     Conformance,
+    /// The kernel's (verifier log, `bpftool prog dump xlated`): `(61) r0 = *(u32 *)(r1 +4)`.
+    Kernel,
 }
 
 #[derive(clap::Args)]
@@ -37,6 +39,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let syntax = match args.syntax {
         SyntaxArg::Llvm => Syntax::Llvm,
         SyntaxArg::Conformance => Syntax::Conformance,
+        SyntaxArg::Kernel => Syntax::Kernel,
     };
     if input::is_elf(&bytes) {
         return output::print(object_listing(&args, &bytes, syntax)?);
@@ -64,7 +67,7 @@ fn object_listing(args: &Args, bytes: &[u8], syntax: Syntax) -> anyhow::Result<S
         bail!("{name}: the object holds no programs");
     }
     let comment = match syntax {
-        Syntax::Llvm => "",
+        Syntax::Llvm | Syntax::Kernel => "",
         Syntax::Conformance => "# ",
     };
     let mut out = String::new();
@@ -83,6 +86,7 @@ fn object_listing(args: &Args, bytes: &[u8], syntax: Syntax) -> anyhow::Result<S
             let text = format_insn(pc, insn, syntax);
             let _ = match syntax {
                 Syntax::Llvm => writeln!(out, "{pc:>5}: {text}"),
+                Syntax::Kernel => writeln!(out, "{pc:>4}: {text}"),
                 Syntax::Conformance => writeln!(out, "{text}"),
             };
         }

@@ -161,6 +161,15 @@ fn asm_then_disasm_roundtrips() {
         "    0: r0 = 0x1\n    1: r1 = 0x1122334455667788 ll\n    3: if r1 == 0x5 goto +0x1\n    \
          4: r0 = *(u32 *)(r1 - 0x4)\n    5: exit\n"
     );
+
+    // As bpftool prints a loaded program.
+    let out = bpfc(&["disasm", bin.to_str().unwrap(), "--syntax", "kernel"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "   0: (b7) r0 = 1\n   1: (18) r1 = 0x1122334455667788\n   3: (15) if r1 == 0x5 goto pc+1\n   \
+         4: (61) r0 = *(u32 *)(r1 -4)\n   5: (95) exit\n"
+    );
 }
 
 fn fixture(name: &str) -> PathBuf {

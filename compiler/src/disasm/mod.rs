@@ -1,5 +1,6 @@
-//! Instruction text out: the LLVM dialect printed by `llvm-objdump -d` and
-//! the conformance-suite dialect read back by [`crate::asm::assemble`].
+//! Instruction text out: the LLVM dialect printed by `llvm-objdump -d`, the
+//! kernel's (its verifier log and `bpftool prog dump xlated`, [`Syntax::Kernel`])
+//! and the conformance-suite dialect read back by [`crate::asm::assemble`].
 //!
 //! [`Syntax::Llvm`] reproduces the instruction text of `llvm-objdump-19 -d`
 //! (without its byte column and `<label>` annotations). Where that tool has
@@ -31,6 +32,7 @@
 //! slot's immediate).
 
 mod conformance;
+mod kernel;
 mod llvm;
 mod names;
 
@@ -46,6 +48,9 @@ pub enum Syntax {
     Llvm,
     /// The conformance-suite syntax: `ldxw %r0, [%r1+4]`.
     Conformance,
+    /// The kernel's, as its verifier log and `bpftool prog dump xlated`
+    /// print it: `(61) r0 = *(u32 *)(r1 +4)`.
+    Kernel,
 }
 
 /// The text of one instruction at slot `pc` (the [`Insn::LddwHigh`]
@@ -56,6 +61,7 @@ pub fn format_insn(_pc: usize, insn: &Insn, syntax: Syntax) -> String {
         (Insn::LddwHigh, _) => "# lddw second slot".to_string(),
         (_, Syntax::Llvm) => llvm::format(insn),
         (_, Syntax::Conformance) => conformance::format(insn),
+        (_, Syntax::Kernel) => kernel::format(insn),
     }
 }
 
@@ -69,11 +75,14 @@ pub fn disassemble(insns: &[Insn], syntax: Syntax) -> String {
         if *insn == Insn::LddwHigh {
             continue;
         }
-        if syntax == Syntax::Llvm {
-            out.push_str(&format!("{pc:>5}: "));
-            out.push_str(&format_named(pc, insn, &NoNames));
-        } else {
-            out.push_str(&format_insn(pc, insn, syntax));
+        match syntax {
+            Syntax::Llvm => {
+                out.push_str(&format!("{pc:>5}: "));
+                out.push_str(&format_named(pc, insn, &NoNames));
+            }
+            // bpftool's line: the slot right-aligned in four columns.
+            Syntax::Kernel => out.push_str(&format!("{pc:>4}: {}", kernel::format(insn))),
+            Syntax::Conformance => out.push_str(&format_insn(pc, insn, syntax)),
         }
         out.push('\n');
     }

@@ -5,8 +5,18 @@
 //! helper id in `call imm` selects an entry of the [`HelperTable`] the program
 //! is run or compiled with.
 
+mod names;
+
 use crate::context::ExecContext;
 use std::collections::BTreeMap;
+
+/// The kernel's name of helper `id` without its `bpf_` prefix
+/// (`map_lookup_elem` for 1), for ids the kernel defines.
+pub fn kernel_name(id: i64) -> Option<&'static str> {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| names::NAMES.get(i).copied())
+}
 
 /// The native signature of every helper.
 pub type HelperFn = unsafe extern "C" fn(u64, u64, u64, u64, u64, *mut ExecContext) -> u64;
