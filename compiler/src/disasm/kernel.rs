@@ -5,9 +5,9 @@
 //! `lddw` sources print as bpftool prints them (`map[id:N]`,
 //! `map[id:N][0]+off`, `map[idx:N]+off`, `subprog[+N]`).
 
+use super::llvm::{alu_symbol, cond_symbol, reg, stype, utype};
 use crate::isa::{
-    encode_insn, AluOp, AtomicOp, ByteOrder, CallTarget, Endian, Insn, JmpCond, LddwSrc, Reg, Size,
-    Src, Width,
+    encode_insn, AluOp, AtomicOp, ByteOrder, CallTarget, Endian, Insn, LddwSrc, Size, Src,
 };
 
 /// The opcode byte of `insn`.
@@ -17,58 +17,11 @@ fn opcode(insn: &Insn) -> u8 {
     bytes[0]
 }
 
-fn reg(r: Reg, width: Width) -> String {
-    match width {
-        Width::W64 => format!("r{}", r.num()),
-        Width::W32 => format!("w{}", r.num()),
-    }
-}
-
 fn size(size: Size, signed: bool) -> &'static str {
-    match (size, signed) {
-        (Size::B, false) => "u8",
-        (Size::H, false) => "u16",
-        (Size::W, false) => "u32",
-        (Size::DW, false) => "u64",
-        (Size::B, true) => "s8",
-        (Size::H, true) => "s16",
-        (Size::W, true) => "s32",
-        (Size::DW, true) => "s64",
-    }
-}
-
-fn alu(op: AluOp) -> &'static str {
-    match op {
-        AluOp::Add => "+=",
-        AluOp::Sub => "-=",
-        AluOp::Mul => "*=",
-        AluOp::Div => "/=",
-        AluOp::SDiv => "s/=",
-        AluOp::Mod => "%=",
-        AluOp::SMod => "s%=",
-        AluOp::Or => "|=",
-        AluOp::And => "&=",
-        AluOp::Xor => "^=",
-        AluOp::Lsh => "<<=",
-        AluOp::Rsh => ">>=",
-        AluOp::Arsh => "s>>=",
-        AluOp::Mov | AluOp::MovSx(_) => "=",
-    }
-}
-
-fn cond(c: JmpCond) -> &'static str {
-    match c {
-        JmpCond::Eq => "==",
-        JmpCond::Gt => ">",
-        JmpCond::Ge => ">=",
-        JmpCond::Set => "&",
-        JmpCond::Ne => "!=",
-        JmpCond::Sgt => "s>",
-        JmpCond::Sge => "s>=",
-        JmpCond::Lt => "<",
-        JmpCond::Le => "<=",
-        JmpCond::Slt => "s<",
-        JmpCond::Sle => "s<=",
+    if signed {
+        stype(size)
+    } else {
+        utype(size)
     }
 }
 
@@ -102,7 +55,7 @@ fn text(insn: &Insn) -> String {
                 Src::Reg(r) => reg(r, width),
                 Src::Imm(i) => i.to_string(),
             };
-            format!("{} {} {s}", reg(dst, width), alu(op))
+            format!("{} {} {s}", reg(dst, width), alu_symbol(op))
         }
         Insn::Neg { width, dst } => format!("{0} = -{0}", reg(dst, width)),
         Insn::End { order, bits, dst } => {
@@ -126,7 +79,11 @@ fn text(insn: &Insn) -> String {
                 Src::Reg(r) => reg(r, width),
                 Src::Imm(i) => format!("{:#x}", i as u32),
             };
-            format!("if {} {} {s} goto pc{off:+}", reg(dst, width), cond(c))
+            format!(
+                "if {} {} {s} goto pc{off:+}",
+                reg(dst, width),
+                cond_symbol(c)
+            )
         }
         Insn::Call(CallTarget::Helper(id)) => match bpfc_runtime::helpers::kernel_name(id as i64) {
             Some(name) => format!("call bpf_{name}#{id}"),

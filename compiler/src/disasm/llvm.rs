@@ -15,7 +15,7 @@ fn shex(v: i64) -> String {
 }
 
 /// A register in the given width: `r1` or `w1`.
-fn reg(r: Reg, width: Width) -> String {
+pub(super) fn reg(r: Reg, width: Width) -> String {
     match width {
         Width::W64 => format!("r{}", r.num()),
         Width::W32 => format!("w{}", r.num()),
@@ -38,7 +38,7 @@ fn addr(base: Reg, off: i16) -> String {
     }
 }
 
-fn utype(size: Size) -> &'static str {
+pub(super) fn utype(size: Size) -> &'static str {
     match size {
         Size::B => "u8",
         Size::H => "u16",
@@ -47,7 +47,7 @@ fn utype(size: Size) -> &'static str {
     }
 }
 
-fn stype(size: Size) -> &'static str {
+pub(super) fn stype(size: Size) -> &'static str {
     match size {
         Size::B => "s8",
         Size::H => "s16",
@@ -64,7 +64,7 @@ fn rel(off: i64) -> String {
     }
 }
 
-fn alu_symbol(op: AluOp) -> &'static str {
+pub(super) fn alu_symbol(op: AluOp) -> &'static str {
     match op {
         AluOp::Add => "+=",
         AluOp::Sub => "-=",
@@ -83,7 +83,7 @@ fn alu_symbol(op: AluOp) -> &'static str {
     }
 }
 
-fn cond_symbol(cond: JmpCond) -> &'static str {
+pub(super) fn cond_symbol(cond: JmpCond) -> &'static str {
     match cond {
         JmpCond::Eq => "==",
         JmpCond::Gt => ">",
