@@ -35,27 +35,19 @@ fn text(insn: &Insn) -> String {
     match *insn {
         Insn::Alu {
             width,
-            op: AluOp::MovSx(bits),
-            dst,
-            src,
-        } => {
-            let s = match src {
-                Src::Reg(r) => reg(r, width),
-                Src::Imm(i) => i.to_string(),
-            };
-            format!("{} = (s{bits}){s}", reg(dst, width))
-        }
-        Insn::Alu {
-            width,
             op,
             dst,
             src,
         } => {
+            // ALU immediates are decimal here, jump immediates hex.
             let s = match src {
                 Src::Reg(r) => reg(r, width),
                 Src::Imm(i) => i.to_string(),
             };
-            format!("{} {} {s}", reg(dst, width), alu_symbol(op))
+            match op {
+                AluOp::MovSx(bits) => format!("{} = (s{bits}){s}", reg(dst, width)),
+                _ => format!("{} {} {s}", reg(dst, width), alu_symbol(op)),
+            }
         }
         Insn::Neg { width, dst } => format!("{0} = -{0}", reg(dst, width)),
         Insn::End { order, bits, dst } => {
