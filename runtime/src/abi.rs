@@ -78,3 +78,24 @@ pub struct Fault {
 pub fn helper_symbol(id: u32) -> String {
     format!("bpfc_helper_{id}")
 }
+
+/// `struct bpfc_map`: the start of every runtime map, which compiled code
+/// reads to inline array lookups. Programs hold the map's address
+/// (`lddw rX, map`), which is the address of this struct.
+#[repr(C)]
+#[derive(Debug)]
+pub struct MapNative {
+    /// `enum bpf_map_type`.
+    pub map_type: u32,
+    pub max_entries: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// Arrays: bytes from one value to the next (value_size rounded up to 8).
+    pub elem_size: u32,
+    /// CPU slots of per-CPU values.
+    pub ncpus: u32,
+    /// Arrays: the first value (per-CPU arrays: CPU slot 0's); NULL otherwise.
+    pub values: *mut u8,
+    /// Per-CPU arrays: bytes from one CPU slot's values to the next's.
+    pub cpu_stride: u64,
+}

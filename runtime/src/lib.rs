@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod context;
 pub mod helpers;
+pub mod maps;
 
 pub use context::ExecContext;
 pub use helpers::{Helper, HelperFn, HelperTable};
