@@ -2,7 +2,7 @@
 
 use crate::input;
 use anyhow::Context as _;
-use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, OptLevel};
+use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};
 use std::path::PathBuf;
 
 /// `--opt-level` of `compile` and `run`.
@@ -62,12 +62,14 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     };
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));
     let object = aot::compile_object(
-        &prog.insns,
-        prog.endian,
+        &Request {
+            insns: &prog.insns,
+            endian: prog.endian,
+            binding: &Binding::object(&args.callx_helpers),
+            opts: &opts,
+            symbol: &symbol,
+        },
         &triple,
-        &opts,
-        &symbol,
-        &args.callx_helpers,
         None,
     )
     .with_context(|| args.file.display().to_string())?;

@@ -5,7 +5,7 @@
 
 use crate::{input, native, output};
 use anyhow::Context;
-use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, Dumps};
+use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, Dumps, Request};
 use bpfc_compiler::disasm::{disassemble, format_named, Names, Syntax};
 use bpfc_compiler::isa::{Insn, LddwSrc};
 use bpfc_compiler::loader::{MapDef, MapInit, Object, Program};
@@ -125,12 +125,14 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
     };
     let symbol = input::symbol_for(&prog.name);
     aot::compile_object(
-        &prog.insns,
-        prog.endian,
+        &Request {
+            insns: &prog.insns,
+            endian: prog.endian,
+            binding: &Binding::object(&[]),
+            opts: &opts,
+            symbol: &symbol,
+        },
         &triple,
-        &opts,
-        &symbol,
-        &[],
         Some(&mut dumps),
     )
     .with_context(|| args.file.display().to_string())?;

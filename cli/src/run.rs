@@ -196,7 +196,6 @@ fn run_jit(
         JitError::Fault { pc, .. } | JitError::UnknownFault { pc, .. } => {
             Failure::new(&e, Some(pc))
         }
-        JitError::Helper { .. } => Failure::new(&e, None),
     })?;
     Ok(Outcome {
         r0,

@@ -3,6 +3,7 @@
 //! native objects.
 
 pub mod asm;
+pub mod bind;
 pub mod codegen;
 pub mod disasm;
 pub mod interp;

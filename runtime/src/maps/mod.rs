@@ -18,6 +18,7 @@ pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
+pub mod prog_array;
 pub mod shm;
 pub mod store;
 pub mod types;
@@ -264,10 +265,19 @@ impl std::fmt::Debug for Map {
     }
 }
 
-/// Every live map by id (ids are never reused within a process).
-fn registry() -> &'static Mutex<BTreeMap<u32, Weak<Map>>> {
-    static R: OnceLock<Mutex<BTreeMap<u32, Weak<Map>>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(BTreeMap::new()))
+/// Every live map by id (ids are never reused within a process) and by
+/// address.
+#[derive(Default)]
+struct Registry {
+    by_id: BTreeMap<u32, Weak<Map>>,
+    by_addr: BTreeMap<usize, u32>,
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(Registry::default()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -342,6 +352,7 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::create(spec, ncpus, dir)?)
             }
+            MapType::ProgArray => Box::new(prog_array::ProgArray::create(spec)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -406,20 +417,24 @@ impl Map {
             frozen: AtomicBool::new(false),
             pinned: Mutex::new(None),
         });
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::downgrade(&map));
+        let mut r = registry();
+        r.by_id.insert(id, Arc::downgrade(&map));
+        r.by_addr.insert(Arc::as_ptr(&map) as usize, id);
+        drop(r);
         map
     }
 
     /// The live map with id `id`.
     pub fn by_id(id: u32) -> Option<Arc<Map>> {
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .and_then(Weak::upgrade)
+        registry().by_id.get(&id).and_then(Weak::upgrade)
+    }
+
+    /// The live map at address `addr` (what a program holds), if any: how
+    /// helpers check a map argument of an unverified program.
+    pub fn at_addr(addr: usize) -> Option<Arc<Map>> {
+        let r = registry();
+        let id = r.by_addr.get(&addr)?;
+        r.by_id.get(id).and_then(Weak::upgrade)
     }
 
     pub fn spec(&self) -> &MapSpec {
@@ -737,10 +752,9 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        let mut r = registry();
+        r.by_id.remove(&self.id);
+        r.by_addr.remove(&(self as *const Map as usize));
     }
 }
 
