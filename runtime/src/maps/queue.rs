@@ -35,11 +35,11 @@ pub struct QueueMap {
     /// LIFO order (a stack) instead of FIFO.
     stack: bool,
     /// Value slots: `max_entries + 1`.
-    size: u32,
+    size: u64,
     slots: usize,
 }
 
-fn layout(spec: &MapSpec) -> MapResult<(u32, usize, usize)> {
+fn layout(spec: &MapSpec) -> MapResult<(u64, usize, usize)> {
     let name = &spec.name;
     if spec.max_entries == 0 || spec.key_size != 0 || spec.value_size == 0 {
         return Err(MapError::invalid(format!(
@@ -53,16 +53,23 @@ fn layout(spec: &MapSpec) -> MapResult<(u32, usize, usize)> {
             format!("map {name}: values are at most {VALUE_SIZE_MAX} bytes"),
         ));
     }
-    if spec.max_entries >= u32::MAX / spec.value_size {
-        return Err(MapError::with_reason(
-            errno::E2BIG,
-            format!("map {name}: max_entries times value_size must stay below 4 GiB"),
-        ));
-    }
-    let size = spec.max_entries + 1;
+    // Linux 6.12 refused rings of 4 GiB or more (`E2BIG`); later kernels
+    // allocate whatever fits in memory, and so does bpfc.
+    let size = spec.max_entries as u64 + 1;
     let slots = HEADER_SIZE + CTRL_SIZE;
-    let total = slots + size as usize * spec.value_size as usize;
-    Ok((size, slots, total))
+    let total = (size * spec.value_size as u64)
+        .checked_add(slots as u64)
+        .filter(|&t| t <= isize::MAX as u64 / 2)
+        .ok_or_else(|| {
+            MapError::with_reason(
+                errno::ENOMEM,
+                format!(
+                    "map {name}: {size} values of {} bytes do not fit in memory",
+                    spec.value_size
+                ),
+            )
+        })?;
+    Ok((size, slots, total as usize))
 }
 
 impl QueueMap {
@@ -86,7 +93,7 @@ impl QueueMap {
         Ok(QueueMap::new(store, spec, size, slots))
     }
 
-    fn new(store: Store, spec: &MapSpec, size: u32, slots: usize) -> QueueMap {
+    fn new(store: Store, spec: &MapSpec, size: u64, slots: usize) -> QueueMap {
         QueueMap {
             store,
             spec: spec.clone(),
@@ -102,7 +109,7 @@ impl QueueMap {
         unsafe { AtomicU32::from_ptr(self.store.shm().at(HEADER_SIZE + off) as *mut u32) }
     }
 
-    fn slot(&self, i: u32) -> *mut u8 {
+    fn slot(&self, i: u64) -> *mut u8 {
         self.store
             .shm()
             .at(self.slots + i as usize * self.spec.value_size as usize)
@@ -110,13 +117,17 @@ impl QueueMap {
 
     /// `head` and `tail` as stored, clamped into the ring (a damaged file
     /// cannot send a copy outside the block).
-    fn ends(&self) -> (u32, u32) {
-        let h = self.word(C_HEAD).load(Ordering::Relaxed);
-        let t = self.word(C_TAIL).load(Ordering::Relaxed);
+    fn ends(&self) -> (u64, u64) {
+        let h = self.word(C_HEAD).load(Ordering::Relaxed) as u64;
+        let t = self.word(C_TAIL).load(Ordering::Relaxed) as u64;
         (h % self.size, t % self.size)
     }
 
-    fn step(&self, i: u32) -> u32 {
+    fn set(&self, which: usize, i: u64) {
+        self.word(which).store(i as u32, Ordering::Relaxed);
+    }
+
+    fn step(&self, i: u64) -> u64 {
         if i + 1 >= self.size {
             0
         } else {
@@ -137,12 +148,12 @@ impl QueueMap {
             }
             // Full: drop the oldest value to make room.
             tail = self.step(tail);
-            self.word(C_TAIL).store(tail, Ordering::Relaxed);
+            self.set(C_TAIL, tail);
         }
         let n = self.spec.value_size as usize;
         // SAFETY: a whole value slot inside the block.
         unsafe { values::write(self.slot(head), &value[..n]) };
-        self.word(C_HEAD).store(self.step(head), Ordering::Relaxed);
+        self.set(C_HEAD, self.step(head));
         Ok(())
     }
 
@@ -168,9 +179,9 @@ impl QueueMap {
         unsafe { values::read(self.slot(index), &mut out[..n]) };
         if delete {
             if self.stack {
-                self.word(C_HEAD).store(index, Ordering::Relaxed);
+                self.set(C_HEAD, index);
             } else {
-                self.word(C_TAIL).store(self.step(tail), Ordering::Relaxed);
+                self.set(C_TAIL, self.step(tail));
             }
         }
         Ok(())
@@ -286,8 +297,7 @@ mod tests {
             (0, 4, 4, flags::BPF_F_NO_PREALLOC, errno::EINVAL),
             (0, 4, 4, flags::BPF_F_ZERO_SEED, errno::EINVAL),
             (0, (4 << 20) + 1, 1, 0, errno::E2BIG),
-            (0, 4, u32::MAX / 4, 0, errno::E2BIG),
-            (0, 1 << 20, 4096, 0, errno::E2BIG),
+            (0, 4 << 20, u32::MAX, 0, errno::ENOMEM),
         ] {
             for t in [MapType::Queue, MapType::Stack] {
                 let s = MapSpec::new("q", t, k, vs, n, f);
