@@ -106,7 +106,7 @@ pub fn jhash_words(key: &[u8], seed: u32) -> u32 {
 /// The hash the kernel's hash maps and bloom filters use: `jhash2` for keys
 /// of whole words, `jhash` otherwise.
 pub fn kernel_hash(key: &[u8], seed: u32) -> u32 {
-    if key.len() % 4 == 0 {
+    if key.len().is_multiple_of(4) {
         jhash_words(key, seed)
     } else {
         jhash(key, seed)
