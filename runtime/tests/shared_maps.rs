@@ -97,6 +97,7 @@ fn two_processes() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_writer", "--ignored", "--quiet"])
         .env(DIR_ENV, &dir)
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let (trie, queue, bloom) = (&maps[0], &maps[1], &maps[2]);
@@ -112,7 +113,12 @@ fn two_processes() {
                 assert_eq!(u64::from_ne_bytes(v), next, "queue order");
                 next += 1;
             }
-            Err(e) => assert_eq!(e.code(), errno::ENOENT),
+            Err(e) => {
+                assert_eq!(e.code(), errno::ENOENT);
+                if child.try_wait().unwrap().is_some() && queue.elements() == Some(0) {
+                    break;
+                }
+            }
         }
         let i = (next as u32 * 7) % PREFIXES;
         let mut val = [0u8; 4];
@@ -126,7 +132,13 @@ fn two_processes() {
             "the child stopped pushing"
         );
     }
-    assert!(child.wait().unwrap().success(), "the child failed");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(next, PUSHES, "values popped");
     for i in 0..PREFIXES {
         let mut val = [0u8; 4];
         trie.lookup(&host(i), &mut val).unwrap();
