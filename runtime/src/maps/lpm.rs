@@ -16,17 +16,21 @@
 //!   `max_entries` costs address space only, as the kernel's lazy
 //!   allocation does.
 //!
-//! Writers (update, delete, and `get_next_key`, which walks with a stack)
-//! take the one lock, as the kernel does. Lookups take no lock: writers
+//! Updates and deletes take the one writer lock, as the kernel's do;
+//! `get_next_key`, which walks with a stack, takes it too (the kernel's walks
+//! under RCU). Lookups take no lock: writers
 //! publish a node only once it is complete and change the trie one link at a
 //! time, so a reader always walks some consistent trie. A node's generation
 //! is odd while it is free and changes whenever it is freed or reused; a
 //! reader checks it around every node it reads and starts over when a node
 //! on its path was recycled under it, so it never mistakes a reused node for
 //! the one it followed. Freed nodes are reused in FIFO order and only once
-//! [`RECYCLE_DELAY`] of them wait, so a value a program holds a pointer to
+//! `RECYCLE_DELAY` of them wait, so a value a program holds a pointer to
 //! stays as it was for a while after a delete, as the kernel's RCU-delayed
 //! frees make it.
+//!
+//! The pool's bookkeeping and crash repair are in `lpm/pool.rs`, the edits
+//! and the ordered walk in `lpm/edit.rs`.
 
 use super::error::{errno, MapError, MapResult};
 use super::flags::{BPF_EXIST, BPF_F_NO_PREALLOC, BPF_NOEXIST};
@@ -322,7 +326,6 @@ impl LpmTrie {
 
     /// One walk down the trie: `None` when a node on the way was recycled
     /// (start over), else the result.
-    #[allow(clippy::option_option)]
     fn walk(&self, plen: u32, kdata: &[u8], locked: bool) -> Option<Option<(Node, u32)>> {
         let ds = self.l.data_size;
         let mut found = None;
