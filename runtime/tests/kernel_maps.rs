@@ -474,7 +474,7 @@ fn queue_and_stack_agree() {
         );
         let mut rng = Rng::new(seed);
         let vs = value as usize;
-        while p.ops < 2000 {
+        while p.ops < 3400 {
             match rng.below(100) {
                 0..=39 => {
                     let f = rng.pick(&[0, 0, 0, 2, 2, 1, 3, 4, 8]);
