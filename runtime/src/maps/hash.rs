@@ -32,7 +32,7 @@ use super::flags::{
 use super::hashfn;
 use super::lock::{current_tid, SpinLock};
 use super::store::{Store, HEADER_SIZE};
-use super::{round8, values, MapImpl, MapSpec, MapType, Slab};
+use super::{batch, round8, values, MapImpl, MapSpec, MapType, Slab};
 use std::any::Any;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -719,7 +719,8 @@ fn check_flags(exists: bool, flags: u64) -> MapResult<()> {
     Ok(())
 }
 
-fn random_u32() -> u32 {
+/// A random 32-bit seed.
+pub(crate) fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     // SAFETY: getrandom writes at most 4 bytes into `b`.
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
@@ -820,6 +821,56 @@ impl MapImpl for HashMap {
 
     fn elements(&self) -> Option<usize> {
         Some(self.count().load(Ordering::Relaxed) as usize)
+    }
+
+    fn batch_buckets(&self) -> Option<u32> {
+        Some(self.l.n_buckets)
+    }
+
+    fn batch_bucket(
+        &self,
+        b: u32,
+        room: u32,
+        delete: bool,
+        lock: bool,
+        keys: &mut [u8],
+        values: &mut [u8],
+    ) -> MapResult<batch::Bucket> {
+        if b >= self.l.n_buckets {
+            return Err(MapError::INVAL);
+        }
+        // An empty bucket needs no lock (the kernel counts without it too).
+        if self.bucket_head(b).load(Ordering::Acquire) & NULLS != 0 {
+            return Ok(batch::Bucket::Taken(0));
+        }
+        let g = self.bucket_lock(b).lock();
+        let mut chain = Vec::new();
+        let mut link = self.bucket_head(b).load(Ordering::Relaxed);
+        while link & NULLS == 0 && chain.len() <= self.l.n_elems as usize {
+            chain.push(link - 1);
+            link = self.next(link - 1).load(Ordering::Relaxed);
+        }
+        if chain.len() > room as usize {
+            return Ok(batch::Bucket::TooMany(chain.len() as u32));
+        }
+        let ks = self.spec.key_size as usize;
+        let vs = if self.percpu {
+            round8(self.spec.value_size) * self.ncpus as usize
+        } else {
+            self.spec.value_size as usize
+        };
+        for (i, &e) in chain.iter().enumerate() {
+            self.read_key(e, &mut keys[i * ks..(i + 1) * ks]);
+            self.read_value(e, &mut values[i * vs..(i + 1) * vs], lock);
+        }
+        if delete {
+            self.bucket_head(b).store(NULLS | b, Ordering::Release);
+            drop(g);
+            for &e in &chain {
+                self.release(e, true);
+            }
+        }
+        Ok(batch::Bucket::Taken(chain.len() as u32))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -11,14 +11,20 @@
 //! at the start of every `Map` is what compiled code reads directly.
 //!
 //! One file per family: [`array`] (array, per-CPU array), [`hash`] (hash,
-//! per-CPU hash and their LRU variants).
+//! per-CPU hash and their LRU variants), [`lpm`] (LPM trie), [`queue`]
+//! (queue, stack), [`bloom`] (bloom filter). Batch operations are in
+//! [`batch`].
 
 pub mod array;
+pub mod batch;
+pub mod bloom;
 pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
 pub mod prog_array;
+pub mod lpm;
+pub mod queue;
 pub mod shm;
 pub mod store;
 pub mod types;
@@ -231,6 +237,26 @@ pub trait MapImpl: Send + Sync + 'static {
     fn elements(&self) -> Option<usize> {
         None
     }
+    /// Bucket-granular batches (the hash family): the number of buckets.
+    fn batch_buckets(&self) -> Option<u32> {
+        None
+    }
+    /// Copy the elements of bucket `bucket` to `keys` and `values` (user
+    /// layout, one after another) and, with `delete`, remove them, all
+    /// under the bucket's lock; [`batch::Bucket::TooMany`] without copying
+    /// when the bucket holds more than `room`. `lock`: `BPF_F_LOCK` copies.
+    fn batch_bucket(
+        &self,
+        bucket: u32,
+        room: u32,
+        delete: bool,
+        lock: bool,
+        keys: &mut [u8],
+        values: &mut [u8],
+    ) -> MapResult<batch::Bucket> {
+        let _ = (bucket, room, delete, lock, keys, values);
+        Err(MapError::NOTSUPP)
+    }
     /// Downcasting to family-specific APIs (ring buffer consumers, prog arrays).
     fn as_any(&self) -> &dyn Any;
 }
@@ -298,6 +324,7 @@ fn allowed_flags(t: MapType) -> u32 {
             MapType::PercpuArray => BPF_F_INNER_MAP,
             MapType::PerfEventArray => BPF_F_PRESERVE_ELEMS,
             MapType::LpmTrie => BPF_F_NO_PREALLOC,
+            MapType::BloomFilter => BPF_F_ZERO_SEED,
             MapType::StackTrace => BPF_F_STACK_BUILD_ID,
             MapType::Devmap | MapType::DevmapHash => 0,
             _ => 0,
@@ -353,6 +380,9 @@ impl Map {
                 Box::new(hash::HashMap::create(spec, ncpus, dir)?)
             }
             MapType::ProgArray => Box::new(prog_array::ProgArray::create(spec)?),
+            MapType::LpmTrie => Box::new(lpm::LpmTrie::create(spec, dir)?),
+            MapType::Queue | MapType::Stack => Box::new(queue::QueueMap::create(spec, dir)?),
+            MapType::BloomFilter => Box::new(bloom::BloomFilter::create(spec, dir)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -379,6 +409,9 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::attach(store, &spec, ncpus)?)
             }
+            MapType::LpmTrie => Box::new(lpm::LpmTrie::attach(store, &spec)?),
+            MapType::Queue | MapType::Stack => Box::new(queue::QueueMap::attach(store, &spec)?),
+            MapType::BloomFilter => Box::new(bloom::BloomFilter::attach(store, &spec)?),
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
@@ -535,8 +568,10 @@ impl Map {
         Ok(())
     }
 
+    /// The key as the family sees it: none for keyless maps given an empty
+    /// key (a key where there are none fails [`Map::check_key`], `EINVAL`).
     fn key_opt<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
-        (self.spec.key_size != 0).then_some(key)
+        (self.spec.key_size != 0 || !key.is_empty()).then_some(key)
     }
 
     fn can_read(&self) -> MapResult<()> {

@@ -204,4 +204,31 @@ impl Store {
     pub fn shm(&self) -> &Shm {
         &self.shm
     }
+
+    /// Back bytes `off..off + len` of the block with memory now, as the
+    /// kernel allocates map memory up front: touching them later cannot
+    /// fault for want of space in the file system. `ENOMEM` when there is
+    /// no room.
+    pub fn reserve(&self, off: usize, len: usize) -> MapResult<()> {
+        let end = off.saturating_add(len).min(self.shm.len());
+        if end <= off {
+            return Ok(());
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(self.shm.file());
+        // SAFETY: fallocate on a descriptor we own, inside the file's length
+        // (mode 0 only allocates, it never changes the contents).
+        let r = unsafe { libc::fallocate(fd, 0, off as libc::off_t, (end - off) as libc::off_t) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            // A file system without fallocate keeps the lazy behaviour.
+            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                return Ok(());
+            }
+            return Err(MapError::with_reason(
+                errno::ENOMEM,
+                format!("cannot back {} bytes of map memory: {e}", end - off),
+            ));
+        }
+        Ok(())
+    }
 }
