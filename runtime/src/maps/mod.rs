@@ -11,16 +11,22 @@
 //! at the start of every `Map` is what compiled code reads directly.
 //!
 //! One file per family: [`array`] (array, per-CPU array), [`hash`] (hash,
-//! per-CPU hash and their LRU variants).
+//! per-CPU hash and their LRU variants), [`ringbuf`] and [`user_ringbuf`]
+//! (over [`ring`]), [`perf`] (perf event array and its reader).
 
 pub mod array;
 pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
+pub mod notify;
+pub mod perf;
+pub mod ring;
+pub mod ringbuf;
 pub mod shm;
 pub mod store;
 pub mod types;
+pub mod user_ringbuf;
 mod values;
 
 pub use error::{errno, strerror, MapError, MapResult};
@@ -335,6 +341,13 @@ impl Map {
         }
         let ncpus = opts.ncpus.max(1);
         let dir = Some(opts.pin_dir.as_path());
+        let defaulted;
+        let spec = if t == MapType::PerfEventArray {
+            defaulted = perf::default_entries(spec, ncpus);
+            &defaulted
+        } else {
+            spec
+        };
         let imp: Box<dyn MapImpl> = match t {
             MapType::Array | MapType::PercpuArray => {
                 Box::new(array::ArrayMap::create(spec, ncpus, dir)?)
@@ -342,6 +355,9 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::create(spec, ncpus, dir)?)
             }
+            MapType::Ringbuf => Box::new(ringbuf::RingBuf::create(spec, dir)?),
+            MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::create(spec, dir)?),
+            MapType::PerfEventArray => Box::new(perf::PerfEventArray::create(spec)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -368,6 +384,8 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::attach(store, &spec, ncpus)?)
             }
+            MapType::Ringbuf => Box::new(ringbuf::RingBuf::attach(store, &spec)?),
+            MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::attach(store, &spec)?),
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
