@@ -530,3 +530,7 @@ impl Drop for PerfBuffer {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "perf_tests.rs"]
+mod tests;

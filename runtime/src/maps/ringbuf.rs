@@ -377,3 +377,7 @@ impl RingBufConsumer {
         self.ring.avail()
     }
 }
+
+#[cfg(test)]
+#[path = "ringbuf_tests.rs"]
+mod tests;

@@ -311,3 +311,7 @@ impl MapImpl for UserRingBuf {
         self
     }
 }
+
+#[cfg(test)]
+#[path = "user_ringbuf_tests.rs"]
+mod tests;
