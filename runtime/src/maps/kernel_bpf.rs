@@ -340,6 +340,20 @@ impl Asm {
         self.insns.push(insn(0, 0, 0, 0, 0));
         self
     }
+    /// `dst = &value[off]` of element 0 of array map `fd`.
+    pub fn ld_map_value(&mut self, dst: u8, fd: &OwnedFd, off: i32) -> &mut Self {
+        self.insns.push(insn(0x18, dst, 2, 0, fd.as_raw_fd()));
+        self.insns.push(insn(0, 0, 0, 0, off));
+        self
+    }
+    pub fn ldx64(&mut self, dst: u8, src: u8, off: i16) -> &mut Self {
+        self.insns.push(insn(0x79, dst, src, off, 0));
+        self
+    }
+    pub fn add(&mut self, dst: u8, src: u8) -> &mut Self {
+        self.insns.push(insn(0x0f, dst, src, 0, 0));
+        self
+    }
     /// `dst = &callback` (`BPF_PSEUDO_FUNC`) for a callback at `label`.
     pub fn ld_func(&mut self, dst: u8, label: &'static str) -> &mut Self {
         self.fixups.push((self.insns.len(), label));
@@ -367,6 +381,12 @@ impl Asm {
     pub fn jeq_imm(&mut self, dst: u8, imm: i32, label: &'static str) -> &mut Self {
         self.fixups.push((self.insns.len(), label));
         self.insns.push(insn(0x15, dst, 0, 0, imm));
+        self
+    }
+    /// `if dst != imm goto label`.
+    pub fn jne_imm(&mut self, dst: u8, imm: i32, label: &'static str) -> &mut Self {
+        self.fixups.push((self.insns.len(), label));
+        self.insns.push(insn(0x55, dst, 0, 0, imm));
         self
     }
     pub fn label(&mut self, name: &'static str) -> &mut Self {
