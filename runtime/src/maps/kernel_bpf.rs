@@ -85,7 +85,13 @@ fn key_ptr(key: &[u8]) -> *const u8 {
     }
 }
 
-fn elem_op(cmd: i32, fd: &OwnedFd, key: *const u8, value: *const u8, flags: u64) -> Result<(), i32> {
+fn elem_op(
+    cmd: i32,
+    fd: &OwnedFd,
+    key: *const u8,
+    value: *const u8,
+    flags: u64,
+) -> Result<(), i32> {
     let mut a = [0u8; 128];
     put32(&mut a, 0, fd.as_raw_fd() as u32);
     put64(&mut a, 8, key as u64);
@@ -122,7 +128,10 @@ pub fn btf_load(blob: &[u8]) -> Result<OwnedFd, String> {
     put32(&mut a, 24, 1);
     sys_bpf(BPF_BTF_LOAD, &mut a).map(fd_of).map_err(|e| {
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        format!("BTF_LOAD: errno {e}: {}", String::from_utf8_lossy(&log[..end]))
+        format!(
+            "BTF_LOAD: errno {e}: {}",
+            String::from_utf8_lossy(&log[..end])
+        )
     })
 }
 
@@ -159,7 +168,10 @@ pub fn prog_load(
     }
     sys_bpf(BPF_PROG_LOAD, &mut a).map(fd_of).map_err(|e| {
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        format!("PROG_LOAD: errno {e}: {}", String::from_utf8_lossy(&log[..end]))
+        format!(
+            "PROG_LOAD: errno {e}: {}",
+            String::from_utf8_lossy(&log[..end])
+        )
     })
 }
 
@@ -185,7 +197,7 @@ pub fn perf_event_open_bpf_output(cpu: i32) -> Result<OwnedFd, i32> {
     put64(&mut attr, 16, 1); // sample_period
     put64(&mut attr, 24, 1 << 10); // PERF_SAMPLE_RAW
     put32(&mut attr, 48, 1); // wakeup_events
-    // SAFETY: a complete perf_event_attr; the result is checked.
+                             // SAFETY: a complete perf_event_attr; the result is checked.
     let r = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
@@ -232,7 +244,12 @@ impl KMap {
                 offset as libc::off_t,
             )
         };
-        assert_ne!(p, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+        assert_ne!(
+            p,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
         KMap { ptr: p.cast(), len }
     }
 
@@ -311,11 +328,6 @@ pub struct Asm {
 impl Asm {
     pub fn mov_imm(&mut self, dst: u8, imm: i32) -> &mut Self {
         self.insns.push(insn(0xb7, dst, 0, 0, imm));
-        self
-    }
-    /// 32-bit move: zero-extends (`w = imm`).
-    pub fn mov32_imm(&mut self, dst: u8, imm: u32) -> &mut Self {
-        self.insns.push(insn(0xb4, dst, 0, 0, imm as i32));
         self
     }
     pub fn mov(&mut self, dst: u8, src: u8) -> &mut Self {

@@ -12,9 +12,9 @@
 //!
 //! Records have the kernel's shapes (`struct perf_event_header`, then the
 //! body): `PERF_RECORD_SAMPLE` with only `PERF_SAMPLE_RAW` (a u32 size and
-//! the data, zero-padded so the record is a multiple of 8 bytes; the size
-//! counts the padding, and the consumer sees the padded data as libbpf's
-//! `sample_cb` does) and `PERF_RECORD_LOST` (event id, count). A record that
+//! the data, padded so the record is a multiple of 8 bytes; the size counts
+//! the padding, whose bytes are left as they were, and the consumer sees the
+//! padded data as libbpf's `sample_cb` does) and `PERF_RECORD_LOST` (event id, count). A record that
 //! does not fit is dropped and counted; the count goes out as a LOST record
 //! in front of the next record that fits, and the helper returns `ENOSPC`.
 //!
@@ -184,7 +184,11 @@ impl PerfEvent {
         // SAFETY: inside the mapping, in published records before `head`.
         unsafe {
             std::ptr::copy_nonoverlapping(self.data.add(off), out.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(self.data, out.as_mut_ptr().add(first), out.len() - first);
+            std::ptr::copy_nonoverlapping(
+                self.data,
+                out.as_mut_ptr().add(first),
+                out.len() - first,
+            );
         }
     }
 
@@ -229,8 +233,8 @@ impl PerfEvent {
             self.put(at, f);
             at += f.len() as u64;
         }
-        let pad = raw - 4 - sum;
-        self.put(at, &[0u8; 8][..pad]);
+        // The padding is skipped, not written: it holds what was there
+        // before, as in the kernel (`perf_output_skip`).
         self.head.store(head + need as u64, Ordering::Release);
         // `wakeup_events = 1`: every sample wakes the reader.
         self.wake.notify().wake();
@@ -502,7 +506,10 @@ impl PerfBuffer {
                     on_sample(ev.cpu, &rec[12..12 + len]);
                 }
                 PERF_RECORD_LOST => {
-                    on_lost(ev.cpu, u64::from_ne_bytes(rec[16..24].try_into().expect("8 bytes")));
+                    on_lost(
+                        ev.cpu,
+                        u64::from_ne_bytes(rec[16..24].try_into().expect("8 bytes")),
+                    );
                 }
                 _ => {}
             }

@@ -420,12 +420,9 @@ impl Ring {
 
     fn untrack(&self, pos: u64) {
         if let Some(s) = self.find(pos) {
-            let _ = self.slot_pos(s).compare_exchange(
-                pos + 1,
-                0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ =
+                self.slot_pos(s)
+                    .compare_exchange(pos + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -452,12 +449,9 @@ impl Ring {
                 Ordering::Acquire,
             )
             .is_ok();
-        let _ = self.slot_pos(s).compare_exchange(
-            pos + 1,
-            0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        let _ = self
+            .slot_pos(s)
+            .compare_exchange(pos + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
         recovered
     }
 }

@@ -21,9 +21,7 @@
 use super::error::{MapError, MapResult};
 use super::lock::alive;
 use super::notify::{self, Woken};
-use super::ring::{
-    record_len, Ring, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BUSY_BIT, DISCARD_BIT,
-};
+use super::ring::{record_len, Ring, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BUSY_BIT, DISCARD_BIT};
 use super::store::Store;
 use super::{errno, Map, MapImpl, MapSpec, Slab};
 use std::any::Any;

@@ -62,7 +62,14 @@ fn bad_definitions() {
             assert_eq!(e.code(), errno::EINVAL, "{t} {k} {v} {n} {f:#x}: {e}");
         }
     }
-    let numa = MapSpec::new("r", MapType::Ringbuf, 0, 0, page, crate::maps::flags::BPF_F_NUMA_NODE);
+    let numa = MapSpec::new(
+        "r",
+        MapType::Ringbuf,
+        0,
+        0,
+        page,
+        crate::maps::flags::BPF_F_NUMA_NODE,
+    );
     Map::create_with(&numa, &opts()).unwrap();
 }
 
@@ -70,7 +77,10 @@ fn bad_definitions() {
 fn user_space_ops_are_not_supported() {
     let m = ringbuf(page_size());
     let mut none = [0u8; 0];
-    assert_eq!(m.lookup(&[], &mut none).unwrap_err().code(), errno::ENOTSUPP);
+    assert_eq!(
+        m.lookup(&[], &mut none).unwrap_err().code(),
+        errno::ENOTSUPP
+    );
     assert_eq!(m.update(&[], &[], 0).unwrap_err().code(), errno::ENOTSUPP);
     assert_eq!(m.delete(&[]).unwrap_err().code(), errno::ENOTSUPP);
     assert_eq!(
@@ -123,10 +133,7 @@ fn records_have_the_kernel_layout() {
     // Flags: reserve takes none, output only the wakeup flags.
     assert!(r.reserve(8, 1).is_none());
     assert_eq!(r.output(b"x", 4).unwrap_err().code(), errno::EINVAL);
-    assert_eq!(
-        r.reserve_dynptr(8, 1).unwrap_err().code(),
-        errno::EINVAL
-    );
+    assert_eq!(r.reserve_dynptr(8, 1).unwrap_err().code(), errno::EINVAL);
     assert_eq!(
         r.reserve_dynptr(DYNPTR_MAX_SIZE + 1, 0).unwrap_err().code(),
         errno::E2BIG
@@ -190,7 +197,11 @@ fn wrapped_records_are_contiguous() {
     let end = r.query(BPF_RB_PROD_POS) & (page as u64 - 1);
     let pad = (page as u64 - end) as usize - 8 - 8;
     r.output(&vec![7; pad], 0).unwrap();
-    r.output(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], 0).unwrap();
+    r.output(
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17],
+        0,
+    )
+    .unwrap();
     let got = drain(&mut c);
     assert_eq!(got[1], (1..=17).collect::<Vec<u8>>());
 }
@@ -239,7 +250,12 @@ fn wakeup_rules() {
     });
     // Nothing comes: poll returns after its timeout.
     let t = Instant::now();
-    assert_eq!(c.poll(Some(Duration::from_millis(50)), |_| ControlFlow::Continue(())), 0);
+    assert_eq!(
+        c.poll(Some(Duration::from_millis(50)), |_| ControlFlow::Continue(
+            ()
+        )),
+        0
+    );
     assert!(t.elapsed() >= Duration::from_millis(50));
 }
 
@@ -342,7 +358,11 @@ fn threads_produce_exact_records() {
         let mut c = r.consumer();
         let t0 = Instant::now();
         while (got.len() as u32) < want {
-            assert!(t0.elapsed() < Duration::from_secs(120), "stalled at {}", got.len());
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "stalled at {}",
+                got.len()
+            );
             c.poll(Some(Duration::from_millis(100)), |rec| {
                 got.push(rec.to_vec());
                 ControlFlow::Continue(())
@@ -382,9 +402,11 @@ fn dead_producer_thread_is_recovered() {
 
 /// Pinned-map path for the cross-process tests.
 fn pin_path(tag: &str) -> std::path::PathBuf {
-    opts()
-        .pin_dir
-        .join(format!("rb-{tag}-{}-{:?}", std::process::id(), Instant::now()))
+    opts().pin_dir.join(format!(
+        "rb-{tag}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ))
 }
 
 fn spawn_child(mode: &str, path: &Path) -> std::process::Child {
@@ -466,7 +488,11 @@ fn child_process() {
                 got.push(rec.to_vec());
                 ControlFlow::Continue(())
             });
-            println!("woken after {} ms with {n} {:?}", t.elapsed().as_millis(), got);
+            println!(
+                "woken after {} ms with {n} {:?}",
+                t.elapsed().as_millis(),
+                got
+            );
         }
         "abandon" => {
             r.output(b"first", 0).unwrap();
@@ -527,7 +553,11 @@ fn producer_in_another_process() {
     let mut got = Vec::new();
     let t = Instant::now();
     while (got.len() as u32) < want {
-        assert!(t.elapsed() < Duration::from_secs(90), "stalled at {}", got.len());
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "stalled at {}",
+            got.len()
+        );
         c.poll(Some(Duration::from_millis(200)), |rec| {
             got.push(rec.to_vec());
             ControlFlow::Continue(())
@@ -557,7 +587,10 @@ fn killed_producer_process_is_recovered() {
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let t = Instant::now();
     while !line.contains("reserved") {
-        assert!(t.elapsed() < Duration::from_secs(30), "child did not reserve");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "child did not reserve"
+        );
         std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     }
     child.kill().unwrap();
@@ -601,17 +634,34 @@ const RB_DISCARD: i32 = 133;
 const RB_QUERY: i32 = 134;
 
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed as usize * 131 + i * 7) as u8).collect()
+    (0..len)
+        .map(|i| (seed as usize * 131 + i * 7) as u8)
+        .collect()
 }
 
 /// One operation, done by a program in the kernel and through our API.
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Output { size: usize, flags: u64 },
-    Commit { size: u64, discard: bool, flags: u64 },
-    Two { a: u64, b: u64, discard_a: bool },
-    Query { flags: u64 },
-    Consume { records: usize },
+    Output {
+        size: usize,
+        flags: u64,
+    },
+    Commit {
+        size: u64,
+        discard: bool,
+        flags: u64,
+    },
+    Two {
+        a: u64,
+        b: u64,
+        discard_a: bool,
+    },
+    Query {
+        flags: u64,
+    },
+    Consume {
+        records: usize,
+    },
 }
 
 fn kernel_prog(op: Op, seed: u64, map: &std::os::fd::OwnedFd) -> Vec<k::Insn> {
@@ -631,7 +681,11 @@ fn kernel_prog(op: Op, seed: u64, map: &std::os::fd::OwnedFd) -> Vec<k::Insn> {
                 .call(RB_OUTPUT)
                 .exit();
         }
-        Op::Commit { size, discard, flags } => {
+        Op::Commit {
+            size,
+            discard,
+            flags,
+        } => {
             a.ld_map(1, map)
                 .mov_imm(2, size as i32)
                 .mov_imm(3, 0)
@@ -646,7 +700,11 @@ fn kernel_prog(op: Op, seed: u64, map: &std::os::fd::OwnedFd) -> Vec<k::Insn> {
                 .label("out")
                 .exit();
         }
-        Op::Two { a: sa, b: sb, discard_a } => {
+        Op::Two {
+            a: sa,
+            b: sb,
+            discard_a,
+        } => {
             a.ld_map(1, map)
                 .mov_imm(2, sa as i32)
                 .mov_imm(3, 0)
@@ -676,7 +734,10 @@ fn kernel_prog(op: Op, seed: u64, map: &std::os::fd::OwnedFd) -> Vec<k::Insn> {
                 .exit();
         }
         Op::Query { flags } => {
-            a.ld_map(1, map).mov_imm(2, flags as i32).call(RB_QUERY).exit();
+            a.ld_map(1, map)
+                .mov_imm(2, flags as i32)
+                .call(RB_QUERY)
+                .exit();
         }
         Op::Consume { .. } => unreachable!(),
     }
@@ -692,7 +753,11 @@ fn our_op(r: &RingBuf, op: Op, seed: u64) -> u32 {
     };
     match op {
         Op::Output { size, flags } => ret(r.output(&pattern(seed, size), flags)),
-        Op::Commit { size, discard, flags } => match r.reserve(size, 0) {
+        Op::Commit {
+            size,
+            discard,
+            flags,
+        } => match r.reserve(size, 0) {
             None => 0,
             Some(p) => {
                 fill(p, &pattern(seed, (size as usize).min(64)));
@@ -731,7 +796,13 @@ fn our_op(r: &RingBuf, op: Op, seed: u64) -> u32 {
 
 /// libbpf's consumer loop over the kernel ring's mappings, stopping after
 /// `records` records.
-fn kernel_consume(cons: &KMap, prod: &KMap, page: usize, mask: u64, records: usize) -> Vec<Vec<u8>> {
+fn kernel_consume(
+    cons: &KMap,
+    prod: &KMap,
+    page: usize,
+    mask: u64,
+    records: usize,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut c = cons.u64_at(0);
     let p = prod.u64_at(0);
@@ -770,7 +841,11 @@ fn matches_the_kernel() {
     for step in 0..400u64 {
         let op = match rng.below(12) {
             0..=3 => Op::Output {
-                size: if rng.below(8) == 0 { 200 + rng.below(57) } else { rng.below(100) } as usize,
+                size: if rng.below(8) == 0 {
+                    200 + rng.below(57)
+                } else {
+                    rng.below(100)
+                } as usize,
                 flags: [0, BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP, 4][rng.below(4) as usize],
             },
             4..=5 => Op::Commit {
@@ -787,7 +862,9 @@ fn matches_the_kernel() {
                 b: [rng.below(200), size as u64 - 200 - rng.below(900)][rng.below(2) as usize],
                 discard_a: rng.below(2) == 0,
             },
-            7 => Op::Query { flags: rng.below(5) },
+            7 => Op::Query {
+                flags: rng.below(5),
+            },
             _ => Op::Consume {
                 records: 1 + rng.below(6) as usize,
             },
@@ -809,12 +886,8 @@ fn matches_the_kernel() {
                 assert_eq!(got, want, "{what}");
             }
             _ => {
-                let prog = k::prog_load(
-                    k::PROG_TYPE_SCHED_CLS,
-                    &kernel_prog(op, step, &kfd),
-                    None,
-                )
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let prog = k::prog_load(k::PROG_TYPE_SCHED_CLS, &kernel_prog(op, step, &kfd), None)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
                 let want = k::test_run(&prog);
                 let got = our_op(r, op, step);
                 assert_eq!(got, want, "{what}: return value");
@@ -831,7 +904,10 @@ fn matches_the_kernel() {
             (kcons.u64_at(0), kprod.u64_at(0)),
             "{what}: positions"
         );
-        assert!(data(r) == kprod.bytes(page, size), "{what}: data area differs");
+        assert!(
+            data(r) == kprod.bytes(page, size),
+            "{what}: data area differs"
+        );
     }
     // The sequence went round the ring and hit full rings.
     assert!(r.query(BPF_RB_PROD_POS) > 4 * size as u64);
@@ -859,11 +935,14 @@ fn kernel_refuses_what_we_refuse() {
             (0, 0, page, crate::maps::flags::BPF_F_NO_PREALLOC),
             (0, 0, page, crate::maps::flags::BPF_F_NUMA_NODE),
         ] {
-            let kernel = k::map_create(t as u32, key, value, n, f).map(|_| ()).map_err(|e| e);
+            let kernel = k::map_create(t as u32, key, value, n, f).map(|_| ());
             let ours = Map::create_with(&MapSpec::new("r", t, key, value, n, f), &opts())
                 .map(|_| ())
                 .map_err(|e| e.code());
-            assert_eq!(ours, kernel, "{t} key {key} value {value} entries {n} flags {f:#x}");
+            assert_eq!(
+                ours, kernel,
+                "{t} key {key} value {value} entries {n} flags {f:#x}"
+            );
         }
         // User-space operations.
         let kfd = k::map_create(t as u32, 0, 0, page, 0).unwrap();

@@ -249,7 +249,9 @@ impl UserSample<'_> {
 
     /// The sample's address (libbpf returns this pointer).
     pub fn as_ptr(&self) -> *mut u8 {
-        self.rb.ring.data_at((self.pos + HDR_SZ) & self.rb.ring.mask())
+        self.rb
+            .ring
+            .data_at((self.pos + HDR_SZ) & self.rb.ring.mask())
     }
 
     /// `user_ring_buffer__submit`.

@@ -23,7 +23,9 @@ fn urb(m: &Map) -> &UserRingBuf {
 }
 
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed as usize * 97 + i * 5 + 1) as u8).collect()
+    (0..len)
+        .map(|i| (seed as usize * 97 + i * 5 + 1) as u8)
+        .collect()
 }
 
 fn put(urb: &UserRingBuf, bytes: &[u8]) {
@@ -48,7 +50,10 @@ fn produce_and_drain() {
     let m = user_ringbuf(page_size());
     let u = urb(&m);
     let mut none = [0u8; 0];
-    assert_eq!(m.lookup(&[], &mut none).unwrap_err().code(), errno::ENOTSUPP);
+    assert_eq!(
+        m.lookup(&[], &mut none).unwrap_err().code(),
+        errno::ENOTSUPP
+    );
     put(u, b"one");
     put(u, b"");
     let d = u.reserve(5).unwrap();
@@ -57,7 +62,10 @@ fn produce_and_drain() {
     // Header: length, then a zero word; the producer position moved.
     let ring = &u.ring;
     assert_eq!(ring.hdr_len(0).load(Ordering::Relaxed), 3);
-    assert_eq!(ring.producer_pos().load(Ordering::Relaxed), 16 + 8 + 16 + 24);
+    assert_eq!(
+        ring.producer_pos().load(Ordering::Relaxed),
+        16 + 8 + 16 + 24
+    );
     let (r, got) = collect(u, 0, 0);
     // The discarded sample is skipped and not counted.
     assert_eq!(r, 3);
@@ -90,8 +98,14 @@ fn reserve_limits() {
     let m = user_ringbuf(page);
     let u = urb(&m);
     assert_eq!(u.reserve(BUSY_BIT).err().unwrap().code(), errno::E2BIG);
-    assert_eq!(u.reserve(DISCARD_BIT | 1).err().unwrap().code(), errno::E2BIG);
-    assert_eq!(u.reserve(page as u32 - 7).err().unwrap().code(), errno::E2BIG);
+    assert_eq!(
+        u.reserve(DISCARD_BIT | 1).err().unwrap().code(),
+        errno::E2BIG
+    );
+    assert_eq!(
+        u.reserve(page as u32 - 7).err().unwrap().code(),
+        errno::E2BIG
+    );
     // Unlike the kernel's producers, user space may fill the whole ring.
     let all = u.reserve(page as u32 - 8).unwrap();
     assert_eq!(u.reserve(0).err().unwrap().code(), errno::ENOSPC);
@@ -130,7 +144,9 @@ fn a_dead_drainer_is_taken_over() {
     let m = user_ringbuf(page_size());
     let u = urb(&m);
     // A thread that died while draining left its id in the busy word.
-    let tid = std::thread::spawn(crate::maps::lock::current_tid).join().unwrap();
+    let tid = std::thread::spawn(crate::maps::lock::current_tid)
+        .join()
+        .unwrap();
     u.ring.busy().store(tid, Ordering::Relaxed);
     put(u, b"z");
     assert_eq!(collect(u, 0, 0).0, 1);
@@ -164,7 +180,8 @@ fn broken_producers_are_reported() {
     assert_eq!(collect(u, 0, 0).0, -i64::from(errno::EINVAL));
     // A length larger than the ring, the positions claiming that much.
     ring.hdr_len(0).store(page as u32 + 8, Ordering::Relaxed);
-    ring.producer_pos().store(4 * page as u64, Ordering::Relaxed);
+    ring.producer_pos()
+        .store(4 * page as u64, Ordering::Relaxed);
     assert_eq!(collect(u, 0, 0).0, -i64::from(errno::E2BIG));
 }
 
@@ -403,7 +420,11 @@ fn matches_the_kernel() {
                 let bytes = pattern(step, size.min(64) as usize);
                 let kres = kr.reserve(size);
                 let ours = u.reserve(size);
-                assert_eq!(ours.as_ref().err().map(|e| e.code()), kres.err(), "{what}: reserve {size}");
+                assert_eq!(
+                    ours.as_ref().err().map(|e| e.code()),
+                    kres.err(),
+                    "{what}: reserve {size}"
+                );
                 if let (Ok(mut s), Ok(kpos)) = (ours, kres) {
                     s.as_mut_slice()[..bytes.len()].copy_from_slice(&bytes);
                     kr.write(kpos, &bytes);
@@ -475,8 +496,12 @@ fn broken_producers_match_the_kernel() {
     let out = k::map_create(MapType::Array as u32, 4, 24, 1, 0).unwrap();
     let btf = k::btf_load(&k::btf_prog_and_callback()).unwrap();
     let (insns, cb_at) = drain_prog(&kr.fd, &out, 0, -1);
-    let prog = k::prog_load(k::PROG_TYPE_SCHED_CLS, &insns, Some((&btf, &[(0, 4), (cb_at, 6)])))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let prog = k::prog_load(
+        k::PROG_TYPE_SCHED_CLS,
+        &insns,
+        Some((&btf, &[(0, 4), (cb_at, 6)])),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let m = user_ringbuf(size);
     let u = urb(&m);
     let kdrain = || {
@@ -515,10 +540,17 @@ fn broken_producers_match_the_kernel() {
         ring.producer_pos().store(c + prod, Ordering::Relaxed);
         let want = kdrain();
         let got = our_drain(u, 0, -1).0;
-        assert_eq!(got, want, "case {case}: length {len:#x}, producer at +{prod}");
+        assert_eq!(
+            got, want,
+            "case {case}: length {len:#x}, producer at +{prod}"
+        );
         // Put things straight for the next case: consume nothing more.
         let (kc, _) = kr.positions();
-        assert_eq!(ring.consumer_pos().load(Ordering::Relaxed), kc, "case {case}");
+        assert_eq!(
+            ring.consumer_pos().load(Ordering::Relaxed),
+            kc,
+            "case {case}"
+        );
         kr.prod.set_u64(0, kc);
         ring.producer_pos().store(kc, Ordering::Relaxed);
     }
@@ -534,8 +566,12 @@ fn max_samples_match_the_kernel() {
     let out = k::map_create(MapType::Array as u32, 4, 24, 1, 0).unwrap();
     let btf = k::btf_load(&k::btf_prog_and_callback()).unwrap();
     let (insns, cb_at) = drain_prog(&kr.fd, &out, 0, -1);
-    let prog = k::prog_load(k::PROG_TYPE_SCHED_CLS, &insns, Some((&btf, &[(0, 4), (cb_at, 6)])))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let prog = k::prog_load(
+        k::PROG_TYPE_SCHED_CLS,
+        &insns,
+        Some((&btf, &[(0, 4), (cb_at, 6)])),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let m = user_ringbuf(size);
     let u = urb(&m);
     for i in 0..MAX_SAMPLES + 100 {
