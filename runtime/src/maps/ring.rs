@@ -5,7 +5,8 @@
 //! Block layout (offsets from its start, `P` = the host page size):
 //! - `0`: the store header, then the control words at [`CTRL`] (producer
 //!   lock, drain owner, wakeup sequence and sleeper count, page size,
-//!   consumer lock) and the reservation table at [`TABLE`];
+//!   consumer lock, where and since when drains are stuck) and the
+//!   reservation table at [`TABLE`];
 //! - `P`: the consumer position (u64);
 //! - `2P`: the producer position, then the pending position (u64 each);
 //! - `3P`: the data area, `max_entries` bytes.
@@ -20,11 +21,12 @@
 //! which is where the kernel's count starts too) and the sample, padded so
 //! the next header is 8-aligned.
 //!
-//! Reservations by kernel-side producers are also entered in a small table
-//! (position, thread) so that a consumer stuck behind the record of a
-//! thread that died before submitting it can discard that record
-//! ([`Ring::recover`]); the kernel has no such case because its verifier
-//! forces every program to release what it reserved.
+//! Reservations (by programs into a `RINGBUF`, by user space into a
+//! `USER_RINGBUF`) are also entered in a small table (position, thread) so
+//! that a consumer stuck behind the record of a thread that died before
+//! committing it can discard that record ([`Ring::recover`]). The kernel
+//! has no such case for programs, whose verifier forces them to release
+//! what they reserve; for user-space producers it has no remedy.
 
 use super::error::{MapError, MapResult};
 use super::flags::BPF_F_NUMA_NODE;
@@ -50,6 +52,20 @@ pub const MAX_RECORD_SZ: u64 = u32::MAX as u64 / 4;
 pub const BPF_RB_NO_WAKEUP: u64 = 1 << 0;
 pub const BPF_RB_FORCE_WAKEUP: u64 = 1 << 1;
 
+/// How long a consumer stays behind an uncommitted record before checking
+/// whether its producer still exists.
+pub const STUCK_CHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Offset of the control words.
 const CTRL: usize = HEADER_SIZE;
 const CTRL_LOCK: usize = CTRL;
@@ -58,6 +74,10 @@ const CTRL_SEQ: usize = CTRL + 8;
 const CTRL_SLEEPERS: usize = CTRL + 12;
 const CTRL_PAGE: usize = CTRL + 16;
 const CTRL_CONSUMER: usize = CTRL + 20;
+/// The BUSY record a drainer last stopped at (position + 1) and since when
+/// (`CLOCK_MONOTONIC` ns, the same clock in every process).
+const CTRL_STUCK_POS: usize = CTRL + 24;
+const CTRL_STUCK_SINCE: usize = CTRL + 32;
 /// Offset of the reservation table: [`SLOTS`] entries of (position + 1:
 /// u64, owner thread: u32, unused: u32); position 0 marks a free entry.
 const TABLE: usize = 512;
@@ -386,6 +406,80 @@ impl Ring {
             self.notify().wake();
         }
         Ok(())
+    }
+
+    // ---- user-space producers (USER_RINGBUF) ----
+
+    /// `user_ring_buffer__reserve` under the producer lock: the position
+    /// of a new BUSY sample of `size` bytes. `E2BIG` when the size uses the
+    /// header's flag bits or the record exceeds the ring, `ENOSPC` when the
+    /// ring has no room now (user space may fill it completely).
+    pub fn user_reserve(&self, size: u32) -> MapResult<u64> {
+        if size & (BUSY_BIT | DISCARD_BIT) != 0 {
+            return Err(MapError::TOO_BIG);
+        }
+        let total = record_len(u64::from(size));
+        if total > self.size() {
+            return Err(MapError::TOO_BIG);
+        }
+        let _g = self.lock().lock();
+        let cons = self.consumer_pos().load(Ordering::Acquire);
+        let prod = self.producer_pos().load(Ordering::Acquire);
+        if self.size() - prod.wrapping_sub(cons) < total {
+            return Err(MapError::errno(super::errno::ENOSPC));
+        }
+        let off = prod & self.mask;
+        self.hdr_len(off).store(size | BUSY_BIT, Ordering::Relaxed);
+        // The header's second word is written as 0, as libbpf does.
+        self.hdr_pg_off(off).store(0, Ordering::Relaxed);
+        self.track(prod);
+        self.producer_pos().store(prod + total, Ordering::Release);
+        Ok(prod)
+    }
+
+    /// `user_ring_buffer__submit` / `__discard` of the sample at `pos`.
+    pub fn user_commit(&self, pos: u64, discard: bool) {
+        let hdr = self.hdr_len(pos & self.mask);
+        let mut new = hdr.load(Ordering::Relaxed) & !BUSY_BIT;
+        if discard {
+            new |= DISCARD_BIT;
+        }
+        hdr.swap(new, Ordering::AcqRel);
+        self.untrack(pos);
+    }
+
+    /// A drainer found the BUSY sample at `pos`: whether it has blocked
+    /// drains for [`STUCK_CHECK_AFTER`] and was discarded because its
+    /// producer died. Cheap while that time has not passed.
+    pub fn drain_stuck_at(&self, pos: u64) -> bool {
+        let now = monotonic_ns();
+        let at = self.word64(CTRL_STUCK_POS);
+        let since = self.word64(CTRL_STUCK_SINCE);
+        if at.load(Ordering::Relaxed) != pos + 1 {
+            since.store(now, Ordering::Relaxed);
+            at.store(pos + 1, Ordering::Relaxed);
+            return false;
+        }
+        let waited = now.saturating_sub(since.load(Ordering::Relaxed));
+        if waited < STUCK_CHECK_AFTER.as_nanos() as u64 {
+            return false;
+        }
+        since.store(now, Ordering::Relaxed);
+        self.recover(pos)
+    }
+
+    /// Discard every record reserved by the calling thread and not yet
+    /// committed (a run that ended without releasing its reservations).
+    pub fn discard_thread_reservations(&self) -> usize {
+        let me = current_tid();
+        let mut n = 0;
+        for s in 0..SLOTS {
+            let p = self.slot_pos(s).load(Ordering::Acquire);
+            if p != 0 && self.slot_tid(s).load(Ordering::Relaxed) == me {
+                n += usize::from(self.commit(p - 1, true, 0).is_ok());
+            }
+        }
+        n
     }
 
     fn slot_pos(&self, i: usize) -> &AtomicU64 {

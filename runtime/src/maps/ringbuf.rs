@@ -21,7 +21,7 @@
 use super::error::{MapError, MapResult};
 use super::lock::alive;
 use super::notify::{self, Woken};
-use super::ring::{record_len, Ring, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BUSY_BIT, DISCARD_BIT};
+use super::ring::{record_len, Ring, BUSY_BIT, DISCARD_BIT, STUCK_CHECK_AFTER};
 use super::store::Store;
 use super::{errno, Map, MapImpl, MapSpec, Slab};
 use std::any::Any;
@@ -31,7 +31,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-pub use super::ring::{BPF_RB_FORCE_WAKEUP as FORCE_WAKEUP, BPF_RB_NO_WAKEUP as NO_WAKEUP};
+/// The wakeup flags of `bpf_ringbuf_output`, `_submit`, `_discard` and
+/// `bpf_user_ringbuf_drain`.
+pub use super::ring::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 
 /// `bpf_ringbuf_query` flags.
 pub const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -41,10 +43,6 @@ pub const BPF_RB_PROD_POS: u64 = 3;
 
 /// `DYNPTR_MAX_SIZE`: the largest sample `bpf_ringbuf_reserve_dynptr` takes.
 pub const DYNPTR_MAX_SIZE: u64 = (1 << 24) - 1;
-
-/// How long a consumer stays behind an uncommitted record before checking
-/// whether its producer still exists.
-const STUCK_CHECK_AFTER: Duration = Duration::from_millis(50);
 
 /// A `RINGBUF` map.
 pub struct RingBuf {
@@ -83,6 +81,20 @@ pub fn submit_sample(sample: *mut u8, flags: u64) -> MapResult<()> {
 /// `bpf_ringbuf_discard(sample, flags)`, as [`submit_sample`].
 pub fn discard_sample(sample: *mut u8, flags: u64) -> MapResult<()> {
     commit_sample(sample, flags, true)
+}
+
+/// Discard every ring buffer record the calling thread reserved and did
+/// not submit or discard, in every ring of this process; returns how many.
+/// For the end of a run that stopped before releasing its reservations
+/// (a fault), which a kernel program can never do.
+pub fn discard_thread_reservations() -> usize {
+    let all: Vec<Arc<Ring>> = rings()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    all.iter().map(|r| r.discard_thread_reservations()).sum()
 }
 
 fn commit_sample(sample: *mut u8, flags: u64, discard: bool) -> MapResult<()> {

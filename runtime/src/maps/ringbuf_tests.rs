@@ -400,6 +400,33 @@ fn dead_producer_thread_is_recovered() {
     assert_eq!(hdr(r, 16), (16 | DISCARD_BIT, 3));
 }
 
+#[test]
+fn a_run_cut_short_releases_its_reservations() {
+    let m = ringbuf(page_size());
+    let r = rb(&m);
+    let other = ringbuf(page_size());
+    let mut c = r.consumer();
+    // Another thread's reservation is not this thread's to release.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let p = r.reserve(4, 0).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            r.submit(p, 0).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        r.reserve(5, 0).unwrap();
+        r.reserve(6, 0).unwrap();
+        rb(&other).reserve(7, 0).unwrap();
+        assert_eq!(discard_thread_reservations(), 3);
+    });
+    r.output(b"next", 0).unwrap();
+    let got = drain(&mut c);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1], b"next");
+    assert_eq!(rb(&other).query(BPF_RB_AVAIL_DATA), 16);
+    assert_eq!(drain(&mut rb(&other).consumer()), Vec::<Vec<u8>>::new());
+}
+
 /// Pinned-map path for the cross-process tests.
 fn pin_path(tag: &str) -> std::path::PathBuf {
     opts().pin_dir.join(format!(

@@ -68,31 +68,10 @@ impl UserRingBuf {
     /// when the size uses the header's flag bits or the record is larger
     /// than the ring, `ENOSPC` when the ring has no room now.
     pub fn reserve(&self, size: u32) -> MapResult<UserSample<'_>> {
-        if size & (BUSY_BIT | DISCARD_BIT) != 0 {
-            return Err(MapError::TOO_BIG);
-        }
-        let total = record_len(u64::from(size));
-        if total > self.ring.size() {
-            return Err(MapError::TOO_BIG);
-        }
-        let ring = &self.ring;
-        let _g = ring.lock().lock();
-        let cons = ring.consumer_pos().load(Ordering::Acquire);
-        let prod = ring.producer_pos().load(Ordering::Acquire);
-        let avail = ring.size() - prod.wrapping_sub(cons);
-        if avail < total {
-            return Err(MapError::errno(errno::ENOSPC));
-        }
-        let off = prod & ring.mask();
-        ring.hdr_len(off).store(size | BUSY_BIT, Ordering::Relaxed);
-        // The header's second word (the kernel's pg_off) is written as 0.
-        // SAFETY: the header's second half, inside the first data mapping.
-        unsafe { std::sync::atomic::AtomicU32::from_ptr(ring.data_at(off + 4) as *mut u32) }
-            .store(0, Ordering::Relaxed);
-        ring.producer_pos().store(prod + total, Ordering::Release);
+        let pos = self.ring.user_reserve(size)?;
         Ok(UserSample {
             rb: self,
-            pos: prod,
+            pos,
             len: size,
             done: false,
         })
@@ -121,12 +100,7 @@ impl UserRingBuf {
     }
 
     fn commit(&self, pos: u64, discard: bool) {
-        let hdr = self.ring.hdr_len(pos & self.ring.mask());
-        let mut new = hdr.load(Ordering::Relaxed) & !BUSY_BIT;
-        if discard {
-            new |= DISCARD_BIT;
-        }
-        hdr.swap(new, Ordering::AcqRel);
+        self.ring.user_commit(pos, discard);
     }
 
     /// `__bpf_user_ringbuf_peek`.
@@ -154,6 +128,10 @@ impl UserRingBuf {
             return Peek::Discarded;
         }
         if hdr & BUSY_BIT != 0 {
+            // Still being written, or abandoned by a producer that died.
+            if ring.drain_stuck_at(cons) {
+                return Peek::Discarded;
+            }
             return Peek::NoData;
         }
         Peek::Sample { pos: cons, len }

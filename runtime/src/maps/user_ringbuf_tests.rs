@@ -154,6 +154,39 @@ fn a_dead_drainer_is_taken_over() {
 }
 
 #[test]
+fn a_dead_producer_is_skipped() {
+    let m = user_ringbuf(page_size());
+    let u = urb(&m);
+    put(u, b"before");
+    // A producer thread dies between reserve and submit.
+    std::thread::scope(|s| {
+        s.spawn(|| std::mem::forget(u.reserve(16).unwrap()));
+    });
+    put(u, b"after");
+    assert_eq!(collect(u, 0, 0), (1, vec![b"before".to_vec()]));
+    // Drains stop at the abandoned sample until it has blocked them for a
+    // while, then skip it.
+    let t = Instant::now();
+    let mut got = Vec::new();
+    while got.is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+        got = collect(u, 0, 0).1;
+    }
+    assert!(t.elapsed() >= crate::maps::ring::STUCK_CHECK_AFTER);
+    assert_eq!(got, [b"after".to_vec()]);
+    // A live producer's sample is never skipped.
+    let held = u.reserve(3).unwrap();
+    put(u, b"x");
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(collect(u, 0, 0), (0, vec![]));
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(collect(u, 0, 0), (0, vec![]));
+    held.submit();
+    assert_eq!(collect(u, 0, 0).0, 2);
+}
+
+#[test]
 fn at_most_max_samples_per_drain() {
     let m = user_ringbuf(2 << 20);
     let u = urb(&m);
