@@ -363,7 +363,7 @@ impl Ring {
             .store(size as u32 | BUSY_BIT, Ordering::Relaxed);
         let pg_off = (Ring::data_off(self.page) + off as usize) / self.page;
         self.hdr_pg_off(off).store(pg_off as u32, Ordering::Relaxed);
-        self.track(prod);
+        self.track(prod, cons);
         self.producer_pos().store(new_prod, Ordering::Release);
         Some(prod)
     }
@@ -432,7 +432,7 @@ impl Ring {
         self.hdr_len(off).store(size | BUSY_BIT, Ordering::Relaxed);
         // The header's second word is written as 0, as libbpf does.
         self.hdr_pg_off(off).store(0, Ordering::Relaxed);
-        self.track(prod);
+        self.track(prod, cons);
         self.producer_pos().store(prod + total, Ordering::Release);
         Ok(prod)
     }
@@ -490,13 +490,16 @@ impl Ring {
         self.word32(TABLE + i * SLOT_SIZE + 8)
     }
 
-    /// Enter a reservation in the table (under the producer lock). A full
+    /// Enter a reservation in the table (under the producer lock). Entries
+    /// of consumed positions are stale (left by a producer that died after
+    /// entering a reservation it never published) and are reused. A full
     /// table leaves the reservation out: it cannot be recovered then.
-    fn track(&self, pos: u64) {
+    fn track(&self, pos: u64, cons: u64) {
         let hint = (pos / 8) as usize;
         for i in 0..SLOTS {
             let s = (hint + i) % SLOTS;
-            if self.slot_pos(s).load(Ordering::Acquire) == 0 {
+            let p = self.slot_pos(s).load(Ordering::Acquire);
+            if p == 0 || p - 1 < cons || p == pos + 1 {
                 self.slot_tid(s).store(current_tid(), Ordering::Relaxed);
                 self.slot_pos(s).store(pos + 1, Ordering::Release);
                 return;
@@ -523,11 +526,18 @@ impl Ring {
     /// Discard the BUSY record at `pos` if the thread that reserved it no
     /// longer exists. Returns whether it did.
     pub fn recover(&self, pos: u64) -> bool {
-        let Some(s) = self.find(pos) else {
-            return false;
-        };
-        let tid = self.slot_tid(s).load(Ordering::Relaxed);
-        if tid == current_tid() || alive(tid) {
+        // Every entry for `pos` must name a dead thread: a producer that
+        // died before publishing a reservation can leave a stale entry for
+        // the position the next producer then reserves.
+        let entries: Vec<usize> = (0..SLOTS)
+            .filter(|&s| self.slot_pos(s).load(Ordering::Acquire) == pos + 1)
+            .collect();
+        let me = current_tid();
+        let all_dead = entries.iter().all(|&s| {
+            let tid = self.slot_tid(s).load(Ordering::Relaxed);
+            tid != me && !alive(tid)
+        });
+        if entries.is_empty() || !all_dead {
             return false;
         }
         let hdr = self.hdr_len(pos & self.mask);
@@ -543,9 +553,11 @@ impl Ring {
                 Ordering::Acquire,
             )
             .is_ok();
-        let _ = self
-            .slot_pos(s)
-            .compare_exchange(pos + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
+        for s in entries {
+            let _ =
+                self.slot_pos(s)
+                    .compare_exchange(pos + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
         recovered
     }
 }
@@ -555,5 +567,43 @@ impl Drop for Ring {
         // SAFETY: unmapping the two data mappings made in `map`; the ring
         // is going away and nothing refers to them any more.
         unsafe { libc::munmap(self.data.cast(), 2 * self.size) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::MapType;
+
+    #[test]
+    fn a_stale_table_entry_never_discards_a_live_record() {
+        let spec = MapSpec::new("r", MapType::Ringbuf, 0, 0, page_size() as u32, 0);
+        let ring = Ring::create(&spec, None).unwrap();
+        // A producer entered position 0 and died before publishing it.
+        std::thread::scope(|s| {
+            s.spawn(|| ring.track(0, 0));
+        });
+        // Position 0 is reserved again by a live thread.
+        assert_eq!(ring.reserve(8), Some(0));
+        assert!(!ring.recover(0));
+        // A second stale entry for the same position, in another slot.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let tid = current_tid();
+                ring.slot_tid(5).store(tid, Ordering::Relaxed);
+                ring.slot_pos(5).store(1, Ordering::Release);
+            });
+        });
+        assert!(!ring.recover(0));
+        ring.commit(0, false, 0).unwrap();
+        assert_eq!(ring.hdr_len(0).load(Ordering::Relaxed), 8);
+        // Once its position is consumed, the stale entry is reused: with
+        // every other entry taken, the next reservation lands in it.
+        ring.consumer_pos().store(16, Ordering::Release);
+        for s in (0..SLOTS).filter(|&s| s != 5) {
+            ring.slot_pos(s).store(100_000, Ordering::Relaxed);
+        }
+        assert_eq!(ring.reserve(8), Some(16));
+        assert_eq!(ring.find(16), Some(5));
     }
 }
