@@ -21,8 +21,17 @@ fn require_all() -> bool {
     std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
 }
 
-/// Whether the kernel takes `bpf()` from this process; otherwise prints a
-/// SKIP line for `test` (or fails under `BPFC_TEST_REQUIRE=all`).
+/// Skip (part of) `test` because of `why`: a SKIP line, or a failure under
+/// `BPFC_TEST_REQUIRE=all`.
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        !require_all(),
+        "{test}: {why} (nothing may skip with BPFC_TEST_REQUIRE=all)"
+    );
+    println!("SKIP: {test}: {why}");
+}
+
+/// Whether the kernel takes `bpf()` from this process; otherwise [`skip`]s.
 pub fn kernel_or_skip(test: &str) -> bool {
     match map_create(2, 4, 4, 1, 0) {
         Ok(_) => true,
@@ -31,11 +40,7 @@ pub fn kernel_or_skip(test: &str) -> bool {
                 "the kernel refuses bpf() here ({})",
                 std::io::Error::from_raw_os_error(e)
             );
-            assert!(
-                !require_all(),
-                "{test}: {why} (nothing may skip with BPFC_TEST_REQUIRE=all)"
-            );
-            println!("SKIP: {test}: {why}");
+            skip(test, &why);
             false
         }
     }

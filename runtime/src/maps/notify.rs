@@ -37,6 +37,11 @@ impl<'a> Notify<'a> {
         self.seq.load(Ordering::SeqCst)
     }
 
+    /// How many are asleep in [`Notify::wait`] now.
+    pub fn sleepers(self) -> u32 {
+        self.sleepers.load(Ordering::SeqCst)
+    }
+
     /// Wake every sleeper (of any process).
     pub fn wake(self) {
         self.seq.fetch_add(1, Ordering::SeqCst);

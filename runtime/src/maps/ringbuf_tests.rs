@@ -554,9 +554,18 @@ fn sleeping_consumer_in_another_process_is_woken() {
     let m = ringbuf(page_size());
     let path = pin_path("wait1");
     m.pin(&path).unwrap();
-    let child = spawn_child("wait1", &path);
-    // Give the child time to start and fall asleep in poll.
-    std::thread::sleep(Duration::from_millis(500));
+    let mut child = spawn_child("wait1", &path);
+    // Wait until the child sleeps in poll (the sleeper count is in the
+    // shared block), then produce.
+    let notify = rb(&m).ring.notify();
+    let t = Instant::now();
+    while notify.sleepers() == 0 {
+        if t.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the child never went to sleep in poll");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     rb(&m).output(b"ping", 0).unwrap();
     let out = finish(child, Duration::from_secs(90));
     m.unpin().unwrap();
