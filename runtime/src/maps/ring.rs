@@ -3,10 +3,10 @@
 //! operations on it that both types share.
 //!
 //! Block layout (offsets from its start, `P` = the host page size):
-//! - `0`: the store header, then the control words at [`CTRL`] (producer
+//! - `0`: the store header, then the control words at `CTRL` (producer
 //!   lock, drain owner, wakeup sequence and sleeper count, page size,
 //!   consumer lock, where and since when drains are stuck) and the
-//!   reservation table at [`TABLE`];
+//!   reservation table at `TABLE`;
 //! - `P`: the consumer position (u64);
 //! - `2P`: the producer position, then the pending position (u64 each);
 //! - `3P`: the data area, `max_entries` bytes.

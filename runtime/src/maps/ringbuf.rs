@@ -1,5 +1,6 @@
 //! `BPF_MAP_TYPE_RINGBUF`: programs produce records, user space consumes
-//! them, with the kernel's memory layout and record header ([`ring`]).
+//! them, with the kernel's memory layout and record header
+//! ([`ring`](super::ring)).
 //!
 //! Program face (the helpers): [`RingBuf::output`], [`RingBuf::reserve`]
 //! (and [`RingBuf::reserve_dynptr`]), [`RingBuf::submit`],
