@@ -12,8 +12,9 @@
 //!
 //! One file per family: [`array`] (array, per-CPU array), [`hash`] (hash,
 //! per-CPU hash and their LRU variants), [`lpm`] (LPM trie), [`queue`]
-//! (queue, stack), [`bloom`] (bloom filter). Batch operations are in
-//! [`batch`].
+//! (queue, stack), [`bloom`] (bloom filter), [`ringbuf`] and
+//! [`user_ringbuf`] (over [`ring`]), [`perf`] (perf event array and its
+//! reader), [`prog_array`]. Batch operations are in [`batch`].
 
 pub mod array;
 pub mod batch;
@@ -22,12 +23,17 @@ pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
-pub mod prog_array;
 pub mod lpm;
+pub mod notify;
+pub mod perf;
+pub mod prog_array;
 pub mod queue;
+pub mod ring;
+pub mod ringbuf;
 pub mod shm;
 pub mod store;
 pub mod types;
+pub mod user_ringbuf;
 mod values;
 
 pub use error::{errno, strerror, MapError, MapResult};
@@ -372,6 +378,13 @@ impl Map {
         }
         let ncpus = opts.ncpus.max(1);
         let dir = Some(opts.pin_dir.as_path());
+        let defaulted;
+        let spec = if t == MapType::PerfEventArray {
+            defaulted = perf::default_entries(spec, ncpus);
+            &defaulted
+        } else {
+            spec
+        };
         let imp: Box<dyn MapImpl> = match t {
             MapType::Array | MapType::PercpuArray => {
                 Box::new(array::ArrayMap::create(spec, ncpus, dir)?)
@@ -383,6 +396,9 @@ impl Map {
             MapType::LpmTrie => Box::new(lpm::LpmTrie::create(spec, dir)?),
             MapType::Queue | MapType::Stack => Box::new(queue::QueueMap::create(spec, dir)?),
             MapType::BloomFilter => Box::new(bloom::BloomFilter::create(spec, dir)?),
+            MapType::Ringbuf => Box::new(ringbuf::RingBuf::create(spec, dir)?),
+            MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::create(spec, dir)?),
+            MapType::PerfEventArray => Box::new(perf::PerfEventArray::create(spec)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -412,6 +428,8 @@ impl Map {
             MapType::LpmTrie => Box::new(lpm::LpmTrie::attach(store, &spec)?),
             MapType::Queue | MapType::Stack => Box::new(queue::QueueMap::attach(store, &spec)?),
             MapType::BloomFilter => Box::new(bloom::BloomFilter::attach(store, &spec)?),
+            MapType::Ringbuf => Box::new(ringbuf::RingBuf::attach(store, &spec)?),
+            MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::attach(store, &spec)?),
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
@@ -834,5 +852,7 @@ fn check_compatible(path: &Path, have: &MapSpec, want: &MapSpec) -> MapResult<()
     Ok(())
 }
 
+#[cfg(test)]
+mod kernel_bpf;
 #[cfg(test)]
 mod tests;
