@@ -10,6 +10,7 @@ pub mod abi;
 pub mod context;
 pub mod helpers;
 pub mod maps;
+pub mod ports;
 
 pub use context::ExecContext;
 pub use helpers::{Helper, HelperFn, HelperTable};

@@ -14,11 +14,15 @@
 //! per-CPU hash and their LRU variants).
 
 pub mod array;
+pub mod cgroup;
+pub mod devmap;
 pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
+pub mod rcu;
 pub mod shm;
+pub mod slots;
 pub mod store;
 pub mod types;
 mod values;
@@ -342,6 +346,8 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::create(spec, ncpus, dir)?)
             }
+            MapType::CgroupArray => Box::new(cgroup::CgroupArray::create(spec)?),
+            MapType::Devmap | MapType::DevmapHash => Box::new(devmap::DevMap::create(spec, dir)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -368,6 +374,9 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::attach(store, &spec, ncpus)?)
             }
+            MapType::Devmap | MapType::DevmapHash => {
+                Box::new(devmap::DevMap::attach(store, &spec)?)
+            }
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
@@ -385,6 +394,10 @@ impl Map {
     }
 
     fn wrap(spec: MapSpec, ncpus: u32, imp: Box<dyn MapImpl>) -> Arc<Map> {
+        let spec = match spec.map_type {
+            MapType::Devmap | MapType::DevmapHash => devmap::effective_spec(spec),
+            _ => spec,
+        };
         let n = imp.native();
         let native = MapNative {
             map_type: spec.map_type as u32,
