@@ -20,9 +20,11 @@ pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
+pub mod of_maps;
 pub mod rcu;
 pub mod shm;
 pub mod slots;
+pub mod stack_trace;
 pub mod store;
 pub mod types;
 mod values;
@@ -346,7 +348,11 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::create(spec, ncpus, dir)?)
             }
+            MapType::StackTrace => Box::new(stack_trace::StackTraceMap::create(spec, dir)?),
             MapType::CgroupArray => Box::new(cgroup::CgroupArray::create(spec)?),
+            MapType::ArrayOfMaps | MapType::HashOfMaps => {
+                Box::new(of_maps::MapInMap::create(spec, opts)?)
+            }
             MapType::Devmap | MapType::DevmapHash => Box::new(devmap::DevMap::create(spec, dir)?),
             _ => {
                 return Err(MapError::with_reason(
