@@ -383,6 +383,7 @@ impl Map {
             MapType::Devmap | MapType::DevmapHash => {
                 Box::new(devmap::DevMap::attach(store, &spec)?)
             }
+            MapType::StackTrace => Box::new(stack_trace::StackTraceMap::attach(store, &spec)?),
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
@@ -804,5 +805,7 @@ fn check_compatible(path: &Path, have: &MapSpec, want: &MapSpec) -> MapResult<()
     Ok(())
 }
 
+#[cfg(test)]
+mod kbpf;
 #[cfg(test)]
 mod tests;

@@ -164,22 +164,16 @@ thread_local! {
     static RUN: RefCell<Option<RunStack>> = const { RefCell::new(None) };
 }
 
-/// The return addresses of the frames above the frame holding address
-/// `anchor` (that frame left out too), innermost first, at most `max`.
+/// The return addresses of the frames of the callers of the function
+/// whose frame holds address `anchor`, innermost first, at most `max`.
 #[inline(never)]
 fn walk_above(anchor: usize, max: usize) -> Vec<u64> {
     let mut out = Vec::new();
-    let mut passed_anchor_frame = false;
     let mut visit = |frame: &backtrace::Frame| {
-        // The canonical frame address: the stack pointer of the caller at
-        // the call. Frames called from the anchor's frame have theirs at or
-        // below the anchor; the anchor's own frame is the first above it.
-        let cfa = frame.sp() as usize;
-        if cfa <= anchor {
-            return true;
-        }
-        if !passed_anchor_frame {
-            passed_anchor_frame = true;
+        // A frame's stack pointer: the anchoring function's and those of
+        // the functions it called are at or below the anchor (a local of
+        // the anchoring function); its callers' are above.
+        if (frame.sp() as usize) <= anchor {
             return true;
         }
         out.push(frame.ip() as u64);
@@ -790,3 +784,7 @@ impl MapImpl for StackTraceMap {
 pub fn stack_map(map: &super::Map) -> Option<&StackTraceMap> {
     map.imp().as_any().downcast_ref::<StackTraceMap>()
 }
+
+#[cfg(test)]
+#[path = "stack_trace_tests.rs"]
+mod tests;
