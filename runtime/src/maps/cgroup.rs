@@ -9,8 +9,8 @@
 //! the hierarchy is mounted. A thread is under the slot's cgroup when the
 //! thread's own cgroup (`/proc/thread-self/cgroup`, unified hierarchy) has,
 //! at the slot's level, an ancestor with the slot's inode: the kernel's
-//! `ancestors[level]` test, so renames and a directory removed and made
-//! again (a different cgroup) are answered as the kernel answers them.
+//! `ancestors[level]` test, so a directory removed and made again (a
+//! different cgroup) is answered as the kernel answers it.
 //!
 //! The map holds process-local references and cannot be pinned.
 
@@ -342,3 +342,7 @@ impl MapImpl for CgroupArray {
         self
     }
 }
+
+#[cfg(test)]
+#[path = "cgroup_tests.rs"]
+mod tests;
