@@ -567,3 +567,7 @@ impl MapImpl for DevMap {
         self
     }
 }
+
+#[cfg(test)]
+#[path = "devmap_tests.rs"]
+mod tests;
