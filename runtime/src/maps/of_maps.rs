@@ -7,8 +7,11 @@
 //! (`EINVAL`), and of a type that can be an inner map (a program array,
 //! cgroup storage or struct_ops map cannot: `ENOTSUPP`). Each map stored
 //! must then match the template as `map_meta_equal` decides: same type, key
-//! and value size, flags and special fields (spin lock, timer), and for
-//! arrays the same `max_entries` unless the template has `BPF_F_INNER_MAP`;
+//! and value size, flags (but for `BPF_F_RDONLY`/`BPF_F_WRONLY`, which the
+//! kernel keeps with the descriptor) and special fields (spin lock,
+//! timer), and for
+//! arrays and per-CPU arrays the same `max_entries` unless the template has
+//! `BPF_F_INNER_MAP` (the running 6.18 kernel checks per-CPU arrays too);
 //! a mismatch is `EINVAL`.
 //!
 //! User space names inner maps by id both ways: an update takes the inner
@@ -25,7 +28,7 @@
 //! references and cannot be pinned.
 
 use super::error::{errno, MapError, MapResult};
-use super::flags::{BPF_ANY, BPF_F_INNER_MAP};
+use super::flags::{BPF_ANY, BPF_F_INNER_MAP, BPF_F_RDONLY, BPF_F_WRONLY};
 use super::hash::HashMap;
 use super::slots::{self, ArcSlots};
 use super::{rcu, values, Map, MapImpl, MapOptions, MapSpec, MapType, NativeLayout};
@@ -35,16 +38,21 @@ use std::sync::{Arc, Mutex};
 /// Whether an inner map with definition `have` matches template `meta`
 /// (`bpf_map_meta_equal`, and for arrays `array_map_meta_equal`).
 pub fn meta_equal(meta: &MapSpec, have: &MapSpec) -> bool {
+    // The kernel keeps BPF_F_RDONLY and BPF_F_WRONLY with the descriptor,
+    // not in the map's flags, so they do not take part.
+    let fd_only = BPF_F_RDONLY | BPF_F_WRONLY;
     let base = meta.map_type == have.map_type
         && meta.key_size == have.key_size
         && meta.value_size == have.value_size
-        && meta.flags == have.flags
+        && meta.flags & !fd_only == have.flags & !fd_only
         && meta.spin_lock_off == have.spin_lock_off
         && meta.timer_off == have.timer_off;
     if !base {
         return false;
     }
-    meta.map_type != MapType::Array
+    // Arrays (per-CPU ones too, since Linux 6.13) must also have the same
+    // size unless the template allows any (`BPF_F_INNER_MAP`).
+    !matches!(meta.map_type, MapType::Array | MapType::PercpuArray)
         || meta.flags & BPF_F_INNER_MAP != 0
         || meta.max_entries == have.max_entries
 }
@@ -348,3 +356,7 @@ impl Drop for MapInMap {
 pub fn inner_map(map: &Map, key: &[u8]) -> Option<Arc<Map>> {
     map.imp().as_any().downcast_ref::<MapInMap>()?.get(key)
 }
+
+#[cfg(test)]
+#[path = "of_maps_tests.rs"]
+mod tests;
