@@ -9,10 +9,8 @@
 //! must then match the template as `map_meta_equal` decides: same type, key
 //! and value size, flags (but for `BPF_F_RDONLY`/`BPF_F_WRONLY`, which the
 //! kernel keeps with the descriptor) and special fields (spin lock,
-//! timer), and for
-//! arrays and per-CPU arrays the same `max_entries` unless the template has
-//! `BPF_F_INNER_MAP` (the running 6.18 kernel checks per-CPU arrays too);
-//! a mismatch is `EINVAL`.
+//! timer), and for arrays and per-CPU arrays the same `max_entries` unless
+//! the template has `BPF_F_INNER_MAP`; a mismatch is `EINVAL`.
 //!
 //! User space names inner maps by id both ways: an update takes the inner
 //! map's id (the kernel takes a file descriptor) and a lookup returns it (as
@@ -50,8 +48,9 @@ pub fn meta_equal(meta: &MapSpec, have: &MapSpec) -> bool {
     if !base {
         return false;
     }
-    // Arrays (per-CPU ones too, since Linux 6.13) must also have the same
-    // size unless the template allows any (`BPF_F_INNER_MAP`).
+    // Arrays must also have the same size unless the template allows any
+    // (`BPF_F_INNER_MAP`); the running 6.18 kernel holds per-CPU arrays to
+    // this too (the 6.12 sources did not).
     !matches!(meta.map_type, MapType::Array | MapType::PercpuArray)
         || meta.flags & BPF_F_INNER_MAP != 0
         || meta.max_entries == have.max_entries
