@@ -96,7 +96,7 @@ fn user_space_ops_match_the_kernel() {
         .and_then(|p| File::open(p).ok());
     let fd = |f: &File| (f.as_raw_fd() as u32).to_ne_bytes();
     let m = make(4);
-    let mut ops: Vec<(&str, Box<dyn Fn(&dyn Ops) -> i32>)> = vec![
+    let mut ops: Vec<(&str, OpFn)> = vec![
         ("lookup empty", Box::new(|o| o.lookup(0))),
         ("lookup out of range", Box::new(|o| o.lookup(9))),
         ("update bad flags", Box::new(|o| o.update(0, fd(&root), 1))),
@@ -157,6 +157,8 @@ fn user_space_ops_match_the_kernel() {
         assert_eq!(*ours, f(&Kernel(&kfd)), "{what}");
     }
 }
+
+type OpFn<'a> = Box<dyn Fn(&dyn Ops) -> i32 + 'a>;
 
 /// One map's user-space operations, for running a sequence on both.
 trait Ops {

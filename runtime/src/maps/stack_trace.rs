@@ -248,6 +248,8 @@ type Phdr = libc::Elf32_Phdr;
 /// The objects mapped into this process, from the dynamic loader's list
 /// (the vDSO left out: it is not backed by a file, so the kernel finds no
 /// build id for it either).
+// The casts widen 32-bit targets' ELF fields.
+#[allow(clippy::unnecessary_cast)]
 fn loaded_objects() -> Vec<Object> {
     extern "C" fn each(
         info: *mut libc::dl_phdr_info,
@@ -397,7 +399,7 @@ fn get_stack_from(trace: impl FnOnce(usize) -> Vec<u64>, buf: &mut [u8], flags: 
     let Ok(size) = u32::try_from(buf.len()) else {
         return fail(buf, errno::EINVAL);
     };
-    if buf.len() % elem != 0 {
+    if !buf.len().is_multiple_of(elem) {
         return fail(buf, errno::EINVAL);
     }
     if !user {
@@ -447,7 +449,7 @@ fn layout(spec: &MapSpec) -> MapResult<Layout> {
         )));
     }
     let v = spec.value_size;
-    if spec.max_entries == 0 || spec.key_size != 4 || v < 8 || v % 8 != 0 {
+    if spec.max_entries == 0 || spec.key_size != 4 || v < 8 || !v.is_multiple_of(8) {
         return Err(MapError::invalid(format!(
             "map {name}: a stack_trace map needs key_size 4, a non-zero max_entries and a value_size that is a multiple of 8 (has {}, {}, {v})",
             spec.key_size, spec.max_entries
@@ -455,7 +457,7 @@ fn layout(spec: &MapSpec) -> MapResult<Layout> {
     }
     let max = max_stack();
     if spec.flags & BPF_F_STACK_BUILD_ID != 0 {
-        if v as usize % BUILD_ID_ENTRY != 0 || v / BUILD_ID_ENTRY as u32 > max {
+        if !(v as usize).is_multiple_of(BUILD_ID_ENTRY) || v / BUILD_ID_ENTRY as u32 > max {
             return Err(MapError::invalid(format!(
                 "map {name}: with BPF_F_STACK_BUILD_ID value_size must be a multiple of {BUILD_ID_ENTRY} of at most {max} entries (has {v})"
             )));

@@ -57,13 +57,14 @@ fn definitions_match_the_kernel() {
         let ours = Map::create_with(&spec, &opts())
             .err()
             .map_or(0, |e| e.code());
-        let expect = if key != 4 || entries == 0 || value < 8 || value % 8 != 0 {
-            errno::EINVAL
-        } else if flags & (BPF_F_RDONLY_PROG | BPF_F_NO_PREALLOC) != 0 {
-            errno::EINVAL
-        } else if flags & build_id != 0 && (value % 32 != 0 || value / 32 > max) {
-            errno::EINVAL
-        } else if flags & build_id == 0 && value / 8 > max {
+        let bad_def = key != 4 || entries == 0 || value < 8 || !value.is_multiple_of(8);
+        let bad_flags = flags & (BPF_F_RDONLY_PROG | BPF_F_NO_PREALLOC) != 0;
+        let too_deep = if flags & build_id != 0 {
+            !value.is_multiple_of(32) || value / 32 > max
+        } else {
+            value / 8 > max
+        };
+        let expect = if bad_def || bad_flags || too_deep {
             errno::EINVAL
         } else if entries > 1 << 31 {
             errno::E2BIG
