@@ -466,3 +466,51 @@ fn outer_maps_hold_their_inner_maps() {
         assert!(Map::by_id(bid).is_none());
     }
 }
+
+/// Programs looking inner maps up while user space keeps replacing them
+/// (and dropping its own references): every map a run reaches is alive.
+#[test]
+fn lookups_beside_replacements_reach_live_maps() {
+    let tmpl = spec(MapType::Array, 4, 8, 1, 0);
+    for t in [MapType::ArrayOfMaps, MapType::HashOfMaps] {
+        let o = outer(t, 4, 4, &tmpl).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut reached = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let _run = rcu::read_lock();
+                            for key in 0..4u32 {
+                                if let Some(p) = o.prog_lookup(&k(key), 0) {
+                                    // SAFETY: the run's section keeps it alive.
+                                    let m = unsafe { Map::from_ptr(p as *const Map) };
+                                    assert_eq!(m.spec().value_size, 8);
+                                    assert_eq!(m.native().max_entries, 1);
+                                    reached += 1;
+                                }
+                            }
+                        }
+                        reached
+                    })
+                })
+                .collect();
+            for round in 0..3000u32 {
+                let key = round % 4;
+                if round % 5 == 4 {
+                    let _ = o.delete(&k(key));
+                } else {
+                    let m = Map::create_with(&tmpl, &opts()).unwrap();
+                    o.update(&k(key), &m.id().to_ne_bytes(), 0).unwrap();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for r in readers {
+                assert!(r.join().unwrap() > 0);
+            }
+        });
+        drop(o);
+        settle();
+    }
+}
