@@ -435,7 +435,11 @@ fn build_ids_locate_code_in_files() {
     assert_eq!(last(&e[1]), 8);
     assert_eq!(e[1][4..24], [0; 20]);
     if status(&e[0]) != BUILD_ID_STATUS_VALID {
-        println!("SKIP build_ids_locate_code_in_files: the test binary has no build id");
+        let why = "the test binary has no build id (linked without --build-id)";
+        if std::env::var("BPFC_TEST_REQUIRE").as_deref() == Ok("all") {
+            panic!("build_ids_locate_code_in_files: {why}");
+        }
+        println!("SKIP build_ids_locate_code_in_files: {why}");
         return;
     }
     // The build id is the executable's, and the offset locates the code.
