@@ -496,7 +496,7 @@ fn lookups_beside_replacements_reach_live_maps() {
                     })
                 })
                 .collect();
-            for round in 0..3000u32 {
+            for round in 0..800u32 {
                 let key = round % 4;
                 if round % 5 == 4 {
                     let _ = o.delete(&k(key));
