@@ -10,6 +10,7 @@ pub mod abi;
 pub mod context;
 pub mod helpers;
 pub mod maps;
+pub mod ports;
 pub mod programs;
 pub mod regions;
 

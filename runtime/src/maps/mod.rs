@@ -19,18 +19,24 @@
 pub mod array;
 pub mod batch;
 pub mod bloom;
+pub mod cgroup;
+pub mod devmap;
 pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
 pub mod lpm;
 pub mod notify;
+pub mod of_maps;
 pub mod perf;
 pub mod prog_array;
 pub mod queue;
+pub mod rcu;
 pub mod ring;
 pub mod ringbuf;
 pub mod shm;
+pub mod slots;
+pub mod stack_trace;
 pub mod store;
 pub mod types;
 pub mod user_ringbuf;
@@ -399,6 +405,12 @@ impl Map {
             MapType::Ringbuf => Box::new(ringbuf::RingBuf::create(spec, dir)?),
             MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::create(spec, dir)?),
             MapType::PerfEventArray => Box::new(perf::PerfEventArray::create(spec)?),
+            MapType::StackTrace => Box::new(stack_trace::StackTraceMap::create(spec, dir)?),
+            MapType::CgroupArray => Box::new(cgroup::CgroupArray::create(spec)?),
+            MapType::ArrayOfMaps | MapType::HashOfMaps => {
+                Box::new(of_maps::MapInMap::create(spec, opts)?)
+            }
+            MapType::Devmap | MapType::DevmapHash => Box::new(devmap::DevMap::create(spec, dir)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -430,6 +442,10 @@ impl Map {
             MapType::BloomFilter => Box::new(bloom::BloomFilter::attach(store, &spec)?),
             MapType::Ringbuf => Box::new(ringbuf::RingBuf::attach(store, &spec)?),
             MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::attach(store, &spec)?),
+            MapType::Devmap | MapType::DevmapHash => {
+                Box::new(devmap::DevMap::attach(store, &spec)?)
+            }
+            MapType::StackTrace => Box::new(stack_trace::StackTraceMap::attach(store, &spec)?),
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
@@ -447,6 +463,10 @@ impl Map {
     }
 
     fn wrap(spec: MapSpec, ncpus: u32, imp: Box<dyn MapImpl>) -> Arc<Map> {
+        let spec = match spec.map_type {
+            MapType::Devmap | MapType::DevmapHash => devmap::effective_spec(spec),
+            _ => spec,
+        };
         let n = imp.native();
         let native = MapNative {
             map_type: spec.map_type as u32,
@@ -852,6 +872,8 @@ fn check_compatible(path: &Path, have: &MapSpec, want: &MapSpec) -> MapResult<()
     Ok(())
 }
 
+#[cfg(test)]
+mod kbpf;
 #[cfg(test)]
 mod kernel_bpf;
 #[cfg(test)]
