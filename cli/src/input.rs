@@ -4,8 +4,8 @@
 //! same way (file, program, instruction, source line).
 
 use anyhow::{bail, Context as _};
-use bpfc_compiler::isa::{decode_program, Endian, Insn, LddwSrc};
-use bpfc_compiler::loader::{self, Btf, LineInfo, LoadOptions, MapDef, Object};
+use bpfc_compiler::isa::{decode_program, Endian, Insn};
+use bpfc_compiler::loader::{self, Btf, LineInfo, LoadOptions, Object};
 use std::path::{Path, PathBuf};
 
 /// Flags that choose what to load from a file.
@@ -54,31 +54,11 @@ pub struct Program {
     pub name: String,
     /// Where each instruction comes from, when the object has line info.
     pub line_info: Vec<LineInfo>,
-    /// The object's maps (`MapIdx` lddw sources index them).
-    pub maps: Vec<MapDef>,
+    /// The object the program came from (`None` for raw instructions).
+    pub object: Option<Object>,
 }
 
 impl Program {
-    /// The first instruction that loads a map or global data, with the
-    /// map's name.
-    pub fn first_map_use(&self) -> Option<(usize, String)> {
-        self.insns.iter().enumerate().find_map(|(pc, i)| match i {
-            Insn::Lddw {
-                src: LddwSrc::MapIdx | LddwSrc::MapIdxValue | LddwSrc::MapFd | LddwSrc::MapValue,
-                imm,
-                ..
-            } => {
-                let idx = *imm as u32 as usize;
-                let name = self
-                    .maps
-                    .get(idx)
-                    .map_or_else(|| format!("#{idx}"), |m| m.name.clone());
-                Some((pc, name))
-            }
-            _ => None,
-        })
-    }
-
     /// ` (file.c:12: source text)` for messages about `pc`, or nothing.
     pub fn source_at(&self, pc: usize) -> String {
         let i = self.line_info.partition_point(|l| l.pc <= pc);
@@ -129,7 +109,7 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
             endian: Endian::Little,
             name,
             line_info: Vec::new(),
-            maps: Vec::new(),
+            object: None,
         });
     }
     let obj = load_object(path, &bytes, sel)?;
@@ -152,7 +132,7 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
         endian: obj.endian,
         name: prog.name.clone(),
         line_info: prog.line_info.clone(),
-        maps: obj.maps.clone(),
+        object: Some(obj.clone()),
     })
 }
 

@@ -9,6 +9,7 @@ mod compile;
 mod disasm;
 mod dump;
 mod input;
+mod maps_json;
 mod native;
 mod output;
 mod run;

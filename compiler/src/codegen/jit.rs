@@ -148,8 +148,17 @@ impl JitProgram {
         // `ctx` through helpers, and `fault`. Unchecked code trusts the program
         // to stay inside those regions (a verified program); checked code
         // enforces it and reports a fault instead.
-        let r0 = unsafe { (self.entry)(r1, r2, ctx, &mut fault) };
-        ctx.release_locks();
+        let entry = self.entry;
+        let (r0, out) = bpfc_runtime::context::run_section(
+            true,
+            ctx,
+            |ctx| {
+                let r0 = unsafe { entry(r1, r2, ctx, &mut fault) };
+                (r0, fault)
+            },
+            |(_, f)| f.code != 0,
+        );
+        let fault = out;
         if fault.code != 0 {
             let pc = fault.pc as usize;
             return Err(match FaultCode::from_raw(fault.code) {

@@ -180,10 +180,15 @@ pub fn run_bound_with(
         endian: prog.endian,
         ..opts.clone()
     };
-    let memory = memory::Memory::new(input, prog.endian);
-    let result = exec::Machine::new(prog, memory, ctx, &opts).run(r1, r2);
-    ctx.release_locks();
-    result
+    bpfc_runtime::context::run_section(
+        false,
+        ctx,
+        |ctx| {
+            let memory = memory::Memory::new(input, prog.endian);
+            exec::Machine::new(prog, memory, ctx, &opts).run(r1, r2)
+        },
+        Result::is_err,
+    )
 }
 
 /// A bound program the interpreter runs, as a prog array slot holds it.

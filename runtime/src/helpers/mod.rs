@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod callbacks;
+pub mod events;
 pub mod format;
 pub mod maps;
 pub mod misc;
@@ -138,6 +139,7 @@ impl HelperTable {
             .chain(trace::HELPERS)
             .chain(strings::HELPERS)
             .chain(callbacks::HELPERS)
+            .chain(events::HELPERS)
         {
             let id = kernel_id(name).expect("helper tables use the kernel's names");
             t.insert(Helper {
