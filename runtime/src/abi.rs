@@ -27,7 +27,15 @@ pub enum FaultCode {
     UnresolvedLddw = 7,
     /// The run used up the instruction budget it was compiled with.
     InsnLimit = 8,
+    /// The run reached an instruction whose CO-RE relocation could not be
+    /// applied (the loader replaced it with `call` [`CORE_POISON_HELPER`]).
+    CoreRelocation = 9,
 }
+
+/// The helper id of libbpf's poison call (`0xbad2310`, "bad relo"): the
+/// loader writes `call 0xbad2310` over an instruction whose CO-RE
+/// relocation cannot be applied, so the program fails only if it reaches it.
+pub const CORE_POISON_HELPER: i32 = 0xbad2310;
 
 impl FaultCode {
     pub fn from_raw(code: u32) -> Option<FaultCode> {
@@ -40,6 +48,7 @@ impl FaultCode {
             6 => FaultCode::PacketLoad,
             7 => FaultCode::UnresolvedLddw,
             8 => FaultCode::InsnLimit,
+            9 => FaultCode::CoreRelocation,
             _ => return None,
         })
     }
@@ -56,6 +65,9 @@ impl FaultCode {
                 "pseudo lddw of maps, global data or functions is not supported by the runtime yet"
             }
             FaultCode::InsnLimit => "instruction limit reached",
+            FaultCode::CoreRelocation => {
+                "reached an instruction whose CO-RE relocation could not be applied"
+            }
         }
     }
 }

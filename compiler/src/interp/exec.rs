@@ -5,6 +5,7 @@ use super::alu;
 use super::memory::Memory;
 use super::{Options, RunError};
 use crate::isa::{AtomicOp, CallTarget, Insn, LddwSrc, Reg, Size, Src, Width, MAX_CALL_FRAMES};
+use bpfc_runtime::abi::CORE_POISON_HELPER;
 use bpfc_runtime::{ExecContext, HelperTable};
 
 /// What a local call saves: where to return and the callee-saved registers.
@@ -92,6 +93,9 @@ pub(super) fn execute(
                 if cond.eval(width, regs[dst.index()], s) {
                     next = target(pc, off as i64);
                 }
+            }
+            Insn::Call(CallTarget::Helper(CORE_POISON_HELPER)) => {
+                return Err(RunError::CoreRelocation { pc });
             }
             Insn::Call(CallTarget::Helper(id)) => {
                 regs[0] = call_helper(pc, id as i128, &regs, helpers, ctx)?;

@@ -4,7 +4,7 @@
 use super::Translator;
 use crate::codegen::CodegenError;
 use crate::isa::{CallTarget, Reg};
-use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::abi::{FaultCode, CORE_POISON_HELPER};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_module::Module;
 
@@ -16,6 +16,10 @@ impl<M: Module> Translator<'_, '_, '_, M> {
     pub(super) fn call(&mut self, pc: usize, target: CallTarget) -> Result<(), CodegenError> {
         let args = self.args();
         let r0 = match target {
+            CallTarget::Helper(CORE_POISON_HELPER) => {
+                self.env.fault(self.b, FaultCode::CoreRelocation, pc, 0);
+                self.b.ins().iconst(types::I64, 0)
+            }
             CallTarget::Helper(id) => self.env.call_helper(self.b, pc, id, args),
             CallTarget::Local(rel) => {
                 let target = (pc as i64 + 1 + rel as i64) as usize;
