@@ -285,9 +285,13 @@ impl Linker<'_> {
                         } else if let Some(sidx) = sym.section {
                             match self.cx.layout.sections.get(&sidx) {
                                 Some(SectionTarget::Maps(by_off)) => {
-                                    let Some(&m) = by_off.get(&sym.value) else {
+                                    // The map at the symbol plus the addend:
+                                    // a static map is referred to through the
+                                    // section symbol and its offset.
+                                    let at = (sym.value as i64).wrapping_add(lo) as u64;
+                                    let Some(&m) = by_off.get(&at) else {
                                         return Err(bad_target(
-                                            "a symbol that is not a map definition".into(),
+                                            format!("offset {at:#x}, not the start of a map definition"),
                                             "a map",
                                         ));
                                     };

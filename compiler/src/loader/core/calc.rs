@@ -26,6 +26,10 @@ pub(crate) struct RelRes {
     pub new_sz: u64,
     /// Why the instruction is poisoned, for messages.
     pub reason: String,
+    /// Change the instruction (false without a target BTF: the compiled
+    /// value stays, which for bitfields may differ from libbpf's equally
+    /// valid choice, and is only checked where that is meaningful).
+    pub patch: bool,
 }
 
 /// A field relocation's value against `spec` (`None`: no such field).
@@ -182,6 +186,7 @@ pub(super) fn relo(
         orig_sz: 0,
         new_sz: 0,
         reason: String::new(),
+        patch: true,
     };
     let missing = || match kind {
         CoreReloKind::EnumvalValue => "no matching enumerator in the target BTF".to_string(),

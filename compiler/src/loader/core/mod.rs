@@ -158,10 +158,13 @@ fn resolve(
             orig_sz: 0,
             new_sz: 0,
             reason: String::new(),
+            patch: target.is_some(),
         });
     }
     let Some(target) = target else {
-        return calc::relo(rec.kind, local, &lspec, local, Some(&lspec), endian);
+        let mut res = calc::relo(rec.kind, local, &lspec, local, Some(&lspec), endian)?;
+        res.patch = false;
+        return Ok(res);
     };
     if lt.name.is_empty() {
         return Err("CO-RE relocations of anonymous types cannot find candidates (as in libbpf)".into());
@@ -250,6 +253,17 @@ pub(crate) fn patch(insns: &mut [Insn], pc: usize, res: &RelRes) -> Result<Optio
     let insn = *insns
         .get(pc)
         .ok_or_else(|| format!("instruction {pc} is outside the program"))?;
+    if !res.patch {
+        // Check only: the instruction keeps its compiled value.
+        return match held(&insn) {
+            Some(v) if res.validate && v != res.orig_val => Err(format!(
+                "the instruction holds {}, the local BTF gives {}",
+                v as i64, res.orig_val
+            )),
+            Some(_) => Ok(None),
+            None => Err(format!("cannot relocate {insn:?}")),
+        };
+    }
     match insn {
         Insn::Alu {
             width,
