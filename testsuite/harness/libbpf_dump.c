@@ -15,6 +15,7 @@
  * standard error).
  */
 #include <bpf/libbpf.h>
+#include <linux/bpf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,9 +60,23 @@ static int load_one(const char *path, const char *btf, int want)
 
 		printf("prog %s %s\n", bpf_program__name(chosen),
 		       bpf_program__section_name(chosen));
-		for (size_t k = 0; k < n; k++)
-			printf("insn %zu %u %u %u %d %d\n", k, insns[k].code, insns[k].dst_reg,
+		for (size_t k = 0; k < n; k++) {
+			printf("insn %zu %u %u %u %d %d", k, insns[k].code, insns[k].dst_reg,
 			       insns[k].src_reg, insns[k].off, insns[k].imm);
+			/* A map reference: the map's name instead of its fd. */
+			if (insns[k].code == (BPF_LD | BPF_DW | BPF_IMM) &&
+			    (insns[k].src_reg == BPF_PSEUDO_MAP_FD ||
+			     insns[k].src_reg == BPF_PSEUDO_MAP_VALUE)) {
+				struct bpf_map *map;
+
+				bpf_object__for_each_map(map, obj)
+				{
+					if (bpf_map__fd(map) == insns[k].imm)
+						printf(" %s", bpf_map__name(map));
+				}
+			}
+			printf("\n");
+		}
 	}
 	bpf_object__close(obj);
 	return 0;

@@ -227,6 +227,8 @@ pub struct RawInsn {
     pub src: u8,
     pub off: i16,
     pub imm: i32,
+    /// For a map load, the map's name.
+    pub map: Option<String>,
 }
 
 /// Each program libbpf loaded (alone) into the kernel with CO-RE against
@@ -258,7 +260,7 @@ pub fn libbpf_load(driver: &Path, obj: &Path, btf: &Path) -> Result<LibbpfLoad, 
                 r.refused.push((name.to_string(), err.parse().unwrap()));
                 cur = None;
             }
-            ["insn", _, code, dst, src, off, imm] => {
+            ["insn", _, code, dst, src, off, imm, map @ ..] => {
                 let name = cur.as_ref().expect("insn outside a program");
                 r.loaded.get_mut(name).unwrap().push(RawInsn {
                     code: code.parse().unwrap(),
@@ -266,6 +268,7 @@ pub fn libbpf_load(driver: &Path, obj: &Path, btf: &Path) -> Result<LibbpfLoad, 
                     src: src.parse().unwrap(),
                     off: off.parse().unwrap(),
                     imm: imm.parse().unwrap(),
+                    map: map.first().map(|m| m.to_string()),
                 });
             }
             _ => panic!("libbpf_dump printed {l:?}"),
