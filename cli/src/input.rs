@@ -94,7 +94,11 @@ impl Program {
             .checked_sub(1)
             .and_then(|i| self.line_info.get(i))
             .map(|l| format!("{}:{}: {}", l.file, l.line, l.text.trim()));
-        let poison = self.poisoned.iter().find(|p| p.pc == pc).map(|p| p.to_string());
+        let poison = self
+            .poisoned
+            .iter()
+            .find(|p| p.pc == pc)
+            .map(|p| p.to_string());
         match (line, poison) {
             (Some(l), Some(p)) => format!(" ({p}; {l})"),
             (Some(x), None) | (None, Some(x)) => format!(" ({x})"),

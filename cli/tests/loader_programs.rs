@@ -46,15 +46,22 @@ fn a_broken_program_is_reported_and_the_other_stays_usable() {
     let obj = fixture("one_broken.o");
     // dump: the broken one marked with its error, the good one listed.
     let text = stdout(&bpfc(&["dump", &obj]));
-    let line = text.lines().find(|l| l.trim_start().starts_with("broken ")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("broken "))
+        .unwrap();
     assert!(
         line.contains("ERROR: section syscall offset")
             && line.contains("extern CONFIG_BPFC_NO_SUCH_OPTION"),
         "{line}"
     );
     assert!(text.contains("; not loaded: section syscall"), "{text}");
-    assert!(text.contains("Disassembly of good (section syscall):"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&stdout(&bpfc(&["dump", "--json", &obj]))).unwrap();
+    assert!(
+        text.contains("Disassembly of good (section syscall):"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&bpfc(&["dump", "--json", &obj]))).unwrap();
     let progs = json["programs"].as_array().unwrap();
     let by = |n: &str| progs.iter().find(|p| p["name"] == n).unwrap();
     assert!(by("broken")["error"]
@@ -65,8 +72,15 @@ fn a_broken_program_is_reported_and_the_other_stays_usable() {
     assert!(by("good")["disassembly"].as_array().unwrap().len() > 2);
     // run, disasm and compile work on the good one.
     assert!(stdout(&bpfc(&["run", &obj, "--program", "good"])).starts_with("Return value: 42,"));
-    assert!(stdout(&bpfc(&["run", &obj, "--program", "good", "--engine", "interp"]))
-        .starts_with("Return value: 42,"));
+    assert!(stdout(&bpfc(&[
+        "run",
+        &obj,
+        "--program",
+        "good",
+        "--engine",
+        "interp"
+    ]))
+    .starts_with("Return value: 42,"));
     assert!(stdout(&bpfc(&["disasm", &obj, "--program", "good"])).contains("exit"));
     let out = tmp("good.o");
     stdout(&bpfc(&["compile", &obj, "--program", "good", "-o", &out]));
@@ -108,7 +122,10 @@ fn a_broken_program_is_reported_and_the_other_stays_usable() {
 fn a_reached_poisoned_instruction_names_its_relocation() {
     let vmlinux = "/sys/kernel/btf/vmlinux";
     if !std::path::Path::new(vmlinux).exists() {
-        skip("a_reached_poisoned_instruction_names_its_relocation", "no kernel BTF");
+        skip(
+            "a_reached_poisoned_instruction_names_its_relocation",
+            "no kernel BTF",
+        );
         return;
     }
     let obj = fixture("core_poison.o");
@@ -133,7 +150,10 @@ fn a_reached_poisoned_instruction_names_its_relocation() {
     // dump marks it.
     let text = stdout(&bpfc(&["dump", &obj, "--btf", vmlinux]));
     assert!(text.contains("1 poisoned by CO-RE"), "{text}");
-    assert!(text.contains("; poisoned: CO-RE byte_off relocation"), "{text}");
+    assert!(
+        text.contains("; poisoned: CO-RE byte_off relocation"),
+        "{text}"
+    );
     assert!(text.contains("call 0xbad2310"), "{text}");
 }
 
@@ -159,7 +179,11 @@ fn kconfig_image(args: &[&str]) -> Vec<u8> {
         .iter()
         .find(|m| m["name"] == ".kconfig")
         .unwrap();
-    assert!(json["programs"][0]["error"].is_null(), "{}", json["programs"][0]["error"]);
+    assert!(
+        json["programs"][0]["error"].is_null(),
+        "{}",
+        json["programs"][0]["error"]
+    );
     let hex = m["data"].as_str().unwrap();
     (0..hex.len())
         .step_by(2)
@@ -179,7 +203,14 @@ fn libbpf_virtual_externs_default_and_from_the_host() {
     // LINUX_HAS_SYSCALL_WRAPPER, LINUX_KERNEL_VERSION.
     let d = kconfig_image(&["dump", "--json", &obj]);
     assert_eq!(
-        (u32_at(&d, 0), u32_at(&d, 8), u32_at(&d, 16), d[24], d[32], u32_at(&d, 40)),
+        (
+            u32_at(&d, 0),
+            u32_at(&d, 8),
+            u32_at(&d, 16),
+            d[24],
+            d[32],
+            u32_at(&d, 40)
+        ),
         (0, 250, 0, 1, 1, 0x060800)
     );
     let h = kconfig_image(&["dump", "--json", "--kconfig-host", &obj]);
@@ -206,7 +237,14 @@ fn libbpf_virtual_externs_default_and_from_the_host() {
     }
     assert_eq!(u32_at(&h, 40), host_version());
     // --kconfig still overrides the host's values.
-    let o = kconfig_image(&["dump", "--json", "--kconfig-host", "--kconfig", "CONFIG_HZ=1000", &obj]);
+    let o = kconfig_image(&[
+        "dump",
+        "--json",
+        "--kconfig-host",
+        "--kconfig",
+        "CONFIG_HZ=1000",
+        &obj,
+    ]);
     assert_eq!(u32_at(&o, 8), 1000);
 }
 
@@ -214,18 +252,44 @@ fn libbpf_virtual_externs_default_and_from_the_host() {
 fn compile_refuses_what_it_cannot_bind() {
     let out = tmp("refused.o");
     // A legacy map, with its name, the instruction and the source line.
-    let e = error(&bpfc(&["compile", &fixture("globals.o"), "--program", "use_globals", "-o", &out]));
-    for part in ["program use_globals instruction", "globals.c:", "map legacy_hash", "cannot bind maps"] {
+    let e = error(&bpfc(&[
+        "compile",
+        &fixture("globals.o"),
+        "--program",
+        "use_globals",
+        "-o",
+        &out,
+    ]));
+    for part in [
+        "program use_globals instruction",
+        "globals.c:",
+        "map legacy_hash",
+        "cannot bind maps",
+    ] {
         assert!(e.contains(part), "{e:?} lacks {part:?}");
     }
     // Global data.
     let e = error(&bpfc(&["compile", &fixture("kconfig.o"), "-o", &out]));
     assert!(e.contains("the value of map .kconfig"), "{e}");
     // A callback's address (bpf_loop).
-    let e = error(&bpfc(&["compile", &fixture("calls.o"), "--program", "with_loop", "-o", &out]));
+    let e = error(&bpfc(&[
+        "compile",
+        &fixture("calls.o"),
+        "--program",
+        "with_loop",
+        "-o",
+        &out,
+    ]));
     assert!(e.contains("loads a function's address"), "{e}");
     // A pure program compiles.
     let _ = std::fs::remove_file(&out);
-    stdout(&bpfc(&["compile", &fixture("calls.o"), "--program", "pure_sum", "-o", &out]));
+    stdout(&bpfc(&[
+        "compile",
+        &fixture("calls.o"),
+        "--program",
+        "pure_sum",
+        "-o",
+        &out,
+    ]));
     assert!(std::fs::metadata(&out).unwrap().len() > 0);
 }

@@ -28,12 +28,18 @@ const F_MMAPABLE: u32 = 1 << 10;
 const AYA_CANNOT: [(&str, &str); 11] = [
     ("bigendian.o", "InvalidHeader"),
     ("core_flavors.o", "InvalidRelocationKind { kind: 12 }"),
-    ("core_poison.o", "InvalidProgramSection { section: \"syscall\" }"),
+    (
+        "core_poison.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
     (
         "gcc_core_target.o",
         "InvalidProgramSection { section: \"syscall\" }",
     ),
-    ("one_broken.o", "InvalidProgramSection { section: \"syscall\" }"),
+    (
+        "one_broken.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
     ("maps_extra.o", "UnexpectedBtfType"),
     ("core_run.o", "InvalidRelocationKind { kind: 12 }"),
     (

@@ -25,8 +25,16 @@ const EXPECTED_ERRORS: &[(&str, &str, &str)] = &[
     ("loader-clang-7-eb.elf", "asm_relocation", "extern MY_CONST"),
     ("loader-clang-9-el.elf", "asm_relocation", "extern MY_CONST"),
     ("loader-clang-9-eb.elf", "asm_relocation", "extern MY_CONST"),
-    ("loader-clang-14-el.elf", "asm_relocation", "extern MY_CONST"),
-    ("loader-clang-14-eb.elf", "asm_relocation", "extern MY_CONST"),
+    (
+        "loader-clang-14-el.elf",
+        "asm_relocation",
+        "extern MY_CONST",
+    ),
+    (
+        "loader-clang-14-eb.elf",
+        "asm_relocation",
+        "extern MY_CONST",
+    ),
     ("loader-el.elf", "asm_relocation", "extern MY_CONST"),
     ("loader-eb.elf", "asm_relocation", "extern MY_CONST"),
     // A call to a function declared and never defined (cilium's test
@@ -56,7 +64,11 @@ fn load_checked(o: &CorpusObject, opts: &LoadOptions) -> (Object, usize) {
     }
     for (f, n, _) in EXPECTED_ERRORS.iter().filter(|(f, _, _)| *f == file) {
         let p = obj.program(n).unwrap();
-        assert!(p.error.is_some(), "{} {f} {n} loads now: update EXPECTED_ERRORS", o.name);
+        assert!(
+            p.error.is_some(),
+            "{} {f} {n} loads now: update EXPECTED_ERRORS",
+            o.name
+        );
     }
     let poisoned = obj.programs.iter().map(|p| p.poisoned.len()).sum();
     (obj, poisoned)
@@ -174,7 +186,9 @@ fn names(obj: &Object) -> Vec<(String, String)> {
 #[test]
 fn corpus_program_lists_match_libbpf_and_cilium() {
     let test = "corpus_program_lists_match_libbpf_and_cilium";
-    let Some(driver) = libbpf_dump(test) else { return };
+    let Some(driver) = libbpf_dump(test) else {
+        return;
+    };
     let Some(all) = corpus(test) else { return };
     let mut lists: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let (mut by_libbpf, mut by_cilium, mut by_twin) = (0, 0, 0);
@@ -208,13 +222,20 @@ fn corpus_program_lists_match_libbpf_and_cilium() {
                 .map(|(n, s)| (n.to_string(), s.to_string()))
                 .collect();
             want.sort();
-            assert_eq!(ours, &want, "{}: programs differ from cilium's test", o.name);
+            assert_eq!(
+                ours, &want,
+                "{}: programs differ from cilium's test",
+                o.name
+            );
             by_cilium += 1;
             continue;
         }
         // A big-endian object: the same program list as its little-endian twin.
         let twin = o.path.to_string_lossy().replace("-eb.elf", "-el.elf");
-        if let Some(twin_list) = lists.get(&twin).filter(|_| twin != o.path.to_string_lossy()) {
+        if let Some(twin_list) = lists
+            .get(&twin)
+            .filter(|_| twin != o.path.to_string_lossy())
+        {
             assert_eq!(ours, twin_list, "{}: programs differ from {twin}", o.name);
             by_twin += 1;
             continue;

@@ -88,7 +88,12 @@ fn gcc_fixtures_match_clang() {
             let mut v: Vec<String> = o
                 .maps
                 .iter()
-                .filter(|m| matches!(m.origin, MapOrigin::Btf | MapOrigin::Legacy | MapOrigin::StructOps))
+                .filter(|m| {
+                    matches!(
+                        m.origin,
+                        MapOrigin::Btf | MapOrigin::Legacy | MapOrigin::StructOps
+                    )
+                })
                 .map(|m| shape(o, m))
                 .collect();
             v.sort();
@@ -97,14 +102,22 @@ fn gcc_fixtures_match_clang() {
         assert_eq!(defs(&g), defs(&c), "{f}: maps");
         maps += defs(&g).len();
         // The same .kconfig externs.
-        let kconfig = |o: &Object| o.maps.iter().find(|m| m.origin == MapOrigin::Kconfig).map(|m| m.data.clone());
+        let kconfig = |o: &Object| {
+            o.maps
+                .iter()
+                .find(|m| m.origin == MapOrigin::Kconfig)
+                .map(|m| m.data.clone())
+        };
         assert_eq!(kconfig(&g), kconfig(&c), "{f}: .kconfig");
     }
     // An arena's 64-bit map_extra, which GCC 12's BTF drops, came from DWARF.
     let arena = obj("gcc/maps_extra.o");
     let m = &arena.maps[arena.map_index("m_arena").unwrap()];
     assert_eq!(m.map_extra, 0x1_0000_0000);
-    println!("{} GCC objects, {maps} map definitions, as clang's", all.len());
+    println!(
+        "{} GCC objects, {maps} map definitions, as clang's",
+        all.len()
+    );
 }
 
 /// Programs that need no context, maps or helpers: (file, program, result),
@@ -167,7 +180,11 @@ fn gcc_callbacks_and_global_calls_land_on_their_functions() {
         }
     }
     let with_loop = o.program("with_loop").unwrap();
-    let names: Vec<&str> = with_loop.functions.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = with_loop
+        .functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     assert_eq!(names, ["with_loop", "loop_cb"]);
 }
 
@@ -180,7 +197,12 @@ fn gcc_access_strings_relocate_as_bpftool_lays_out_the_target() {
     let rec = target.find("STRUCT", "rec").unwrap();
     let inner = target.find("STRUCT", "inner").unwrap();
     let off = |s: u32, m: &str| target.member(s, m).unwrap().1 as i16 / 8;
-    let (pid, flags, inn, y) = (off(rec, "pid"), off(rec, "flags"), off(rec, "in"), off(inner, "y"));
+    let (pid, flags, inn, y) = (
+        off(rec, "pid"),
+        off(rec, "flags"),
+        off(rec, "in"),
+        off(inner, "y"),
+    );
     let size = target.size_of(rec) as i16;
     let opts = LoadOptions {
         target_btf: Some(
@@ -225,8 +247,9 @@ fn without_btf_legacy_maps_load_and_btf_maps_name_gbtf() {
     legacy.sort();
     assert_eq!(legacy, ["legacy_array", "legacy_hash"]);
     assert!(g.programs.iter().all(|p| p.error.is_none()));
-    let e = Object::parse(&std::fs::read(elf_fixture_dir().join("gcc/nobtf_maps_common.o")).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e =
+        Object::parse(&std::fs::read(elf_fixture_dir().join("gcc/nobtf_maps_common.o")).unwrap())
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("section .maps") && e.contains("-gbtf"), "{e}");
 }

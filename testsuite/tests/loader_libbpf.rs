@@ -145,7 +145,9 @@ fn setup(test: &str) -> Option<(std::path::PathBuf, Btf)> {
 #[test]
 fn core_fallbacks_match_libbpf_in_the_kernel() {
     let test = "core_fallbacks_match_libbpf_in_the_kernel";
-    let Some((driver, target)) = setup(test) else { return };
+    let Some((driver, target)) = setup(test) else {
+        return;
+    };
     let path = elf_fixture_dir().join("core_flavors.o");
     let (loaded, refused, poison) = against_libbpf(&driver, &path, &target);
     // Both programs load in this kernel, each with its dead fallbacks
@@ -165,7 +167,11 @@ fn core_fallbacks_match_libbpf_in_the_kernel() {
     let reasons: Vec<String> = obj
         .programs
         .iter()
-        .flat_map(|p| p.poisoned.iter().map(|x| format!("{} {}", x.type_name, x.access)))
+        .flat_map(|p| {
+            p.poisoned
+                .iter()
+                .map(|x| format!("{} {}", x.type_name, x.access))
+        })
         .collect();
     for want in [
         "struct task_struct___o 0:0",
@@ -173,7 +179,10 @@ fn core_fallbacks_match_libbpf_in_the_kernel() {
         "struct bpfc_absent___x 0:1",
         "enum bpf_func_id___x 1",
     ] {
-        assert!(reasons.iter().any(|r| r == want), "{want} not in {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "{want} not in {reasons:?}"
+        );
     }
     println!("core_flavors.o: {loaded} programs, {poison} poison calls, as libbpf");
 }
@@ -181,7 +190,9 @@ fn core_fallbacks_match_libbpf_in_the_kernel() {
 #[test]
 fn corpus_objects_match_libbpf_in_the_kernel() {
     let test = "corpus_objects_match_libbpf_in_the_kernel";
-    let Some((driver, target)) = setup(test) else { return };
+    let Some((driver, target)) = setup(test) else {
+        return;
+    };
     let Some(all) = corpus(test) else { return };
     let (mut objects, mut loaded, mut refused, mut poison) = (0, 0, 0, 0);
     for o in all.iter().filter(|o| {

@@ -20,7 +20,6 @@ fn err_of(r: Result<Object, bpfc_compiler::loader::LoadError>) -> bpfc_compiler:
     }
 }
 
-
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(elf_fixture_dir().join(name)).unwrap()
 }

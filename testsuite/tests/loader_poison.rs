@@ -34,13 +34,21 @@ fn poisoned_program(test: &str) -> Option<Object> {
         target_btf: Some(btf),
         ..Default::default()
     };
-    Some(load(&std::fs::read(elf_fixture_dir().join("core_poison.o")).unwrap(), &opts).unwrap())
+    Some(
+        load(
+            &std::fs::read(elf_fixture_dir().join("core_poison.o")).unwrap(),
+            &opts,
+        )
+        .unwrap(),
+    )
 }
 
 #[test]
 fn reaching_a_poisoned_instruction_faults_with_code_9_everywhere() {
     let test = "reaching_a_poisoned_instruction_faults_with_code_9_everywhere";
-    let Some(obj) = poisoned_program(test) else { return };
+    let Some(obj) = poisoned_program(test) else {
+        return;
+    };
     let p = obj.program("poisoned").unwrap();
     let [poison] = p.poisoned.as_slice() else {
         panic!("{:?}", p.poisoned)
@@ -74,8 +82,8 @@ fn reaching_a_poisoned_instruction_faults_with_code_9_everywhere() {
                 checked,
                 ..Default::default()
             };
-            let jit =
-                JitProgram::compile(&p.insns, obj.endian, &HelperTable::new(), &opts, None).unwrap();
+            let jit = JitProgram::compile(&p.insns, obj.endian, &HelperTable::new(), &opts, None)
+                .unwrap();
             let mut mem = input.to_le_bytes().to_vec();
             match (want, jit.run(&mut mem, &mut ExecContext::new())) {
                 (Some(w), Ok(v)) => assert_eq!(v, w),
@@ -100,7 +108,9 @@ fn reaching_a_poisoned_instruction_faults_with_code_9_everywhere() {
 #[test]
 fn aot_object_reports_fault_code_9() {
     let test = "aot_object_reports_fault_code_9";
-    let Some(obj) = poisoned_program(test) else { return };
+    let Some(obj) = poisoned_program(test) else {
+        return;
+    };
     let target = AotTarget::X86_64;
     if let Err(why) = tool_available(&target) {
         skip(test, &why);
@@ -133,12 +143,19 @@ fn aot_object_reports_fault_code_9() {
 
 #[test]
 fn one_broken_program_leaves_the_other_usable() {
-    let obj = Object::parse(&std::fs::read(elf_fixture_dir().join("one_broken.o")).unwrap()).unwrap();
+    let obj =
+        Object::parse(&std::fs::read(elf_fixture_dir().join("one_broken.o")).unwrap()).unwrap();
     let broken = obj.program("broken").unwrap();
     match &broken.error {
         Some(e @ LoadError::UnresolvedExtern { name, section, .. }) => {
-            assert_eq!((name.as_str(), section.as_str()), ("CONFIG_BPFC_NO_SUCH_OPTION", "syscall"));
-            assert!(e.to_string().contains("no value for this .kconfig extern"), "{e}");
+            assert_eq!(
+                (name.as_str(), section.as_str()),
+                ("CONFIG_BPFC_NO_SUCH_OPTION", "syscall")
+            );
+            assert!(
+                e.to_string().contains("no value for this .kconfig extern"),
+                "{e}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -158,6 +175,10 @@ fn one_broken_program_leaves_the_other_usable() {
     // With a value for the option, both load.
     let mut opts = LoadOptions::default();
     opts.kconfig.insert("CONFIG_BPFC_NO_SUCH_OPTION".into(), 5);
-    let fixed = load(&std::fs::read(elf_fixture_dir().join("one_broken.o")).unwrap(), &opts).unwrap();
+    let fixed = load(
+        &std::fs::read(elf_fixture_dir().join("one_broken.o")).unwrap(),
+        &opts,
+    )
+    .unwrap();
     assert!(fixed.programs.iter().all(|p| p.error.is_none()));
 }

@@ -339,7 +339,7 @@ impl ElfFile {
     /// Whether GCC wrote the object: its `.comment` names GCC and not clang.
     /// GCC's BPF output (with binutils' assembler) differs in ways the
     /// loader must know: see `reloc` and `core`.
-    pub fn from_gcc(&self) -> bool {
+    pub fn written_by_gcc(&self) -> bool {
         self.section_by_name(".comment").is_some_and(|(_, s)| {
             let text = String::from_utf8_lossy(&s.data);
             text.contains("GCC:") && !text.contains("clang")

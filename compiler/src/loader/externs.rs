@@ -59,11 +59,9 @@ fn classify_one(btf: Option<&Btf>, name: &str, weak: bool, gcc: bool) -> Extern 
             "the object has no BTF to declare it (clang needs -g, GCC -gbtf); libbpf refuses such externs".into(),
         );
     };
-    let found = btf
-        .types
-        .iter()
-        .enumerate()
-        .find(|(_, t)| t.name == name && matches!(t.kind, TypeKind::Var { .. } | TypeKind::Func { .. }));
+    let found = btf.types.iter().enumerate().find(|(_, t)| {
+        t.name == name && matches!(t.kind, TypeKind::Var { .. } | TypeKind::Func { .. })
+    });
     let Some((id, t)) = found else {
         return Extern::Unusable(
             "no BTF variable or function declares it (not a __kconfig or __ksym extern, e.g. an inline-assembly constant); libbpf refuses it".into(),
@@ -89,9 +87,7 @@ fn classify_one(btf: Option<&Btf>, name: &str, weak: bool, gcc: bool) -> Extern 
             Some(size) => Extern::Kconfig { size, weak },
             None => Extern::Unusable("its .kconfig type has no size".into()),
         },
-        (Some(".kconfig"), _) => {
-            Extern::Unusable("a function cannot be a .kconfig extern".into())
-        }
+        (Some(".kconfig"), _) => Extern::Unusable("a function cannot be a .kconfig extern".into()),
         (Some(".ksyms"), TypeKind::Var { .. }) => Extern::Ksym,
         (Some(".ksyms"), _) => Extern::Kfunc,
         (Some(other), _) => Extern::Unusable(format!("extern in unknown section {other}")),

@@ -48,7 +48,9 @@ fn three_numbers(s: &str) -> Option<(u64, u64, u64)> {
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     let rest = parts.next()?;
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     Some((major, minor, rest[..end].parse().ok()?))
 }
 
@@ -207,7 +209,10 @@ mod tests {
         assert_eq!(c["CONFIG_G"], 8);
         assert_eq!(c["CONFIG_H"], u64::MAX);
         let e = parse_config("CONFIG_X=zz\n", Path::new("cfg")).unwrap_err();
-        assert_eq!(e.to_string(), "cfg line 1: value \"zz\": invalid digit found in string");
+        assert_eq!(
+            e.to_string(),
+            "cfg line 1: value \"zz\": invalid digit found in string"
+        );
     }
 
     #[test]

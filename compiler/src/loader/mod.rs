@@ -443,7 +443,7 @@ pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
         (Some((_, s)), Some(b)) => Some(BtfExt::parse(&s.data, endian, b)?),
         _ => None,
     };
-    let gcc = elf.from_gcc();
+    let gcc = elf.written_by_gcc();
     let externs = externs::classify(&elf, btf.as_ref(), gcc);
     let layout = maps::collect(&elf, fixed.as_ref(), &externs, &opts.kconfig)?;
     let core = match (&btf, &btf_ext) {
@@ -502,11 +502,9 @@ fn fixup_datasecs(elf: &elf::ElfFile, btf: &mut Btf) {
             let Some(Some((name, 1))) = var_names.get(v.type_id as usize) else {
                 continue;
             };
-            if let Some(sym) = elf
-                .symbols
-                .iter()
-                .find(|s| s.section == Some(idx) && &s.name == name && s.kind == object::elf::STT_OBJECT)
-            {
+            if let Some(sym) = elf.symbols.iter().find(|s| {
+                s.section == Some(idx) && &s.name == name && s.kind == object::elf::STT_OBJECT
+            }) {
                 if let Ok(off) = u32::try_from(sym.value) {
                     v.offset = off;
                 }

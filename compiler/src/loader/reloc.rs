@@ -20,9 +20,7 @@ use super::error::LoadError;
 use super::externs::{Extern, Externs};
 use super::funcs::Func;
 use super::maps::{Layout, SectionTarget};
-use super::{
-    sections, ExternKind, ExternRef, FuncInfo, Function, LineInfo, PoisonedInsn, Program,
-};
+use super::{sections, ExternKind, ExternRef, FuncInfo, Function, LineInfo, PoisonedInsn, Program};
 use crate::isa::{decode_one, CallTarget, Insn, LddwSrc, INSN_SIZE};
 use object::elf as E;
 use std::collections::BTreeMap;
@@ -237,8 +235,7 @@ impl Linker<'_> {
                 match (r.r_type, *insn) {
                     (R_BPF_64_32, Insn::Call(CallTarget::Local(imm))) => {
                         let tsec = self.exec_section(sym, &s.name, r.offset)?;
-                        let tslot =
-                            (sym.value / INSN_SIZE as u64) as i64 + addend(imm as i64) + 1;
+                        let tslot = (sym.value / INSN_SIZE as u64) as i64 + addend(imm as i64) + 1;
                         let new = self.target_pc(
                             tsec,
                             tslot,
@@ -291,7 +288,9 @@ impl Linker<'_> {
                                     let at = (sym.value as i64).wrapping_add(lo) as u64;
                                     let Some(&m) = by_off.get(&at) else {
                                         return Err(bad_target(
-                                            format!("offset {at:#x}, not the start of a map definition"),
+                                            format!(
+                                                "offset {at:#x}, not the start of a map definition"
+                                            ),
                                             "a map",
                                         ));
                                     };

@@ -225,4 +225,3 @@ pub fn check_fixture(path: &Path, listing: &Listing) -> usize {
     }
     checked
 }
-

@@ -45,18 +45,21 @@ fn field(
     }
     let Some(spec) = spec else { return Ok(None) };
     let acc = spec.accessors.last().ok_or("empty access")?;
-    let size = |id: u32| btf.size_of(id).ok_or_else(|| format!("type {id} has no size"));
+    let size = |id: u32| {
+        btf.size_of(id)
+            .ok_or_else(|| format!("type {id} has no size"))
+    };
     let Some(_) = &acc.name else {
         // An array element: only its offset and size.
         return match kind {
-            CoreReloKind::FieldByteOffset => {
-                Ok(Some((spec.bit_offset / 8, size(acc.type_id)?, acc.type_id, true)))
-            }
+            CoreReloKind::FieldByteOffset => Ok(Some((
+                spec.bit_offset / 8,
+                size(acc.type_id)?,
+                acc.type_id,
+                true,
+            ))),
             CoreReloKind::FieldByteSize => Ok(Some((size(acc.type_id)?, 0, 0, true))),
-            _ => Err(format!(
-                "{} relocation on an array element",
-                kind.name()
-            )),
+            _ => Err(format!("{} relocation on an array element", kind.name())),
         };
     };
     let member = btf
@@ -193,8 +196,8 @@ pub(super) fn relo(
         _ => "no matching field in the target BTF".to_string(),
     };
     if is_field(kind) {
-        let (ov, osz, otype, validate) =
-            field(local_btf, kind, Some(local), endian)?.ok_or("the local access does not resolve")?;
+        let (ov, osz, otype, validate) = field(local_btf, kind, Some(local), endian)?
+            .ok_or("the local access does not resolve")?;
         res.orig_val = ov;
         res.orig_sz = osz;
         res.validate = validate;

@@ -167,7 +167,9 @@ fn resolve(
         return Ok(res);
     };
     if lt.name.is_empty() {
-        return Err("CO-RE relocations of anonymous types cannot find candidates (as in libbpf)".into());
+        return Err(
+            "CO-RE relocations of anonymous types cannot find candidates (as in libbpf)".into(),
+        );
     }
     let cands = cache
         .entry(rec.type_id)
@@ -197,8 +199,16 @@ fn resolve(
                     "relocation decision ambiguity: candidates {} and {} give {} and {}",
                     type_label(target, *t),
                     type_label(target, c),
-                    if tres.poison { "failure".to_string() } else { tres.new_val.to_string() },
-                    if cres.poison { "failure".to_string() } else { cres.new_val.to_string() },
+                    if tres.poison {
+                        "failure".to_string()
+                    } else {
+                        tres.new_val.to_string()
+                    },
+                    if cres.poison {
+                        "failure".to_string()
+                    } else {
+                        cres.new_val.to_string()
+                    },
                 ))
             }
             Some(_) => {}
@@ -316,7 +326,10 @@ pub(crate) fn patch(insns: &mut [Insn], pc: usize, res: &RelRes) -> Result<Optio
                     ));
                 }
                 new_size = size_of_bytes(res.new_sz).ok_or_else(|| {
-                    format!("the field is {} bytes in the target, not a load size", res.new_sz)
+                    format!(
+                        "the field is {} bytes in the target, not a load size",
+                        res.new_sz
+                    )
                 })?;
                 if matches!(insn, Insn::Atomic { .. }) && !matches!(new_size, Size::W | Size::DW) {
                     return Err(format!("an atomic cannot access {} bytes", res.new_sz));
@@ -344,7 +357,11 @@ pub(crate) fn patch(insns: &mut [Insn], pc: usize, res: &RelRes) -> Result<Optio
                     off: new_off,
                 },
                 Insn::Atomic {
-                    op, fetch, dst, src, ..
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    ..
                 } => Insn::Atomic {
                     size: new_size,
                     op,
@@ -376,7 +393,9 @@ pub(crate) fn patch(insns: &mut [Insn], pc: usize, res: &RelRes) -> Result<Optio
                 imm: res.new_val,
             };
         }
-        Insn::Lddw { .. } => return Err("a 64-bit load of a map or symbol cannot take a CO-RE value".into()),
+        Insn::Lddw { .. } => {
+            return Err("a 64-bit load of a map or symbol cannot take a CO-RE value".into())
+        }
         other => return Err(format!("cannot relocate {other:?}")),
     }
     Ok(None)

@@ -255,7 +255,10 @@ pub(super) fn matched(
         else {
             return Ok(None);
         };
-        let Some(i) = values.iter().position(|v| types::essential(&v.name) == want) else {
+        let Some(i) = values
+            .iter()
+            .position(|v| types::essential(&v.name) == want)
+        else {
             return Ok(None);
         };
         spec.accessors.push(Accessor {

@@ -8,6 +8,18 @@ use crate::loader::btf::{Btf, TypeKind};
 /// How many levels the compatibility and match walks may go down.
 const MAX_DEPTH: usize = 32;
 
+/// How many type pairs one compatibility or match question may compare
+/// (bounds the work on adversarial BTF, where names repeat).
+const BUDGET: usize = 1 << 14;
+
+fn spend(budget: &mut usize) -> Result<(), String> {
+    if *budget == 0 {
+        return Err("type comparison too costly".into());
+    }
+    *budget -= 1;
+    Ok(())
+}
+
 /// The essential name: `name` without a `___flavour` suffix. As in libbpf,
 /// the suffix starts at the last `X___Y` where neither X nor Y is an
 /// underscore, and needs at least one character after it.
@@ -69,6 +81,18 @@ pub(super) fn compatible(
     tid: u32,
     level: usize,
 ) -> Result<bool, String> {
+    compatible_in(local, lid, target, tid, level, &mut BUDGET.clone())
+}
+
+fn compatible_in(
+    local: &Btf,
+    lid: u32,
+    target: &Btf,
+    tid: u32,
+    level: usize,
+    budget: &mut usize,
+) -> Result<bool, String> {
+    spend(budget)?;
     let (Some(l0), Some(t0)) = (local.get(lid), target.get(tid)) else {
         return Err("bad type id".into());
     };
@@ -121,7 +145,7 @@ pub(super) fn compatible(
                     }
                     let a = local.skip_mods_and_typedefs(a.type_id);
                     let b = target.skip_mods_and_typedefs(b.type_id);
-                    if !compatible(local, a, target, b, level - 1)? {
+                    if !compatible_in(local, a, target, b, level - 1, budget)? {
                         return Ok(false);
                     }
                 }
@@ -184,7 +208,15 @@ fn names_match(local: &str, target: &str) -> bool {
 /// (members recursively); behind a pointer a struct may match a forward
 /// declaration and members are not compared. `Err` when too deep.
 pub(super) fn matches(local: &Btf, lid: u32, target: &Btf, tid: u32) -> Result<bool, String> {
-    types_match(local, lid, target, tid, false, MAX_DEPTH)
+    types_match(
+        local,
+        lid,
+        target,
+        tid,
+        false,
+        MAX_DEPTH,
+        &mut BUDGET.clone(),
+    )
 }
 
 fn types_match(
@@ -194,10 +226,12 @@ fn types_match(
     tid: u32,
     behind_ptr: bool,
     level: usize,
+    budget: &mut usize,
 ) -> Result<bool, String> {
     if level == 0 {
         return Err("type nesting too deep".into());
     }
+    spend(budget)?;
     let (mut lid, mut tid, mut behind_ptr) = (lid, tid, behind_ptr);
     for _ in 0..MAX_DEPTH {
         lid = local.skip_mods_and_typedefs(lid);
@@ -251,10 +285,7 @@ fn types_match(
                         .iter()
                         .all(|v| tv.iter().any(|w| names_match(&v.name, &w.name))));
             }
-            (
-                TypeKind::Struct { members: lm, .. } | TypeKind::Union { members: lm, .. },
-                k,
-            ) => {
+            (TypeKind::Struct { members: lm, .. } | TypeKind::Union { members: lm, .. }, k) => {
                 if behind_ptr {
                     return Ok(match k {
                         _ if same_kind => true,
@@ -275,7 +306,15 @@ fn types_match(
                     let mut found = false;
                     for n in tm {
                         if names_match(&m.name, &n.name)
-                            && types_match(local, m.type_id, target, n.type_id, false, level - 1)?
+                            && types_match(
+                                local,
+                                m.type_id,
+                                target,
+                                n.type_id,
+                                false,
+                                level - 1,
+                                budget,
+                            )?
                         {
                             found = true;
                             break;
@@ -330,7 +369,15 @@ fn types_match(
                     return Ok(false);
                 }
                 for (a, b) in lp.iter().zip(tp) {
-                    if !types_match(local, a.type_id, target, b.type_id, behind_ptr, level - 1)? {
+                    if !types_match(
+                        local,
+                        a.type_id,
+                        target,
+                        b.type_id,
+                        behind_ptr,
+                        level - 1,
+                        budget,
+                    )? {
                         return Ok(false);
                     }
                 }

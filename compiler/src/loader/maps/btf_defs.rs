@@ -190,8 +190,7 @@ pub(super) fn btf_maps(
     let btf = btf.ok_or_else(|| LoadError::BadSection {
         section: sec.name.clone(),
         offset: 0,
-        reason: "BTF-defined maps need a .BTF section: build with BTF (clang -g, GCC -gbtf)"
-            .into(),
+        reason: "BTF-defined maps need a .BTF section: build with BTF (clang -g, GCC -gbtf)".into(),
     })?;
     let vars = btf.datasec_vars(".maps");
     let first = layout.maps.len();

@@ -33,10 +33,7 @@ pub(super) fn legacy_maps(elf: &ElfFile, idx: usize, layout: &mut Layout) -> Res
     }
     // A static definition has no symbol (clang emits none): the division
     // above then spans two definitions, which the symbols' own sizes show.
-    if let Some((_, s)) = syms
-        .iter()
-        .find(|(_, s)| s.size != 0 && s.size != def_size)
-    {
+    if let Some((_, s)) = syms.iter().find(|(_, s)| s.size != 0 && s.size != def_size) {
         return Err(LoadError::BadMap {
             map: s.name.clone(),
             section: sec.name.clone(),
