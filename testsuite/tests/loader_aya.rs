@@ -25,11 +25,15 @@ use std::collections::{BTreeMap, HashSet};
 const F_MMAPABLE: u32 = 1 << 10;
 
 /// Fixtures aya-obj 0.3.0 rejects, with a word of its error.
-const AYA_CANNOT: [(&str, &str); 11] = [
+const AYA_CANNOT: [(&str, &str); 12] = [
     ("bigendian.o", "InvalidHeader"),
     ("core_flavors.o", "InvalidRelocationKind { kind: 12 }"),
     (
         "core_poison.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
+    (
+        "gcc_core.o",
         "InvalidProgramSection { section: \"syscall\" }",
     ),
     (
