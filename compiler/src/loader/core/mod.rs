@@ -88,32 +88,29 @@ fn held(insn: &Insn) -> Option<u64> {
 
 /// GCC 12 writes field access strings its own way: an access that starts at
 /// an object rather than through a pointer has no leading `0:` (`2:1` for
-/// `glob.in.y`), and through a pointer the first index counts bytes, not
-/// elements (`112:2:1` for `p[2].in.y` of a 56-byte struct). The reading
-/// whose local value the instruction holds is taken: first with `0:`
-/// prepended, then with the first index in elements; otherwise the string
-/// as written (whose mismatch is then reported).
+/// `glob.in.y`, `0` for `glob.pid`), and through a pointer the first index
+/// counts bytes, not elements (`112:2:1` for `p[2].in.y` of a 56-byte
+/// struct). GCC 12 relocates member accesses only, so a one-index string is
+/// an object's member; otherwise the first reading whose local value the
+/// instruction holds is taken: as written, with the first index in
+/// elements, with `0:` prepended. If none fits, the string as written (whose
+/// mismatch is then reported).
 fn gcc_access(local: &Btf, rec: &CoreReloRec, held: Option<u64>, endian: Endian) -> String {
+    let object = format!("0:{}", rec.access);
+    let Some((first, rest)) = rec.access.split_once(':') else {
+        return object;
+    };
     let Some(held) = held else {
         return rec.access.clone();
     };
-    let mut readings = vec![format!("0:{}", rec.access)];
-    if let Some((first, rest)) = rec
-        .access
-        .split_once(':')
-        .map(|(f, r)| (f, Some(r)))
-        .or(Some((rec.access.as_str(), None)))
-    {
-        let size = local.size_of(rec.type_id).filter(|&s| s > 0);
-        if let (Ok(bytes), Some(size)) = (first.parse::<u64>(), size) {
-            if bytes % size == 0 && bytes != 0 {
-                readings.push(match rest {
-                    Some(r) => format!("{}:{r}", bytes / size),
-                    None => format!("{}", bytes / size),
-                });
-            }
+    let mut readings = vec![rec.access.clone()];
+    let size = local.size_of(rec.type_id).filter(|&s| s > 0);
+    if let (Ok(bytes), Some(size)) = (first.parse::<u64>(), size) {
+        if bytes % size == 0 && bytes != 0 {
+            readings.push(format!("{}:{rest}", bytes / size));
         }
     }
+    readings.push(object);
     for r in readings {
         let Ok(s) = spec::parse(local, rec.type_id, &r, rec.kind) else {
             continue;
