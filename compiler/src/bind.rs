@@ -463,9 +463,12 @@ fn bind_insns(
                 }
             }
             Insn::Call(CallTarget::Helper(id)) if !allow_unknown_helpers => {
-                let known = u32::try_from(id).is_ok_and(|id| {
-                    helpers.contains(id) || id == bpfc_runtime::helpers::ids::TAIL_CALL
-                });
+                // Tail calls are the engines' own; a CO-RE poison call stops
+                // the run only if it is reached, as in the kernel.
+                let known = id == bpfc_runtime::abi::CORE_POISON_HELPER
+                    || u32::try_from(id).is_ok_and(|id| {
+                        helpers.contains(id) || id == bpfc_runtime::helpers::ids::TAIL_CALL
+                    });
                 if !known {
                     return Err(BindError::UnknownHelper {
                         program: name.to_string(),

@@ -32,10 +32,18 @@ pub enum FaultCode {
     UnresolvedLddw = 7,
     /// The run used up the instruction budget it was compiled with.
     InsnLimit = 8,
+    /// The run reached an instruction whose CO-RE relocation could not be
+    /// applied (the loader replaced it with `call` [`CORE_POISON_HELPER`]).
+    CoreRelocation = 9,
     /// A callback would exceed the 8-frame limit, or a helper that calls
     /// back was given something that is not a callback.
-    BadCallback = 9,
+    BadCallback = 10,
 }
+
+/// The helper id of libbpf's poison call (`0xbad2310`, "bad relo"): the
+/// loader writes `call 0xbad2310` over an instruction whose CO-RE
+/// relocation cannot be applied, so the program fails only if it reaches it.
+pub const CORE_POISON_HELPER: i32 = 0xbad2310;
 
 impl FaultCode {
     pub fn from_raw(code: u32) -> Option<FaultCode> {
@@ -48,7 +56,8 @@ impl FaultCode {
             6 => FaultCode::PacketLoad,
             7 => FaultCode::UnresolvedLddw,
             8 => FaultCode::InsnLimit,
-            9 => FaultCode::BadCallback,
+            9 => FaultCode::CoreRelocation,
+            10 => FaultCode::BadCallback,
             _ => return None,
         })
     }
@@ -65,6 +74,9 @@ impl FaultCode {
                 "lddw of a map, global data or function the program was not bound to"
             }
             FaultCode::InsnLimit => "instruction limit reached",
+            FaultCode::CoreRelocation => {
+                "reached an instruction whose CO-RE relocation could not be applied"
+            }
             FaultCode::BadCallback => "bad callback",
         }
     }

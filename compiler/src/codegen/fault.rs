@@ -27,7 +27,10 @@ pub fn describe(fault: &Fault, insn: Option<&Insn>) -> String {
         FaultCode::InsnLimit => format!("instruction limit of {detail} reached"),
         FaultCode::UnresolvedLddw => format!("{words} (src {detail})"),
         FaultCode::BadCallback => format!("{words} {detail:#x}"),
-        FaultCode::CallDepth | FaultCode::HelperFault | FaultCode::PacketLoad => words.to_string(),
+        FaultCode::CallDepth
+        | FaultCode::HelperFault
+        | FaultCode::PacketLoad
+        | FaultCode::CoreRelocation => words.to_string(),
     }
 }
 

@@ -7,6 +7,7 @@ use super::memory::Memory;
 use super::{InterpProgram, Options, RunError};
 use crate::bind::BoundProgram;
 use crate::isa::{AtomicOp, CallTarget, Insn, LddwSrc, Reg, Size, Src, Width, MAX_CALL_FRAMES};
+use bpfc_runtime::abi::CORE_POISON_HELPER;
 use bpfc_runtime::abi::{CallbackNative, FaultCode, RunState};
 use bpfc_runtime::helpers::{args, ids};
 use bpfc_runtime::maps::prog_array::ProgArray;
@@ -154,6 +155,9 @@ impl<'a> Machine<'a> {
                     if cond.eval(width, regs[dst.index()], s) {
                         next = target(pc, off as i64);
                     }
+                }
+                Insn::Call(CallTarget::Helper(CORE_POISON_HELPER)) => {
+                    return Err(RunError::CoreRelocation { pc });
                 }
                 Insn::Call(CallTarget::Helper(id)) if id as u32 == ids::TAIL_CALL && id >= 0 => {
                     if let Some(start) = self.tail_call(pc)? {

@@ -96,6 +96,11 @@ pub enum RunError {
     },
     #[error("instruction {pc}: kfunc calls cannot run (btf id {btf_id})")]
     Kfunc { pc: usize, btf_id: i32 },
+    /// The loader's poison call (`bpfc_runtime::abi::CORE_POISON_HELPER`).
+    #[error(
+        "instruction {pc}: reached an instruction whose CO-RE relocation could not be applied"
+    )]
+    CoreRelocation { pc: usize },
     #[error("instruction {pc}: legacy packet load needs a packet program type")]
     PacketLoad { pc: usize },
     #[error("instruction {pc}: {} (src {})", bpfc_runtime::abi::FaultCode::UnresolvedLddw.describe(), src.raw())]
@@ -120,6 +125,7 @@ impl RunError {
             | RunError::UnknownHelper { pc, .. }
             | RunError::HelperFault { pc, .. }
             | RunError::Kfunc { pc, .. }
+            | RunError::CoreRelocation { pc }
             | RunError::PacketLoad { pc }
             | RunError::UnresolvedLddw { pc, .. }
             | RunError::BadCallback { pc, .. }

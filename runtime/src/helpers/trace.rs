@@ -45,9 +45,14 @@ unsafe fn data_args(
         .collect()))
 }
 
+/// One line of trace output (the kernel's trace pipe shows each call as a
+/// line of its own).
 fn emit(st: &mut RunState, text: &[u8]) {
     if let Some(ctx) = context(st) {
         ctx.trace.extend_from_slice(text);
+        if !text.ends_with(b"\n") {
+            ctx.trace.push(b'\n');
+        }
     }
 }
 
