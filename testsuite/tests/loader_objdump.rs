@@ -1,8 +1,11 @@
 //! The loader's relocated instructions against `llvm-objdump-19 -dr`: every
-//! instruction without a relocation must re-encode to the bytes objdump shows;
+//! instruction without a relocation must re-encode to the bytes objdump shows,
+//! and helper calls, the most common of them, must read as objdump prints
+//! them, with the helper's name after (`call 0x1 # bpf_map_lookup_elem`);
 //! relocated ones (and local calls, whose offsets change with linking) are
 //! checked against the relocation's symbol the way libbpf would resolve it.
 
+use bpfc_compiler::disasm::{format_insn, Syntax};
 use bpfc_compiler::isa::{encode_insn, CallTarget, Insn, LddwSrc};
 use bpfc_compiler::loader::{ExternKind, Object, Program};
 use bpfc_testsuite::{elf_fixtures, tool_or_skip};
@@ -11,8 +14,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-/// Per section: section slot → (bytes, relocation (type, symbol)).
-type Listing = BTreeMap<String, BTreeMap<usize, (Vec<u8>, Option<(String, String)>)>>;
+/// One instruction of the listing.
+struct Line {
+    bytes: Vec<u8>,
+    /// The instruction text.
+    text: String,
+    /// The relocation on it: (type, symbol).
+    reloc: Option<(String, String)>,
+}
+
+/// Per section: section slot → line.
+type Listing = BTreeMap<String, BTreeMap<usize, Line>>;
 
 fn objdump(path: &Path) -> Option<Listing> {
     let out = Command::new("llvm-objdump-19")
@@ -41,8 +53,12 @@ fn objdump(path: &Path) -> Option<Listing> {
                 let slot = last.expect("relocation before an instruction");
                 let off = usize::from_str_radix(parts[0].trim_end_matches(':'), 16).unwrap();
                 assert_eq!(off / 8, slot);
-                listing.get_mut(&section).unwrap().get_mut(&slot).unwrap().1 =
-                    Some((parts[1].to_string(), sym.trim().to_string()));
+                listing
+                    .get_mut(&section)
+                    .unwrap()
+                    .get_mut(&slot)
+                    .unwrap()
+                    .reloc = Some((parts[1].to_string(), sym.trim().to_string()));
                 continue;
             }
         }
@@ -53,10 +69,15 @@ fn objdump(path: &Path) -> Option<Listing> {
                     .split_whitespace()
                     .map(|b| u8::from_str_radix(b, 16).unwrap())
                     .collect();
+                let line = Line {
+                    bytes,
+                    text: fields[2].trim().to_string(),
+                    reloc: None,
+                };
                 listing
                     .entry(section.clone())
                     .or_default()
-                    .insert(slot, (bytes, None));
+                    .insert(slot, line);
                 last = Some(slot);
             }
         }
@@ -77,7 +98,8 @@ fn origin(p: &Program, pc: usize) -> (String, usize) {
     )
 }
 
-fn check_fixture(path: &Path, listing: &Listing) -> usize {
+/// The number of instructions checked; `helpers` counts the helper calls.
+fn check_fixture(path: &Path, listing: &Listing, helpers: &mut usize) -> usize {
     let bytes = std::fs::read(path).unwrap();
     let obj = Object::parse(&bytes).unwrap();
     let elf = object::File::parse(&*bytes).unwrap();
@@ -102,9 +124,10 @@ fn check_fixture(path: &Path, listing: &Listing) -> usize {
             }
             let (sec, slot) = origin(p, pc);
             let what = format!("{} {} pc {pc} ({sec} slot {slot})", path.display(), p.name);
-            let (want, reloc) = listing[&sec]
+            let line = listing[&sec]
                 .get(&slot)
                 .unwrap_or_else(|| panic!("{what}: not in objdump"));
+            let (want, reloc) = (&line.bytes, &line.reloc);
             let mut got = Vec::new();
             encode_insn(insn, obj.endian, &mut got);
             let orig_imm = {
@@ -123,6 +146,14 @@ fn check_fixture(path: &Path, listing: &Listing) -> usize {
                         (sec.clone(), (slot as i64 + orig_imm as i64 + 1) as usize),
                         "{what}"
                     );
+                }
+                (None, Insn::Call(CallTarget::Helper(id))) => {
+                    assert_eq!(&got, want, "{what}: {insn:?}");
+                    let name = bpfc_runtime::helpers::kernel_name((*id).into())
+                        .unwrap_or_else(|| panic!("{what}: helper {id} unknown to the kernel"));
+                    let text = format_insn(pc, insn, Syntax::Llvm);
+                    assert_eq!(text, format!("{} # bpf_{name}", line.text), "{what}");
+                    *helpers += 1;
                 }
                 (None, _) => assert_eq!(&got, want, "{what}: {insn:?}"),
                 (Some((ty, sym)), Insn::Call(CallTarget::Local(_))) => {
@@ -203,11 +234,16 @@ fn relocated_instructions_match_llvm_objdump() {
         return;
     }
     let mut total = 0;
+    let mut helpers = 0;
     for path in elf_fixtures() {
         let listing = objdump(&path).unwrap();
-        let n = check_fixture(&path, &listing);
+        let n = check_fixture(&path, &listing, &mut helpers);
         assert!(n > 0, "{}", path.display());
         total += n;
     }
-    println!("checked {total} instructions against llvm-objdump-19");
+    println!(
+        "checked {total} instructions against llvm-objdump-19, {helpers} of them helper calls"
+    );
+    // The fixtures hold 19 today.
+    assert!(helpers >= 10, "only {helpers} helper calls");
 }
