@@ -123,7 +123,10 @@ pub fn tool_or_skip(test: &str, tool: &str, arg: &str) -> bool {
         .status()
         .is_ok();
     if !found {
-        skip(test, &format!("{tool} not found"));
+        skip(
+            test,
+            &format!("{tool} not found (scripts/install-deps.sh installs the tests' tools)"),
+        );
     }
     found
 }

@@ -46,7 +46,9 @@ fn a_skip_line_gets_past_the_harness_capture_to_stderr() {
     let (out, stdout, stderr) = run_probe(false);
     assert!(out.status.success(), "{out:?}");
     assert!(stdout.contains("test probe ... ok"), "stdout: {stdout}");
-    let want = format!("SKIP: probe: {MISSING_TOOL} not found");
+    let want = format!(
+        "SKIP: probe: {MISSING_TOOL} not found (scripts/install-deps.sh installs the tests' tools)"
+    );
     assert!(
         stderr.lines().any(|l| l == want),
         "no {want:?} line on stderr: {stderr:?}"
