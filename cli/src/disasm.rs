@@ -14,17 +14,19 @@ use std::path::PathBuf;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum SyntaxArg {
-    /// `llvm-objdump -d` style: `r0 = *(u32 *)(r1 + 0x4)`.
+    /// `llvm-objdump -d` style: `r0 = *(u32 *)(r1 + 0x4)`, `call 0x1 # bpf_map_lookup_elem`.
     Llvm,
-    /// The conformance-suite syntax `bpfc asm` reads: `ldxw %r0, [%r1+4]`.
+    /// The conformance-suite syntax `bpfc asm` reads: `ldxw %r0, [%r1+4]`, `call 1 # bpf_map_lookup_elem`.
     Conformance,
-    /// The kernel's (verifier log, `bpftool prog dump xlated`): `(61) r0 = *(u32 *)(r1 +4)`.
+    /// The kernel's (verifier log, `bpftool prog dump xlated`): `(61) r0 = *(u32 *)(r1 +4)`, `(85) call bpf_map_lookup_elem#1`.
     Kernel,
 }
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Raw instructions (8 bytes each, little-endian) or an ELF object.
+    /// Raw instructions (8 bytes each, little-endian), or an ELF object:
+    /// each of its programs (or the one `--program` names) is linked and
+    /// listed under a header line.
     pub file: PathBuf,
     #[command(flatten)]
     pub select: input::Select,
