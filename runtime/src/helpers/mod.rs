@@ -6,6 +6,7 @@
 //! is run or compiled with.
 
 mod names;
+pub mod proto;
 
 use crate::context::ExecContext;
 use std::collections::BTreeMap;
