@@ -9,4 +9,5 @@ pub mod disasm;
 pub mod interp;
 pub mod isa;
 pub mod loader;
+pub mod progtype;
 pub mod verifier;
