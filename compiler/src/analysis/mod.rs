@@ -15,4 +15,4 @@ mod cfg;
 #[cfg(test)]
 mod tests;
 
-pub use cfg::{analyze, Block, Cfg, CfgError, FuncKind, Function, Succs};
+pub use cfg::{analyze, succs, Block, Cfg, CfgError, FuncKind, Function, Succs};

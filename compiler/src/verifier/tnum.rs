@@ -191,9 +191,18 @@ fn shr(v: u64, s: u32) -> u64 {
 }
 
 impl fmt::Display for Tnum {
-    /// The kernel's `tnum_strn`: `(0x0; 0xff)`.
+    /// The kernel's `tnum_strn`: a constant as a number (decimal up to
+    /// 65535, else hex), otherwise `(0x0; 0xff)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "({:#x}; {:#x})", self.value, self.mask)
+        if self.mask == 0 {
+            if self.value <= u16::MAX as u64 {
+                write!(f, "{}", self.value)
+            } else {
+                write!(f, "{:#x}", self.value)
+            }
+        } else {
+            write!(f, "({:#x}; {:#x})", self.value, self.mask)
+        }
     }
 }
 
@@ -218,6 +227,8 @@ mod tests {
         assert_eq!(Tnum::range(0, u64::MAX), Tnum::UNKNOWN);
         assert_eq!(Tnum::range(8, 12), Tnum::new(8, 7));
         assert_eq!(Tnum::new(0, 0xff).to_string(), "(0x0; 0xff)");
+        assert_eq!(Tnum::konst(7).to_string(), "7");
+        assert_eq!(Tnum::konst(0x10000).to_string(), "0x10000");
         assert!(Tnum::new(0, 0xf0).is_aligned(16));
         assert!(!Tnum::new(0, 0xf8).is_aligned(16));
     }
