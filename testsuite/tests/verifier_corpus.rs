@@ -228,6 +228,9 @@ fn run_case(obj: &Object, c: &Case) -> Result<Outcome, String> {
     opts.log_level = c.log_level.max(1);
     opts.sleepable = kind.sleepable || kind.prog_type == ProgType::Syscall;
     opts.gpl = license_gpl(obj.license.as_deref());
+    // prog_tests/verifier.c runs this object with CAP_BPF and CAP_NET_ADMIN
+    // only, without CAP_PERFMON.
+    opts.perfmon = c.object != "verifier_mtu";
     for f in &c.flags {
         match f.as_str() {
             "BPF_F_STRICT_ALIGNMENT" => opts.strict_alignment = true,

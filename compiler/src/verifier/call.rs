@@ -539,10 +539,6 @@ pub(crate) fn check_max_stack_depth(env: &mut Env) -> VResult<()> {
         if *next < callees[f].len() {
             let g = callees[f][*next];
             *next += 1;
-            if stack.iter().any(|&(h, _, _)| h == g) {
-                // Recursion: caught as too deep a call stack while simulating.
-                continue;
-            }
             if stack.len() >= MAX_CALL_FRAMES {
                 bail!("the call stack of {} frames is too deep !", stack.len() + 1);
             }

@@ -141,7 +141,12 @@ impl<'a> Env<'a> {
             self.insn_idx = pc;
             if let Insn::Lddw { src, imm, .. } = self.insns[pc] {
                 match src {
-                    LddwSrc::MapIdx | LddwSrc::MapIdxValue | LddwSrc::MapFd | LddwSrc::MapValue => {
+                    LddwSrc::MapFd | LddwSrc::MapValue => {
+                        // Raw file descriptors: bpfc has no open maps.
+                        let (lo, _) = Insn::lddw_halves(imm);
+                        bail!("fd {lo} is not pointing to valid bpf_map");
+                    }
+                    LddwSrc::MapIdx | LddwSrc::MapIdxValue => {
                         let (lo, hi) = Insn::lddw_halves(imm);
                         let idx = lo as u32;
                         let Some(map) = input_map(&self.maps, idx) else {
@@ -176,12 +181,63 @@ impl<'a> Env<'a> {
                 }
             }
         }
+        self.check_btf_func()?;
         if let Some(pc) = self.cfg.first_unreachable() {
             self.insn_idx = pc;
             bail!("unreachable insn {pc}");
         }
         self.mark_prune_points();
         self.classify_functions();
+        Ok(())
+    }
+
+    /// Functions other than the entry may use legacy packet loads and tail
+    /// calls only when BTF says they return an int (`check_btf_func`).
+    fn check_btf_func(&mut self) -> VResult<()> {
+        for (i, f) in self.cfg.functions.iter().enumerate().skip(1) {
+            let has_ld_abs = f
+                .range()
+                .any(|pc| matches!(self.insns[pc], Insn::LdAbs { .. } | Insn::LdInd { .. }));
+            let has_tail_call = f.range().any(|pc| {
+                matches!(self.insns[pc], Insn::Call(CallTarget::Helper(id)) if id as u32 == hid::TAIL_CALL)
+            });
+            if !has_ld_abs && !has_tail_call {
+                continue;
+            }
+            self.insn_idx = f.start;
+            let ret_int = self.func_info.iter().find(|(pc, _)| *pc == f.start).and_then(|&(_, tid)| {
+                let btf = self.btf?;
+                let crate::loader::btf::TypeKind::Func { proto, .. } = btf.get(tid)?.kind else {
+                    return None;
+                };
+                let crate::loader::btf::TypeKind::FuncProto { ret, .. } = btf.get(proto)?.kind else {
+                    return None;
+                };
+                let r = btf.skip_mods_and_typedefs(ret);
+                Some(matches!(
+                    btf.get(r).map(|t| &t.kind),
+                    Some(
+                        crate::loader::btf::TypeKind::Int { size: ..=8, .. }
+                            | crate::loader::btf::TypeKind::Enum { .. }
+                            | crate::loader::btf::TypeKind::Enum64 { .. }
+                    )
+                ))
+            });
+            match ret_int {
+                None if self.func_info.is_empty() => {
+                    if has_ld_abs {
+                        bail!("LD_ABS is not allowed in subprogs without BTF");
+                    }
+                    bail!("tail_call is not allowed in subprogs without BTF");
+                }
+                Some(false) if has_ld_abs => {
+                    bail!("LD_ABS is only allowed in functions that return 'int'.")
+                }
+                Some(false) => bail!("tail_call is only allowed in functions that return 'int'."),
+                _ => {}
+            }
+            let _ = i;
+        }
         Ok(())
     }
 

@@ -584,6 +584,9 @@ fn check_func_arg(env: &mut Env, arg: usize, meta: &mut Meta, fn_: &HelperProto,
                 let size = fn_.arg_size[arg] as i64;
                 if !(reg.is_null() && at.has(MAYBE_NULL)) {
                     check_helper_mem_access(env, regno, size, at.has(WRITE), false, meta.raw_mode)?;
+                    if at.has(proto::ALIGNED) {
+                        mem::check_alignment(env, &reg, 0, size as u32, true)?;
+                    }
                     if meta.raw_mode && reg.ty == RegType::Stack && reg.b.var_off.is_const() {
                         meta.raw = Some((regno, size));
                     }

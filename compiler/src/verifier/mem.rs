@@ -199,7 +199,7 @@ pub(crate) fn check_ptr_off_reg(env: &Env, regno: u8, fixed_off_ok: bool) -> VRe
     Ok(())
 }
 
-fn check_alignment(env: &Env, reg: &Reg, off: i32, size: u32, strict_once: bool) -> VResult<()> {
+pub(crate) fn check_alignment(env: &Env, reg: &Reg, off: i32, size: u32, strict_once: bool) -> VResult<()> {
     let mut strict = env.opts.strict_alignment || strict_once;
     let desc = match reg.ty {
         RegType::Packet | RegType::PacketMeta => {
@@ -850,7 +850,9 @@ fn check_stack_read(
         for i in min_off..max_off + size as i64 {
             let st = &env.cur.frames[frame].stack[spi_of(i)];
             let t = st.types[byte_of(i)];
-            let ok = matches!(t, Slot::Misc | Slot::Zero | Slot::Invalid) || st.is_spill();
+            let ok = matches!(t, Slot::Misc | Slot::Zero)
+                || (t == Slot::Invalid && env.opts.perfmon)
+                || st.is_spill();
             if !ok {
                 bail!(
                     "invalid read from stack R{regno} var_off {}+{} size {size}",
@@ -925,7 +927,8 @@ fn check_stack_read_fixed_off(
                     let t = st.types[byte_of(slot_base + i)];
                     match t {
                         Slot::Spill => spill_cnt += 1,
-                        Slot::Misc | Slot::Invalid => {}
+                        Slot::Misc => {}
+                        Slot::Invalid if env.opts.perfmon => {}
                         Slot::Zero => zero_cnt += 1,
                         _ => bail!("invalid read from stack off {off}+{i} size {size}"),
                     }
@@ -945,7 +948,8 @@ fn check_stack_read_fixed_off(
     }
     for i in 0..size as i64 {
         let t = st.types[byte_of(off + i)];
-        if !matches!(t, Slot::Misc | Slot::Zero | Slot::Invalid) {
+        let ok = matches!(t, Slot::Misc | Slot::Zero) || (t == Slot::Invalid && env.opts.perfmon);
+        if !ok {
             bail!("invalid read from stack off {off}+{i} size {size}");
         }
     }
@@ -986,13 +990,15 @@ pub(crate) fn check_stack_range(
         }
         return Ok(());
     }
+    let perfmon = env.opts.perfmon;
     for i in min_off..max_off + size {
         let spi = spi_of(i);
         let b = byte_of(i);
         let st = &mut env.cur.frames[frame].stack[spi];
         match st.types[b] {
             Slot::Misc => {}
-            Slot::Zero | Slot::Invalid => st.types[b] = Slot::Misc,
+            Slot::Zero => st.types[b] = Slot::Misc,
+            Slot::Invalid if perfmon => st.types[b] = Slot::Misc,
             Slot::Spill => {
                 st.spilled = Reg::unknown();
                 for t in &mut st.types {

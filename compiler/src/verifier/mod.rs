@@ -72,6 +72,10 @@ pub struct Options {
     pub gpl: bool,
     /// Stop after this many processed instructions.
     pub max_insns: u64,
+    /// The loader has CAP_PERFMON (as root does): uninitialised stack may
+    /// be read. Without it (a loader with only CAP_BPF and CAP_NET_ADMIN)
+    /// reading uninitialised stack is an error.
+    pub perfmon: bool,
 }
 
 impl Options {
@@ -85,6 +89,7 @@ impl Options {
             sleepable: false,
             gpl: true,
             max_insns: MAX_PROCESSED_INSNS,
+            perfmon: true,
         }
     }
 }

@@ -249,9 +249,10 @@ impl StackSlot {
         self.types.iter().all(|&t| t == Slot::Spill) && self.spilled.ty == RegType::Scalar
     }
 
-    /// Holds a dynptr or iterator.
+    /// Holds a spilled register, a dynptr or an iterator
+    /// (`is_stack_slot_special`): a plain write scrubs it to data.
     pub fn is_special(&self) -> bool {
-        matches!(self.types[0], Slot::Dynptr | Slot::Iter)
+        matches!(self.types[7], Slot::Spill | Slot::Dynptr | Slot::Iter)
     }
 }
 

@@ -403,7 +403,7 @@ pub const MAP_TYPE_HELPERS: &[(u32, &[u32])] = &[
         ],
     ),
     (
-        RINGBUF,
+        map_type::RINGBUF,
         &[
             RINGBUF_OUTPUT,
             RINGBUF_RESERVE,
@@ -465,12 +465,12 @@ pub const HELPER_MAP_TYPES: &[(u32, &[u32])] = &[
     (PERF_EVENT_READ_VALUE, &[PERF_EVENT_ARRAY]),
     (SKB_OUTPUT, &[PERF_EVENT_ARRAY]),
     (XDP_OUTPUT, &[PERF_EVENT_ARRAY]),
-    (RINGBUF_OUTPUT, &[RINGBUF]),
-    (RINGBUF_RESERVE, &[RINGBUF]),
-    (RINGBUF_QUERY, &[RINGBUF]),
-    (RINGBUF_RESERVE_DYNPTR, &[RINGBUF]),
-    (RINGBUF_SUBMIT_DYNPTR, &[RINGBUF]),
-    (RINGBUF_DISCARD_DYNPTR, &[RINGBUF]),
+    (RINGBUF_OUTPUT, &[map_type::RINGBUF]),
+    (RINGBUF_RESERVE, &[map_type::RINGBUF]),
+    (RINGBUF_QUERY, &[map_type::RINGBUF]),
+    (RINGBUF_RESERVE_DYNPTR, &[map_type::RINGBUF]),
+    (RINGBUF_SUBMIT_DYNPTR, &[map_type::RINGBUF]),
+    (RINGBUF_DISCARD_DYNPTR, &[map_type::RINGBUF]),
     (USER_RINGBUF_DRAIN, &[USER_RINGBUF]),
     (GET_STACKID, &[STACK_TRACE]),
     (CURRENT_TASK_UNDER_CGROUP, &[CGROUP_ARRAY]),
@@ -556,7 +556,9 @@ mod tests {
         assert!(!map_compatible(PROG_ARRAY, MAP_LOOKUP_ELEM, false));
         assert!(map_compatible(PROG_ARRAY, TAIL_CALL, false));
         assert!(!map_compatible(HASH, TAIL_CALL, false));
-        assert!(!map_compatible(RINGBUF, MAP_LOOKUP_ELEM, false));
+        assert!(!map_compatible(map_type::RINGBUF, MAP_LOOKUP_ELEM, false));
+        assert!(map_compatible(map_type::RINGBUF, RINGBUF_RESERVE, false));
+        assert!(map_compatible(map_type::RINGBUF, RINGBUF_OUTPUT, false));
         assert!(map_compatible(SOCKMAP, MAP_UPDATE_ELEM, true));
         assert!(!map_compatible(SOCKMAP, MAP_UPDATE_ELEM, false));
         assert!(map_compatible(PERCPU_ARRAY, MAP_LOOKUP_PERCPU_ELEM, false));

@@ -159,6 +159,8 @@ def parse_switches(body):
             if "bpf_get_skb_set_tunnel_proto" in stmt:
                 protos_named += [BY_ID[h] for h in pending if h in BY_ID]
             chained = re.findall(r"(\w+_func_proto)\(func_id", stmt)
+            # `sleepable ? &a_sleepable : &a`: bpfc's default is not sleepable.
+            protos_named.sort(key=lambda n: "sleepable" in n)
             for h in pending:
                 if h in cases:
                     continue

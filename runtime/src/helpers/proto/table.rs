@@ -1129,7 +1129,7 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_stack_sleepable_proto
+    Some(HelperProto { // bpf_get_stack_proto
         id: 67,
         name: "get_stack",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1144,7 +1144,7 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         arg_btf_id: [false, false, false, false, false],
         gpl_only: true,
         pkt_access: false,
-        might_sleep: true,
+        might_sleep: false,
     }),
     Some(HelperProto { // bpf_skb_load_bytes_relative_proto
         id: 68,
@@ -2339,7 +2339,7 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_task_stack_sleepable_proto
+    Some(HelperProto { // bpf_get_task_stack_proto
         id: 141,
         name: "get_task_stack",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2354,7 +2354,7 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         arg_btf_id: [true, false, false, false, false],
         gpl_only: false,
         pkt_access: false,
-        might_sleep: true,
+        might_sleep: false,
     }),
     Some(HelperProto { // bpf_sock_ops_load_hdr_opt_proto
         id: 142,
