@@ -540,7 +540,7 @@ pub(crate) fn check_max_stack_depth(env: &mut Env) -> VResult<()> {
             let g = callees[f][*next];
             *next += 1;
             if stack.len() >= MAX_CALL_FRAMES {
-                bail!("the call stack of {} frames is too deep !", stack.len() + 1);
+                bail!("the call stack of {} frames is too deep !", stack.len());
             }
             stack.push((g, 0, total + depth[g]));
         } else {

@@ -167,6 +167,7 @@ impl<'a> Env<'a> {
                             }
                         }
                         if !self.used_maps.contains(&idx) {
+                            self.check_map_prog_compatibility(idx)?;
                             if self.used_maps.len() >= MAX_USED_MAPS {
                                 bail!(
                                     "The total number of maps per program has reached the limit of {}",
@@ -188,6 +189,39 @@ impl<'a> Env<'a> {
         }
         self.mark_prune_points();
         self.classify_functions();
+        Ok(())
+    }
+
+    /// Maps some program types may not use (`check_map_prog_compatibility`).
+    fn check_map_prog_compatibility(&self, idx: u32) -> VResult<()> {
+        use crate::loader::ProgType::*;
+        let fields = helper::special_fields(self, idx);
+        let has = |n: &str| fields.iter().any(|f| f.0 == n);
+        let ty = self.opts.prog_type;
+        let tracing = matches!(ty, Kprobe | Tracepoint | PerfEvent | RawTracepoint);
+        if has("bpf_spin_lock") {
+            if ty == SocketFilter {
+                bail!("socket filter progs cannot use bpf_spin_lock yet");
+            }
+            if tracing {
+                bail!("tracing progs cannot use bpf_spin_lock yet");
+            }
+        }
+        if has("bpf_timer") && tracing {
+            bail!("tracing progs cannot use bpf_timer yet");
+        }
+        if has("bpf_wq") && tracing {
+            bail!("tracing progs cannot use bpf_wq yet");
+        }
+        let map = &self.maps.defs[idx as usize];
+        if map.map_type == 26 {
+            bail!("bpf_struct_ops map cannot be used in prog");
+        }
+        if self.opts.sleepable
+            && !matches!(map.map_type, 1 | 9 | 2 | 5 | 6 | 10 | 12 | 13 | 27 | 31 | 28 | 24 | 29 | 32 | 22 | 23 | 33)
+        {
+            bail!("Sleepable programs can only use array, hash, ringbuf and local storage maps");
+        }
         Ok(())
     }
 

@@ -411,10 +411,13 @@ pub(crate) fn check_mem_access(
             }
         }
         RegType::TpBuffer => {
-            check_ptr_off_reg(env, regno, true)?;
             if off < 0 {
+                bail!("R{regno} invalid tracepoint buffer access: off={off}, size={size_b}");
+            }
+            if !reg.b.var_off.equals_const(0) {
                 bail!(
-                    "R{regno} invalid tracepoint buffer access: off={off}, size={size_b}"
+                    "R{regno} invalid variable buffer offset: off={off}, var_off={}",
+                    reg.b.var_off
                 );
             }
             env.note_access(Region::Other);
