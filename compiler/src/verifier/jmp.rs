@@ -56,6 +56,7 @@ pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
     }
     // Fork: the pushed state takes the jump, the current one falls through.
     env.push_branch(target, pc)?;
+    env.cur_path = env.push_path(pc, pc + 1, env.cur_path);
     let mut other = env.pending.pop().expect("just pushed");
     {
         let this = &mut env.cur;
