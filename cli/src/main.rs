@@ -14,6 +14,7 @@ mod native;
 mod output;
 mod run;
 mod targets;
+mod verify;
 
 /// What every `--help` ends with: the exit statuses.
 const EXIT_STATUS: &str = "\
@@ -55,6 +56,9 @@ enum Command {
     /// List the targets `compile` supports.
     #[command(after_help = EXIT_STATUS)]
     Targets(targets::Args),
+    /// Check programs with the kernel verifier's rules (exit 0 accepted,
+    /// 1 rejected, 2 usage or load error).
+    Verify(verify::Args),
 }
 
 fn main() {
@@ -66,6 +70,14 @@ fn main() {
         Command::Run(a) => run::main(a),
         Command::Compile(a) => compile::main(a),
         Command::Targets(a) => targets::main(a),
+        Command::Verify(a) => match verify::main(a) {
+            Ok(status) => std::process::exit(status),
+            Err(e) if e.is::<output::Closed>() => Ok(()),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "bpfc: error: {e:#}");
+                std::process::exit(2);
+            }
+        },
     };
     match result {
         Ok(()) => {}

@@ -2,6 +2,7 @@
 //! interpreter, the ELF loader and the Cranelift lowering to JIT code and
 //! native objects.
 
+pub mod analysis;
 pub mod asm;
 pub mod bind;
 pub mod codegen;
@@ -9,3 +10,5 @@ pub mod disasm;
 pub mod interp;
 pub mod isa;
 pub mod loader;
+pub mod progtype;
+pub mod verifier;

@@ -19,7 +19,7 @@ mod translate;
 pub use binding::{Binding, MapSlot};
 pub use target::{build_isa, parse_triple, IsaUse, SUPPORTED_TARGETS};
 
-use crate::isa::{self, CallTarget, DecodeError, Endian, Insn, LddwSrc};
+use crate::isa::{self, DecodeError, Endian, Insn, LddwSrc};
 use cranelift_codegen::ir::{self, types, AbiParam, InstBuilder, MemFlagsData, Signature};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
@@ -107,49 +107,23 @@ pub struct NativeCode {
     pub pcs: Vec<(Range<u32>, usize)>,
 }
 
-/// The eBPF functions of a program: ranges of slots, the entry first. Every
-/// jump must stay inside its function and no function may fall into the next.
+/// The eBPF functions of a program: ranges of slots, the entry first, as
+/// [`crate::analysis`] partitions them. Every jump must stay inside its
+/// function and no function may fall into the next.
 pub(crate) fn functions(insns: &[Insn]) -> Result<Vec<Range<usize>>, CodegenError> {
-    let mut starts = BTreeSet::from([0usize]);
-    for (pc, insn) in insns.iter().enumerate() {
-        if let Insn::Call(CallTarget::Local(_)) = insn {
-            if let Some(t) = insn.branch_target(pc) {
-                starts.insert(t as usize);
-            }
+    use crate::analysis::CfgError;
+    match crate::analysis::analyze(insns) {
+        Ok(cfg) => Ok(cfg.functions.iter().map(|f| f.range()).collect()),
+        Err(CfgError::JumpOutOfFunction { pc, target, func }) => {
+            Err(CodegenError::JumpOutsideFunction { pc, target, func })
         }
-        if let Some(t) = callback_target(insns, pc) {
-            starts.insert(t);
-        }
+        Err(CfgError::FallsThrough {
+            pc,
+            next: Some(next),
+        }) => Err(CodegenError::FallsIntoFunction { pc, next }),
+        // `isa::validate` has ruled out the others.
+        Err(e) => Err(CodegenError::Module(format!("instruction {}: {e}", e.pc()))),
     }
-    let starts: Vec<usize> = starts.into_iter().collect();
-    let mut ranges = Vec::with_capacity(starts.len());
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(insns.len());
-        for (pc, insn) in insns.iter().enumerate().take(end).skip(start) {
-            if let (Some(t), false) = (insn.branch_target(pc), matches!(insn, Insn::Call(_))) {
-                let t = t as usize;
-                if !(start..end).contains(&t) {
-                    return Err(CodegenError::JumpOutsideFunction {
-                        pc,
-                        target: t,
-                        func: start,
-                    });
-                }
-            }
-        }
-        let mut last = end - 1;
-        if insns[last] == Insn::LddwHigh && last > start {
-            last -= 1;
-        }
-        if end < insns.len() && !insns[last].is_terminator() {
-            return Err(CodegenError::FallsIntoFunction {
-                pc: last,
-                next: end,
-            });
-        }
-        ranges.push(start..end);
-    }
-    Ok(ranges)
 }
 
 /// The function a `BPF_PSEUDO_FUNC` lddw at `pc` refers to, if it is one

@@ -15,6 +15,7 @@ pub mod format;
 pub mod maps;
 pub mod misc;
 mod names;
+pub mod proto;
 pub mod strings;
 pub mod trace;
 
