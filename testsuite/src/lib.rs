@@ -1,10 +1,14 @@
 //! Shared pieces of bpfc's integration tests: where the conformance suite
-//! lives and how its pre-assembled programs are read.
+//! lives and how its pre-assembled programs are read, the kernel oracle
+//! ([`kernel`], the `bpf()` syscall) and raw BTF for it ([`rawbtf`]).
 
 pub mod aot;
 pub mod bpftool;
 pub mod data;
 pub mod gen;
+pub mod kernel;
+pub mod mapdiff;
+pub mod rawbtf;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 
