@@ -1,10 +1,15 @@
 //! Shared pieces of bpfc's integration tests: where the conformance suite
-//! lives, how its pre-assembled programs are read, and how a test skips.
+//! lives, how its pre-assembled programs are read, how a test skips, the
+//! kernel oracle ([`kernel`], the `bpf()` syscall) and raw BTF for it
+//! ([`rawbtf`]).
 
 pub mod aot;
 pub mod bpftool;
 pub mod data;
 pub mod gen;
+pub mod kernel;
+pub mod mapdiff;
+pub mod rawbtf;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 

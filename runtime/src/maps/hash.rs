@@ -43,6 +43,11 @@ const STRIPES: usize = 16;
 const EXTRA: u32 = 64;
 /// `PCPU_MIN_UNIT_SIZE`.
 const PERCPU_VALUE_MAX: usize = 32 * 1024;
+/// The kernel refuses `key_size + value_size >= KMALLOC_MAX_SIZE -
+/// sizeof(struct htab_elem)`: 4 MiB (x86-64, 4 KiB pages) less its 48-byte
+/// element header.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+const KERNEL_HTAB_ELEM: u64 = 48;
 /// Element header: next, hash, free_next, state.
 const ELEM_HDR: usize = 16;
 /// Top bit of a link: a nulls marker, the rest its bucket number.
@@ -94,7 +99,7 @@ fn layout(spec: &MapSpec, ncpus: u32) -> MapResult<Layout> {
             spec.key_size, spec.value_size, spec.max_entries
         )));
     }
-    if spec.key_size as u64 + spec.value_size as u64 >= (1 << 22) {
+    if spec.key_size as u64 + spec.value_size as u64 >= KMALLOC_MAX_SIZE - KERNEL_HTAB_ELEM {
         return Err(MapError::with_reason(
             errno::E2BIG,
             format!("map {name}: key and value too large"),

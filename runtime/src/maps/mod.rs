@@ -332,8 +332,8 @@ fn allowed_flags(t: MapType) -> u32 {
             MapType::LruHash | MapType::LruPercpuHash => {
                 BPF_F_NO_COMMON_LRU | BPF_F_NO_PREALLOC | BPF_F_ZERO_SEED
             }
-            MapType::Array => BPF_F_MMAPABLE | BPF_F_INNER_MAP | BPF_F_PRESERVE_ELEMS,
-            MapType::PercpuArray => BPF_F_INNER_MAP,
+            MapType::Array => BPF_F_MMAPABLE | BPF_F_INNER_MAP,
+            MapType::PercpuArray => 0,
             MapType::PerfEventArray => BPF_F_PRESERVE_ELEMS,
             MapType::LpmTrie => BPF_F_NO_PREALLOC,
             MapType::BloomFilter => BPF_F_ZERO_SEED,
@@ -418,6 +418,7 @@ impl Map {
                 ))
             }
         };
+        check_special_fields(spec)?;
         Ok(Map::wrap(spec.clone(), ncpus, imp))
     }
 
@@ -836,6 +837,31 @@ impl Drop for Map {
 unsafe impl Send for Map {}
 // SAFETY: as above.
 unsafe impl Sync for Map {}
+
+/// The kernel's `map_check_btf` rule (after the map is allocated): a
+/// `struct bpf_spin_lock` only in hash and array values, a `struct
+/// bpf_timer` only in hash, LRU hash and array values.
+fn check_special_fields(spec: &MapSpec) -> MapResult<()> {
+    let t = spec.map_type;
+    let refuse = |what: &str, allowed: &str| {
+        Err(MapError::with_reason(
+            errno::EOPNOTSUPP,
+            format!(
+                "map {}: a {what} is only allowed in {allowed} values, not in a {t} map",
+                spec.name
+            ),
+        ))
+    };
+    if spec.spin_lock_off.is_some() && !matches!(t, MapType::Hash | MapType::Array) {
+        return refuse("struct bpf_spin_lock", "hash and array");
+    }
+    if spec.timer_off.is_some()
+        && !matches!(t, MapType::Hash | MapType::LruHash | MapType::Array)
+    {
+        return refuse("struct bpf_timer", "hash, LRU hash and array");
+    }
+    Ok(())
+}
 
 /// libbpf's reuse check for a pinned map against the definition wanted.
 fn check_compatible(path: &Path, have: &MapSpec, want: &MapSpec) -> MapResult<()> {

@@ -54,6 +54,22 @@ pub struct Store {
     shm: Shm,
 }
 
+/// Bytes of physical memory (`u64::MAX` when unknown).
+fn physical_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && size > 0 {
+        (pages as u64).saturating_mul(size as u64)
+    } else {
+        u64::MAX
+    }
+}
+
 fn opt(v: Option<u32>) -> u32 {
     v.unwrap_or(NONE)
 }
@@ -77,6 +93,18 @@ impl Store {
             .ok_or_else(|| {
                 MapError::with_reason(errno::ENOMEM, format!("map {}: too large", spec.name))
             })?;
+        // As the kernel's vmalloc, refuse a block larger than the machine's
+        // memory up front (a sparse file would take it, then fail on use).
+        let ram = physical_memory();
+        if total as u64 > ram {
+            return Err(MapError::with_reason(
+                errno::ENOMEM,
+                format!(
+                    "map {}: {total} bytes is more than the machine's memory ({ram} bytes)",
+                    spec.name
+                ),
+            ));
+        }
         let shm = Shm::create(total, dir).map_err(|e| {
             MapError::with_reason(
                 errno::ENOMEM,
