@@ -127,10 +127,11 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// A state for a run outside compiled code (the interpreter's helper calls).
-    pub fn new(ctx: *mut crate::ExecContext) -> RunState {
-        // SAFETY: a non-null `ctx` is a live execution context (the caller's).
-        let cpu = unsafe { ctx.as_ref() }.map_or(0, |c| c.cpu);
+    /// A state for a run outside compiled code (the interpreter's helper
+    /// calls), for the context `ctx` (its CPU slot is copied).
+    pub fn new(ctx: &mut crate::ExecContext) -> RunState {
+        let cpu = ctx.cpu;
+        let ctx: *mut crate::ExecContext = ctx;
         RunState {
             fault: Fault::default(),
             ctx,

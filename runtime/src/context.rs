@@ -5,13 +5,16 @@
 use crate::abi::RunState;
 use crate::regions::Regions;
 
+/// A callback stopped the run; the fault is recorded in the run state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackFault;
+
 /// Calls back into the engine running a program (the interpreter; native
 /// code is called through [`CallbackNative::func`](crate::abi::CallbackNative)).
 pub trait Invoker {
     /// Run callback `cb` (a `CallbackNative` address the program loaded)
-    /// with r1-r5 in the frame below `st.cb_fp`'s; `Err` when it faulted
-    /// (the fault is recorded in `st`).
-    fn invoke(&mut self, st: &mut RunState, cb: u64, args: [u64; 5]) -> Result<u64, ()>;
+    /// with r1-r5 in the frame below `st.cb_fp`'s.
+    fn invoke(&mut self, st: &mut RunState, cb: u64, args: [u64; 5]) -> Result<u64, CallbackFault>;
 }
 
 /// State of one program run. Compiled code reads only `cpu` (copied into

@@ -9,6 +9,7 @@ use crate::bind::BoundProgram;
 use crate::isa::{AtomicOp, CallTarget, Insn, LddwSrc, Reg, Size, Src, Width, MAX_CALL_FRAMES};
 use bpfc_runtime::abi::CORE_POISON_HELPER;
 use bpfc_runtime::abi::{CallbackNative, FaultCode, RunState};
+use bpfc_runtime::context::CallbackFault;
 use bpfc_runtime::helpers::{args, ids};
 use bpfc_runtime::maps::prog_array::ProgArray;
 use bpfc_runtime::{programs, ExecContext, Invoker};
@@ -479,7 +480,7 @@ impl<'a> Machine<'a> {
 }
 
 impl Invoker for Machine<'_> {
-    fn invoke(&mut self, st: &mut RunState, cb: u64, args: [u64; 5]) -> Result<u64, ()> {
+    fn invoke(&mut self, st: &mut RunState, cb: u64, args: [u64; 5]) -> Result<u64, CallbackFault> {
         let found = self
             .callbacks
             .iter()
@@ -488,7 +489,7 @@ impl Invoker for Machine<'_> {
         let Some((prog, pc)) = found else {
             st.fault.code = FaultCode::BadCallback as u32;
             st.fault.detail = cb;
-            return Err(());
+            return Err(CallbackFault);
         };
         let saved_regs = self.regs;
         let saved_cur = self.cur;
@@ -511,7 +512,7 @@ impl Invoker for Machine<'_> {
             Err(e) => {
                 self.pending = Some(e);
                 st.fault.code = FaultCode::HelperFault as u32;
-                Err(())
+                Err(CallbackFault)
             }
         }
     }

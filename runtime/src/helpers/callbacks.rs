@@ -23,7 +23,7 @@ fn callback(st: &mut RunState, cb: u64) -> Result<&'static CallbackNative, Stopp
     let checked = unsafe { st.ctx.as_ref() }.is_none_or(|c| c.checked);
     if checked {
         let mut magic = [0u8; 8];
-        let ok = cb % 8 == 0
+        let ok = cb.is_multiple_of(8)
             && super::misc::read_host(cb, &mut magic).is_ok()
             && u64::from_ne_bytes(magic) == CallbackNative::MAGIC;
         if !ok {
@@ -52,7 +52,7 @@ pub fn invoke(st: &mut RunState, cb_fp: u64, cb: u64, args: [u64; 5]) -> Result<
         };
         // SAFETY: the engine installed the invoker for the duration of this
         // helper call and does not touch it meanwhile.
-        return unsafe { (*invoker).invoke(st, cb, args) }.map_err(|()| Stopped);
+        return unsafe { (*invoker).invoke(st, cb, args) }.map_err(|_| Stopped);
     }
     let fp = cb_fp.wrapping_sub(FRAME);
     if cb_fp < st.stack_base + 2 * FRAME {

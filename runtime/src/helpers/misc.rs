@@ -176,9 +176,13 @@ pub unsafe extern "C" fn get_current_comm(
     0
 }
 
+/// Host memory that could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unreadable;
+
 /// Copy `dst.len()` bytes of host memory at `src` into `dst` without ever
 /// faulting: unmapped addresses give `Err`.
-pub fn read_host(src: u64, dst: &mut [u8]) -> Result<(), ()> {
+pub fn read_host(src: u64, dst: &mut [u8]) -> Result<(), Unreadable> {
     if dst.is_empty() {
         return Ok(());
     }
@@ -196,7 +200,7 @@ pub fn read_host(src: u64, dst: &mut [u8]) -> Result<(), ()> {
     if n == dst.len() as isize {
         Ok(())
     } else {
-        Err(())
+        Err(Unreadable)
     }
 }
 
@@ -218,7 +222,7 @@ pub unsafe extern "C" fn probe_read(
         let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
         Ok(match read_host(src, out) {
             Ok(()) => 0,
-            Err(()) => {
+            Err(Unreadable) => {
                 out.fill(0);
                 neg(errno::EFAULT)
             }

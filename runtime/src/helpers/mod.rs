@@ -7,6 +7,15 @@
 //! it fails (stopping the run at the call, in every engine) with [`fail`].
 //! Helpers with the kernel's ids follow the kernel's argument rules and
 //! return codes; each module groups one area.
+//!
+//! # Safety
+//!
+//! Every helper is an `unsafe extern "C" fn` with one contract, stated here
+//! once rather than on each: `st` is the live run state the engine passes,
+//! and the program's arguments are either proven by the verifier (an
+//! unchecked run) or checked by the helper against the run's memory with
+//! [`args`] before use (a checked run: the interpreter, checked code).
+#![allow(clippy::missing_safety_doc)]
 
 pub mod args;
 pub mod callbacks;

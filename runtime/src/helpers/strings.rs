@@ -179,8 +179,8 @@ pub unsafe extern "C" fn strncmp(
         let a = unsafe { args::bytes(st, "s1", s1, n)? };
         // SAFETY: as above.
         let b = unsafe { args::cstr(st, "s2", s2, u32::MAX as u64)? };
-        for i in 0..a.len() {
-            let (c1, c2) = (a[i], b.get(i).copied().unwrap_or(0));
+        for (i, &c1) in a.iter().enumerate() {
+            let c2 = b.get(i).copied().unwrap_or(0);
             if c1 != c2 {
                 return Ok(if c1 < c2 { u64::MAX } else { 1 });
             }
