@@ -125,6 +125,14 @@ impl BoundProgram {
         r
     }
 
+    /// Whether the program calls a helper that reads the host's stack.
+    pub fn reads_stack(&self) -> bool {
+        self.insns.iter().any(|i| {
+            matches!(i, Insn::Call(CallTarget::Helper(id))
+                if u32::try_from(*id).is_ok_and(bpfc_runtime::helpers::reads_stack))
+        })
+    }
+
     /// The maps the program's instructions refer to, by index.
     pub fn referenced_maps(&self) -> Vec<usize> {
         referenced_maps(&self.insns)

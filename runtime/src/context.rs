@@ -93,18 +93,19 @@ impl ExecContext {
 /// Run `f` as one program run the way every engine wraps a run: a
 /// read-side section (objects a map replaces stay alive until the run
 /// ends) and the anchor stack helpers take the host's stack from
-/// (`native`: take it at once, for compiled code that unwinders cannot
-/// walk). When the run `failed`, ring buffer records it reserved and did
-/// not release are discarded and spin locks it holds are released, so a
-/// stopped program never blocks others.
+/// (`capture_stack`: take it at once, for compiled code that unwinders
+/// cannot walk; only worth its cost when the program asks for stacks). When
+/// the run `failed`, ring buffer records it reserved and did not release
+/// are discarded and spin locks it holds are released, so a stopped program
+/// never blocks others.
 pub fn run_section<R>(
-    native: bool,
+    capture_stack: bool,
     ctx: &mut ExecContext,
     f: impl FnOnce(&mut ExecContext) -> R,
     failed: impl FnOnce(&R) -> bool,
 ) -> R {
     let _section = crate::maps::rcu::read_lock();
-    let r = crate::maps::stack_trace::run_anchored(native, || f(ctx));
+    let r = crate::maps::stack_trace::run_anchored(capture_stack, || f(ctx));
     if failed(&r) {
         crate::maps::ringbuf::discard_thread_reservations();
     }

@@ -41,6 +41,8 @@ pub struct JitProgram {
     /// The program and the runtime objects it refers to (kept alive).
     bound: BoundProgram,
     checked: bool,
+    /// The program asks for host stacks: take the stack when a run starts.
+    reads_stack: bool,
 }
 
 // SAFETY: the compiled code is immutable once finalized and reentrant; the
@@ -114,6 +116,7 @@ impl JitProgram {
                 id: programs::next_id(),
                 prog_type: bound.prog_type,
             },
+            reads_stack: bound.reads_stack(),
             bound,
             checked: opts.checked,
         })
@@ -150,7 +153,7 @@ impl JitProgram {
         // enforces it and reports a fault instead.
         let entry = self.entry;
         let (r0, out) = bpfc_runtime::context::run_section(
-            true,
+            self.reads_stack,
             ctx,
             |ctx| {
                 let r0 = unsafe { entry(r1, r2, ctx, &mut fault) };

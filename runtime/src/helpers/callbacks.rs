@@ -5,7 +5,7 @@
 //! interpreted ones through the engine's [`Invoker`](crate::context::Invoker).
 
 use super::args::{self, Stopped};
-use super::{context, fail, neg, state, HelperFn};
+use super::{context, fail, neg, HelperFn};
 use crate::abi::{CallbackNative, FaultCode, RunState};
 use crate::maps::{errno, MapType};
 
@@ -72,96 +72,81 @@ pub fn invoke(st: &mut RunState, cb_fp: u64, cb: u64, args: [u64; 5]) -> Result<
     Ok(r)
 }
 
-/// `long bpf_loop(u32 nr_loops, void *callback_fn, void *callback_ctx, u64 flags)`:
-/// calls `callback_fn(i, callback_ctx)` for i = 0.. until it returns
-/// non-zero; the number of calls made.
-pub unsafe extern "C" fn bpf_loop(
-    nr: u64,
-    cb: u64,
-    cb_ctx: u64,
-    flags: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let cb_fp = st.cb_fp;
-    let nr = nr & 0xffff_ffff;
-    if flags != 0 {
-        return neg(errno::EINVAL);
-    }
-    if nr > MAX_LOOPS {
-        return neg(errno::E2BIG);
-    }
-    for i in 0..nr {
-        match invoke(st, cb_fp, cb, [i, cb_ctx, 0, 0, 0]) {
-            Ok(0) => {}
-            Ok(_) => return i + 1,
-            Err(Stopped) => return 0,
+helper!(
+    /// `long bpf_loop(u32 nr_loops, void *callback_fn, void *callback_ctx, u64 flags)`:
+    /// calls `callback_fn(i, callback_ctx)` for i = 0.. until it returns
+    /// non-zero; the number of calls made.
+    bpf_loop(nr, cb, cb_ctx, flags) |st| {
+        let cb_fp = st.cb_fp;
+        let nr = nr & 0xffff_ffff;
+        if flags != 0 {
+            return Ok(neg(errno::EINVAL));
         }
+        if nr > MAX_LOOPS {
+            return Ok(neg(errno::E2BIG));
+        }
+        for i in 0..nr {
+            if invoke(st, cb_fp, cb, [i, cb_ctx, 0, 0, 0])? != 0 {
+                return Ok(i + 1);
+            }
+        }
+        Ok(nr)
     }
-    nr
-}
+);
 
-/// `long bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags)`:
-/// calls `callback_fn(map, &key, &value, callback_ctx)` for each element
-/// until it returns non-zero; the number of elements visited.
-pub unsafe extern "C" fn for_each_map_elem(
-    map: u64,
-    cb: u64,
-    cb_ctx: u64,
-    flags: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let cb_fp = st.cb_fp;
-    // SAFETY: arguments of the program.
-    let Ok(m) = (unsafe { args::map(st, map) }) else {
-        return 0;
-    };
-    if flags != 0 {
-        return neg(errno::EINVAL);
-    }
-    if !matches!(
-        m.map_type(),
-        MapType::Array
-            | MapType::PercpuArray
-            | MapType::Hash
-            | MapType::PercpuHash
-            | MapType::LruHash
-            | MapType::LruPercpuHash
-    ) {
-        return neg(errno::EOPNOTSUPP);
-    }
-    let Ok(keys) = m.keys() else {
-        return 0;
-    };
-    // The key the callback sees lives in a buffer the run may read.
-    let key_buf = vec![0u8; m.key_size().max(1)].into_boxed_slice();
-    let key_addr = key_buf.as_ptr() as usize;
-    if let Some(ctx) = context(st) {
-        ctx.regions
-            .add("for_each key", key_addr, key_buf.len(), false);
-    }
-    let mut visited = 0u64;
-    for k in keys {
-        let Some(v) = m.prog_lookup(&k, st.cpu) else {
-            continue;
-        };
-        // SAFETY: the buffer is ours and as long as a key.
-        unsafe { std::ptr::copy_nonoverlapping(k.as_ptr(), key_addr as *mut u8, k.len()) };
-        visited += 1;
-        match invoke(st, cb_fp, cb, [map, key_addr as u64, v as u64, cb_ctx, 0]) {
-            Ok(0) => {}
-            Ok(_) => break,
-            Err(Stopped) => break,
+helper!(
+    /// `long bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags)`:
+    /// calls `callback_fn(map, &key, &value, callback_ctx)` for each element
+    /// until it returns non-zero; the number of elements visited.
+    for_each_map_elem(map, cb, cb_ctx, flags) |st| {
+        let cb_fp = st.cb_fp;
+        // SAFETY: the program's map argument (verified, or checked here).
+        let m = unsafe { args::map(st, map)? };
+        if flags != 0 {
+            return Ok(neg(errno::EINVAL));
         }
+        if !matches!(
+            m.map_type(),
+            MapType::Array
+                | MapType::PercpuArray
+                | MapType::Hash
+                | MapType::PercpuHash
+                | MapType::LruHash
+                | MapType::LruPercpuHash
+        ) {
+            return Ok(neg(errno::EOPNOTSUPP));
+        }
+        let Ok(keys) = m.keys() else {
+            return Ok(0);
+        };
+        // The key the callback sees lives in a buffer the run may read.
+        let key_buf = vec![0u8; m.key_size().max(1)].into_boxed_slice();
+        let key_addr = key_buf.as_ptr() as usize;
+        if let Some(ctx) = context(st) {
+            ctx.regions.add("for_each key", key_addr, key_buf.len(), false);
+        }
+        let mut visited = 0u64;
+        let mut result = Ok(());
+        for k in keys {
+            let Some(v) = m.prog_lookup(&k, st.cpu) else {
+                continue;
+            };
+            // SAFETY: the buffer is ours and as long as a key.
+            unsafe { std::ptr::copy_nonoverlapping(k.as_ptr(), key_addr as *mut u8, k.len()) };
+            visited += 1;
+            match invoke(st, cb_fp, cb, [map, key_addr as u64, v as u64, cb_ctx, 0]) {
+                Ok(0) => {}
+                Ok(_) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Some(ctx) = context(st) {
+            ctx.regions.remove(key_addr);
+        }
+        drop(key_buf);
+        result.map(|()| visited)
     }
-    if let Some(ctx) = context(st) {
-        ctx.regions.remove(key_addr);
-    }
-    drop(key_buf);
-    visited
-}
+);

@@ -4,7 +4,7 @@
 
 use super::args::{self, Stopped};
 use super::callbacks::invoke;
-use super::{context, fail, neg, state, HelperFn};
+use super::{context, fail, neg, HelperFn};
 use crate::abi::RunState;
 use crate::maps::cgroup::CgroupArray;
 use crate::maps::lock::{current_tid, SpinLock};
@@ -37,20 +37,6 @@ fn errno_ret(r: MapResult<()>) -> u64 {
         Ok(()) => 0,
         Err(e) => neg(e.code()),
     }
-}
-
-macro_rules! helper {
-    ($(#[$doc:meta])* $name:ident($($a:ident),*) |$st:ident| $body:block) => {
-        $(#[$doc])*
-        #[allow(unused_variables)]
-        pub unsafe extern "C" fn $name(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, st: *mut RunState) -> u64 {
-            // SAFETY: the engine passes the live run state.
-            let $st = unsafe { state(st) };
-            let [$($a,)* ..] = [a1, a2, a3, a4, a5];
-            let mut run = || -> Result<u64, Stopped> { $body };
-            run().unwrap_or(0)
-        }
-    };
 }
 
 /// The map argument as a family's own type, or a stop naming what it is not.

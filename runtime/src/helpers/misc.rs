@@ -1,9 +1,8 @@
 //! Time, randomness, identity of the current task (the host thread and its
 //! process), and safe reads of host memory (`bpf_probe_read*`).
 
-use super::args::{self, Stopped};
-use super::{context, neg, state, HelperFn};
-use crate::abi::RunState;
+use super::args;
+use super::{context, neg, HelperFn};
 use crate::maps::errno;
 
 /// The helpers of this module by kernel name.
@@ -41,76 +40,70 @@ fn clock(id: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-macro_rules! helper0 {
-    ($(#[$doc:meta])* $name:ident, |$st:ident| $body:expr) => {
-        $(#[$doc])*
-        pub unsafe extern "C" fn $name(_: u64, _: u64, _: u64, _: u64, _: u64, st: *mut RunState) -> u64 {
-            // SAFETY: the engine passes the live run state.
-            let $st = unsafe { state(st) };
-            let _ = &$st;
-            $body
-        }
-    };
-}
-
-helper0!(
+helper!(
     /// `u64 bpf_ktime_get_ns(void)`: CLOCK_MONOTONIC.
-    ktime_get_ns, |st| clock(libc::CLOCK_MONOTONIC)
+    ktime_get_ns() |st| { Ok(clock(libc::CLOCK_MONOTONIC)) }
 );
-helper0!(
+helper!(
     /// `u64 bpf_ktime_get_boot_ns(void)`: CLOCK_BOOTTIME.
-    ktime_get_boot_ns, |st| clock(libc::CLOCK_BOOTTIME)
+    ktime_get_boot_ns() |st| { Ok(clock(libc::CLOCK_BOOTTIME)) }
 );
-helper0!(
+helper!(
     /// `u64 bpf_ktime_get_coarse_ns(void)`: CLOCK_MONOTONIC_COARSE.
-    ktime_get_coarse_ns, |st| clock(libc::CLOCK_MONOTONIC_COARSE)
+    ktime_get_coarse_ns() |st| { Ok(clock(libc::CLOCK_MONOTONIC_COARSE)) }
 );
-helper0!(
+helper!(
     /// `u64 bpf_ktime_get_tai_ns(void)`: CLOCK_TAI.
-    ktime_get_tai_ns, |st| clock(libc::CLOCK_TAI)
+    ktime_get_tai_ns() |st| { Ok(clock(libc::CLOCK_TAI)) }
 );
-helper0!(
+helper!(
     /// `u64 bpf_jiffies64(void)`: boot time in ticks of [`HZ`].
-    jiffies64, |st| clock(libc::CLOCK_BOOTTIME) / (1_000_000_000 / HZ)
+    jiffies64() |st| { Ok(clock(libc::CLOCK_BOOTTIME) / (1_000_000_000 / HZ)) }
 );
-helper0!(
+helper!(
     /// `u32 bpf_get_prandom_u32(void)`: a per-run xorshift stream.
-    get_prandom_u32, |st| {
-        match context(st) {
-            Some(ctx) => next_random(&mut ctx.prandom) as u64,
-            None => next_random(&mut seed()) as u64,
-        }
+    get_prandom_u32() |st| {
+        Ok({
+            match context(st) {
+                Some(ctx) => next_random(&mut ctx.prandom) as u64,
+                None => next_random(&mut seed()) as u64,
+            }
+        })
     }
 );
-helper0!(
+helper!(
     /// `u32 bpf_get_smp_processor_id(void)`: the run's CPU slot.
-    get_smp_processor_id, |st| st.cpu as u64
+    get_smp_processor_id() |st| { Ok(st.cpu as u64) }
 );
-helper0!(
+helper!(
     /// `long bpf_get_numa_node_id(void)`: node 0.
-    get_numa_node_id, |st| 0
+    get_numa_node_id() |st| { Ok(0) }
 );
-helper0!(
+helper!(
     /// `u64 bpf_get_current_pid_tgid(void)`: the host process id (tgid)
     /// in the high half, the calling thread's id in the low half.
-    get_current_pid_tgid, |st| {
-        // SAFETY: getpid/gettid have no preconditions.
-        let (tgid, tid) = unsafe { (libc::getpid() as u64, libc::gettid() as u64) };
-        tgid << 32 | tid
+    get_current_pid_tgid() |st| {
+        Ok({
+            // SAFETY: getpid/gettid have no preconditions.
+            let (tgid, tid) = unsafe { (libc::getpid() as u64, libc::gettid() as u64) };
+            tgid << 32 | tid
+        })
     }
 );
-helper0!(
+helper!(
     /// `u64 bpf_get_current_uid_gid(void)`: gid high, uid low.
-    get_current_uid_gid, |st| {
-        // SAFETY: getuid/getgid have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid() as u64, libc::getgid() as u64) };
-        gid << 32 | uid
+    get_current_uid_gid() |st| {
+        Ok({
+            // SAFETY: getuid/getgid have no preconditions.
+            let (uid, gid) = unsafe { (libc::getuid() as u64, libc::getgid() as u64) };
+            gid << 32 | uid
+        })
     }
 );
-helper0!(
+helper!(
     /// `u64 bpf_get_current_cgroup_id(void)`: the id (inode number) of the
     /// calling thread's cgroup v2 directory; 0 without a v2 hierarchy.
-    get_current_cgroup_id, |st| current_cgroup_id().unwrap_or(0)
+    get_current_cgroup_id() |st| { Ok(current_cgroup_id().unwrap_or(0)) }
 );
 
 /// The calling thread's cgroup v2 directory.
@@ -147,34 +140,25 @@ fn next_random(s: &mut u64) -> u32 {
     (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
 }
 
-/// `long bpf_get_current_comm(char *buf, u32 size)`: the thread's name,
-/// NUL-terminated and truncated to `size`.
-pub unsafe extern "C" fn get_current_comm(
-    buf: u64,
-    size: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    // SAFETY: arguments of the program.
-    let Ok(out) = (unsafe { args::bytes_mut(st, "buf", buf, size) }) else {
-        return 0;
-    };
-    if out.is_empty() {
-        return neg(errno::EINVAL);
+helper!(
+    /// `long bpf_get_current_comm(char *buf, u32 size)`: the thread's name,
+    /// NUL-terminated and truncated to `size`.
+    get_current_comm(buf, size) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
+        let out = unsafe { args::bytes_mut(st, "buf", buf, size)? };
+        if out.is_empty() {
+            return Ok(neg(errno::EINVAL));
+        }
+        let mut name = [0u8; 16];
+        // SAFETY: PR_GET_NAME writes at most 16 bytes.
+        unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+        let len = name.iter().position(|&b| b == 0).unwrap_or(15);
+        let n = len.min(out.len() - 1);
+        out[..n].copy_from_slice(&name[..n]);
+        out[n..].fill(0);
+        Ok(0)
     }
-    let mut name = [0u8; 16];
-    // SAFETY: PR_GET_NAME writes at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
-    let len = name.iter().position(|&b| b == 0).unwrap_or(15);
-    let n = len.min(out.len() - 1);
-    out[..n].copy_from_slice(&name[..n]);
-    out[n..].fill(0);
-    0
-}
+);
 
 /// Host memory that could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,21 +188,12 @@ pub fn read_host(src: u64, dst: &mut [u8]) -> Result<(), Unreadable> {
     }
 }
 
-/// `long bpf_probe_read(void *dst, u32 size, const void *unsafe_ptr)` (and
-/// the `_user`/`_kernel` forms: all host memory here): 0, or `-EFAULT` with
-/// `dst` zeroed.
-pub unsafe extern "C" fn probe_read(
-    dst: u64,
-    size: u64,
-    src: u64,
-    _: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_probe_read(void *dst, u32 size, const void *unsafe_ptr)` (and
+    /// the `_user`/`_kernel` forms: all host memory here): 0, or `-EFAULT` with
+    /// `dst` zeroed.
+    probe_read(dst, size, src) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
         Ok(match read_host(src, out) {
             Ok(()) => 0,
@@ -227,25 +202,16 @@ pub unsafe extern "C" fn probe_read(
                 neg(errno::EFAULT)
             }
         })
-    };
-    run().unwrap_or(0)
-}
+    }
+);
 
-/// `long bpf_probe_read_str(void *dst, u32 size, const void *unsafe_ptr)`:
-/// copies a NUL-terminated string (at most `size` bytes including the NUL,
-/// always terminated); returns its length with the NUL, or `-EFAULT`.
-pub unsafe extern "C" fn probe_read_str(
-    dst: u64,
-    size: u64,
-    src: u64,
-    _: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_probe_read_str(void *dst, u32 size, const void *unsafe_ptr)`:
+    /// copies a NUL-terminated string (at most `size` bytes including the NUL,
+    /// always terminated); returns its length with the NUL, or `-EFAULT` with
+    /// `dst` zeroed.
+    probe_read_str(dst, size, src) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
         if out.is_empty() {
             return Ok(0);
@@ -265,6 +231,5 @@ pub unsafe extern "C" fn probe_read_str(
         }
         out[i] = 0;
         Ok(i as u64 + 1)
-    };
-    run().unwrap_or(0)
-}
+    }
+);

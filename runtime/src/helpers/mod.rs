@@ -17,6 +17,33 @@
 //! [`args`] before use (a checked run: the interpreter, checked code).
 #![allow(clippy::missing_safety_doc)]
 
+/// Define a helper: `helper!(/// docs\n name(a, b, c) |st| { body })`
+/// makes `pub unsafe extern "C" fn name(r1..r5, st: *mut RunState) -> u64`
+/// whose body sees the arguments it names (r1 first), the run state as
+/// `st`, and returns `Result<u64, Stopped>`: `?` on an argument check that
+/// stopped the run makes the helper return 0, the run being over.
+macro_rules! helper {
+    ($(#[$doc:meta])* $name:ident($($a:ident),*) |$st:ident| $body:block) => {
+        $(#[$doc])*
+        #[allow(unused_variables)]
+        pub unsafe extern "C" fn $name(
+            a1: u64,
+            a2: u64,
+            a3: u64,
+            a4: u64,
+            a5: u64,
+            st: *mut $crate::abi::RunState,
+        ) -> u64 {
+            // SAFETY: the engine passes the live run state.
+            let $st = unsafe { $crate::helpers::state(st) };
+            let [$($a,)* ..] = [a1, a2, a3, a4, a5];
+            #[allow(unused_mut)]
+            let mut run = || -> Result<u64, $crate::helpers::args::Stopped> { $body };
+            run().unwrap_or(0)
+        }
+    };
+}
+
 pub mod args;
 pub mod callbacks;
 pub mod events;
@@ -88,6 +115,17 @@ pub mod ids {
     pub const FIND_VMA: u32 = 180;
     pub const LOOP: u32 = 181;
     pub const USER_RINGBUF_DRAIN: u32 = 209;
+}
+
+/// Helpers that report the host's call stack (`bpf_get_stackid`,
+/// `bpf_get_stack`, `bpf_get_task_stack`): compiled code that calls them
+/// has the stack taken when its run starts (unwinders cannot walk through
+/// it later).
+pub fn reads_stack(id: u32) -> bool {
+    matches!(
+        kernel_name(id as i64),
+        Some("get_stackid" | "get_stack" | "get_task_stack")
+    )
 }
 
 /// Helpers that call back into the program: the caller's frame pointer

@@ -3,9 +3,8 @@
 //! `0x` and `0` prefixes, at most 63 characters looked at, `-ERANGE` on
 //! overflow, the number of characters consumed as the result).
 
-use super::args::{self, Stopped};
-use super::{neg, state, HelperFn};
-use crate::abi::RunState;
+use super::args;
+use super::{neg, HelperFn};
 use crate::maps::errno;
 
 /// The helpers of this module by kernel name.
@@ -106,19 +105,10 @@ pub fn parse_i64(buf: &[u8], flags: u64) -> Result<(usize, i64), i32> {
     Ok((n, r))
 }
 
-/// `long bpf_strtol(const char *buf, size_t buf_len, u64 flags, long *res)`.
-pub unsafe extern "C" fn strtol(
-    buf: u64,
-    len: u64,
-    flags: u64,
-    res: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_strtol(const char *buf, size_t buf_len, u64 flags, long *res)`.
+    strtol(buf, len, flags, res) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let b = unsafe { args::bytes(st, "buf", buf, len)? };
         // SAFETY: as above.
         let out = unsafe { args::bytes_mut(st, "res", res, 8)? };
@@ -129,24 +119,14 @@ pub unsafe extern "C" fn strtol(
             }
             Err(e) => neg(e),
         })
-    };
-    run().unwrap_or(0)
-}
+    }
+);
 
-/// `long bpf_strtoul(const char *buf, size_t buf_len, u64 flags, unsigned long *res)`:
-/// a leading `-` is `-EINVAL`.
-pub unsafe extern "C" fn strtoul(
-    buf: u64,
-    len: u64,
-    flags: u64,
-    res: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_strtoul(const char *buf, size_t buf_len, u64 flags, unsigned long *res)`:
+    /// a leading `-` is `-EINVAL`.
+    strtoul(buf, len, flags, res) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let b = unsafe { args::bytes(st, "buf", buf, len)? };
         // SAFETY: as above.
         let out = unsafe { args::bytes_mut(st, "res", res, 8)? };
@@ -158,24 +138,14 @@ pub unsafe extern "C" fn strtoul(
             }
             Err(e) => neg(e),
         })
-    };
-    run().unwrap_or(0)
-}
+    }
+);
 
-/// `long bpf_strncmp(const char *s1, u32 s1_sz, const char *s2)`: -1, 0 or
-/// 1, comparing at most `s1_sz` bytes and stopping at a NUL.
-pub unsafe extern "C" fn strncmp(
-    s1: u64,
-    n: u64,
-    s2: u64,
-    _: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_strncmp(const char *s1, u32 s1_sz, const char *s2)`: -1, 0 or
+    /// 1, comparing at most `s1_sz` bytes and stopping at a NUL.
+    strncmp(s1, n, s2) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let a = unsafe { args::bytes(st, "s1", s1, n)? };
         // SAFETY: as above.
         let b = unsafe { args::cstr(st, "s2", s2, u32::MAX as u64)? };
@@ -189,9 +159,8 @@ pub unsafe extern "C" fn strncmp(
             }
         }
         Ok(0)
-    };
-    run().unwrap_or(0)
-}
+    }
+);
 
 #[cfg(test)]
 mod tests {

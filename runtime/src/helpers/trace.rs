@@ -4,7 +4,7 @@
 
 use super::args::{self, Stopped};
 use super::format::{self, MAX_BUF, MAX_VARARGS};
-use super::{context, neg, state, HelperFn};
+use super::{context, neg, HelperFn};
 use crate::abi::RunState;
 use crate::maps::errno;
 
@@ -67,63 +67,35 @@ fn printk(st: &mut RunState, fmt: &[u8], args: &[u64]) -> u64 {
     }
 }
 
-/// `long bpf_trace_printk(const char *fmt, u32 fmt_size, ...)`: up to three
-/// arguments; the number of bytes written.
-pub unsafe extern "C" fn trace_printk(
-    fmt: u64,
-    size: u64,
-    a1: u64,
-    a2: u64,
-    a3: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    // SAFETY: arguments of the program.
-    match unsafe { fmt_arg(st, fmt, size) } {
-        Ok(f) => printk(st, f, &[a1, a2, a3]),
-        Err(Stopped) => 0,
+helper!(
+    /// `long bpf_trace_printk(const char *fmt, u32 fmt_size, ...)`: up to three
+    /// arguments; the number of bytes written.
+    trace_printk(fmt, size, a1, a2, a3) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
+        let f = unsafe { fmt_arg(st, fmt, size)? };
+        Ok(printk(st, f, &[a1, a2, a3]))
     }
-}
+);
 
-/// `long bpf_trace_vprintk(const char *fmt, u32 fmt_size, const void *data, u32 data_len)`.
-pub unsafe extern "C" fn trace_vprintk(
-    fmt: u64,
-    size: u64,
-    data: u64,
-    len: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_trace_vprintk(const char *fmt, u32 fmt_size, const void *data, u32 data_len)`.
+    trace_vprintk(fmt, size, data, len) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let f = unsafe { fmt_arg(st, fmt, size)? };
         // SAFETY: as above.
         Ok(match unsafe { data_args(st, data, len)? } {
             Ok(a) => printk(st, f, &a),
             Err(e) => neg(e),
         })
-    };
-    run().unwrap_or(0)
-}
+    }
+);
 
-/// `long bpf_snprintf(char *str, u32 str_size, const char *fmt, u64 *data, u32 data_len)`:
-/// the length the whole text needs including its NUL; `str` holds as much
-/// as fits, NUL-terminated.
-pub unsafe extern "C" fn snprintf(
-    out: u64,
-    out_size: u64,
-    fmt: u64,
-    data: u64,
-    len: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
+helper!(
+    /// `long bpf_snprintf(char *str, u32 str_size, const char *fmt, u64 *data, u32 data_len)`:
+    /// the length the whole text needs including its NUL; `str` holds as much
+    /// as fits, NUL-terminated.
+    snprintf(out, out_size, fmt, data, len) |st| {
+        // SAFETY: arguments of the program (verified, or checked here).
         let f = unsafe { args::cstr(st, "fmt", fmt, MAX_BUF as u64)? };
         let mut f = f.to_vec();
         f.push(0);
@@ -144,6 +116,5 @@ pub unsafe extern "C" fn snprintf(
             dst[n] = 0;
         }
         Ok(text.len() as u64 + 1)
-    };
-    run().unwrap_or(0)
-}
+    }
+);
