@@ -62,10 +62,22 @@ static void die(const char *fmt, ...)
 
 static int silent(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	/* Warnings and errors only: the verifier log of a refused program. */
+	static char buf[1 << 20];
+	const size_t keep = 4096;
+	int n;
+
+	/* Warnings and errors only (the verifier log of a refused program),
+	 * and of a long message its end, where the verifier says why. */
 	if (level == LIBBPF_DEBUG || level == LIBBPF_INFO)
 		return 0;
-	return vfprintf(stderr, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		return n;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if ((size_t)n > keep)
+		return fprintf(stderr, "[...]%s", buf + n - keep);
+	return fputs(buf, stderr);
 }
 
 static int hexval(char c)
