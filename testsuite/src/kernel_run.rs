@@ -175,7 +175,11 @@ pub fn maps_in_lines(maps: &Value) -> Result<String, String> {
                 }
                 (None, None) => return Err(format!("{what}: no value")),
             };
-            let key = if key.is_empty() { "-".into() } else { hex(&key) };
+            let key = if key.is_empty() {
+                "-".into()
+            } else {
+                hex(&key)
+            };
             let _ = writeln!(out, "{name} {key} {}", hex(&value));
         }
     }
@@ -199,7 +203,8 @@ impl Driver {
             cmd.arg("--data-in").arg(hex(&run.data_in));
         }
         if run.data_out_size > 0 {
-            cmd.arg("--data-out-size").arg(run.data_out_size.to_string());
+            cmd.arg("--data-out-size")
+                .arg(run.data_out_size.to_string());
         }
         if run.repeat > 0 {
             cmd.arg("--repeat").arg(run.repeat.to_string());

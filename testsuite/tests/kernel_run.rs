@@ -8,7 +8,9 @@ use serde_json::json;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/helpers").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/helpers")
+        .join(name)
 }
 
 /// A context whose words are given operations of `hash_ops.c`: word = op
@@ -23,14 +25,14 @@ fn syscall_context_and_maps() {
         return;
     };
     let words = [
-        word(0, 5, 0, 0),      // lookup 5: prefilled 41 -> 41 (and 42 stored)
-        word(1, 6, 9, 0),      // update 6 = 9 (BPF_ANY) -> 0
-        word(1, 6, 10, 1),     // BPF_NOEXIST on an existing key -> -EEXIST
-        word(3, 7, 0, 0),      // delete a missing key -> -ENOENT
-        word(1, 8, 3, 4),      // bad flags -> -EINVAL
-        word(0, 9, 0, 0),      // lookup a missing key -> -1
-        word(3, 6, 0, 0),      // delete 6 -> 0
-        word(1, 1, 2, 2),      // BPF_EXIST on a missing key -> -ENOENT
+        word(0, 5, 0, 0),  // lookup 5: prefilled 41 -> 41 (and 42 stored)
+        word(1, 6, 9, 0),  // update 6 = 9 (BPF_ANY) -> 0
+        word(1, 6, 10, 1), // BPF_NOEXIST on an existing key -> -EEXIST
+        word(3, 7, 0, 0),  // delete a missing key -> -ENOENT
+        word(1, 8, 3, 4),  // bad flags -> -EINVAL
+        word(0, 9, 0, 0),  // lookup a missing key -> -1
+        word(3, 6, 0, 0),  // delete 6 -> 0
+        word(1, 1, 2, 2),  // BPF_EXIST on a missing key -> -ENOENT
     ];
     let ctx_in: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let run = KernelRun {
@@ -56,7 +58,9 @@ fn syscall_context_and_maps() {
     assert!(out.map_errors.is_empty() && out.records == json!({}));
 
     // Errors come back as messages.
-    let e = driver.run(&fixture("hash_ops.o"), "nosuch", &run).unwrap_err();
+    let e = driver
+        .run(&fixture("hash_ops.o"), "nosuch", &run)
+        .unwrap_err();
     assert!(e.contains("no program nosuch"), "{e}");
     let bad = KernelRun {
         maps_in: Some(json!({"nosuch": [{"key": [0], "value": [0]}]})),

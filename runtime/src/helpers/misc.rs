@@ -1,7 +1,8 @@
 //! Time, randomness, identity of the current task (the host thread and its
-//! process), and safe reads of host memory (`bpf_probe_read*`).
+//! process), and reading host memory without faulting ([`read_host`], for
+//! `bpf_probe_read*` in `probe` and checks of callbacks).
 
-use super::args::{self, Stopped};
+use super::args;
 use super::{context, neg, state, HelperFn};
 use crate::abi::RunState;
 use crate::maps::errno;
@@ -20,12 +21,6 @@ pub const HELPERS: &[(&str, HelperFn)] = &[
     ("get_current_uid_gid", get_current_uid_gid),
     ("get_current_comm", get_current_comm),
     ("get_current_cgroup_id", get_current_cgroup_id),
-    ("probe_read", probe_read),
-    ("probe_read_user", probe_read),
-    ("probe_read_kernel", probe_read),
-    ("probe_read_str", probe_read_str),
-    ("probe_read_user_str", probe_read_str),
-    ("probe_read_kernel_str", probe_read_str),
 ];
 
 /// `CONFIG_HZ` as the `.kconfig` defaults give it (docs/design.md).
@@ -198,69 +193,4 @@ pub fn read_host(src: u64, dst: &mut [u8]) -> Result<(), ()> {
     } else {
         Err(())
     }
-}
-
-/// `long bpf_probe_read(void *dst, u32 size, const void *unsafe_ptr)` (and
-/// the `_user`/`_kernel` forms: all host memory here): 0, or `-EFAULT` with
-/// `dst` zeroed.
-pub unsafe extern "C" fn probe_read(
-    dst: u64,
-    size: u64,
-    src: u64,
-    _: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
-        let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
-        Ok(match read_host(src, out) {
-            Ok(()) => 0,
-            Err(()) => {
-                out.fill(0);
-                neg(errno::EFAULT)
-            }
-        })
-    };
-    run().unwrap_or(0)
-}
-
-/// `long bpf_probe_read_str(void *dst, u32 size, const void *unsafe_ptr)`:
-/// copies a NUL-terminated string (at most `size` bytes including the NUL,
-/// always terminated); returns its length with the NUL, or `-EFAULT`.
-pub unsafe extern "C" fn probe_read_str(
-    dst: u64,
-    size: u64,
-    src: u64,
-    _: u64,
-    _: u64,
-    st: *mut RunState,
-) -> u64 {
-    // SAFETY: the engine passes the live run state.
-    let st = unsafe { state(st) };
-    let mut run = || -> Result<u64, Stopped> {
-        // SAFETY: arguments of the program.
-        let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
-        if out.is_empty() {
-            return Ok(0);
-        }
-        let mut i = 0;
-        while i < out.len() - 1 {
-            let mut b = [0u8; 1];
-            if read_host(src.wrapping_add(i as u64), &mut b).is_err() {
-                out.fill(0);
-                return Ok(neg(errno::EFAULT));
-            }
-            out[i] = b[0];
-            if b[0] == 0 {
-                return Ok(i as u64 + 1);
-            }
-            i += 1;
-        }
-        out[i] = 0;
-        Ok(i as u64 + 1)
-    };
-    run().unwrap_or(0)
 }

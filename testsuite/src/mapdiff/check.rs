@@ -157,7 +157,10 @@ impl Shadow {
         if flags != 0 {
             return match out {
                 Err(EINVAL) => Ok(()),
-                o => Err(format!("flags {flags:#x} gave {}, expected EINVAL", show(o))),
+                o => Err(format!(
+                    "flags {flags:#x} gave {}, expected EINVAL",
+                    show(o)
+                )),
             };
         }
         match (self.m.get(key), out) {
@@ -213,10 +216,7 @@ impl Shadow {
                         e.1 = true;
                         Ok(())
                     }
-                    None => Err(format!(
-                        "get_next_key returned {}, never written",
-                        hex(k)
-                    )),
+                    None => Err(format!("get_next_key returned {}, never written", hex(k))),
                 }
             }
             Err(ENOENT) if key.is_none() => {
@@ -242,10 +242,7 @@ impl Shadow {
         let seen: HashSet<&[u8]> = pairs.iter().map(|(k, _)| k.as_slice()).collect();
         for (k, (_, certain)) in &self.m {
             if *certain && !seen.contains(k.as_slice()) {
-                return Err(format!(
-                    "walk misses {}, which must be there",
-                    hex(k)
-                ));
+                return Err(format!("walk misses {}, which must be there", hex(k)));
             }
         }
         let mut now = BTreeMap::new();
@@ -499,16 +496,11 @@ impl<'a> Runner<'a> {
                             Some(k) => self.both(|s| s.lookup(k, None, 0)),
                             None => (Err(ENOENT), Err(ENOENT)),
                         };
-                        same(&pa, &pb)
-                            .map_err(|e| format!("presence of the key differs: {e}"))?;
+                        same(&pa, &pb).map_err(|e| format!("presence of the key differs: {e}"))?;
                         if pa.is_err() {
                             // From NULL or an absent key: the first key, if any.
                             if ra.is_ok() != rb.is_ok() || (ra.is_err() && ra != rb) {
-                                return Err(format!(
-                                    "kernel: {}, bpfc: {}",
-                                    show(&ra),
-                                    show(&rb)
-                                ));
+                                return Err(format!("kernel: {}, bpfc: {}", show(&ra), show(&rb)));
                             }
                         }
                         for (s, r) in [(a, &ra), (b, &rb)] {
@@ -681,7 +673,11 @@ impl<'a> Runner<'a> {
                     Ok(k) => format!("{} keys", k.len()),
                     Err(e) => String::from(e),
                 };
-                return Err(format!("walks differ: kernel: {}, bpfc: {}", show(x), show(y)));
+                return Err(format!(
+                    "walks differ: kernel: {}, bpfc: {}",
+                    show(x),
+                    show(y)
+                ));
             }
         };
         match self.case.mode {
@@ -711,10 +707,16 @@ impl<'a> Runner<'a> {
                 sa.sort();
                 sb.sort();
                 if sa != sb {
-                    let only_a: Vec<String> =
-                        sa.iter().filter(|k| !sb.contains(k)).map(|k| hex(k)).collect();
-                    let only_b: Vec<String> =
-                        sb.iter().filter(|k| !sa.contains(k)).map(|k| hex(k)).collect();
+                    let only_a: Vec<String> = sa
+                        .iter()
+                        .filter(|k| !sb.contains(k))
+                        .map(|k| hex(k))
+                        .collect();
+                    let only_b: Vec<String> = sb
+                        .iter()
+                        .filter(|k| !sa.contains(k))
+                        .map(|k| hex(k))
+                        .collect();
                     return Err(format!(
                         "key sets differ: only in kernel [{}], only in bpfc [{}]",
                         only_a.join(" "),

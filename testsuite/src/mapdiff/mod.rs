@@ -87,13 +87,10 @@ impl Case {
 /// The kernel map of a case.
 pub fn kernel_map(spec: &MapSpec, btf: Option<&CaseBtf>) -> Result<KernelMap, kernel::Errno> {
     let btf_fd = match btf {
-        Some(b) => Some(
-            kernel::btf_load(&b.raw)
-                .map_err(|(e, log)| {
-                    eprintln!("BTF_LOAD failed: {log}");
-                    e
-                })?,
-        ),
+        Some(b) => Some(kernel::btf_load(&b.raw).map_err(|(e, log)| {
+            eprintln!("BTF_LOAD failed: {log}");
+            e
+        })?),
         None => None,
     };
     let name: String = spec
@@ -124,7 +121,8 @@ pub fn bpfc_map(spec: &MapSpec) -> Result<std::sync::Arc<Map>, bpfc_runtime::map
 
 /// Whether the runtime says it has no implementation of the type yet.
 pub fn not_implemented(e: &bpfc_runtime::maps::MapError) -> bool {
-    e.reason().is_some_and(|r| r.contains("not implemented yet"))
+    e.reason()
+        .is_some_and(|r| r.contains("not implemented yet"))
 }
 
 /// The outcome of comparing one case.
