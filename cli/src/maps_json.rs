@@ -65,15 +65,36 @@ pub fn entries(map: &Map) -> anyhow::Result<Value> {
     Ok(Value::Array(out))
 }
 
-/// Every map's entries by name (maps without keys are left out).
+/// Every map's entries by name. Maps without keys are left out, and so are
+/// those whose elements user space cannot read (perf event arrays: the
+/// kernel's lookup says `ENOTSUPP`), as `bpftool map dump` cannot show them.
 pub fn dump(maps: &[(String, Arc<Map>)]) -> anyhow::Result<Value> {
     let mut obj = serde_json::Map::new();
     for (name, m) in maps {
-        if m.spec().key_size != 0 {
-            obj.insert(name.clone(), entries(m)?);
+        if m.spec().key_size == 0 {
+            continue;
+        }
+        match entries(m) {
+            Ok(v) => {
+                obj.insert(name.clone(), v);
+            }
+            Err(_) if unreadable(m) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(Value::Object(obj))
+}
+
+/// Whether user space cannot read the elements of `map` at all.
+fn unreadable(map: &Map) -> bool {
+    let key = vec![0u8; map.key_size()];
+    let mut value = vec![0u8; map.user_value_size()];
+    map.lookup(&key, &mut value).is_err_and(|e| {
+        matches!(
+            e.code(),
+            bpfc_runtime::maps::errno::ENOTSUPP | bpfc_runtime::maps::errno::EOPNOTSUPP
+        )
+    })
 }
 
 /// Update maps from `{name: [entries]}`.

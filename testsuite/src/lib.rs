@@ -1,13 +1,14 @@
 //! Shared pieces of bpfc's integration tests: where the conformance suite
 //! lives, how its pre-assembled programs are read, how a test skips, the
-//! kernel oracle ([`kernel`], the `bpf()` syscall) and raw BTF for it
-//! ([`rawbtf`]).
+//! kernel oracle ([`kernel`], the `bpf()` syscall; [`kernel_run`], whole
+//! objects loaded by libbpf and run) and raw BTF for it ([`rawbtf`]).
 
 pub mod aot;
 pub mod bpftool;
 pub mod data;
 pub mod gen;
 pub mod kernel;
+pub mod kernel_run;
 pub mod mapdiff;
 pub mod rawbtf;
 

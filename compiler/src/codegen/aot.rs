@@ -14,7 +14,12 @@ pub fn compile_object(
     triple: &Triple,
     dumps: Option<&mut Dumps>,
 ) -> Result<Vec<u8>, CodegenError> {
-    let isa = target::build_isa(triple, req.opts, IsaUse::Object)?;
+    let isa = target::build_isa(
+        triple,
+        req.opts,
+        IsaUse::Object,
+        super::has_tail_calls(req.insns),
+    )?;
     let builder = ObjectBuilder::new(isa, "bpfc", cranelift_module::default_libcall_names())?;
     let mut module = ObjectModule::new(builder);
     if let Some(table) = &req.binding.map_table {

@@ -78,7 +78,12 @@ impl JitProgram {
         opts: &CodegenOptions,
         dumps: Option<&mut Dumps>,
     ) -> Result<JitProgram, CodegenError> {
-        let isa = target::build_isa(&target_lexicon::Triple::host(), opts, IsaUse::Jit)?;
+        let isa = target::build_isa(
+            &target_lexicon::Triple::host(),
+            opts,
+            IsaUse::Jit,
+            super::has_tail_calls(&bound.insns),
+        )?;
         let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         for h in bound.helpers.iter() {
             builder.symbol(helper_symbol(h.id), h.func as *const u8);

@@ -126,6 +126,15 @@ pub(crate) fn functions(insns: &[Insn]) -> Result<Vec<Range<usize>>, CodegenErro
     }
 }
 
+/// Whether the program calls `bpf_tail_call` (such code keeps frame
+/// pointers: Cranelift emits tail calls only with them).
+pub(crate) fn has_tail_calls(insns: &[Insn]) -> bool {
+    insns.iter().any(|i| {
+        matches!(i, Insn::Call(crate::isa::CallTarget::Helper(id))
+            if *id == bpfc_runtime::helpers::ids::TAIL_CALL as i32)
+    })
+}
+
 /// The function a `BPF_PSEUDO_FUNC` lddw at `pc` refers to, if it is one
 /// that lands inside the program.
 pub(crate) fn callback_target(insns: &[Insn], pc: usize) -> Option<usize> {

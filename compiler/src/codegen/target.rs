@@ -40,10 +40,13 @@ pub enum IsaUse {
 }
 
 /// Build the target ISA for `triple` (the host for [`IsaUse::Jit`]).
+/// `tail_calls`: the program takes tail calls, whose code Cranelift emits
+/// only in functions that keep frame pointers.
 pub fn build_isa(
     triple: &Triple,
     opts: &CodegenOptions,
     usage: IsaUse,
+    tail_calls: bool,
 ) -> Result<OwnedTargetIsa, CodegenError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, name: &str, value: &str| {
@@ -88,6 +91,9 @@ pub fn build_isa(
             "false"
         },
     )?;
+    if tail_calls {
+        set(&mut flags, "preserve_frame_pointers", "true")?;
+    }
     let flags = settings::Flags::new(flags);
     let builder = match usage {
         IsaUse::Jit => cranelift_native::builder_with_options(true)

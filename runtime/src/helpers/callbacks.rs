@@ -83,7 +83,10 @@ helper!(
             return Ok(neg(errno::EINVAL));
         }
         if nr > MAX_LOOPS {
-            return Ok(neg(errno::E2BIG));
+            // The kernel inlines bpf_loop calls whose flags are a known 0 (nearly
+            // all of them), and its inlined code sets -E2BIG with a 32-bit move:
+            // programs see 0xfffffff9, not the helper's 64-bit -7.
+            return Ok(neg(errno::E2BIG) & 0xffff_ffff);
         }
         for i in 0..nr {
             if invoke(st, cb_fp, cb, [i, cb_ctx, 0, 0, 0])? != 0 {

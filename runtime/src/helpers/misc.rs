@@ -1,5 +1,6 @@
 //! Time, randomness, identity of the current task (the host thread and its
-//! process), and safe reads of host memory (`bpf_probe_read*`).
+//! process), and reading host memory without faulting ([`read_host`], for
+//! `bpf_probe_read*` in `probe` and checks of callbacks).
 
 use super::args;
 use super::{context, neg, HelperFn};
@@ -19,12 +20,6 @@ pub const HELPERS: &[(&str, HelperFn)] = &[
     ("get_current_uid_gid", get_current_uid_gid),
     ("get_current_comm", get_current_comm),
     ("get_current_cgroup_id", get_current_cgroup_id),
-    ("probe_read", probe_read),
-    ("probe_read_user", probe_read),
-    ("probe_read_kernel", probe_read),
-    ("probe_read_str", probe_read_str),
-    ("probe_read_user_str", probe_read_str),
-    ("probe_read_kernel_str", probe_read_str),
 ];
 
 /// `CONFIG_HZ` as the `.kconfig` defaults give it (docs/design.md).
@@ -187,49 +182,3 @@ pub fn read_host(src: u64, dst: &mut [u8]) -> Result<(), Unreadable> {
         Err(Unreadable)
     }
 }
-
-helper!(
-    /// `long bpf_probe_read(void *dst, u32 size, const void *unsafe_ptr)` (and
-    /// the `_user`/`_kernel` forms: all host memory here): 0, or `-EFAULT` with
-    /// `dst` zeroed.
-    probe_read(dst, size, src) |st| {
-        // SAFETY: arguments of the program (verified, or checked here).
-        let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
-        Ok(match read_host(src, out) {
-            Ok(()) => 0,
-            Err(Unreadable) => {
-                out.fill(0);
-                neg(errno::EFAULT)
-            }
-        })
-    }
-);
-
-helper!(
-    /// `long bpf_probe_read_str(void *dst, u32 size, const void *unsafe_ptr)`:
-    /// copies a NUL-terminated string (at most `size` bytes including the NUL,
-    /// always terminated); returns its length with the NUL, or `-EFAULT` with
-    /// `dst` zeroed.
-    probe_read_str(dst, size, src) |st| {
-        // SAFETY: arguments of the program (verified, or checked here).
-        let out = unsafe { args::bytes_mut(st, "dst", dst, size)? };
-        if out.is_empty() {
-            return Ok(0);
-        }
-        let mut i = 0;
-        while i < out.len() - 1 {
-            let mut b = [0u8; 1];
-            if read_host(src.wrapping_add(i as u64), &mut b).is_err() {
-                out.fill(0);
-                return Ok(neg(errno::EFAULT));
-            }
-            out[i] = b[0];
-            if b[0] == 0 {
-                return Ok(i as u64 + 1);
-            }
-            i += 1;
-        }
-        out[i] = 0;
-        Ok(i as u64 + 1)
-    }
-);

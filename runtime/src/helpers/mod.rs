@@ -51,6 +51,7 @@ pub mod format;
 pub mod maps;
 pub mod misc;
 mod names;
+pub mod probe;
 pub mod proto;
 pub mod strings;
 pub mod trace;
@@ -184,6 +185,7 @@ impl HelperTable {
         for &(name, func) in maps::HELPERS
             .iter()
             .chain(misc::HELPERS)
+            .chain(probe::HELPERS)
             .chain(trace::HELPERS)
             .chain(strings::HELPERS)
             .chain(callbacks::HELPERS)
