@@ -246,7 +246,11 @@ pub struct MapInfo {
 
 impl MapInfo {
     pub fn name(&self) -> String {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(OBJ_NAME_LEN);
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(OBJ_NAME_LEN);
         String::from_utf8_lossy(&self.name[..end]).into_owned()
     }
 }

@@ -40,7 +40,12 @@ fn spin_lock_btf() -> CaseBtf {
     let value = b.struct_(
         "locked",
         24,
-        &[("a", u64t, 0), ("lock", lock, 64), ("b", u32t, 96), ("c", u64t, 128)],
+        &[
+            ("a", u64t, 0),
+            ("lock", lock, 64),
+            ("b", u32t, 96),
+            ("c", u64t, 128),
+        ],
     );
     CaseBtf {
         raw: b.build(),
@@ -64,13 +69,38 @@ fn cases() -> Vec<Case> {
     vec![
         // Arrays: every index exists; out-of-range ones give E2BIG/ENOENT.
         Case::new("array", spec("array", T::Array, 4, 8, 32, 0), idx, Exact),
-        Case::new("array_value3", spec("arr3", T::Array, 4, 3, 17, 0), idx, Exact),
-        Case::new("array_wronly", spec("arrwo", T::Array, 4, 8, 8, f::BPF_F_WRONLY), idx, Exact),
-        Case::new("percpu_array", spec("parr", T::PercpuArray, 4, 12, 16, 0), idx, Exact),
-        Case::new("array_spin_lock", with_lock(spec("arrlk", T::Array, 4, 24, 8, 0)), idx, Exact)
-            .with_btf(spin_lock_btf()),
+        Case::new(
+            "array_value3",
+            spec("arr3", T::Array, 4, 3, 17, 0),
+            idx,
+            Exact,
+        ),
+        Case::new(
+            "array_wronly",
+            spec("arrwo", T::Array, 4, 8, 8, f::BPF_F_WRONLY),
+            idx,
+            Exact,
+        ),
+        Case::new(
+            "percpu_array",
+            spec("parr", T::PercpuArray, 4, 12, 16, 0),
+            idx,
+            Exact,
+        ),
+        Case::new(
+            "array_spin_lock",
+            with_lock(spec("arrlk", T::Array, 4, 24, 8, 0)),
+            idx,
+            Exact,
+        )
+        .with_btf(spin_lock_btf()),
         // Hash maps: full maps (pool larger than max_entries), odd key sizes.
-        Case::new("hash", spec("hash", T::Hash, 4, 8, 16, 0), Random { pool: 24 }, HashOrder),
+        Case::new(
+            "hash",
+            spec("hash", T::Hash, 4, 8, 16, 0),
+            Random { pool: 24 },
+            HashOrder,
+        ),
         Case::new(
             "hash_key13_no_prealloc",
             // No-prealloc maps below 2 * CPUs * 32 entries count exactly in
@@ -79,17 +109,37 @@ fn cases() -> Vec<Case> {
             Random { pool: 60 },
             HashOrder,
         ),
-        Case::new("hash_key64", spec("h64", T::Hash, 64, 16, 32, 0), Random { pool: 48 }, HashOrder),
+        Case::new(
+            "hash_key64",
+            spec("h64", T::Hash, 64, 16, 32, 0),
+            Random { pool: 48 },
+            HashOrder,
+        ),
         Case::new(
             "hash_zero_seed",
             spec("hzs", T::Hash, 8, 8, 64, f::BPF_F_ZERO_SEED),
             Random { pool: 80 },
             HashOrder,
         ),
-        Case::new("hash_rdonly", spec("hro", T::Hash, 4, 8, 8, f::BPF_F_RDONLY), Random { pool: 12 }, HashOrder),
-        Case::new("hash_spin_lock", with_lock(spec("hlk", T::Hash, 4, 24, 16, 0)), Random { pool: 24 }, HashOrder)
-            .with_btf(spin_lock_btf()),
-        Case::new("percpu_hash", spec("phash", T::PercpuHash, 8, 12, 16, 0), Random { pool: 24 }, HashOrder),
+        Case::new(
+            "hash_rdonly",
+            spec("hro", T::Hash, 4, 8, 8, f::BPF_F_RDONLY),
+            Random { pool: 12 },
+            HashOrder,
+        ),
+        Case::new(
+            "hash_spin_lock",
+            with_lock(spec("hlk", T::Hash, 4, 24, 16, 0)),
+            Random { pool: 24 },
+            HashOrder,
+        )
+        .with_btf(spin_lock_btf()),
+        Case::new(
+            "percpu_hash",
+            spec("phash", T::PercpuHash, 8, 12, 16, 0),
+            Random { pool: 24 },
+            HashOrder,
+        ),
         Case::new(
             "percpu_hash_no_prealloc",
             spec("phnp", T::PercpuHash, 4, 8, 16, f::BPF_F_NO_PREALLOC),
@@ -106,8 +156,18 @@ fn cases() -> Vec<Case> {
         // evicted when pool + 1 <= max_entries - target_free (common list)
         // or pool + 1 <= max_entries / CPUs (per-CPU lists, each CPU's own
         // list alike), and results compare exactly, as for hash maps.
-        Case::new("lru_hash", spec("lru", T::LruHash, 4, 8, 64, 0), Bounded { pool: 24 }, HashOrder),
-        Case::new("lru_percpu_hash", spec("lrupc", T::LruPercpuHash, 4, 12, 64, 0), Bounded { pool: 24 }, HashOrder),
+        Case::new(
+            "lru_hash",
+            spec("lru", T::LruHash, 4, 8, 64, 0),
+            Bounded { pool: 24 },
+            HashOrder,
+        ),
+        Case::new(
+            "lru_percpu_hash",
+            spec("lrupc", T::LruPercpuHash, 4, 12, 64, 0),
+            Bounded { pool: 24 },
+            HashOrder,
+        ),
         Case::new(
             "lru_hash_no_common_lru",
             spec("lrunc", T::LruHash, 4, 8, 64, f::BPF_F_NO_COMMON_LRU),
@@ -115,7 +175,12 @@ fn cases() -> Vec<Case> {
             HashOrder,
         ),
         // LRU maps under eviction: only what each side's history allows.
-        Case::new("lru_hash_evicting", spec("lruev", T::LruHash, 4, 8, 32, 0), Random { pool: 96 }, LruEvicting),
+        Case::new(
+            "lru_hash_evicting",
+            spec("lruev", T::LruHash, 4, 8, 32, 0),
+            Random { pool: 96 },
+            LruEvicting,
+        ),
         Case::new(
             "lru_percpu_hash_evicting",
             spec("lrupev", T::LruPercpuHash, 4, 8, 16, 0),
@@ -182,7 +247,7 @@ fn diff(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
 
 fn self_check(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
     mapdiff::pin_to_cpu(0);
-    let make = || -> Result<(Box<dyn Subject>, Box<dyn Subject>), String> {
+    let make = || -> Result<mapdiff::check::Sides, String> {
         let k = |_| {
             mapdiff::kernel_map(&case.spec, case.btf.as_ref())
                 .map_err(|e| format!("{}: the kernel cannot create the map: {e}", case.name))
@@ -233,36 +298,93 @@ fn definitions_table() -> Vec<Def> {
         def("hash value_size 0", s(T::Hash, 4, 0, 4, 0)),
         def("hash max_entries 0", s(T::Hash, 4, 8, 0, 0)),
         def("hash good", s(T::Hash, 4, 8, 4, 0)),
-        def("hash key+value at the kmalloc limit", s(T::Hash, 4, kmalloc_max - 48 - 4, 1, 0)),
-        def("hash key+value just below the limit", s(T::Hash, 4, kmalloc_max - 48 - 5, 1, 0)),
-        def("hash max_entries 2^31 + 1", s(T::Hash, 4, 8, (1 << 31) + 1, f::BPF_F_NO_PREALLOC)),
-        def("hash max_entries u32::MAX", s(T::Hash, 4, 8, u32::MAX, f::BPF_F_NO_PREALLOC)),
-        def("percpu_hash value 32 KiB + 1", s(T::PercpuHash, 4, 32 * 1024 + 1, 4, 0)),
-        def("percpu_hash value 32 KiB", s(T::PercpuHash, 4, 32 * 1024, 4, 0)),
+        def(
+            "hash key+value at the kmalloc limit",
+            s(T::Hash, 4, kmalloc_max - 48 - 4, 1, 0),
+        ),
+        def(
+            "hash key+value just below the limit",
+            s(T::Hash, 4, kmalloc_max - 48 - 5, 1, 0),
+        ),
+        def(
+            "hash max_entries 2^31 + 1",
+            s(T::Hash, 4, 8, (1 << 31) + 1, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "hash max_entries u32::MAX",
+            s(T::Hash, 4, 8, u32::MAX, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "percpu_hash value 32 KiB + 1",
+            s(T::PercpuHash, 4, 32 * 1024 + 1, 4, 0),
+        ),
+        def(
+            "percpu_hash value 32 KiB",
+            s(T::PercpuHash, 4, 32 * 1024, 4, 0),
+        ),
         def("array key_size 8", s(T::Array, 8, 8, 4, 0)),
         def("array key_size 0", s(T::Array, 0, 8, 4, 0)),
         def("array value_size 0", s(T::Array, 4, 0, 4, 0)),
         def("array max_entries 0", s(T::Array, 4, 8, 0, 0)),
         def("array value_size > INT_MAX", s(T::Array, 4, 1 << 31, 1, 0)),
-        def("array larger than memory (1 TiB)", s(T::Array, 4, 1 << 20, 1 << 20, 0)),
-        def("percpu_array value 32 KiB + 1", s(T::PercpuArray, 4, 32 * 1024 + 1, 4, 0)),
-        def("hash BPF_F_MMAPABLE", s(T::Hash, 4, 8, 4, f::BPF_F_MMAPABLE)),
+        def(
+            "array larger than memory (1 TiB)",
+            s(T::Array, 4, 1 << 20, 1 << 20, 0),
+        ),
+        def(
+            "percpu_array value 32 KiB + 1",
+            s(T::PercpuArray, 4, 32 * 1024 + 1, 4, 0),
+        ),
+        def(
+            "hash BPF_F_MMAPABLE",
+            s(T::Hash, 4, 8, 4, f::BPF_F_MMAPABLE),
+        ),
         def("hash unknown flag 1<<20", s(T::Hash, 4, 8, 4, 1 << 20)),
-        def("hash RDONLY|WRONLY", s(T::Hash, 4, 8, 4, f::BPF_F_RDONLY | f::BPF_F_WRONLY)),
+        def(
+            "hash RDONLY|WRONLY",
+            s(T::Hash, 4, 8, 4, f::BPF_F_RDONLY | f::BPF_F_WRONLY),
+        ),
         def(
             "hash RDONLY_PROG|WRONLY_PROG",
-            s(T::Hash, 4, 8, 4, f::BPF_F_RDONLY_PROG | f::BPF_F_WRONLY_PROG),
+            s(
+                T::Hash,
+                4,
+                8,
+                4,
+                f::BPF_F_RDONLY_PROG | f::BPF_F_WRONLY_PROG,
+            ),
         ),
-        def("hash NO_COMMON_LRU", s(T::Hash, 4, 8, 4, f::BPF_F_NO_COMMON_LRU)),
-        def("lru_hash NO_PREALLOC", s(T::LruHash, 4, 8, 4, f::BPF_F_NO_PREALLOC)),
-        def("lru_percpu_hash NO_COMMON_LRU", s(T::LruPercpuHash, 4, 8, 4, f::BPF_F_NO_COMMON_LRU)),
-        def("array NO_PREALLOC", s(T::Array, 4, 8, 4, f::BPF_F_NO_PREALLOC)),
+        def(
+            "hash NO_COMMON_LRU",
+            s(T::Hash, 4, 8, 4, f::BPF_F_NO_COMMON_LRU),
+        ),
+        def(
+            "lru_hash NO_PREALLOC",
+            s(T::LruHash, 4, 8, 4, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "lru_percpu_hash NO_COMMON_LRU",
+            s(T::LruPercpuHash, 4, 8, 4, f::BPF_F_NO_COMMON_LRU),
+        ),
+        def(
+            "array NO_PREALLOC",
+            s(T::Array, 4, 8, 4, f::BPF_F_NO_PREALLOC),
+        ),
         def("array ZERO_SEED", s(T::Array, 4, 8, 4, f::BPF_F_ZERO_SEED)),
         def("array MMAPABLE", s(T::Array, 4, 8, 4, f::BPF_F_MMAPABLE)),
-        def("array PRESERVE_ELEMS", s(T::Array, 4, 8, 4, f::BPF_F_PRESERVE_ELEMS)),
+        def(
+            "array PRESERVE_ELEMS",
+            s(T::Array, 4, 8, 4, f::BPF_F_PRESERVE_ELEMS),
+        ),
         def("array INNER_MAP", s(T::Array, 4, 8, 4, f::BPF_F_INNER_MAP)),
-        def("percpu_array MMAPABLE", s(T::PercpuArray, 4, 8, 4, f::BPF_F_MMAPABLE)),
-        def("percpu_array INNER_MAP", s(T::PercpuArray, 4, 8, 4, f::BPF_F_INNER_MAP)),
+        def(
+            "percpu_array MMAPABLE",
+            s(T::PercpuArray, 4, 8, 4, f::BPF_F_MMAPABLE),
+        ),
+        def(
+            "percpu_array INNER_MAP",
+            s(T::PercpuArray, 4, 8, 4, f::BPF_F_INNER_MAP),
+        ),
         def("hash map_extra 1", extra(s(T::Hash, 4, 8, 4, 0), 1)),
         def("array map_extra 1", extra(s(T::Array, 4, 8, 4, 0), 1)),
         Def {
@@ -283,20 +405,41 @@ fn definitions_table() -> Vec<Def> {
         // LPM tries.
         def("lpm good", s(T::LpmTrie, 8, 8, 16, f::BPF_F_NO_PREALLOC)),
         def("lpm without NO_PREALLOC", s(T::LpmTrie, 8, 8, 16, 0)),
-        def("lpm key_size 4 (no data)", s(T::LpmTrie, 4, 8, 16, f::BPF_F_NO_PREALLOC)),
-        def("lpm key_size 4 + 256", s(T::LpmTrie, 260, 8, 16, f::BPF_F_NO_PREALLOC)),
-        def("lpm key_size 4 + 257", s(T::LpmTrie, 261, 8, 16, f::BPF_F_NO_PREALLOC)),
-        def("lpm value_size 0", s(T::LpmTrie, 8, 0, 16, f::BPF_F_NO_PREALLOC)),
-        def("lpm max_entries 0", s(T::LpmTrie, 8, 8, 0, f::BPF_F_NO_PREALLOC)),
+        def(
+            "lpm key_size 4 (no data)",
+            s(T::LpmTrie, 4, 8, 16, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "lpm key_size 4 + 256",
+            s(T::LpmTrie, 260, 8, 16, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "lpm key_size 4 + 257",
+            s(T::LpmTrie, 261, 8, 16, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "lpm value_size 0",
+            s(T::LpmTrie, 8, 0, 16, f::BPF_F_NO_PREALLOC),
+        ),
+        def(
+            "lpm max_entries 0",
+            s(T::LpmTrie, 8, 8, 0, f::BPF_F_NO_PREALLOC),
+        ),
         // Queue, stack, bloom filter, ring buffer.
         def("queue good", s(T::Queue, 0, 8, 16, 0)),
         def("queue key_size 4", s(T::Queue, 4, 8, 16, 0)),
         def("queue value_size 0", s(T::Queue, 0, 0, 16, 0)),
         def("stack max_entries 0", s(T::Stack, 0, 8, 0, 0)),
-        def("stack NO_PREALLOC", s(T::Stack, 0, 8, 4, f::BPF_F_NO_PREALLOC)),
+        def(
+            "stack NO_PREALLOC",
+            s(T::Stack, 0, 8, 4, f::BPF_F_NO_PREALLOC),
+        ),
         def("bloom good", extra(s(T::BloomFilter, 0, 8, 16, 0), 3)),
         def("bloom key_size 4", s(T::BloomFilter, 4, 8, 16, 0)),
-        def("bloom 16 hash functions", extra(s(T::BloomFilter, 0, 8, 16, 0), 16)),
+        def(
+            "bloom 16 hash functions",
+            extra(s(T::BloomFilter, 0, 8, 16, 0), 16),
+        ),
         def("bloom value_size 0", s(T::BloomFilter, 0, 0, 16, 0)),
         def("ringbuf good", s(T::Ringbuf, 0, 0, 4096, 0)),
         def("ringbuf not a power of 2", s(T::Ringbuf, 0, 0, 4096 * 3, 0)),
@@ -331,12 +474,10 @@ fn definitions_table() -> Vec<Def> {
 /// The kernel's errno for a definition (map-in-map: the inner map created
 /// first, as its template).
 fn kernel_create(d: &Def) -> Result<(), i32> {
-    let inner = match &d.spec.inner {
-        Some(i) => Some(kernel_create_map(i).unwrap_or_else(|e| {
-            panic!("{}: the kernel refuses the inner map itself: {e}", d.label)
-        })),
-        None => None,
-    };
+    let inner = d.spec.inner.as_ref().map(|i| {
+        kernel_create_map(i)
+            .unwrap_or_else(|e| panic!("{}: the kernel refuses the inner map itself: {e}", d.label))
+    });
     let btf_fd = d.btf.as_ref().map(|b| {
         kernel::btf_load(&b.raw).unwrap_or_else(|(e, log)| panic!("BTF_LOAD: {e}\n{log}"))
     });
@@ -389,7 +530,10 @@ fn definitions() -> Result<(), Failed> {
             Err(e) => mapdiff::check::errno_name(e),
         };
         let bc = b.as_ref().map(drop).map_err(|e| e.code());
-        let reason = b.as_ref().err().map_or(String::new(), |e| format!(" ({e})"));
+        let reason = b
+            .as_ref()
+            .err()
+            .map_or(String::new(), |e| format!(" ({e})"));
         println!(
             "definitions: {:<40} kernel {:<10} bpfc {}{reason}",
             d.label,
@@ -428,13 +572,17 @@ fn definitions() -> Result<(), Failed> {
 /// The wrapper's batch, pin and program commands, checked against the
 /// kernel's element commands.
 fn kernel_wrapper() -> Result<(), Failed> {
-    let m = KernelMap::create(&MapCreate::new(1, 4, 8, 43).name("wrap")).map_err(|e| e.to_string())?;
+    let m =
+        KernelMap::create(&MapCreate::new(1, 4, 8, 43).name("wrap")).map_err(|e| e.to_string())?;
     for i in 0..40u32 {
         m.update(&i.to_ne_bytes(), &(u64::from(i) * 3).to_ne_bytes(), 0)?;
     }
     // Update batch: 3 new keys fill the map; then a replacement works and
     // a new key stops the batch (E2BIG) with the count done before it.
-    let keys: Vec<u8> = [100u32, 101, 102].iter().flat_map(|k| k.to_ne_bytes()).collect();
+    let keys: Vec<u8> = [100u32, 101, 102]
+        .iter()
+        .flat_map(|k| k.to_ne_bytes())
+        .collect();
     let vals: Vec<u8> = [7u64, 8, 9].iter().flat_map(|v| v.to_ne_bytes()).collect();
     let mut b = Batch {
         count: 3,
@@ -500,12 +648,18 @@ fn kernel_wrapper() -> Result<(), Failed> {
     assert_eq!(seen, want);
     assert_eq!(seen.len(), 43);
     // Delete batch stops at the first missing key.
-    let del: Vec<u8> = [100u32, 101, 999, 102].iter().flat_map(|k| k.to_ne_bytes()).collect();
+    let del: Vec<u8> = [100u32, 101, 999, 102]
+        .iter()
+        .flat_map(|k| k.to_ne_bytes())
+        .collect();
     let mut b = Batch {
         count: 4,
         ..Batch::default()
     };
-    assert_eq!(m.delete_batch(&mut b, &del), Err(kernel::Errno(libc::ENOENT)));
+    assert_eq!(
+        m.delete_batch(&mut b, &del),
+        Err(kernel::Errno(libc::ENOENT))
+    );
     assert_eq!(b.count, 2);
     // Pin, open from the pin, see the same map; freeze.
     let dir = std::path::Path::new("/sys/fs/bpf");
@@ -514,7 +668,10 @@ fn kernel_wrapper() -> Result<(), Failed> {
     let again = KernelMap::open_pinned(&pin);
     let _ = std::fs::remove_file(&pin);
     let again = again?;
-    assert_eq!((again.key_size, again.value_size, again.max_entries), (4, 8, 43));
+    assert_eq!(
+        (again.key_size, again.value_size, again.max_entries),
+        (4, 8, 43)
+    );
     assert_eq!(again.info()?.name(), "wrap");
     let mut v = [0u8; 8];
     again.lookup(&5u32.to_ne_bytes(), &mut v, 0)?;
@@ -541,6 +698,73 @@ fn kernel_wrapper() -> Result<(), Failed> {
     let e = Prog::load(&ProgLoad::new(1, &bad)).unwrap_err();
     assert_eq!(e.errno.0, libc::EACCES);
     assert!(e.log.contains("R0 !read_ok"), "{}", e.log);
+    Ok(())
+}
+
+/// Two threads replace the values of 16 keys while two threads look them
+/// up: how many lookups miss a key that is always there, in the kernel and
+/// in bpfc. The kernel's preallocated hash maps can miss one (an element is
+/// reused while a lookup stands on it); bpfc's lookups recheck the bucket
+/// and never miss (runtime/src/maps/hash.rs).
+fn replace_race() -> Result<(), Failed> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    fn race(m: &(dyn Subject + Sync), lookups: u64) -> Result<u64, String> {
+        for k in 0..16u32 {
+            m.update(&k.to_ne_bytes(), &0u64.to_ne_bytes(), 0)
+                .map_err(|e| format!("setup: errno {e}"))?;
+        }
+        let stop = AtomicBool::new(false);
+        let missed = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for w in 0..2u64 {
+                let stop = &stop;
+                s.spawn(move || {
+                    let (mut x, mut n) = (77 + w, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        n += 1;
+                        let _ = m.update(&((x % 16) as u32).to_ne_bytes(), &n.to_ne_bytes(), 0);
+                    }
+                });
+            }
+            let readers: Vec<_> = (0..2u64)
+                .map(|r| {
+                    let missed = &missed;
+                    s.spawn(move || {
+                        let mut x = 99 + r;
+                        for _ in 0..lookups {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            if m.lookup(&((x % 16) as u32).to_ne_bytes(), None, 0).is_err() {
+                                missed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for r in readers {
+                let _ = r.join();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        Ok(missed.load(Ordering::Relaxed))
+    }
+    let spec = spec("race", MapType::Hash, 4, 8, 64, 0);
+    let n = 500_000;
+    let k = mapdiff::kernel_map(&spec, None)?;
+    let kernel_missed = race(&k, n)?;
+    let b = mapdiff::subject::Bpfc(mapdiff::bpfc_map(&spec)?);
+    let bpfc_missed = race(&b, n)?;
+    println!(
+        "replace_race: lookups of keys being replaced that missed, of {}: kernel {kernel_missed}, bpfc {bpfc_missed}",
+        2 * n
+    );
+    if bpfc_missed != 0 {
+        return Err(format!("bpfc missed {bpfc_missed} keys that were always there").into());
+    }
     Ok(())
 }
 
@@ -577,6 +801,12 @@ fn main() {
             return Ok(());
         }
         kernel_wrapper()
+    }));
+    trials.push(Trial::test("replace_race", move || {
+        if !gate("replace_race") {
+            return Ok(());
+        }
+        replace_race()
     }));
     let start = Instant::now();
     let conclusion = libtest_mimic::run(&args, trials);

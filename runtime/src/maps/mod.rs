@@ -768,9 +768,7 @@ fn check_special_fields(spec: &MapSpec) -> MapResult<()> {
     if spec.spin_lock_off.is_some() && !matches!(t, MapType::Hash | MapType::Array) {
         return refuse("struct bpf_spin_lock", "hash and array");
     }
-    if spec.timer_off.is_some()
-        && !matches!(t, MapType::Hash | MapType::LruHash | MapType::Array)
-    {
+    if spec.timer_off.is_some() && !matches!(t, MapType::Hash | MapType::LruHash | MapType::Array) {
         return refuse("struct bpf_timer", "hash, LRU hash and array");
     }
     Ok(())

@@ -157,7 +157,10 @@ impl Shadow {
         if flags != 0 {
             return match out {
                 Err(EINVAL) => Ok(()),
-                o => Err(format!("flags {flags:#x} gave {}, expected EINVAL", show(o))),
+                o => Err(format!(
+                    "flags {flags:#x} gave {}, expected EINVAL",
+                    show(o)
+                )),
             };
         }
         match (self.m.get(key), out) {
@@ -213,10 +216,7 @@ impl Shadow {
                         e.1 = true;
                         Ok(())
                     }
-                    None => Err(format!(
-                        "get_next_key returned {}, never written",
-                        hex(k)
-                    )),
+                    None => Err(format!("get_next_key returned {}, never written", hex(k))),
                 }
             }
             Err(ENOENT) if key.is_none() => {
@@ -242,10 +242,7 @@ impl Shadow {
         let seen: HashSet<&[u8]> = pairs.iter().map(|(k, _)| k.as_slice()).collect();
         for (k, (_, certain)) in &self.m {
             if *certain && !seen.contains(k.as_slice()) {
-                return Err(format!(
-                    "walk misses {}, which must be there",
-                    hex(k)
-                ));
+                return Err(format!("walk misses {}, which must be there", hex(k)));
             }
         }
         let mut now = BTreeMap::new();
@@ -347,6 +344,15 @@ fn present(s: &dyn Subject, k: &[u8]) -> bool {
     s.lookup(k, None, 0).is_ok()
 }
 
+/// (key, value) pairs a batch walk returned.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The two sides of a run (kernel first).
+pub type Sides = (Box<dyn Subject>, Box<dyn Subject>);
+
+/// Makes two fresh sides.
+pub type Make<'a> = dyn Fn() -> Result<Sides, String> + 'a;
+
 /// Collect a whole lookup-batch walk of one side: the final result and
 /// every (key, value) returned. `ENOSPC` (a hash bucket larger than the
 /// room given) is retried with twice the room, as callers do.
@@ -356,7 +362,7 @@ fn batch_walk(
     delete: bool,
     elem_flags: u64,
     flags: u64,
-) -> (Result<(), i32>, Vec<(Vec<u8>, Vec<u8>)>) {
+) -> (Result<(), i32>, Pairs) {
     let b = s.batch().expect("batch ops only run with batch support");
     let (ks, vs) = (s.key_size(), s.value_size());
     let mut pairs = Vec::new();
@@ -499,16 +505,11 @@ impl<'a> Runner<'a> {
                             Some(k) => self.both(|s| s.lookup(k, None, 0)),
                             None => (Err(ENOENT), Err(ENOENT)),
                         };
-                        same(&pa, &pb)
-                            .map_err(|e| format!("presence of the key differs: {e}"))?;
+                        same(&pa, &pb).map_err(|e| format!("presence of the key differs: {e}"))?;
                         if pa.is_err() {
                             // From NULL or an absent key: the first key, if any.
                             if ra.is_ok() != rb.is_ok() || (ra.is_err() && ra != rb) {
-                                return Err(format!(
-                                    "kernel: {}, bpfc: {}",
-                                    show(&ra),
-                                    show(&rb)
-                                ));
+                                return Err(format!("kernel: {}, bpfc: {}", show(&ra), show(&rb)));
                             }
                         }
                         for (s, r) in [(a, &ra), (b, &rb)] {
@@ -681,7 +682,11 @@ impl<'a> Runner<'a> {
                     Ok(k) => format!("{} keys", k.len()),
                     Err(e) => String::from(e),
                 };
-                return Err(format!("walks differ: kernel: {}, bpfc: {}", show(x), show(y)));
+                return Err(format!(
+                    "walks differ: kernel: {}, bpfc: {}",
+                    show(x),
+                    show(y)
+                ));
             }
         };
         match self.case.mode {
@@ -711,10 +716,16 @@ impl<'a> Runner<'a> {
                 sa.sort();
                 sb.sort();
                 if sa != sb {
-                    let only_a: Vec<String> =
-                        sa.iter().filter(|k| !sb.contains(k)).map(|k| hex(k)).collect();
-                    let only_b: Vec<String> =
-                        sb.iter().filter(|k| !sa.contains(k)).map(|k| hex(k)).collect();
+                    let only_a: Vec<String> = sa
+                        .iter()
+                        .filter(|k| !sb.contains(k))
+                        .map(|k| hex(k))
+                        .collect();
+                    let only_b: Vec<String> = sb
+                        .iter()
+                        .filter(|k| !sa.contains(k))
+                        .map(|k| hex(k))
+                        .collect();
                     return Err(format!(
                         "key sets differ: only in kernel [{}], only in bpfc [{}]",
                         only_a.join(" "),
@@ -739,12 +750,7 @@ pub struct Mismatch {
 }
 
 /// Run `ops` on two fresh sides made by `make`.
-pub fn run(
-    case: &Case,
-    make: &dyn Fn() -> Result<(Box<dyn Subject>, Box<dyn Subject>), String>,
-    ops: &[Op],
-    stats: &mut Stats,
-) -> Result<(), Mismatch> {
+pub fn run(case: &Case, make: &Make, ops: &[Op], stats: &mut Stats) -> Result<(), Mismatch> {
     let (a, b) = make().map_err(|what| Mismatch { index: 0, what })?;
     let mut r = Runner::new(case, a.as_ref(), b.as_ref());
     for (i, op) in ops.iter().enumerate() {
@@ -761,7 +767,7 @@ pub fn run(
 /// fails, within `budget`.
 pub fn shrink(
     case: &Case,
-    make: &dyn Fn() -> Result<(Box<dyn Subject>, Box<dyn Subject>), String>,
+    make: &Make,
     ops: &[Op],
     first: Mismatch,
     budget: Duration,
@@ -784,7 +790,7 @@ pub fn shrink(
                 continue;
             }
             match run(case, make, &cand, &mut Stats::default()) {
-                Err(m) if m.index + 1 <= cand.len() => {
+                Err(m) if m.index < cand.len() => {
                     cand.truncate(m.index + 1);
                     best = cand;
                     why = m;

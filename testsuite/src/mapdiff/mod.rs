@@ -14,11 +14,11 @@ pub mod subject;
 
 use crate::kernel::{self, KernelMap, MapCreate};
 use bpfc_runtime::maps::{Map, MapOptions, MapSpec};
-use check::{Mismatch, Stats};
+use check::{Make, Mismatch, Sides, Stats};
 use std::fmt::Write as _;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-use subject::{Bpfc, Subject};
+use subject::Bpfc;
 
 /// How a case draws its keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,13 +87,10 @@ impl Case {
 /// The kernel map of a case.
 pub fn kernel_map(spec: &MapSpec, btf: Option<&CaseBtf>) -> Result<KernelMap, kernel::Errno> {
     let btf_fd = match btf {
-        Some(b) => Some(
-            kernel::btf_load(&b.raw)
-                .map_err(|(e, log)| {
-                    eprintln!("BTF_LOAD failed: {log}");
-                    e
-                })?,
-        ),
+        Some(b) => Some(kernel::btf_load(&b.raw).map_err(|(e, log)| {
+            eprintln!("BTF_LOAD failed: {log}");
+            e
+        })?),
         None => None,
     };
     let name: String = spec
@@ -124,7 +121,8 @@ pub fn bpfc_map(spec: &MapSpec) -> Result<std::sync::Arc<Map>, bpfc_runtime::map
 
 /// Whether the runtime says it has no implementation of the type yet.
 pub fn not_implemented(e: &bpfc_runtime::maps::MapError) -> bool {
-    e.reason().is_some_and(|r| r.contains("not implemented yet"))
+    e.reason()
+        .is_some_and(|r| r.contains("not implemented yet"))
 }
 
 /// The outcome of comparing one case.
@@ -144,8 +142,6 @@ pub enum NotRun {
     NotImplemented(String),
 }
 
-type Make<'a> = dyn Fn() -> Result<(Box<dyn Subject>, Box<dyn Subject>), String> + 'a;
-
 /// Compare `case` between the kernel and bpfc for `n` operations from
 /// `seed`. `Err` carries the full failure report (seed, shrunk sequence).
 pub fn compare(case: &Case, seed: u64, n: usize) -> Result<Result<Report, NotRun>, String> {
@@ -154,7 +150,7 @@ pub fn compare(case: &Case, seed: u64, n: usize) -> Result<Result<Report, NotRun
             return Ok(Err(NotRun::NotImplemented(e.to_string())));
         }
     }
-    let make = || -> Result<(Box<dyn Subject>, Box<dyn Subject>), String> {
+    let make = || -> Result<Sides, String> {
         let k = kernel_map(&case.spec, case.btf.as_ref())
             .map_err(|e| format!("{}: the kernel cannot create the map: {e}", case.name))?;
         let b = bpfc_map(&case.spec)
