@@ -174,7 +174,7 @@ fn int(data: &[u8], size: u32, encoding: u8, offset: u8, bits: u8, plain: bool) 
         } else if plain {
             Json::Raw(format!("0x{c:x}"))
         } else {
-            Json::Str(format!("\\u00{c:02x}"))
+            Json::Raw(format!("\"\\u00{c:02x}\""))
         };
     }
     if encoding & INT_SIGNED != 0 {
@@ -216,7 +216,10 @@ fn c_string(btf: &Btf, elem: u32, data: &[u8], nelems: u32) -> Option<String> {
         }
     }
     let t = btf.get(id)?;
-    let TypeKind::Int { size: 1, encoding, .. } = t.kind else {
+    let TypeKind::Int {
+        size: 1, encoding, ..
+    } = t.kind
+    else {
         return None;
     };
     if encoding & INT_CHAR == 0 && t.name != "char" {

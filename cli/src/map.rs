@@ -412,7 +412,10 @@ fn print_elem(ctx: &Ctx, map: &Map, key: &[u8], value: &[u8]) -> String {
     if ctx.json {
         ctx.json(&mapjson::entry(map, types.as_ref(), key, value))
     } else if let Some(t) = &types {
-        format!("{}\n", mapjson::formatted(map, t, key, value, true).write(true))
+        format!(
+            "{}\n",
+            mapjson::formatted(map, t, key, value, true).write(true)
+        )
     } else {
         entry_plain(map, key, value)
     }
@@ -487,7 +490,11 @@ fn show(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
         let v = if w.is_empty() {
             Json::Array(shown.into_iter().map(|(_, j)| j).collect())
         } else {
-            shown.into_iter().next().map(|(_, j)| j).unwrap_or(Json::null())
+            shown
+                .into_iter()
+                .next()
+                .map(|(_, j)| j)
+                .unwrap_or(Json::null())
         };
         return Ok(Done::ok(ctx.json(&v)));
     }
@@ -510,10 +517,7 @@ fn dump(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
             .collect();
         return Ok(Done::ok(format!("{}\n", Json::Array(list).write(true))));
     }
-    let mut s: String = elems
-        .iter()
-        .map(|(k, v)| entry_plain(&map, k, v))
-        .collect();
+    let mut s: String = elems.iter().map(|(k, v)| entry_plain(&map, k, v)).collect();
     let n = elems.len();
     s.push_str(&format!(
         "Found {n} element{}\n",
@@ -587,7 +591,10 @@ fn getnext(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
     })?;
     if ctx.json {
         let v = Json::obj(vec![
-            ("key", key.as_deref().map_or(Json::null(), mapjson::hex_list)),
+            (
+                "key",
+                key.as_deref().map_or(Json::null(), mapjson::hex_list),
+            ),
             ("next_key", mapjson::hex_list(&next)),
         ]);
         return Ok(Done::ok(ctx.json(&v)));
@@ -610,9 +617,7 @@ fn pop(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
             out: ctx.json(&Json::null()),
             status: 256 - errno::ENOENT,
         }),
-        Err(err) if err.code() == errno::ENOENT => {
-            Err(Fail::errno("empty map", errno::ENOENT))
-        }
+        Err(err) if err.code() == errno::ENOENT => Err(Fail::errno("empty map", errno::ENOENT)),
         Err(err) => Err(Fail::errno(
             format!("pop failed: {}", strerror(err.code())),
             err.code(),

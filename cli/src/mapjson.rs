@@ -33,7 +33,12 @@ impl Json {
     }
 
     pub fn obj(members: Vec<(&str, Json)>) -> Json {
-        Json::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        Json::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
     }
 
     /// bpftool's writer output, without the final newline.
@@ -193,10 +198,7 @@ fn cpu_slots<'a>(map: &Map, value: &'a [u8]) -> impl Iterator<Item = (usize, &'a
 pub fn formatted(map: &Map, t: &MapTypes, key: &[u8], value: &[u8], plain: bool) -> Json {
     let mut m = Vec::new();
     if map.spec().key_size != 0 {
-        m.push((
-            "key".to_string(),
-            btfdump::dump(&t.btf, t.key, key, plain),
-        ));
+        m.push(("key".to_string(), btfdump::dump(&t.btf, t.key, key, plain)));
     }
     if map.map_type().is_percpu() {
         let values = cpu_slots(map, value)
@@ -229,7 +231,10 @@ pub fn entry(map: &Map, types: Option<&MapTypes>, key: &[u8], value: &[u8]) -> J
         m.push(("value".to_string(), hex_list(value)));
     }
     if let Some(t) = types {
-        m.push(("formatted".to_string(), formatted(map, t, key, value, false)));
+        m.push((
+            "formatted".to_string(),
+            formatted(map, t, key, value, false),
+        ));
     }
     Json::Object(m)
 }
@@ -324,14 +329,16 @@ pub fn load_entries(map: &Map, list: &serde_json::Value) -> Result<()> {
                     &format!("{what}: cpu {cpu} value"),
                 )?;
                 if v.len() != vs {
-                    bail!("{what}: cpu {cpu} value has {} bytes, the map's values {vs}", v.len());
+                    bail!(
+                        "{what}: cpu {cpu} value has {} bytes, the map's values {vs}",
+                        v.len()
+                    );
                 }
                 value[cpu * step..cpu * step + vs].copy_from_slice(&v);
             }
         } else {
             let v = parse_hex_list(
-                e.get("value")
-                    .ok_or_else(|| anyhow!("{what}: no value"))?,
+                e.get("value").ok_or_else(|| anyhow!("{what}: no value"))?,
                 &format!("{what}: value"),
             )?;
             if v.len() != vs {
