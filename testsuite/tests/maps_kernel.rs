@@ -264,6 +264,43 @@ fn self_check(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The harness must be able to fail: a bpfc hash map one entry larger than
+/// the kernel's differs once the maps fill up, and the report names the
+/// seed and a shrunk sequence.
+fn detects_a_difference(seed: u64) -> Result<(), Failed> {
+    mapdiff::pin_to_cpu(0);
+    let case = Case::new(
+        "hash_one_larger",
+        spec("h", MapType::Hash, 4, 8, 16, 0),
+        Keys::Random { pool: 24 },
+        Mode::HashOrder,
+    );
+    let make = || -> Result<mapdiff::check::Sides, String> {
+        let k = mapdiff::kernel_map(&case.spec, None).map_err(|e| e.to_string())?;
+        let b = mapdiff::bpfc_map(&MapSpec {
+            max_entries: 17,
+            ..case.spec.clone()
+        })
+        .map_err(|e| e.to_string())?;
+        Ok((Box::new(k), Box::new(mapdiff::subject::Bpfc(b))))
+    };
+    match mapdiff::compare_with(&case, seed, 2_000, &make) {
+        Ok(_) => Err("a 17-entry map compared equal to a 16-entry one".into()),
+        Err(report) => {
+            let shrunk = report
+                .lines()
+                .find(|l| l.starts_with("shrunk to"))
+                .unwrap_or_default()
+                .to_string();
+            if !report.contains("BPFC_MAPS_SEED=") || !report.contains("E2BIG") {
+                return Err(format!("the report lacks the seed or the E2BIG: {report}").into());
+            }
+            println!("detects_a_difference: {shrunk}");
+            Ok(())
+        }
+    }
+}
+
 /// One definition: the spec, BTF for the kernel, an inner map template.
 struct Def {
     label: &'static str,
@@ -801,6 +838,12 @@ fn main() {
             return Ok(());
         }
         kernel_wrapper()
+    }));
+    trials.push(Trial::test("detects_a_difference", move || {
+        if !gate("detects_a_difference") {
+            return Ok(());
+        }
+        detects_a_difference(seed)
     }));
     trials.push(Trial::test("replace_race", move || {
         if !gate("replace_race") {

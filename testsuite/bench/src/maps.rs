@@ -174,9 +174,8 @@ fn std_rows<const N: usize>(rows: &mut Vec<Row>) {
             .map(|k| key_bytes(k, N).try_into().unwrap())
             .collect(),
     );
-    let map: Arc<RwLock<HashMap<[u8; N], [u8; 8]>>> = Arc::new(RwLock::new(
-        keys.iter().map(|k| (*k, [1u8; 8])).collect(),
-    ));
+    let map: Arc<RwLock<HashMap<[u8; N], [u8; 8]>>> =
+        Arc::new(RwLock::new(keys.iter().map(|k| (*k, [1u8; 8])).collect()));
     let (m, ky) = (map.clone(), keys.clone());
     rows.push(measure(
         &label,
@@ -200,7 +199,14 @@ fn std_rows<const N: usize>(rows: &mut Vec<Row>) {
 
 fn lpm_row(rows: &mut Vec<Row>) {
     let label = "LPM trie, 10,000 prefixes (/8 to /32)";
-    let spec = MapSpec::new("lpm", MapType::LpmTrie, 8, 8, 10_000, flags::BPF_F_NO_PREALLOC);
+    let spec = MapSpec::new(
+        "lpm",
+        MapType::LpmTrie,
+        8,
+        8,
+        10_000,
+        flags::BPF_F_NO_PREALLOC,
+    );
     let op: Result<Op, String> = create(&spec).map(|m| {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
@@ -269,10 +275,22 @@ fn main() {
     let mut rows = Vec::new();
     let entries = 2 * KEYS;
     let keyed = [
-        ("array, 8 B values", MapSpec::new("a", MapType::Array, 4, 8, KEYS, 0)),
-        ("hash, 4 B keys", MapSpec::new("h4", MapType::Hash, 4, 8, entries, 0)),
-        ("hash, 16 B keys", MapSpec::new("h16", MapType::Hash, 16, 8, entries, 0)),
-        ("hash, 64 B keys", MapSpec::new("h64", MapType::Hash, 64, 8, entries, 0)),
+        (
+            "array, 8 B values",
+            MapSpec::new("a", MapType::Array, 4, 8, KEYS, 0),
+        ),
+        (
+            "hash, 4 B keys",
+            MapSpec::new("h4", MapType::Hash, 4, 8, entries, 0),
+        ),
+        (
+            "hash, 16 B keys",
+            MapSpec::new("h16", MapType::Hash, 16, 8, entries, 0),
+        ),
+        (
+            "hash, 64 B keys",
+            MapSpec::new("h64", MapType::Hash, 64, 8, entries, 0),
+        ),
         (
             "per-CPU hash, 4 B keys, 8 B values",
             MapSpec::new("ph", MapType::PercpuHash, 4, 8, entries, 0),
