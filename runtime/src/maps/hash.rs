@@ -6,8 +6,8 @@
 //! - [`STRIPES`] free lists, each a lock word and the head of a stack of
 //!   free elements (linked through `free_next`);
 //! - `n_buckets` (a power of two at least `max_entries`) buckets, each a
-//!   lock word and the head of a chain;
-//! - one sequence word per bucket, odd while a writer changes the chain;
+//!   lock word, the head of a chain and a sequence word (odd while a writer
+//!   changes the chain);
 //! - the elements, preallocated: `max_entries` plus [`EXTRA`] spares that
 //!   let an update replace an element of a full map.
 //!
@@ -44,7 +44,7 @@ use super::store::{Store, HEADER_SIZE};
 use super::{round8, values, MapImpl, MapSpec, MapType, Slab};
 use std::any::Any;
 use std::path::Path;
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Number of free lists (threads pick one by CPU slot or thread id).
 const STRIPES: usize = 16;
@@ -57,6 +57,9 @@ const PERCPU_VALUE_MAX: usize = 32 * 1024;
 /// element header.
 const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 const KERNEL_HTAB_ELEM: u64 = 48;
+/// A bucket: lock word, chain head, sequence word (one cache line access
+/// for a lookup), padding.
+const BUCKET: usize = 16;
 /// Element header: next, hash, free_next, state.
 const ELEM_HDR: usize = 16;
 /// Top bit of a link: a nulls marker, the rest its bucket number.
@@ -84,8 +87,6 @@ struct Layout {
     ctrl: usize,
     free: usize,
     buckets: usize,
-    /// One sequence word per bucket (see [`HashMap::find`]).
-    seqs: usize,
     elems: usize,
     total: usize,
 }
@@ -144,8 +145,7 @@ fn layout(spec: &MapSpec, ncpus: u32) -> MapResult<Layout> {
     let ctrl = HEADER_SIZE;
     let free = ctrl + CTRL_SIZE;
     let buckets = free + STRIPES * 8;
-    let seqs = buckets + n_buckets as usize * 8;
-    let elems = (seqs + n_buckets as usize * 4).next_multiple_of(64);
+    let elems = (buckets + n_buckets as usize * BUCKET).next_multiple_of(64);
     let total = (n_elems as usize)
         .checked_mul(elem_stride)
         .and_then(|b| b.checked_add(elems))
@@ -159,7 +159,6 @@ fn layout(spec: &MapSpec, ncpus: u32) -> MapResult<Layout> {
         ctrl,
         free,
         buckets,
-        seqs,
         elems,
         total,
     })
@@ -265,15 +264,15 @@ impl HashMap {
     }
 
     fn bucket_lock(&self, b: u32) -> SpinLock<'_> {
-        SpinLock::new(self.word(self.l.buckets + b as usize * 8))
+        SpinLock::new(self.word(self.l.buckets + b as usize * BUCKET))
     }
 
     fn bucket_head(&self, b: u32) -> &AtomicU32 {
-        self.word(self.l.buckets + b as usize * 8 + 4)
+        self.word(self.l.buckets + b as usize * BUCKET + 4)
     }
 
     fn seq(&self, b: u32) -> &AtomicU32 {
-        self.word(self.l.seqs + b as usize * 4)
+        self.word(self.l.buckets + b as usize * BUCKET + 8)
     }
 
     /// Before changing bucket `b`'s chain (its lock held): make its
@@ -327,19 +326,41 @@ impl HashMap {
             .at(self.elem_off(e) + self.l.value_off + slot)
     }
 
+    /// Whether element `e` holds `key`, compared a word at a time straight
+    /// from map memory (atomic loads: a writer may be refilling it).
     fn key_eq(&self, e: Elem, key: &[u8]) -> bool {
-        let mut buf = [0u8; 64];
+        let p = self.key_ptr(e);
         let n = key.len();
-        if n <= buf.len() {
-            // SAFETY: the key field of an element inside the block.
-            unsafe { values::read(self.key_ptr(e), &mut buf[..n]) };
-            buf[..n] == *key
-        } else {
-            let mut v = vec![0u8; n];
-            // SAFETY: as above.
-            unsafe { values::read(self.key_ptr(e), &mut v) };
-            v == key
+        let mut i = 0;
+        if (p as usize).is_multiple_of(8) {
+            while i + 8 <= n {
+                // SAFETY: an aligned word of the element's key field.
+                let w =
+                    unsafe { AtomicU64::from_ptr(p.add(i) as *mut u64) }.load(Ordering::Relaxed);
+                if w != u64::from_ne_bytes(key[i..i + 8].try_into().expect("8 bytes")) {
+                    return false;
+                }
+                i += 8;
+            }
+            if i + 4 <= n {
+                // SAFETY: as above, 4-aligned after whole words.
+                let w =
+                    unsafe { AtomicU32::from_ptr(p.add(i) as *mut u32) }.load(Ordering::Relaxed);
+                if w != u32::from_ne_bytes(key[i..i + 4].try_into().expect("4 bytes")) {
+                    return false;
+                }
+                i += 4;
+            }
         }
+        while i < n {
+            // SAFETY: a byte of the element's key field.
+            let b = unsafe { AtomicU8::from_ptr(p.add(i)) }.load(Ordering::Relaxed);
+            if b != key[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 
     fn read_key(&self, e: Elem, out: &mut [u8]) {
