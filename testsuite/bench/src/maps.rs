@@ -19,8 +19,8 @@ use std::sync::{Arc, Barrier, RwLock};
 use std::time::Instant;
 
 /// Operations per timed loop and timed loops per figure.
-const OPS: u64 = 200_000;
-const REPS: usize = 15;
+const OPS: u64 = 20_000;
+const REPS: usize = 101;
 /// Keys each map holds (the hash maps have room for twice as many).
 const KEYS: u32 = 1000;
 
