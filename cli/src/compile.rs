@@ -2,7 +2,7 @@
 
 use crate::input;
 use anyhow::Context as _;
-use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, OptLevel};
+use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};
 use std::path::PathBuf;
 
 /// `--opt-level` of `compile` and `run`.
@@ -52,9 +52,60 @@ pub struct Args {
     callx_helpers: Vec<u32>,
 }
 
+/// Refuse a program whose compiled code could only fault: one that loads a
+/// map, global data, a `.kconfig` value or a function address (fault code
+/// 7: nothing binds them to the host yet), calls a kfunc, or makes a legacy
+/// packet load (which needs a packet context). Names the first such
+/// instruction, its map or helper, and its source line.
+fn check_bindable(file: &std::path::Path, prog: &input::Program) -> anyhow::Result<()> {
+    use bpfc_compiler::isa::{CallTarget, Insn, LddwSrc};
+    for (pc, insn) in prog.insns.iter().enumerate() {
+        let what = match *insn {
+            Insn::Lddw {
+                src: src @ (LddwSrc::MapFd | LddwSrc::MapValue | LddwSrc::MapIdx | LddwSrc::MapIdxValue),
+                imm,
+                ..
+            } => {
+                let idx = imm as u32 as usize;
+                let name = prog
+                    .maps
+                    .get(idx)
+                    .map_or_else(|| format!("#{idx}"), |m| m.name.clone());
+                let whose = if matches!(src, LddwSrc::MapValue | LddwSrc::MapIdxValue) {
+                    "the value of map"
+                } else {
+                    "map"
+                };
+                format!("loads {whose} {name}; compiled code cannot bind maps or global data yet")
+            }
+            Insn::Lddw { src: LddwSrc::Func, .. } => {
+                "loads a function's address (a callback, e.g. for bpf_loop); compiled code cannot bind callbacks yet".to_string()
+            }
+            Insn::Lddw { src: LddwSrc::BtfId, .. } => {
+                "loads a kernel variable (__ksym), which compiled code cannot bind".to_string()
+            }
+            Insn::Call(CallTarget::Kfunc { btf_id, .. }) => {
+                format!("calls kfunc (btf id {btf_id}), which compiled code cannot bind")
+            }
+            Insn::LdAbs { .. } | Insn::LdInd { .. } => {
+                "makes a legacy packet load (ldabs/ldind), which needs a packet context compiled code cannot bind yet".to_string()
+            }
+            _ => continue,
+        };
+        anyhow::bail!(
+            "{}: program {} instruction {pc}{}: {what}",
+            file.display(),
+            prog.name,
+            prog.source_at(pc)
+        );
+    }
+    Ok(())
+}
+
 pub fn main(args: Args) -> anyhow::Result<()> {
     let triple = parse_triple(&args.target)?;
     let prog = input::load(&args.file, &args.select)?;
+    check_bindable(&args.file, &prog)?;
     let opts = CodegenOptions {
         opt_level: args.opt_level.into(),
         checked: args.checked,
@@ -62,12 +113,14 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     };
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));
     let object = aot::compile_object(
-        &prog.insns,
-        prog.endian,
+        &Request {
+            insns: &prog.insns,
+            endian: prog.endian,
+            binding: &Binding::object(&args.callx_helpers),
+            opts: &opts,
+            symbol: &symbol,
+        },
         &triple,
-        &opts,
-        &symbol,
-        &args.callx_helpers,
         None,
     )
     .with_context(|| args.file.display().to_string())?;

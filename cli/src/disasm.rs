@@ -14,17 +14,19 @@ use std::path::PathBuf;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum SyntaxArg {
-    /// `llvm-objdump -d` style: `r0 = *(u32 *)(r1 + 0x4)`.
+    /// `llvm-objdump -d` style: `r0 = *(u32 *)(r1 + 0x4)`, `call 0x1 # bpf_map_lookup_elem`.
     Llvm,
-    /// The conformance-suite syntax `bpfc asm` reads: `ldxw %r0, [%r1+4]`.
+    /// The conformance-suite syntax `bpfc asm` reads: `ldxw %r0, [%r1+4]`, `call 1 # bpf_map_lookup_elem`.
     Conformance,
-    /// The kernel's (verifier log, `bpftool prog dump xlated`): `(61) r0 = *(u32 *)(r1 +4)`.
+    /// The kernel's (verifier log, `bpftool prog dump xlated`): `(61) r0 = *(u32 *)(r1 +4)`, `(85) call bpf_map_lookup_elem#1`.
     Kernel,
 }
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Raw instructions (8 bytes each, little-endian) or an ELF object.
+    /// Raw instructions (8 bytes each, little-endian), or an ELF object:
+    /// each of its programs (or the one `--program` names) is linked and
+    /// listed under a header line.
     pub file: PathBuf,
     #[command(flatten)]
     pub select: input::Select,
@@ -42,7 +44,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         SyntaxArg::Kernel => Syntax::Kernel,
     };
     if input::is_elf(&bytes) {
-        return output::print(object_listing(&args, &bytes, syntax)?);
+        let (listing, broken) = object_listing(&args, &bytes, syntax)?;
+        output::print(listing)?;
+        return match broken.as_slice() {
+            [] => Ok(()),
+            [one] => bail!("{name}: {one}"),
+            many => bail!(
+                "{name}: {} programs could not be loaded: {}",
+                many.len(),
+                many.join("; ")
+            ),
+        };
     }
     if args.select.program.is_some() || args.select.btf.is_some() {
         bail!("{name}: --program and --btf apply to ELF objects; this is a raw instruction file");
@@ -56,7 +68,12 @@ pub fn main(args: Args) -> anyhow::Result<()> {
 /// The listing of an object's programs. Header and label lines are comments
 /// in the conformance syntax, so one program's listing assembles back to its
 /// linked instructions.
-fn object_listing(args: &Args, bytes: &[u8], syntax: Syntax) -> anyhow::Result<String> {
+/// Also returns a message for each program that could not be loaded.
+fn object_listing(
+    args: &Args,
+    bytes: &[u8],
+    syntax: Syntax,
+) -> anyhow::Result<(String, Vec<String>)> {
     let name = args.file.display().to_string();
     let obj = input::load_object(&args.file, bytes, &args.select)?;
     let programs: Vec<&Program> = match &args.select.program {
@@ -71,11 +88,18 @@ fn object_listing(args: &Args, bytes: &[u8], syntax: Syntax) -> anyhow::Result<S
         Syntax::Conformance => "# ",
     };
     let mut out = String::new();
+    let mut broken = Vec::new();
     for (i, p) in programs.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
         let _ = writeln!(out, "{comment}{} (section {}):", p.name, p.section);
+        if let Some(e) = &p.error {
+            // Listed, and reported once the good ones are printed.
+            let _ = writeln!(out, "{comment}not loaded: {e}");
+            broken.push(format!("program {}: {e}", p.name));
+            continue;
+        }
         for (pc, insn) in p.insns.iter().enumerate() {
             if let Some(f) = p.functions.iter().find(|f| f.start == pc) {
                 let _ = writeln!(out, "{comment}<{}>:", f.name);
@@ -91,5 +115,5 @@ fn object_listing(args: &Args, bytes: &[u8], syntax: Syntax) -> anyhow::Result<S
             };
         }
     }
-    Ok(out)
+    Ok((out, broken))
 }

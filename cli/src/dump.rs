@@ -5,7 +5,7 @@
 
 use crate::{input, native, output};
 use anyhow::Context;
-use bpfc_compiler::codegen::{aot, parse_triple, CodegenOptions, Dumps};
+use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, Dumps, Request};
 use bpfc_compiler::disasm::{disassemble, format_named, Names, Syntax};
 use bpfc_compiler::isa::{Insn, LddwSrc};
 use bpfc_compiler::loader::{MapDef, MapInit, Object, Program};
@@ -125,12 +125,14 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
     };
     let symbol = input::symbol_for(&prog.name);
     aot::compile_object(
-        &prog.insns,
-        prog.endian,
+        &Request {
+            insns: &prog.insns,
+            endian: prog.endian,
+            binding: &Binding::object(&[]),
+            opts: &opts,
+            symbol: &symbol,
+        },
         &triple,
-        &opts,
-        &symbol,
-        &[],
         Some(&mut dumps),
     )
     .with_context(|| args.file.display().to_string())?;
@@ -206,15 +208,29 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
     );
     let _ = writeln!(s, "\nprograms:");
     for p in programs {
+        if let Some(e) = &p.error {
+            let _ = writeln!(
+                s,
+                "  {:<20} section {:<28} type {:<16} ERROR: {e}",
+                p.name,
+                p.section,
+                p.kind.prog_type.name(),
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
-            "  {:<20} section {:<28} type {:<16} {} insns, {} function{}",
+            "  {:<20} section {:<28} type {:<16} {} insns, {} function{}{}",
             p.name,
             p.section,
             p.kind.prog_type.name(),
             p.insns.len(),
             p.functions.len(),
-            if p.functions.len() == 1 { "" } else { "s" }
+            if p.functions.len() == 1 { "" } else { "s" },
+            match p.poisoned.len() {
+                0 => String::new(),
+                n => format!(", {n} poisoned by CO-RE"),
+            }
         );
     }
     let _ = writeln!(s, "\nmaps:");
@@ -259,6 +275,10 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
     }
     for p in programs {
         let _ = writeln!(s, "\nDisassembly of {} (section {}):", p.name, p.section);
+        if let Some(e) = &p.error {
+            let _ = writeln!(s, "; not loaded: {e}");
+            continue;
+        }
         for e in &p.externs {
             let _ = writeln!(
                 s,
@@ -282,6 +302,9 @@ fn to_text(obj: &Object, programs: &[&Program]) -> String {
             }
             if *insn == Insn::LddwHigh {
                 continue;
+            }
+            if let Some(poison) = p.poisoned_at(pc) {
+                let _ = writeln!(s, "; poisoned: {poison}");
             }
             let _ = writeln!(s, "{pc:>6}: {}", insn_text(obj, p, pc, insn));
         }
@@ -308,7 +331,12 @@ fn to_json(obj: &Object, programs: &[&Program]) -> Value {
             "functions": p.functions.iter().map(|f| json!({
                 "name": f.name, "section": f.section, "start": f.start, "len": f.len,
             })).collect::<Vec<_>>(),
+            "error": p.error.as_ref().map(|e| e.to_string()),
             "core_relocations": p.core_relos,
+            "poisoned": p.poisoned.iter().map(|x| json!({
+                "pc": x.pc, "section": x.section, "offset": x.offset, "kind": x.kind,
+                "access": x.access, "type": x.type_name, "reason": x.reason,
+            })).collect::<Vec<_>>(),
             "externs": p.externs.iter().map(|e| json!({
                 "name": e.name, "kind": format!("{:?}", e.kind).to_lowercase(), "pc": e.pc,
                 "section": e.section, "offset": e.offset,

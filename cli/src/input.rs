@@ -4,8 +4,8 @@
 //! same way (file, program, instruction, source line).
 
 use anyhow::{bail, Context as _};
-use bpfc_compiler::isa::{decode_program, Endian, Insn, LddwSrc};
-use bpfc_compiler::loader::{self, Btf, LineInfo, LoadOptions, MapDef, Object};
+use bpfc_compiler::isa::{decode_program, Endian, Insn};
+use bpfc_compiler::loader::{self, Btf, LineInfo, LoadOptions, MapDef, Object, PoisonedInsn};
 use std::path::{Path, PathBuf};
 
 /// Flags that choose what to load from a file.
@@ -22,6 +22,11 @@ pub struct Select {
     /// defaults (repeatable; VALUE is decimal, 0x hex, or y/n/m).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_kconfig)]
     pub kconfig: Vec<(String, u64)>,
+    /// ELF objects: take `.kconfig` values from the running kernel (its
+    /// /proc/config.gz or /boot/config-$(uname -r), its version and
+    /// features) instead of bpfc's defaults; --kconfig still overrides.
+    #[arg(long)]
+    pub kconfig_host: bool,
 }
 
 /// `NAME=VALUE` of `--kconfig`: tristates as the kernel's config reads them
@@ -56,35 +61,30 @@ pub struct Program {
     pub line_info: Vec<LineInfo>,
     /// The object's maps (`MapIdx` lddw sources index them).
     pub maps: Vec<MapDef>,
+    /// Instructions poisoned because their CO-RE relocation failed.
+    pub poisoned: Vec<PoisonedInsn>,
+    /// The object the program came from (`None` for raw instructions).
+    pub object: Option<Object>,
 }
 
 impl Program {
-    /// The first instruction that loads a map or global data, with the
-    /// map's name.
-    pub fn first_map_use(&self) -> Option<(usize, String)> {
-        self.insns.iter().enumerate().find_map(|(pc, i)| match i {
-            Insn::Lddw {
-                src: LddwSrc::MapIdx | LddwSrc::MapIdxValue | LddwSrc::MapFd | LddwSrc::MapValue,
-                imm,
-                ..
-            } => {
-                let idx = *imm as u32 as usize;
-                let name = self
-                    .maps
-                    .get(idx)
-                    .map_or_else(|| format!("#{idx}"), |m| m.name.clone());
-                Some((pc, name))
-            }
-            _ => None,
-        })
-    }
-
-    /// ` (file.c:12: source text)` for messages about `pc`, or nothing.
+    /// ` (file.c:12: source text)` for messages about `pc`, or nothing; at
+    /// a poisoned instruction, also the CO-RE relocation that failed there.
     pub fn source_at(&self, pc: usize) -> String {
         let i = self.line_info.partition_point(|l| l.pc <= pc);
-        match i.checked_sub(1).and_then(|i| self.line_info.get(i)) {
-            Some(l) => format!(" ({}:{}: {})", l.file, l.line, l.text.trim()),
-            None => String::new(),
+        let line = i
+            .checked_sub(1)
+            .and_then(|i| self.line_info.get(i))
+            .map(|l| format!("{}:{}: {}", l.file, l.line, l.text.trim()));
+        let poison = self
+            .poisoned
+            .iter()
+            .find(|p| p.pc == pc)
+            .map(|p| p.to_string());
+        match (line, poison) {
+            (Some(l), Some(p)) => format!(" ({p}; {l})"),
+            (Some(x), None) | (None, Some(x)) => format!(" ({x})"),
+            (None, None) => String::new(),
         }
     }
 }
@@ -98,6 +98,9 @@ pub fn is_elf(bytes: &[u8]) -> bool {
 /// blamed on the object.
 pub fn load_object(path: &Path, bytes: &[u8], sel: &Select) -> anyhow::Result<Object> {
     let mut opts = LoadOptions::default();
+    if sel.kconfig_host {
+        opts.kconfig = loader::host_kconfig().context("--kconfig-host")?;
+    }
     if let Some(b) = &sel.btf {
         let what = || format!("--btf {}", b.display());
         let raw = std::fs::read(b).with_context(what)?;
@@ -114,9 +117,10 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| file.clone())?;
     if !is_elf(&bytes) {
-        if sel.program.is_some() || sel.btf.is_some() || !sel.kconfig.is_empty() {
+        if sel.program.is_some() || sel.btf.is_some() || !sel.kconfig.is_empty() || sel.kconfig_host
+        {
             bail!(
-                "{file}: --program, --btf and --kconfig apply to ELF objects; this is a raw instruction file"
+                "{file}: --program, --btf, --kconfig and --kconfig-host apply to ELF objects; this is a raw instruction file"
             );
         }
         let insns = decode_program(&bytes, Endian::Little).with_context(|| file.clone())?;
@@ -130,6 +134,8 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
             name,
             line_info: Vec::new(),
             maps: Vec::new(),
+            poisoned: Vec::new(),
+            object: None,
         });
     }
     let obj = load_object(path, &bytes, sel)?;
@@ -146,6 +152,8 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
             )
         }
     };
+    prog.check_loaded()
+        .with_context(|| format!("{file}: program {}", prog.name))?;
     prog.check_externs().with_context(|| file.clone())?;
     Ok(Program {
         insns: prog.insns.clone(),
@@ -153,6 +161,8 @@ pub fn load(path: &Path, sel: &Select) -> anyhow::Result<Program> {
         name: prog.name.clone(),
         line_info: prog.line_info.clone(),
         maps: obj.maps.clone(),
+        poisoned: prog.poisoned.clone(),
+        object: Some(obj.clone()),
     })
 }
 

@@ -12,16 +12,26 @@ mod dump;
 mod input;
 mod map;
 mod mapjson;
+mod maps_json;
 mod native;
 mod output;
 mod run;
 mod targets;
+mod verify;
+
+/// What every `--help` ends with: the exit statuses.
+const EXIT_STATUS: &str = "\
+Exit status: 0 on success; 1 when the command fails (unreadable or invalid \
+input, a program that faults, a file that cannot be written), after a \
+one-line `bpfc: error:` message; 2 for a usage error (an unknown or missing \
+flag or argument, a malformed value), as clap reports them.";
 
 #[derive(Parser)]
 #[command(
     name = "bpfc",
     version,
-    about = "Cranelift-backed eBPF compiler and ahead-of-time toolchain"
+    about = "Cranelift-backed eBPF compiler and ahead-of-time toolchain",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,20 +41,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Assemble conformance-syntax assembly into raw instructions.
+    #[command(after_help = EXIT_STATUS)]
     Asm(asm::Args),
-    /// Disassemble raw instructions.
+    /// Disassemble raw instructions, or the programs of an ELF object.
+    #[command(after_help = EXIT_STATUS)]
     Disasm(disasm::Args),
     /// Show an object's programs, maps and globals with source-annotated
     /// disassembly, or a program's Cranelift IR and native code.
+    #[command(after_help = EXIT_STATUS)]
     Dump(dump::Args),
     /// Run a program and print its return value.
+    #[command(after_help = EXIT_STATUS)]
     Run(run::Args),
     /// Compile a program to a native object file for a target.
+    #[command(after_help = EXIT_STATUS)]
     Compile(compile::Args),
     /// List the targets `compile` supports.
+    #[command(after_help = EXIT_STATUS)]
     Targets(targets::Args),
-    /// Inspect and change pinned maps with bpftool's map commands
-    /// (`bpfc map help`).
+    /// Check programs with the kernel verifier's rules (exit 0 accepted,
+    /// 1 rejected, 2 usage or load error).
+    Verify(verify::Args),
+    /// Inspect and change pinned maps with bpftool's map commands, output
+    /// and exit statuses (`bpfc map help`).
     Map(map::Args),
 }
 
@@ -71,6 +90,14 @@ fn main() {
         Command::Compile(a) => compile::main(a),
         Command::Targets(a) => targets::main(a),
         Command::Map(a) => map::main(a),
+        Command::Verify(a) => match verify::main(a) {
+            Ok(status) => std::process::exit(status),
+            Err(e) if e.is::<output::Closed>() => Ok(()),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "bpfc: error: {e:#}");
+                std::process::exit(2);
+            }
+        },
     };
     match result {
         Ok(()) => {}

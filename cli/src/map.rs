@@ -501,29 +501,58 @@ fn show(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
     Ok(Done::ok(shown.into_iter().map(|(t, _)| t).collect()))
 }
 
+/// The elements in `get_next_key` order, as bpftool's dump walks them, and
+/// the exit status: a walk that fails other than with `ENOENT` (keyless
+/// maps: `EINVAL`) ends the dump with that errno, after what it found.
+fn walk(map: &Map) -> (Vec<(Vec<u8>, Vec<u8>)>, i32) {
+    let mut out = Vec::new();
+    let mut cur: Option<Vec<u8>> = None;
+    let mut next = vec![0u8; map.key_size()];
+    // Bounded: a map changing under the walk cannot make it loop forever.
+    for _ in 0..=map.spec().max_entries as usize + 1 {
+        match map.get_next_key(cur.as_deref(), &mut next) {
+            Ok(()) => {
+                let mut v = vec![0u8; map.user_value_size()];
+                // A key deleted meanwhile is left out.
+                if map.lookup(&next, &mut v).is_ok() {
+                    out.push((next.clone(), v));
+                }
+                cur = Some(next.clone());
+            }
+            Err(e) if e.code() == errno::ENOENT => return (out, 0),
+            Err(e) => return (out, 256 - e.code().clamp(1, 255)),
+        }
+    }
+    (out, 0)
+}
+
 fn dump(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
     let (map, _, rest) = open_map(w)?;
     no_more_args(rest)?;
-    let elems = mapjson::elements(&map).map_err(|e| Fail::arg(e.to_string()))?;
+    let (elems, status) = walk(&map);
     let types = MapTypes::of(&map);
-    if ctx.json {
-        let list = mapjson::entries(&map).map_err(|e| Fail::arg(e.to_string()))?;
-        return Ok(Done::ok(ctx.json(&list)));
-    }
-    if let Some(t) = &types {
+    let out = if ctx.json {
+        let list = elems
+            .iter()
+            .map(|(k, v)| mapjson::entry(&map, types.as_ref(), k, v))
+            .collect();
+        ctx.json(&Json::Array(list))
+    } else if let Some(t) = &types {
         let list = elems
             .iter()
             .map(|(k, v)| mapjson::formatted(&map, t, k, v, true))
             .collect();
-        return Ok(Done::ok(format!("{}\n", Json::Array(list).write(true))));
-    }
-    let mut s: String = elems.iter().map(|(k, v)| entry_plain(&map, k, v)).collect();
-    let n = elems.len();
-    s.push_str(&format!(
-        "Found {n} element{}\n",
-        if n == 1 { "" } else { "s" }
-    ));
-    Ok(Done::ok(s))
+        format!("{}\n", Json::Array(list).write(true))
+    } else {
+        let mut s: String = elems.iter().map(|(k, v)| entry_plain(&map, k, v)).collect();
+        let n = elems.len();
+        s.push_str(&format!(
+            "Found {n} element{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        s
+    };
+    Ok(Done { out, status })
 }
 
 fn lookup(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
@@ -613,11 +642,15 @@ fn pop(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
     let mut value = vec![0u8; map.user_value_size()];
     match map.lookup_and_delete(&key, &mut value, 0) {
         Ok(()) => Ok(Done::ok(print_elem(ctx, &map, &key, &value))),
-        Err(err) if err.code() == errno::ENOENT && ctx.json => Ok(Done {
-            out: ctx.json(&Json::null()),
+        // bpftool prints this one on standard output.
+        Err(err) if err.code() == errno::ENOENT => Ok(Done {
+            out: if ctx.json {
+                ctx.json(&Json::null())
+            } else {
+                "Error: empty map\n".to_string()
+            },
             status: 256 - errno::ENOENT,
         }),
-        Err(err) if err.code() == errno::ENOENT => Err(Fail::errno("empty map", errno::ENOENT)),
         Err(err) => Err(Fail::errno(
             format!("pop failed: {}", strerror(err.code())),
             err.code(),

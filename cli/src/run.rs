@@ -1,16 +1,25 @@
-//! `bpfc run`: execute a program once and print its return value the way
-//! `bpftool prog run` does.
+//! `bpfc run`: create a program's maps, bind it, run it (once or `--repeat`
+//! times) and print what `bpftool prog run` prints, then what the run left
+//! behind: trace output, ring buffer and perf records, map contents.
 
 use crate::compile::Opt;
-use crate::{input, output};
+use crate::{input, maps_json, output};
+use anyhow::{bail, Context as _};
+use bpfc_compiler::bind::{BoundProgram, Instance, InstanceOptions};
 use bpfc_compiler::codegen::{
-    jit::{JitError, JitProgram},
+    jit::{self, JitError, JitProgram},
     CodegenOptions,
 };
-use bpfc_compiler::interp;
+use bpfc_compiler::interp::{self, InterpProgram};
 use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::maps::perf::PerfBuffer;
+use bpfc_runtime::maps::ringbuf::RingBuf;
+use bpfc_runtime::maps::{Map, MapOptions, MapType};
+use bpfc_runtime::programs::TailTarget;
 use bpfc_runtime::{ExecContext, HelperTable};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Execution engine of `bpfc run`.
@@ -37,21 +46,40 @@ pub struct Args {
     file: PathBuf,
     #[command(flatten)]
     select: input::Select,
-    /// Input memory: r1 points at a copy of this file's bytes, r2 holds its length.
+    /// The program's context: r1 points at a copy of this file's bytes
+    /// (r2 holds their length), as BPF_PROG_TEST_RUN's ctx_in.
+    #[arg(long, value_name = "FILE", visible_alias = "mem")]
+    ctx_in: Option<PathBuf>,
+    /// Write the context as the run left it to this file (ctx_out).
     #[arg(long, value_name = "FILE")]
-    mem: Option<PathBuf>,
+    ctx_out: Option<PathBuf>,
     /// Execution engine.
     #[arg(long, value_enum, default_value = "jit")]
     engine: Engine,
     /// JIT: skip the bounds checks. Only for verified programs: unchecked code
-    /// trusts the program to touch nothing but its stack and input. By default
-    /// every access is checked and a bad one stops the run with an error.
+    /// trusts the program to touch nothing but its stack, context and maps.
+    /// By default every access is checked and a bad one stops the run with an error.
     #[arg(long)]
     unchecked: bool,
     /// JIT: how much compile time to spend on faster code (default: speed).
     #[arg(long, value_enum)]
     opt_level: Option<Opt>,
-    /// Print a JSON object (`retval`, `duration` as bpftool does, plus `r0` and `engine`).
+    /// Run the program N times (each on a fresh copy of the context) and
+    /// print the average duration, as `bpftool prog run repeat N`.
+    #[arg(long, value_name = "N", default_value = "1")]
+    repeat: u32,
+    /// The CPU slot the run executes on (per-CPU maps, bpf_get_smp_processor_id).
+    #[arg(long, value_name = "N", default_value = "0")]
+    cpu: u32,
+    /// Fill maps before the run from this JSON file (`bpfc map dump -j`
+    /// entries by map name; global data as `.data`, `.rodata`, `.bss`).
+    #[arg(long, value_name = "FILE")]
+    maps_in: Option<PathBuf>,
+    /// Write every map's contents after the run to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    maps_out: Option<PathBuf>,
+    /// Print one JSON object: `retval`, `duration` as bpftool does, plus
+    /// `r0`, `engine`, trace output and records.
     #[arg(long)]
     json: bool,
     /// Stop with an error after this many executed instructions (default:
@@ -72,72 +100,45 @@ pub const DEFAULT_MAX_INSNS: u64 = 1 << 32;
 /// Appended to an instruction-limit error.
 const LIMIT_HINT: &str = " (--max-insns N sets the limit, 0 removes it)";
 
-/// What one run produced.
-struct Outcome {
-    r0: u64,
-    duration_ns: u64,
+/// A program of either engine, ready to run.
+enum Runnable {
+    Jit(Arc<JitProgram>),
+    Interp(Arc<InterpProgram>, interp::Options),
 }
 
-pub fn main(args: Args) -> anyhow::Result<()> {
-    let file = args.file.display().to_string();
-    if args.opt_level.is_some() && args.engine != Engine::Jit {
-        anyhow::bail!("--opt-level chooses how the JIT compiles: use it with --engine jit");
-    }
-    let prog = input::load(&args.file, &args.select)?;
-    if let Some((pc, map)) = prog.first_map_use() {
-        anyhow::bail!(
-            "{file}: program {} instruction {pc}{}: uses map {map}; maps and global data are not supported by the runtime yet",
-            prog.name,
-            prog.source_at(pc)
-        );
-    }
-    let mut mem = input::read_mem(args.mem.as_deref())?;
-    // Until the runtime's helper set lands, programs see the conformance
-    // suite's helpers (helper 5 returns its first argument).
-    let helpers = HelperTable::conformance();
-    let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
-        0 => None,
-        n => Some(n),
-    };
-    let out = match args.engine {
-        Engine::Interp => run_interp(&prog, &mut mem, &helpers, max_insns),
-        Engine::Jit => {
-            let opts = CodegenOptions {
-                opt_level: args.opt_level.unwrap_or(Opt::Speed).into(),
-                checked: !args.unchecked,
-                insn_limit: max_insns,
-            };
-            run_jit(&prog, &mut mem, &helpers, &opts)
+impl Runnable {
+    fn target(&self) -> Arc<dyn TailTarget> {
+        match self {
+            Runnable::Jit(p) => p.clone(),
+            Runnable::Interp(p, _) => p.clone(),
         }
     }
-    .map_err(|e| {
-        let at = e.pc.map(|pc| prog.source_at(pc)).unwrap_or_default();
-        anyhow::anyhow!("{file}: {}{at}", e.error)
-    })?;
-    // Like the kernel's BPF_PROG_TEST_RUN (and so bpftool), the return value
-    // is the low 32 bits of r0; `r0` in the JSON output has all 64.
-    let retval = out.r0 as u32;
-    if args.json {
-        let v = serde_json::json!({
-            "retval": retval,
-            "duration": out.duration_ns,
-            "r0": out.r0,
-            "engine": args.engine.name(),
-        });
-        output::print(format!("{v}\n"))
-    } else {
-        output::print(format!(
-            "Return value: {retval}, duration: {}ns\n",
-            out.duration_ns
-        ))
+
+    fn run(&self, ctx_mem: &mut [u8], ctx: &mut ExecContext) -> Result<u64, Failure> {
+        match self {
+            Runnable::Interp(p, opts) => {
+                interp::run_bound(&p.bound, ctx_mem, ctx, opts).map_err(|e| match e {
+                    interp::RunError::InsnLimit { pc, .. } => {
+                        Failure::new(format_args!("{e}{LIMIT_HINT}"), Some(pc))
+                    }
+                    _ => Failure::new(&e, Some(e.pc())),
+                })
+            }
+            Runnable::Jit(p) => p.run(ctx_mem, ctx).map_err(|e| match e {
+                JitError::Fault {
+                    pc,
+                    code: FaultCode::InsnLimit,
+                    ..
+                } => Failure::new(format_args!("{e}{LIMIT_HINT}"), Some(pc)),
+                JitError::Fault { pc, .. } | JitError::UnknownFault { pc, .. } => {
+                    Failure::new(&e, Some(pc))
+                }
+            }),
+        }
     }
 }
 
-fn elapsed_ns(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// A failed run: the message and, when it concerns one, the instruction.
+/// A failed run or compilation: the message and, when it concerns one, the instruction.
 struct Failure {
     error: String,
     pc: Option<usize>,
@@ -152,54 +153,239 @@ impl Failure {
     }
 }
 
-fn run_interp(
-    prog: &input::Program,
-    mem: &mut [u8],
-    helpers: &HelperTable,
-    max_insns: Option<u64>,
-) -> Result<Outcome, Failure> {
-    let mut ctx = ExecContext::new();
-    let opts = interp::Options {
-        max_insns,
-        endian: prog.endian,
-    };
-    let start = Instant::now();
-    let r0 = interp::run(&prog.insns, mem, helpers, &mut ctx, &opts).map_err(|e| match e {
-        interp::RunError::InsnLimit { pc, .. } => {
-            Failure::new(format_args!("{e}{LIMIT_HINT}"), Some(pc))
+/// Compile (JIT) or wrap (interpreter) a bound program for the engine.
+fn prepare(bound: BoundProgram, args: &Args, max_insns: Option<u64>) -> Result<Runnable, Failure> {
+    Ok(match args.engine {
+        Engine::Interp => Runnable::Interp(
+            InterpProgram::share(bound),
+            interp::Options {
+                max_insns,
+                ..Default::default()
+            },
+        ),
+        Engine::Jit => {
+            let opts = CodegenOptions {
+                opt_level: args.opt_level.unwrap_or(Opt::Speed).into(),
+                checked: !args.unchecked,
+                insn_limit: max_insns,
+            };
+            let p =
+                JitProgram::from_bound(bound, &opts, None).map_err(|e| Failure::new(e, None))?;
+            Runnable::Jit(jit::share(p))
         }
-        _ => Failure::new(&e, Some(e.pc())),
-    })?;
-    Ok(Outcome {
-        r0,
-        duration_ns: elapsed_ns(start),
     })
 }
 
-/// Compile, then time only the run (as bpftool times only the kernel's run).
-fn run_jit(
-    prog: &input::Program,
-    mem: &mut [u8],
-    helpers: &HelperTable,
-    opts: &CodegenOptions,
-) -> Result<Outcome, Failure> {
-    let prog = JitProgram::compile(&prog.insns, prog.endian, helpers, opts, None)
-        .map_err(|e| Failure::new(&e, None))?;
-    let mut ctx = ExecContext::new();
-    let start = Instant::now();
-    let r0 = prog.run(mem, &mut ctx).map_err(|e| match e {
-        JitError::Fault {
-            pc,
-            code: FaultCode::InsnLimit,
-            ..
-        } => Failure::new(format_args!("{e}{LIMIT_HINT}"), Some(pc)),
-        JitError::Fault { pc, .. } | JitError::UnknownFault { pc, .. } => {
-            Failure::new(&e, Some(pc))
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let file = args.file.display().to_string();
+    if args.opt_level.is_some() && args.engine != Engine::Jit {
+        bail!("--opt-level chooses how the JIT compiles: use it with --engine jit");
+    }
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let map_opts = MapOptions::default();
+    if args.cpu >= map_opts.ncpus {
+        bail!(
+            "--cpu {}: this machine has {} CPU slots (0 to {})",
+            args.cpu,
+            map_opts.ncpus,
+            map_opts.ncpus - 1
+        );
+    }
+    let prog = input::load(&args.file, &args.select)?;
+    let helpers = HelperTable::kernel();
+    let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
+        0 => None,
+        n => Some(n),
+    };
+    let at = |pc: Option<usize>| pc.map(|pc| prog.source_at(pc)).unwrap_or_default();
+    let fail = |f: Failure| anyhow::anyhow!("{file}: {}{}", f.error, at(f.pc));
+
+    // Maps, then the program bound to them; programs that the object's prog
+    // arrays name are bound and prepared for the same engine.
+    let (runnable, instance) = match &prog.object {
+        None => {
+            let bound = BoundProgram::raw(&prog.insns, prog.endian, &helpers);
+            (prepare(bound, &args, max_insns).map_err(fail)?, None)
         }
-        JitError::Helper { .. } => Failure::new(&e, None),
-    })?;
-    Ok(Outcome {
-        r0,
-        duration_ns: elapsed_ns(start),
-    })
+        Some(obj) => {
+            let inst_opts = InstanceOptions {
+                maps: map_opts.clone(),
+                ..Default::default()
+            };
+            let inst = Instance::new(obj, &inst_opts).with_context(|| file.clone())?;
+            let main = obj
+                .programs
+                .iter()
+                .find(|p| p.name == prog.name)
+                .expect("input::load picked a program of this object");
+            let bound = inst
+                .bind(obj, main, &helpers)
+                .with_context(|| file.clone())?;
+            let runnable = prepare(bound, &args, max_insns).map_err(fail)?;
+            let mut prepared: Vec<(String, Arc<dyn TailTarget>)> =
+                vec![(main.name.clone(), runnable.target())];
+            let mut error = None;
+            inst.fill_prog_arrays(|name| {
+                if let Some((_, t)) = prepared.iter().find(|(n, _)| n == name) {
+                    return Some(t.clone());
+                }
+                let p = obj.programs.iter().find(|p| p.name == name)?;
+                let made = inst
+                    .bind(obj, p, &helpers)
+                    .map_err(|e| Failure::new(e, None))
+                    .and_then(|b| prepare(b, &args, max_insns));
+                match made {
+                    Ok(r) => {
+                        let t = r.target();
+                        prepared.push((name.to_string(), t.clone()));
+                        Some(t)
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        None
+                    }
+                }
+            })
+            .map_err(|e| match error.take() {
+                Some(f) => fail(f),
+                None => anyhow::anyhow!("{file}: {e}"),
+            })?;
+            (runnable, Some(inst))
+        }
+    };
+    let named_maps: Vec<(String, Arc<Map>)> = instance
+        .as_ref()
+        .map(|inst| {
+            inst.defs
+                .iter()
+                .zip(&inst.maps)
+                .filter_map(|(d, m)| m.as_ref().map(|m| (d.name.clone(), m.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(path) = &args.maps_in {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        maps_json::load(&text, &named_maps)
+            .with_context(|| format!("--maps-in {}", path.display()))?;
+    }
+    // Perf event arrays deliver only to open buffers: open one per map.
+    let mut perf = Vec::new();
+    for (name, m) in &named_maps {
+        if m.map_type() == MapType::PerfEventArray {
+            let b = PerfBuffer::new(m, 8).with_context(|| format!("{file}: map {name}"))?;
+            perf.push((name.clone(), b));
+        }
+    }
+
+    let ctx_in = input::read_mem(args.ctx_in.as_deref())?;
+    let mut ctx_mem = ctx_in.clone();
+    let mut ctx = ExecContext::new();
+    ctx.cpu = args.cpu;
+    let mut total_ns: u128 = 0;
+    let mut r0 = 0;
+    for i in 0..args.repeat {
+        if i > 0 {
+            ctx_mem.copy_from_slice(&ctx_in);
+        }
+        let start = Instant::now();
+        r0 = runnable.run(&mut ctx_mem, &mut ctx).map_err(fail)?;
+        total_ns += start.elapsed().as_nanos();
+    }
+    let duration = u64::try_from(total_ns / args.repeat as u128).unwrap_or(u64::MAX);
+
+    if let Some(path) = &args.ctx_out {
+        std::fs::write(path, &ctx_mem).with_context(|| path.display().to_string())?;
+    }
+    if let Some(path) = &args.maps_out {
+        let v = maps_json::dump(&named_maps)?;
+        std::fs::write(path, format!("{}\n", serde_json::to_string_pretty(&v)?))
+            .with_context(|| path.display().to_string())?;
+    }
+    let trace = String::from_utf8_lossy(&ctx.trace).into_owned();
+    let records = drain_records(&named_maps, &mut perf);
+
+    // Like the kernel's BPF_PROG_TEST_RUN (and so bpftool), the return value
+    // is the low 32 bits of r0; `r0` in the JSON output has all 64.
+    let retval = r0 as u32;
+    if args.json {
+        let v = serde_json::json!({
+            "retval": retval,
+            "duration": duration,
+            "r0": r0,
+            "engine": args.engine.name(),
+            "trace": trace,
+            "records": records,
+        });
+        return output::print(format!("{v}\n"));
+    }
+    let mut err = String::new();
+    if !trace.is_empty() {
+        err.push_str(&trace);
+        if !trace.ends_with('\n') {
+            err.push('\n');
+        }
+    }
+    for (map, recs) in records.as_object().into_iter().flatten() {
+        for r in recs.as_array().into_iter().flatten() {
+            err.push_str(&format!("{map}: {}\n", r.as_str().unwrap_or_default()));
+        }
+    }
+    if !err.is_empty() {
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(err.as_bytes());
+    }
+    let avg = if args.repeat > 1 { " (average)" } else { "" };
+    output::print(format!(
+        "Return value: {retval}, duration{avg}: {duration}ns\n"
+    ))
+}
+
+/// Hex of a record's bytes, space separated.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The records ring buffers and perf event arrays hold after the run, by map
+/// name (perf: `cpu N: ..`, lost records as `cpu N: lost M`).
+fn drain_records(
+    maps: &[(String, Arc<Map>)],
+    perf: &mut [(String, PerfBuffer)],
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (name, m) in maps {
+        if let Some(rb) = RingBuf::from_map(m) {
+            let mut recs = Vec::new();
+            rb.consumer().consume(|r| {
+                recs.push(serde_json::Value::String(hex(r)));
+                ControlFlow::Continue(())
+            });
+            if !recs.is_empty() {
+                out.insert(name.clone(), recs.into());
+            }
+        }
+    }
+    for (name, buf) in perf.iter_mut() {
+        let mut recs = Vec::new();
+        let mut lost = Vec::new();
+        buf.consume(
+            |cpu, data| {
+                recs.push(serde_json::Value::String(format!(
+                    "cpu {cpu}: {}",
+                    hex(data)
+                )))
+            },
+            |cpu, n| lost.push(serde_json::Value::String(format!("cpu {cpu}: lost {n}"))),
+        );
+        recs.extend(lost);
+        if !recs.is_empty() {
+            out.insert(name.clone(), recs.into());
+        }
+    }
+    serde_json::Value::Object(out)
 }

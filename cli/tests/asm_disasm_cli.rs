@@ -1,5 +1,6 @@
 //! `bpfc asm` and `bpfc disasm` end to end: bad input gives exit status 1 and
-//! a one-line message naming the location; good input round-trips.
+//! a one-line message naming the location, a usage error status 2; good
+//! input round-trips; helper calls are named in every syntax.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -245,4 +246,140 @@ fn disasm_of_an_object_names_a_missing_program() {
     std::fs::write(&bin, [0x95, 0, 0, 0, 0, 0, 0, 0]).unwrap();
     let err = one_line_error(&bpfc(&["disasm", bin.to_str().unwrap(), "--program", "x"]));
     assert!(err.contains("apply to ELF objects"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    let src = tmp("status.s");
+    std::fs::write(&src, "mov %r0, 0\nexit\n").unwrap();
+    let s = src.to_str().unwrap();
+    let bin = tmp("status.bin");
+    let o = bin.to_str().unwrap();
+    // Usage errors, as clap reports them: status 2, nothing on stdout, a
+    // message naming what is wrong on stderr.
+    for (args, what) in [
+        (vec!["asm", s], "--output"),
+        (vec!["disasm", "--no-such-flag", s], "--no-such-flag"),
+        (vec!["disasm", s, "--syntax", "intel"], "intel"),
+        (vec!["frobnicate"], "frobnicate"),
+    ] {
+        let out = bpfc(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(what), "{args:?}: {err}");
+    }
+    // Failures of the command itself: status 1 and one `bpfc: error:` line.
+    let err = one_line_error(&bpfc(&["asm", "/nonexistent/status.s", "-o", o]));
+    assert!(
+        err.starts_with("bpfc: error: /nonexistent/status.s"),
+        "{err}"
+    );
+    let err = one_line_error(&bpfc(&["asm", s, "-o", "/nonexistent/dir/status.bin"]));
+    assert!(err.contains("/nonexistent/dir/status.bin"), "{err}");
+    // Success.
+    let out = bpfc(&["asm", s, "-o", o]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // Every `--help` says so.
+    for args in [
+        vec!["--help"],
+        vec!["asm", "--help"],
+        vec!["disasm", "--help"],
+        vec!["dump", "--help"],
+        vec!["run", "--help"],
+        vec!["compile", "--help"],
+        vec!["targets", "--help"],
+    ] {
+        let out = bpfc(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Exit status: 0 on success; 1 when the command fails")
+                && help.contains("2 for a usage error"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+#[test]
+fn disasm_help_says_it_reads_elf_objects() {
+    let out = bpfc(&["disasm", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.starts_with("Disassemble raw instructions, or the programs of an ELF object\n"),
+        "{help}"
+    );
+    let out = bpfc(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("or the programs of an ELF object"), "{help}");
+}
+
+#[test]
+fn disasm_names_helper_calls_in_every_syntax() {
+    use bpfc_compiler::isa::{encode_program, CallTarget, Endian, Insn};
+    let insns = [
+        Insn::Call(CallTarget::Helper(1)),
+        Insn::Call(CallTarget::Helper(181)),
+        Insn::Call(CallTarget::Helper(999)),
+        Insn::Exit,
+    ];
+    let bin = tmp("helpers.bin");
+    std::fs::write(&bin, encode_program(&insns, Endian::Little)).unwrap();
+    let b = bin.to_str().unwrap();
+    for (syntax, want) in [
+        (
+            "llvm",
+            "    0: call 0x1 # bpf_map_lookup_elem\n    1: call 0xb5 # bpf_loop\n    \
+             2: call 0x3e7\n    3: exit\n",
+        ),
+        (
+            "conformance",
+            "call 1 # bpf_map_lookup_elem\ncall 181 # bpf_loop\ncall 999\nexit\n",
+        ),
+        (
+            "kernel",
+            "   0: (85) call bpf_map_lookup_elem#1\n   1: (85) call bpf_loop#181\n   \
+             2: (85) call unknown#999\n   3: (95) exit\n",
+        ),
+    ] {
+        let out = bpfc(&["disasm", b, "--syntax", syntax]);
+        assert!(out.status.success(), "{syntax}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{syntax}");
+    }
+
+    // An object's listing: one named line per helper call the loader kept.
+    use bpfc_compiler::loader::{load, LoadOptions};
+    let path = fixture("maps.o");
+    let p = path.to_str().unwrap();
+    let obj = load(&std::fs::read(&path).unwrap(), &LoadOptions::default()).unwrap();
+    let calls: Vec<i32> = obj
+        .programs
+        .iter()
+        .flat_map(|prog| &prog.insns)
+        .filter_map(|i| match i {
+            Insn::Call(CallTarget::Helper(id)) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert!(calls.len() > 3, "maps.o calls {} helpers", calls.len());
+    let named = |args: &[&str], pattern: &dyn Fn(i32, &str) -> String| {
+        let out = bpfc(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("call")).collect();
+        assert_eq!(lines.len(), calls.len(), "{args:?}\n{text}");
+        for (line, &id) in lines.iter().zip(&calls) {
+            let name = bpfc_runtime::helpers::kernel_name(id.into()).expect("a kernel helper");
+            let want = pattern(id, &format!("bpf_{name}"));
+            assert!(line.ends_with(&want), "{args:?}: {line:?}, want {want:?}");
+        }
+    };
+    named(&["disasm", p], &|id, n| format!("call {id:#x} # {n}"));
+    named(&["disasm", p, "--syntax", "conformance"], &|id, n| {
+        format!("call {id} # {n}")
+    });
+    named(&["disasm", p, "--syntax", "kernel"], &|id, n| {
+        format!("call {n}#{id}")
+    });
+    named(&["dump", p], &|id, n| format!("call {id:#x} # {n}"));
 }

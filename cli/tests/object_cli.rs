@@ -1,6 +1,6 @@
 //! The CLI on ELF objects: a bad `--btf` is blamed on itself, ambiguous
 //! program names list the candidates, kernel externs fail only the program
-//! that uses them, map programs say the runtime lacks maps, `--kconfig`
+//! that uses them, programs with global data and maps run, `--kconfig`
 //! overrides reach the `.kconfig` map, and dumps name maps and offsets.
 
 use bpfc_compiler::loader::{self, LoadOptions};
@@ -147,37 +147,54 @@ fn kernel_externs_fail_only_their_program() {
 }
 
 #[test]
-fn map_programs_name_the_map_the_runtime_lacks() {
+fn global_data_and_maps_run_in_both_engines() {
+    // use_globals (globals.c): counter 7 -> 8, zeroed += threshold (42),
+    // bss_arr[1] = big_data[2] + foo_var = 3 + 99; returns counter + zeroed.
     let obj = fixture("globals.o");
-    let e = error(&bpfc(&["run", "--program", "use_globals", &obj]));
-    assert!(
-        e.contains("maps and global data are not supported by the runtime yet"),
-        "{e}"
-    );
-    // The map named is the one the dump shows at that instruction.
-    let pc: usize = e
-        .split("instruction ")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let j: serde_json::Value = serde_json::from_str(&stdout(&bpfc(&[
-        "dump",
-        "--json",
-        "--program",
-        "use_globals",
-        &obj,
-    ])))
-    .unwrap();
-    let insn = j["programs"][0]["disassembly"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["pc"] == pc)
-        .unwrap();
-    let name = insn["map"]["name"].as_str().unwrap();
-    assert!(e.contains(&format!("uses map {name};")), "{e} vs {insn}");
+    for engine in ["jit", "interp"] {
+        let out_json = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("object-cli-globals-{engine}.json"));
+        let out = bpfc(&[
+            "run",
+            "--program",
+            "use_globals",
+            "--engine",
+            engine,
+            "--maps-out",
+            out_json.to_str().unwrap(),
+            &obj,
+        ]);
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("Return value: 50, duration"),
+            "{engine}: {text}"
+        );
+        // Each printk is a trace line; the string literal came from .rodata.str1.1.
+        let trace = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(trace, "greet hello, bpfc 8\nliteral 42\n", "{engine}");
+        let maps: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+        let word = |map: &str, off: usize, len: usize| -> u64 {
+            let v = maps[map][0]["value"].as_array().unwrap();
+            v[off..off + len].iter().rev().fold(0, |acc, b| {
+                acc << 8 | u64::from_str_radix(&b.as_str().unwrap()[2..], 16).unwrap()
+            })
+        };
+        // Where each variable is in .bss: its ELF symbol's value (the
+        // object's BTF leaves offsets for the loader to fill in).
+        let bytes = std::fs::read(&obj).unwrap();
+        let elf = object::File::parse(&*bytes).unwrap();
+        let at = |var: &str| {
+            use object::{Object as _, ObjectSymbol as _};
+            elf.symbols()
+                .find(|s| s.name() == Ok(var))
+                .unwrap()
+                .address() as usize
+        };
+        assert_eq!(word(".bss", at("zeroed"), 4), 42, "{engine}");
+        assert_eq!(word(".bss", at("bss_arr") + 8, 8), 102, "{engine}");
+        assert_eq!(maps["legacy_hash"], serde_json::json!([]), "{engine}");
+    }
 }
 
 #[test]

@@ -10,6 +10,10 @@ pub mod abi;
 pub mod context;
 pub mod helpers;
 pub mod maps;
+pub mod ports;
+pub mod programs;
+pub mod regions;
 
-pub use context::ExecContext;
+pub use context::{ExecContext, Invoker};
 pub use helpers::{Helper, HelperFn, HelperTable};
+pub use regions::Regions;

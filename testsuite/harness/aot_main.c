@@ -12,20 +12,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct bpfc_fault {
-    uint32_t code;
-    uint32_t pc;
-    uint64_t detail;
-};
+#include "bpfc_abi.h"
 
 extern uint64_t bpfc_entry(uint64_t r1, uint64_t r2, void *exec_ctx,
                            struct bpfc_fault *fault);
 
 /* The conformance suite's helper: returns its first argument. */
 uint64_t bpfc_helper_5(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
-                       uint64_t r5, void *exec_ctx) {
-    (void)r2; (void)r3; (void)r4; (void)r5; (void)exec_ctx;
+                       uint64_t r5, struct bpfc_run_state *st) {
+    (void)r2; (void)r3; (void)r4; (void)r5; (void)st;
     return r1;
+}
+
+/* Stand-ins for the runtime's entry points: this driver gives programs no
+ * memory beyond their stack and input, and no prog arrays. */
+uint32_t bpfc_check_access(struct bpfc_run_state *st, uint64_t addr,
+                           uint64_t size, uint32_t write) {
+    (void)st; (void)addr; (void)size; (void)write;
+    return 0;
+}
+
+const void *bpfc_tail_call_target(struct bpfc_run_state *st, uint64_t map,
+                                  uint64_t index) {
+    (void)st; (void)map; (void)index;
+    return NULL;
 }
 
 int main(void) {

@@ -98,6 +98,11 @@ pub fn driver_source() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("harness/aot_main.c")
 }
 
+/// `runtime/include`, where `bpfc_abi.h` lives.
+pub fn abi_include_dir() -> PathBuf {
+    crate::workspace_root().join("runtime/include")
+}
+
 /// `Ok` when the target's compiler (and emulator) can be started; the `Err`
 /// says what is missing, for SKIP messages.
 pub fn tool_available(target: &AotTarget) -> Result<(), String> {
@@ -170,6 +175,7 @@ fn driver_object(target: &AotTarget) -> Result<PathBuf, AotRunError> {
     let obj = dir.join("aot_main.o");
     let out = Command::new(target.cc)
         .args(["-O2", "-std=c99", "-Wall", "-c"])
+        .arg(format!("-I{}", abi_include_dir().display()))
         .arg(driver_source())
         .arg("-o")
         .arg(&obj)

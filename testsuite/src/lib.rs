@@ -1,6 +1,7 @@
 //! Shared pieces of bpfc's integration tests: where the conformance suite
-//! lives and how its pre-assembled programs are read, the kernel oracle
-//! ([`kernel`], the `bpf()` syscall) and raw BTF for it ([`rawbtf`]).
+//! lives, how its pre-assembled programs are read, how a test skips, the
+//! kernel oracle ([`kernel`], the `bpf()` syscall) and raw BTF for it
+//! ([`rawbtf`]).
 
 pub mod aot;
 pub mod bpftool;
@@ -34,22 +35,26 @@ pub fn conformance_dir() -> PathBuf {
     }
 }
 
+/// The conformance suite's directory, or why it cannot be used (it is not
+/// where [`conformance_dir`] looks).
+pub fn conformance_dir_checked() -> Result<PathBuf, String> {
+    let dir = conformance_dir();
+    if dir.join("programs.json").is_file() {
+        return Ok(dir);
+    }
+    Err(format!(
+        "the bpf_conformance suite is not at {} (set BPFC_CONFORMANCE_DIR)",
+        dir.display()
+    ))
+}
+
 /// The conformance suite's directory, or `None` after printing a skip line
 /// for `test` when the suite is not there. Under `BPFC_TEST_REQUIRE=all` a
 /// missing suite is a failure instead.
 pub fn conformance_dir_or_skip(test: &str) -> Option<PathBuf> {
-    let dir = conformance_dir();
-    if dir.join("programs.json").is_file() {
-        return Some(dir);
-    }
-    skip(
-        test,
-        &format!(
-            "the bpf_conformance suite is not at {} (set BPFC_CONFORMANCE_DIR)",
-            dir.display()
-        ),
-    );
-    None
+    conformance_dir_checked()
+        .map_err(|why| skip(test, &why))
+        .ok()
 }
 
 /// [`conformance_programs`] for a test, or `None` when the suite is missing
@@ -95,14 +100,23 @@ pub fn require_all() -> bool {
     std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
 }
 
-/// Skip `test` because of `why`: prints the `SKIP:` line, or fails the test
-/// under `BPFC_TEST_REQUIRE=all`, where nothing may skip.
+/// Skip `test` because of `why`: writes `SKIP: test: why` to standard
+/// error, or fails the test under `BPFC_TEST_REQUIRE=all`, where nothing may
+/// skip.
+///
+/// The line goes to the process's standard error directly, not through
+/// `println!`/`eprintln!`, whose output the test harness captures and shows
+/// only for failed tests: written this way it appears among the results of
+/// a plain `cargo test`, where a skipped test otherwise counts as passed.
 pub fn skip(test: &str, why: &str) {
     assert!(
         !require_all(),
         "{test}: {why} (nothing may skip with BPFC_TEST_REQUIRE=all)"
     );
-    println!("SKIP: {test}: {why}");
+    use std::io::Write as _;
+    // One write, so that lines of tests running in parallel do not mix; a
+    // closed standard error is no reason to fail the test.
+    let _ = std::io::stderr().write_all(format!("SKIP: {test}: {why}\n").as_bytes());
 }
 
 /// Whether `tool arg` can be started; otherwise [`skip`]s `test`.
@@ -114,7 +128,10 @@ pub fn tool_or_skip(test: &str, tool: &str, arg: &str) -> bool {
         .status()
         .is_ok();
     if !found {
-        skip(test, &format!("{tool} not found"));
+        skip(
+            test,
+            &format!("{tool} not found (scripts/install-deps.sh installs the tests' tools)"),
+        );
     }
     found
 }

@@ -4,7 +4,7 @@
 //! case name; the pass count per target is printed.
 
 use bpfc_compiler::codegen::aot::compile_object;
-use bpfc_compiler::codegen::CodegenOptions;
+use bpfc_compiler::codegen::{Binding, CodegenOptions, Request};
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_testsuite::aot::{link_and_run, tool_available, AotTarget};
 use bpfc_testsuite::{conformance_programs_or_skip, skip};
@@ -26,12 +26,14 @@ fn run_target(target: &AotTarget) {
             .map_err(|e| format!("decode: {e}"))
             .and_then(|insns| {
                 compile_object(
-                    &insns,
-                    Endian::Little,
+                    &Request {
+                        insns: &insns,
+                        endian: Endian::Little,
+                        binding: &Binding::object(&[5]),
+                        opts: &opts,
+                        symbol: "bpfc_prog",
+                    },
                     &triple,
-                    &opts,
-                    "bpfc_prog",
-                    &[5],
                     None,
                 )
                 .map_err(|e| format!("compile: {e}"))

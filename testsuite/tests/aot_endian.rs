@@ -9,7 +9,7 @@
 //!   detail) for an instruction budget and an out-of-bounds access.
 
 use bpfc_compiler::codegen::aot::compile_object;
-use bpfc_compiler::codegen::CodegenOptions;
+use bpfc_compiler::codegen::{Binding, CodegenOptions, Request};
 use bpfc_compiler::isa::{decode_program, Endian, Insn};
 use bpfc_compiler::{asm, interp, loader};
 use bpfc_runtime::abi::FaultCode;
@@ -83,12 +83,14 @@ fn big_endian_conformance(target: &AotTarget) {
         ran += 1;
         differ += usize::from(want != case.result);
         let got = compile_object(
-            &insns,
-            Endian::Big,
+            &Request {
+                insns: &insns,
+                endian: Endian::Big,
+                binding: &Binding::object(&[5]),
+                opts: &CodegenOptions::default(),
+                symbol: SYMBOL,
+            },
             &triple,
-            &CodegenOptions::default(),
-            SYMBOL,
-            &[5],
             None,
         )
         .map_err(|e| format!("compile: {e}"))
@@ -131,12 +133,14 @@ fn big_endian_fixture(target: &AotTarget) {
         .expect("bigendian.o has be_pure");
     let want = interp_big_endian(&prog.insns, &[]).expect("be_pure runs");
     let object = compile_object(
-        &prog.insns,
-        obj.endian,
+        &Request {
+            insns: &prog.insns,
+            endian: obj.endian,
+            binding: &Binding::object(&[]),
+            opts: &CodegenOptions::default(),
+            symbol: SYMBOL,
+        },
         &triple(target),
-        &CodegenOptions::default(),
-        SYMBOL,
-        &[],
         None,
     )
     .expect("be_pure compiles");
@@ -151,12 +155,14 @@ fn big_endian_fixture(target: &AotTarget) {
 fn aot_fault(target: &AotTarget, src: &str, opts: &CodegenOptions, mem: &[u8]) -> (u32, u32, u64) {
     let insns = asm::assemble(src).expect("test program assembles");
     let object = compile_object(
-        &insns,
-        Endian::Little,
+        &Request {
+            insns: &insns,
+            endian: Endian::Little,
+            binding: &Binding::object(&[]),
+            opts: opts,
+            symbol: SYMBOL,
+        },
         &triple(target),
-        opts,
-        SYMBOL,
-        &[],
         None,
     )
     .expect("compiles");

@@ -3,7 +3,7 @@
 //! defined and exported, helpers left undefined for the linker.
 
 use bpfc_compiler::codegen::{
-    aot::compile_object, parse_triple, CodegenOptions, SUPPORTED_TARGETS,
+    aot::compile_object, parse_triple, Binding, CodegenOptions, Request, SUPPORTED_TARGETS,
 };
 use bpfc_compiler::{asm, isa::Endian};
 use object::{Architecture, BinaryFormat, Object, ObjectSymbol};
@@ -43,12 +43,14 @@ fn objects_for_every_supported_triple() {
     for name in SUPPORTED_TARGETS {
         let triple = parse_triple(name).unwrap();
         let bytes = compile_object(
-            &insns,
-            Endian::Little,
+            &Request {
+                insns: &insns,
+                endian: Endian::Little,
+                binding: &Binding::object(&[]),
+                opts: &CodegenOptions::default(),
+                symbol: "my_prog",
+            },
             &triple,
-            &CodegenOptions::default(),
-            "my_prog",
-            &[],
             None,
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -25,8 +25,25 @@ use std::collections::{BTreeMap, HashSet};
 const F_MMAPABLE: u32 = 1 << 10;
 
 /// Fixtures aya-obj 0.3.0 rejects, with a word of its error.
-const AYA_CANNOT: [(&str, &str); 7] = [
+const AYA_CANNOT: [(&str, &str); 12] = [
     ("bigendian.o", "InvalidHeader"),
+    ("core_flavors.o", "InvalidRelocationKind { kind: 12 }"),
+    (
+        "core_poison.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
+    (
+        "gcc_core.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
+    (
+        "gcc_core_target.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
+    (
+        "one_broken.o",
+        "InvalidProgramSection { section: \"syscall\" }",
+    ),
     ("maps_extra.o", "UnexpectedBtfType"),
     ("core_run.o", "InvalidRelocationKind { kind: 12 }"),
     (

@@ -6,6 +6,20 @@ use bpfc_testsuite::{elf_fixture_dir, elf_fixtures};
 use object::{Object as _, ObjectSection as _};
 use proptest::prelude::*;
 
+/// The load error, or else the first program's: an error inside one
+/// program's code fails that program only (`Program::error`).
+#[allow(clippy::result_large_err)]
+fn err_of(r: Result<Object, bpfc_compiler::loader::LoadError>) -> bpfc_compiler::loader::LoadError {
+    match r {
+        Err(e) => e,
+        Ok(obj) => obj
+            .programs
+            .iter()
+            .find_map(|p| p.error.clone())
+            .expect("neither the object nor any program failed"),
+    }
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(elf_fixture_dir().join(name)).unwrap()
 }
@@ -44,7 +58,7 @@ fn not_elf_and_truncated() {
         Err(LoadError::NotElf { .. })
     ));
     for len in [20, 64, 100, b.len() / 2, b.len() - 1] {
-        let e = Object::parse(&b[..len]).unwrap_err();
+        let e = err_of(Object::parse(&b[..len]));
         assert!(
             matches!(
                 e,
@@ -60,13 +74,13 @@ fn wrong_class_and_machine() {
     let mut b = fixture("calls.o");
     b[4] = 1;
     assert_eq!(
-        Object::parse(&b).unwrap_err(),
+        err_of(Object::parse(&b)),
         LoadError::WrongClass { class: 1 }
     );
     let mut b = fixture("calls.o");
     b[18..20].copy_from_slice(&62u16.to_le_bytes());
     assert_eq!(
-        Object::parse(&b).unwrap_err(),
+        err_of(Object::parse(&b)),
         LoadError::WrongMachine { machine: 62 }
     );
 }
@@ -84,7 +98,7 @@ fn missing_symbol() {
     let at = xdp_reloc(&b);
     let info = get_u64(&b, at + 8);
     put_u64(&mut b, at + 8, (0xffffu64 << 32) | (info & 0xffff_ffff));
-    match Object::parse(&b).unwrap_err() {
+    match err_of(Object::parse(&b)) {
         LoadError::MissingSymbol {
             section, offset, ..
         } => {
@@ -97,7 +111,7 @@ fn missing_symbol() {
         kconfig: Default::default(),
         ..Default::default()
     };
-    let e = load(&fixture("kconfig.o"), &opts).unwrap_err();
+    let e = err_of(load(&fixture("kconfig.o"), &opts));
     assert!(
         matches!(e, LoadError::UnresolvedExtern { ref name, .. } if name == "CONFIG_HZ"),
         "{e:?}"
@@ -113,7 +127,7 @@ fn bad_relocations() {
     let mut t = b.clone();
     put_u64(&mut t, at + 8, (info & !0xffff_ffff) | 7);
     assert_eq!(
-        Object::parse(&t).unwrap_err(),
+        err_of(Object::parse(&t)),
         LoadError::BadRelocationType {
             section: "xdp".into(),
             offset: 8,
@@ -124,7 +138,7 @@ fn bad_relocations() {
     let mut t = b.clone();
     put_u64(&mut t, at, 0x10000);
     assert!(matches!(
-        Object::parse(&t).unwrap_err(),
+        err_of(Object::parse(&t)),
         LoadError::RelocationOutOfRange {
             offset: 0x10000,
             ..
@@ -134,7 +148,7 @@ fn bad_relocations() {
     let mut t = b.clone();
     put_u64(&mut t, at, 0);
     assert!(matches!(
-        Object::parse(&t).unwrap_err(),
+        err_of(Object::parse(&t)),
         LoadError::BadRelocationTarget {
             offset: 0,
             expected: "a local call (call with src 1)",
@@ -146,7 +160,7 @@ fn bad_relocations() {
     let tc = section_offset(&t, ".relclassifier");
     put_u64(&mut t, tc, 0);
     assert!(matches!(
-        Object::parse(&t).unwrap_err(),
+        err_of(Object::parse(&t)),
         LoadError::BadRelocationTarget {
             expected: "lddw",
             ..
@@ -161,7 +175,7 @@ fn bad_btf() {
     let hdr = u32::from_le_bytes(b[btf + 4..btf + 8].try_into().unwrap()) as usize;
     let type_off = u32::from_le_bytes(b[btf + 8..btf + 12].try_into().unwrap()) as usize;
     let first = btf + hdr + type_off;
-    let check = |t: &[u8], what: &str| match Object::parse(t).unwrap_err() {
+    let check = |t: &[u8], what: &str| match err_of(Object::parse(t)) {
         LoadError::BadBtf {
             section, reason, ..
         } => {

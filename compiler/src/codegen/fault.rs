@@ -26,7 +26,11 @@ pub fn describe(fault: &Fault, insn: Option<&Insn>) -> String {
         FaultCode::KfuncCall => format!("{words} (btf id {})", detail as u32 as i32),
         FaultCode::InsnLimit => format!("instruction limit of {detail} reached"),
         FaultCode::UnresolvedLddw => format!("{words} (src {detail})"),
-        FaultCode::CallDepth | FaultCode::HelperFault | FaultCode::PacketLoad => words.to_string(),
+        FaultCode::BadCallback => format!("{words} {detail:#x}"),
+        FaultCode::CallDepth
+        | FaultCode::HelperFault
+        | FaultCode::PacketLoad
+        | FaultCode::CoreRelocation => words.to_string(),
     }
 }
 

@@ -1,14 +1,15 @@
-//! In-process execution: the program compiled into a `JITModule` for the
-//! host, helpers bound to the runtime's functions, and the one place where
-//! generated code is entered.
+//! In-process execution: a bound program compiled into a `JITModule` for
+//! the host, helpers and runtime entry points bound to the runtime's
+//! functions, and the one place where generated code is entered.
 
-use super::{
-    compile_program, fault, target, CodegenError, CodegenOptions, Dumps, HelperSet, IsaUse,
-};
+use super::{compile_program, fault, target, CodegenError, CodegenOptions, Dumps, IsaUse, Request};
+use crate::bind::BoundProgram;
 use crate::isa::{Endian, Insn};
-use bpfc_runtime::abi::{helper_symbol, Fault, FaultCode};
-use bpfc_runtime::{ExecContext, HelperTable};
+use bpfc_runtime::abi::{helper_symbol, Fault, FaultCode, ProgNative};
+use bpfc_runtime::programs::{self, TailTarget};
+use bpfc_runtime::{regions, ExecContext, HelperTable};
 use cranelift_jit::{JITBuilder, JITModule};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a JIT-compiled run stopped without a return value.
@@ -23,25 +24,35 @@ pub enum JitError {
         detail: u64,
         message: String,
     },
-    #[error("helper failed: {message}")]
-    Helper { message: String },
     #[error("instruction {pc}: unknown fault code {code}")]
     UnknownFault { pc: usize, code: u32 },
 }
 
 type EntryFn = unsafe extern "C" fn(u64, u64, *mut ExecContext, *mut Fault) -> u64;
 
-/// A program compiled for this host, ready to run any number of times.
+/// A program compiled for this host, ready to run any number of times,
+/// from any number of threads at once.
 pub struct JitProgram {
     /// Owns the code; freed on drop.
     module: Option<JITModule>,
     entry: EntryFn,
-    /// The program, to word its faults.
-    insns: Vec<Insn>,
+    /// What a prog array slot holding this program points at.
+    native: ProgNative,
+    /// The program and the runtime objects it refers to (kept alive).
+    bound: BoundProgram,
+    checked: bool,
+    /// The program asks for host stacks: take the stack when a run starts.
+    reads_stack: bool,
 }
 
+// SAFETY: the compiled code is immutable once finalized and reentrant; the
+// module is only touched again on drop.
+unsafe impl Send for JitProgram {}
+// SAFETY: as above.
+unsafe impl Sync for JitProgram {}
+
 impl JitProgram {
-    /// Compile little-endian bytecode with the helpers of `helpers`.
+    /// Compile raw little-endian bytecode with the helpers of `helpers`.
     pub fn new(
         insns: &[Insn],
         helpers: &HelperTable,
@@ -50,7 +61,7 @@ impl JitProgram {
         Self::compile(insns, Endian::Little, helpers, opts, None)
     }
 
-    /// Compile, optionally capturing CLIF and native listings.
+    /// Compile raw bytecode (no maps), optionally capturing listings.
     pub fn compile(
         insns: &[Insn],
         endian: Endian,
@@ -58,70 +69,168 @@ impl JitProgram {
         opts: &CodegenOptions,
         dumps: Option<&mut Dumps>,
     ) -> Result<JitProgram, CodegenError> {
+        Self::from_bound(BoundProgram::raw(insns, endian, helpers), opts, dumps)
+    }
+
+    /// Compile a bound program.
+    pub fn from_bound(
+        bound: BoundProgram,
+        opts: &CodegenOptions,
+        dumps: Option<&mut Dumps>,
+    ) -> Result<JitProgram, CodegenError> {
         let isa = target::build_isa(&target_lexicon::Triple::host(), opts, IsaUse::Jit)?;
         let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
-        for h in helpers.iter() {
+        for h in bound.helpers.iter() {
             builder.symbol(helper_symbol(h.id), h.func as *const u8);
         }
+        builder.symbol(
+            regions::CHECK_ACCESS_SYMBOL,
+            regions::check_access as *const u8,
+        );
+        builder.symbol(
+            programs::TAIL_CALL_SYMBOL,
+            programs::tail_call_target as *const u8,
+        );
         let mut module = JITModule::new(builder);
-        let set = HelperSet {
-            ids: helpers.iter().map(|h| h.id).collect(),
-            import_any: false,
+        let binding = bound.binding();
+        let req = Request {
+            insns: &bound.insns,
+            endian: bound.endian,
+            binding: &binding,
+            opts,
+            symbol: "bpfc_entry",
         };
-        let id = compile_program(&mut module, insns, endian, &set, opts, "bpfc_entry", dumps)?;
+        let compiled = compile_program(&mut module, &req, dumps)?;
         module.finalize_definitions()?;
-        let code = module.get_finalized_function(id);
+        let code = module.get_finalized_function(compiled.entry);
         // SAFETY: `code` is the finalized entry compiled from `entry_signature`,
         // which is exactly `EntryFn` under the host's default C calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        let main = module.get_finalized_function(compiled.main);
         Ok(JitProgram {
             module: Some(module),
             entry,
-            insns: insns.to_vec(),
+            native: ProgNative {
+                func: main,
+                prog: std::ptr::null(),
+                id: programs::next_id(),
+                prog_type: bound.prog_type,
+            },
+            reads_stack: bound.reads_stack(),
+            bound,
+            checked: opts.checked,
         })
     }
 
-    /// Run on `mem` (r1 = its address or 0 when empty, r2 = its length).
-    pub fn run(&self, mem: &mut [u8], ctx: &mut ExecContext) -> Result<u64, JitError> {
+    /// The program this was compiled from.
+    pub fn bound(&self) -> &BoundProgram {
+        &self.bound
+    }
+
+    /// Run with r1 = `r1` and r2 = `r2` (`mem`'s address and length for
+    /// [`JitProgram::run`]); `input` is the region r1 points to, which
+    /// checked code may access.
+    pub fn run_raw(
+        &self,
+        input: &mut [u8],
+        r1: u64,
+        r2: u64,
+        ctx: &mut ExecContext,
+    ) -> Result<u64, JitError> {
+        let _ = input;
         let mut fault = Fault::default();
-        let (r1, r2) = if mem.is_empty() {
-            (0, 0)
-        } else {
-            (mem.as_mut_ptr() as u64, mem.len() as u64)
-        };
+        ctx.checked = self.checked;
+        if self.checked {
+            for m in self.bound.maps.iter().flatten() {
+                ctx.regions.add_map(m);
+            }
+        }
         // SAFETY: the entry follows the documented ABI: it reads and writes only
-        // its own frames, `mem` (live and exclusively borrowed for the call),
+        // its own frames, the input (live and exclusively borrowed for the
+        // call), map memory the program was bound to (kept alive by `bound`),
         // `ctx` through helpers, and `fault`. Unchecked code trusts the program
         // to stay inside those regions (a verified program); checked code
         // enforces it and reports a fault instead.
-        let r0 = unsafe { (self.entry)(r1, r2, ctx, &mut fault) };
+        let entry = self.entry;
+        let (r0, out) = bpfc_runtime::context::run_section(
+            self.reads_stack,
+            ctx,
+            |ctx| {
+                let r0 = unsafe { entry(r1, r2, ctx, &mut fault) };
+                (r0, fault)
+            },
+            |(_, f)| f.code != 0,
+        );
+        let fault = out;
         if fault.code != 0 {
             let pc = fault.pc as usize;
             return Err(match FaultCode::from_raw(fault.code) {
-                Some(code) => JitError::Fault {
-                    pc,
-                    code,
-                    detail: fault.detail,
-                    message: fault::describe(&fault, self.insns.get(pc)),
-                },
+                Some(code) => {
+                    let mut message = fault::describe(&fault, self.bound.insns.get(pc));
+                    if code == FaultCode::HelperFault {
+                        if let Some(m) = ctx.fault.take() {
+                            message = format!("{message}: {}", m.escape_debug());
+                        }
+                    }
+                    JitError::Fault {
+                        pc,
+                        code,
+                        detail: fault.detail,
+                        message,
+                    }
+                }
                 None => JitError::UnknownFault {
                     pc,
                     code: fault.code,
                 },
             });
         }
-        if let Some(message) = ctx.fault.take() {
-            return Err(JitError::Helper { message });
-        }
         Ok(r0)
     }
+
+    /// Run on `mem` (r1 = its address or 0 when empty, r2 = its length).
+    pub fn run(&self, mem: &mut [u8], ctx: &mut ExecContext) -> Result<u64, JitError> {
+        let (r1, r2) = if mem.is_empty() {
+            (0, 0)
+        } else {
+            (mem.as_mut_ptr() as u64, mem.len() as u64)
+        };
+        self.run_raw(mem, r1, r2, ctx)
+    }
+}
+
+impl TailTarget for JitProgram {
+    fn native(&self) -> &ProgNative {
+        &self.native
+    }
+
+    fn name(&self) -> &str {
+        &self.bound.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+/// Register a compiled program so prog arrays can hold it by id.
+pub fn share(prog: JitProgram) -> Arc<JitProgram> {
+    let p = Arc::new(prog);
+    let t: Arc<dyn TailTarget> = p.clone();
+    programs::register(&t);
+    p
 }
 
 impl Drop for JitProgram {
     fn drop(&mut self) {
         if let Some(module) = self.module.take() {
-            // SAFETY: `entry` points into this module and is dropped with it;
-            // no other copy of the function pointer escapes `JitProgram`.
+            // SAFETY: `entry` and `native.func` point into this module and are
+            // dropped with it; prog arrays hold an `Arc` of the program, so no
+            // slot refers to it any more.
             unsafe { module.free_memory() };
         }
     }

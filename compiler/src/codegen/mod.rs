@@ -9,16 +9,19 @@
 //! sources) goes through the environment ([`env`]).
 
 pub mod aot;
+pub mod binding;
 mod env;
 pub mod fault;
 pub mod jit;
 pub mod target;
 mod translate;
 
+pub use binding::{Binding, MapSlot};
 pub use target::{build_isa, parse_triple, IsaUse, SUPPORTED_TARGETS};
 
-use crate::isa::{self, CallTarget, DecodeError, Endian, Insn};
+use crate::isa::{self, DecodeError, Endian, Insn, LddwSrc};
 use cranelift_codegen::ir::{self, types, AbiParam, InstBuilder, MemFlagsData, Signature};
+use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module, ModuleError};
@@ -51,16 +54,6 @@ pub struct CodegenOptions {
     /// block, so a run that would exhaust it stops at the first instruction of
     /// that block.
     pub insn_limit: Option<u64>,
-}
-
-/// Which helpers compiled code may call.
-#[derive(Clone, Debug, Default)]
-pub struct HelperSet {
-    /// Helper ids that are known to exist; `callx` dispatches over these.
-    pub ids: BTreeSet<u32>,
-    /// Import a symbol for every directly called id, known or not (object
-    /// files: the linker decides). Otherwise calling an unknown id faults.
-    pub import_any: bool,
 }
 
 /// Why a program could not be compiled.
@@ -114,46 +107,39 @@ pub struct NativeCode {
     pub pcs: Vec<(Range<u32>, usize)>,
 }
 
-/// The eBPF functions of a program: ranges of slots, the entry first. Every
-/// jump must stay inside its function and no function may fall into the next.
+/// The eBPF functions of a program: ranges of slots, the entry first, as
+/// [`crate::analysis`] partitions them. Every jump must stay inside its
+/// function and no function may fall into the next.
 pub(crate) fn functions(insns: &[Insn]) -> Result<Vec<Range<usize>>, CodegenError> {
-    let mut starts = BTreeSet::from([0usize]);
-    for (pc, insn) in insns.iter().enumerate() {
-        if let Insn::Call(CallTarget::Local(_)) = insn {
-            if let Some(t) = insn.branch_target(pc) {
-                starts.insert(t as usize);
-            }
+    use crate::analysis::CfgError;
+    match crate::analysis::analyze(insns) {
+        Ok(cfg) => Ok(cfg.functions.iter().map(|f| f.range()).collect()),
+        Err(CfgError::JumpOutOfFunction { pc, target, func }) => {
+            Err(CodegenError::JumpOutsideFunction { pc, target, func })
         }
+        Err(CfgError::FallsThrough {
+            pc,
+            next: Some(next),
+        }) => Err(CodegenError::FallsIntoFunction { pc, next }),
+        // `isa::validate` has ruled out the others.
+        Err(e) => Err(CodegenError::Module(format!("instruction {}: {e}", e.pc()))),
     }
-    let starts: Vec<usize> = starts.into_iter().collect();
-    let mut ranges = Vec::with_capacity(starts.len());
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(insns.len());
-        for (pc, insn) in insns.iter().enumerate().take(end).skip(start) {
-            if let (Some(t), false) = (insn.branch_target(pc), matches!(insn, Insn::Call(_))) {
-                let t = t as usize;
-                if !(start..end).contains(&t) {
-                    return Err(CodegenError::JumpOutsideFunction {
-                        pc,
-                        target: t,
-                        func: start,
-                    });
-                }
-            }
+}
+
+/// The function a `BPF_PSEUDO_FUNC` lddw at `pc` refers to, if it is one
+/// that lands inside the program.
+pub(crate) fn callback_target(insns: &[Insn], pc: usize) -> Option<usize> {
+    match insns[pc] {
+        Insn::Lddw {
+            src: LddwSrc::Func,
+            imm,
+            ..
+        } => {
+            let t = pc as i64 + 1 + imm as u32 as i32 as i64;
+            (0..insns.len() as i64).contains(&t).then_some(t as usize)
         }
-        let mut last = end - 1;
-        if insns[last] == Insn::LddwHigh && last > start {
-            last -= 1;
-        }
-        if end < insns.len() && !insns[last].is_terminator() {
-            return Err(CodegenError::FallsIntoFunction {
-                pc: last,
-                next: end,
-            });
-        }
-        ranges.push(start..end);
+        _ => None,
     }
-    Ok(ranges)
 }
 
 /// Signature of the exported entry: `(r1, r2, exec_ctx, fault) -> r0`.
@@ -167,8 +153,18 @@ pub(crate) fn entry_signature<M: Module>(module: &M) -> Signature {
     sig
 }
 
-/// Signature of an eBPF function: `(r1..r5, fp, state) -> r0`.
+/// Signature of an eBPF function: `(r1..r5, fp, state) -> r0`, in the
+/// tail calling convention so a tail call can replace any function by
+/// another program's entry function.
 pub(crate) fn internal_signature<M: Module>(module: &M) -> Signature {
+    let mut sig = callback_signature(module);
+    sig.call_conv = CallConv::Tail;
+    sig
+}
+
+/// Signature of a callback wrapper: an eBPF function's `(r1..r5, fp,
+/// state) -> r0` in the target's C convention, which the runtime calls.
+pub(crate) fn callback_signature<M: Module>(module: &M) -> Signature {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
     sig.params.extend((0..6).map(|_| AbiParam::new(types::I64)));
@@ -177,7 +173,7 @@ pub(crate) fn internal_signature<M: Module>(module: &M) -> Signature {
     sig
 }
 
-/// Signature of a helper: `(r1..r5, exec_ctx) -> r0`.
+/// Signature of a helper: `(r1..r5, run_state) -> r0`.
 pub(crate) fn helper_signature<M: Module>(module: &M) -> Signature {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
@@ -187,17 +183,41 @@ pub(crate) fn helper_signature<M: Module>(module: &M) -> Signature {
     sig
 }
 
-/// Compile `insns` into `module`: one function per eBPF function and the
-/// exported entry `symbol`. Returns the entry's id. Shared by JIT and AOT.
+/// What one compilation turns into code.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub insns: &'a [Insn],
+    /// The bytecode's byte order.
+    pub endian: Endian,
+    pub binding: &'a Binding,
+    pub opts: &'a CodegenOptions,
+    /// The exported entry's name; other symbols of the program start with it.
+    pub symbol: &'a str,
+}
+
+/// The functions a compilation defined.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The exported entry (`docs/abi.md`).
+    pub entry: FuncId,
+    /// The program's first eBPF function (internal signature): what a tail
+    /// call into this program jumps to.
+    pub main: FuncId,
+    /// Each callback's data object (`struct bpfc_callback`), by the pc of
+    /// its function.
+    pub callbacks: Vec<(usize, cranelift_module::DataId)>,
+}
+
+/// Compile a program into `module`: one function per eBPF function, a C-ABI
+/// wrapper and a `struct bpfc_callback` per callback function, and the
+/// exported entry. Shared by JIT and AOT.
 pub fn compile_program<M: Module>(
     module: &mut M,
-    insns: &[Insn],
-    endian: Endian,
-    helpers: &HelperSet,
-    opts: &CodegenOptions,
-    symbol: &str,
+    req: &Request,
     dumps: Option<&mut Dumps>,
-) -> Result<FuncId, CodegenError> {
+) -> Result<Compiled, CodegenError> {
+    let insns = req.insns;
+    let symbol = req.symbol;
     isa::validate(insns)?;
     let funcs = functions(insns)?;
     let internal_sig = internal_signature(module);
@@ -209,15 +229,23 @@ pub fn compile_program<M: Module>(
             module.declare_function(&name, Linkage::Local, &internal_sig)?,
         ));
     }
+    // Callback functions: a wrapper the runtime can call, and the data a
+    // `BPF_PSEUDO_FUNC` lddw loads the address of.
+    let cb_pcs: BTreeSet<usize> = (0..insns.len())
+        .filter_map(|pc| callback_target(insns, pc))
+        .collect();
+    let mut callbacks = Vec::new();
+    for &pc in &cb_pcs {
+        let data =
+            module.declare_data(&format!("{symbol}__cb{pc}"), Linkage::Local, false, false)?;
+        callbacks.push((pc, data));
+    }
     let entry = module.declare_function(symbol, Linkage::Export, &entry_signature(module))?;
     let program = ProgramParts {
-        insns,
-        endian,
-        helpers,
-        opts,
-        symbol,
+        req,
         funcs: &funcs,
         func_ids: &func_ids,
+        callbacks: &callbacks,
         internal_sig,
         entry,
     };
@@ -225,24 +253,27 @@ pub fn compile_program<M: Module>(
     module.clear_context(&mut ctx);
     let result = program.define_all(module, &mut ctx, &mut fb_ctx, dumps);
     contexts::give_back(ctx, fb_ctx);
-    result.map(|()| entry)
+    result?;
+    Ok(Compiled {
+        entry,
+        main: func_ids[0].1,
+        callbacks,
+    })
 }
 
 /// What `compile_program` has declared, ready to be defined.
 struct ProgramParts<'a> {
-    insns: &'a [Insn],
-    endian: Endian,
-    helpers: &'a HelperSet,
-    opts: &'a CodegenOptions,
-    symbol: &'a str,
+    req: &'a Request<'a>,
     funcs: &'a [Range<usize>],
     func_ids: &'a [(usize, FuncId)],
+    callbacks: &'a [(usize, cranelift_module::DataId)],
     internal_sig: Signature,
     entry: FuncId,
 }
 
 impl ProgramParts<'_> {
-    /// Translate and define every eBPF function, then the entry wrapper.
+    /// Translate and define every eBPF function, the callback wrappers and
+    /// data, then the entry wrapper.
     fn define_all<M: Module>(
         &self,
         module: &mut M,
@@ -250,15 +281,15 @@ impl ProgramParts<'_> {
         fb_ctx: &mut FunctionBuilderContext,
         mut dumps: Option<&mut Dumps>,
     ) -> Result<(), CodegenError> {
+        let req = self.req;
         let frontend_config = module.target_config();
         for (range, &(_, id)) in self.funcs.iter().zip(self.func_ids) {
             ctx.func.signature = self.internal_sig.clone();
             ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
             {
                 let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
-                let mut env =
-                    env::Env::new(module, self.helpers, self.func_ids, self.opts, self.endian);
-                translate::translate_function(&mut b, &mut env, self.insns, range.clone())?;
+                let mut env = env::Env::new(module, req, self.func_ids, self.callbacks);
+                translate::translate_function(&mut b, &mut env, req.insns, range.clone())?;
                 b.seal_all_blocks();
                 b.finalize(frontend_config);
             }
@@ -270,18 +301,97 @@ impl ProgramParts<'_> {
                 dumps.as_deref_mut(),
             )?;
         }
+        for &(pc, data) in self.callbacks {
+            let f = self
+                .func_ids
+                .iter()
+                .find(|(start, _)| *start == pc)
+                .map(|&(_, id)| id)
+                .ok_or(CodegenError::NoFunctionAt { pc, target: pc })?;
+            let wrapper = module.declare_function(
+                &format!("{}__cbwrap{pc}", req.symbol),
+                Linkage::Local,
+                &callback_signature(module),
+            )?;
+            ctx.func.signature = callback_signature(module);
+            ctx.func.name = ir::UserFuncName::user(0, wrapper.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
+                build_forwarder(module, &mut b, f);
+                b.seal_all_blocks();
+                b.finalize(frontend_config);
+            }
+            define(
+                module,
+                wrapper,
+                ctx,
+                &format!("callback wrapper at instruction {pc}"),
+                dumps.as_deref_mut(),
+            )?;
+            define_callback_data(module, data, wrapper, pc)?;
+        }
 
         ctx.func.signature = entry_signature(module);
         ctx.func.name = ir::UserFuncName::user(0, self.entry.as_u32());
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, fb_ctx);
-            build_entry_wrapper(module, &mut b, self.func_ids[0].1, self.opts);
+            build_entry_wrapper(module, &mut b, self.func_ids[0].1, req.opts);
             b.seal_all_blocks();
             b.finalize(frontend_config);
         }
-        let what = format!("entry {}", self.symbol);
+        let what = format!("entry {}", req.symbol);
         define(module, self.entry, ctx, &what, dumps)
     }
+}
+
+/// A C-ABI function that calls the tail-convention function `f` with its
+/// own arguments (callbacks the runtime calls).
+fn build_forwarder<M: Module>(module: &mut M, b: &mut FunctionBuilder, f: FuncId) {
+    let block = b.create_block();
+    b.append_block_params_for_function_params(block);
+    b.switch_to_block(block);
+    let args = b.block_params(block).to_vec();
+    let f = module.declare_func_in_func(f, b.func);
+    let call = b.ins().call(f, &args);
+    let r0 = b.inst_results(call)[0];
+    b.ins().return_(&[r0]);
+}
+
+/// The `struct bpfc_callback` of the callback function at `pc`.
+fn define_callback_data<M: Module>(
+    module: &mut M,
+    data: cranelift_module::DataId,
+    wrapper: FuncId,
+    pc: usize,
+) -> Result<(), CodegenError> {
+    use bpfc_runtime::abi::CallbackNative;
+    use std::mem::{offset_of, size_of};
+    let ptr_bytes = module.target_config().pointer_bytes() as usize;
+    // The runtime's layout is the host's; objects for other targets use the
+    // target's pointer size, which the C header describes for them.
+    let size = if ptr_bytes == 8 {
+        size_of::<CallbackNative>()
+    } else {
+        16 + 2 * ptr_bytes
+    };
+    let big = module.isa().endianness() == ir::Endianness::Big;
+    let word = |v: u64| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let mut bytes = vec![0u8; size];
+    bytes[offset_of!(CallbackNative, magic)..][..8].copy_from_slice(&word(CallbackNative::MAGIC));
+    bytes[offset_of!(CallbackNative, pc)..][..8].copy_from_slice(&word(pc as u64));
+    let mut desc = cranelift_module::DataDescription::new();
+    desc.define(bytes.into_boxed_slice());
+    desc.set_align(8);
+    let fref = module.declare_func_in_data(wrapper, &mut desc);
+    desc.write_function_addr(offset_of!(CallbackNative, func) as u32, fref);
+    module.define_data(data, &desc)?;
+    Ok(())
 }
 
 fn define<M: Module>(
@@ -347,26 +457,35 @@ mod contexts {
     }
 }
 
-/// Byte offsets in the run state the entry wrapper keeps on its stack and
-/// passes to every eBPF function.
+/// Byte offsets in the run state ([`bpfc_runtime::abi::RunState`]) the
+/// entry wrapper keeps on its stack and passes to every eBPF function and
+/// helper.
 pub(crate) mod state {
-    /// u32 fault code (0: none), then u32 fault pc.
-    pub const FAULT_CODE: i32 = 0;
-    pub const FAULT_PC: i32 = 4;
-    /// The execution context pointer handed to helpers.
-    pub const EXEC_CTX: i32 = 8;
-    /// Lowest address of the frame stacks.
-    pub const STACK_BASE: i32 = 16;
-    /// One past the entry frame's top.
-    pub const STACK_TOP: i32 = 24;
-    /// The input region [lo, hi).
-    pub const INPUT_LO: i32 = 32;
-    pub const INPUT_HI: i32 = 40;
-    /// u64 detail of a fault (`bpfc_fault.detail`).
-    pub const FAULT_DETAIL: i32 = 48;
-    /// u64 instructions left of the budget (with an instruction limit).
-    pub const BUDGET: i32 = 56;
-    pub const SIZE: u32 = 64;
+    use bpfc_runtime::abi::{Fault, RunState};
+    use std::mem::{offset_of, size_of};
+
+    const fn at(off: usize) -> i32 {
+        off as i32
+    }
+    pub const FAULT_CODE: i32 = at(offset_of!(RunState, fault) + offset_of!(Fault, code));
+    pub const FAULT_PC: i32 = at(offset_of!(RunState, fault) + offset_of!(Fault, pc));
+    pub const FAULT_DETAIL: i32 = at(offset_of!(RunState, fault) + offset_of!(Fault, detail));
+    pub const EXEC_CTX: i32 = at(offset_of!(RunState, ctx));
+    pub const STACK_BASE: i32 = at(offset_of!(RunState, stack_base));
+    pub const STACK_TOP: i32 = at(offset_of!(RunState, stack_top));
+    pub const INPUT_LO: i32 = at(offset_of!(RunState, input_lo));
+    pub const INPUT_HI: i32 = at(offset_of!(RunState, input_hi));
+    pub const BUDGET: i32 = at(offset_of!(RunState, budget));
+    pub const CB_FP: i32 = at(offset_of!(RunState, cb_fp));
+    pub const CPU: i32 = at(offset_of!(RunState, cpu));
+    pub const TAIL_CALLS: i32 = at(offset_of!(RunState, tail_calls));
+    pub const SIZE: u32 = size_of::<RunState>() as u32;
+    /// Where the execution context keeps the CPU slot the entry copies.
+    pub const CTX_CPU: i32 = at(offset_of!(bpfc_runtime::ExecContext, cpu));
+    /// `struct bpfc_fault` as the host passes it.
+    pub const OUT_CODE: i32 = at(offset_of!(Fault, code));
+    pub const OUT_PC: i32 = at(offset_of!(Fault, pc));
+    pub const OUT_DETAIL: i32 = at(offset_of!(Fault, detail));
 }
 
 /// The exported entry: zero the run state, carve the frame stacks, call the
@@ -403,13 +522,29 @@ fn build_entry_wrapper<M: Module>(
     let null_input = b.ins().icmp_imm_s(IntCC::Equal, r1, 0);
     let end = b.ins().iadd(r1, r2);
     let hi = b.ins().select(null_input, zero, end);
-    b.ins().store(flags, zero, st, state::FAULT_CODE);
+    let zero32 = b.ins().iconst(types::I32, 0);
+    b.ins().store(flags, zero32, st, state::FAULT_CODE);
+    b.ins().store(flags, zero32, st, state::FAULT_PC);
     b.ins().store(flags, exec_ctx, st, state::EXEC_CTX);
     b.ins().store(flags, base, st, state::STACK_BASE);
     b.ins().store(flags, top, st, state::STACK_TOP);
     b.ins().store(flags, r1, st, state::INPUT_LO);
     b.ins().store(flags, hi, st, state::INPUT_HI);
     b.ins().store(flags, zero, st, state::FAULT_DETAIL);
+    b.ins().store(flags, zero, st, state::CB_FP);
+    b.ins().store(flags, zero32, st, state::TAIL_CALLS);
+    // The CPU slot: from the execution context, 0 without one.
+    let has_ctx = b.ins().icmp_imm_s(IntCC::NotEqual, exec_ctx, 0);
+    let cpu_block = b.create_block();
+    let cpu_done = b.create_block();
+    let cpu = b.append_block_param(cpu_done, types::I32);
+    b.ins()
+        .brif(has_ctx, cpu_block, &[], cpu_done, &[zero32.into()]);
+    b.switch_to_block(cpu_block);
+    let ctx_cpu = b.ins().load(types::I32, flags, exec_ctx, state::CTX_CPU);
+    b.ins().jump(cpu_done, &[ctx_cpu.into()]);
+    b.switch_to_block(cpu_done);
+    b.ins().store(flags, cpu, st, state::CPU);
     if let Some(limit) = opts.insn_limit {
         let budget = b.ins().iconst(types::I64, limit as i64);
         b.ins().store(flags, budget, st, state::BUDGET);
@@ -426,8 +561,8 @@ fn build_entry_wrapper<M: Module>(
     b.switch_to_block(faulted);
     let pc = b.ins().load(types::I32, flags, st, state::FAULT_PC);
     let detail = b.ins().load(types::I64, flags, st, state::FAULT_DETAIL);
-    b.ins().store(flags, code, fault, 0);
-    b.ins().store(flags, pc, fault, 4);
-    b.ins().store(flags, detail, fault, 8);
+    b.ins().store(flags, code, fault, state::OUT_CODE);
+    b.ins().store(flags, pc, fault, state::OUT_PC);
+    b.ins().store(flags, detail, fault, state::OUT_DETAIL);
     b.ins().return_(&[zero]);
 }

@@ -74,7 +74,7 @@ pub(super) fn format(insn: &Insn) -> String {
             suffix(width),
             operand(src)
         ),
-        Insn::Call(CallTarget::Helper(imm)) => format!("call {imm}"),
+        Insn::Call(CallTarget::Helper(imm)) => format!("call {imm}{}", super::helper_comment(imm)),
         Insn::Call(CallTarget::Local(imm)) => format!("call local {imm:+}"),
         Insn::Call(CallTarget::Kfunc { btf_id, off: 0 }) => format!("call kfunc {btf_id}"),
         Insn::Call(CallTarget::Kfunc { btf_id, off }) => format!("call kfunc {btf_id}, {off}"),

@@ -77,8 +77,8 @@ fn text(insn: &Insn) -> String {
                 cond_symbol(c)
             )
         }
-        Insn::Call(CallTarget::Helper(id)) => match bpfc_runtime::helpers::kernel_name(id as i64) {
-            Some(name) => format!("call bpf_{name}#{id}"),
+        Insn::Call(CallTarget::Helper(id)) => match super::helper_name(id) {
+            Some(name) => format!("call {name}#{id}"),
             None => format!("call unknown#{id}"),
         },
         Insn::Call(CallTarget::Local(imm)) => format!("call pc{imm:+}"),

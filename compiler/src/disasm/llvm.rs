@@ -159,9 +159,10 @@ pub(super) fn format(insn: &Insn) -> String {
             operand(src, width),
             rel(off as i64)
         ),
-        Insn::Call(CallTarget::Helper(imm) | CallTarget::Local(imm)) => {
-            format!("call {}", shex(imm as i64))
+        Insn::Call(CallTarget::Helper(imm)) => {
+            format!("call {}{}", shex(imm as i64), super::helper_comment(imm))
         }
+        Insn::Call(CallTarget::Local(imm)) => format!("call {}", shex(imm as i64)),
         Insn::Call(CallTarget::Kfunc { btf_id, .. }) => format!("call {}", shex(btf_id as i64)),
         Insn::Callx { reg } => format!("callx r{}", reg.num()),
         Insn::Exit => "exit".to_string(),

@@ -11,13 +11,20 @@
 //! neither the immediate of `ld_ind` nor the module offset of kfunc calls, so
 //! only [`Syntax::Conformance`] is lossless.
 //!
-//! Two departures from LLVM, which prints pseudo `lddw` (map references)
-//! without its second immediate and local calls like helper calls:
-//! [`disassemble`] and [`format_named`] (which takes [`Names`] from a loaded
-//! object) print them as below; [`format_insn`] keeps LLVM's `call -0x1`.
+//! Helper calls are named in every syntax: the kernel's spells them as it
+//! does (`call bpf_loop#181`); the LLVM and conformance syntaxes, whose call
+//! has only the number, add a comment after llvm-objdump's text
+//! (`call 0xb5 # bpf_loop`, `call 181 # bpf_loop`) that both assemblers
+//! skip. Ids the kernel does not define get no comment.
+//!
+//! Two more departures from LLVM, which prints pseudo `lddw` (map
+//! references) without its second immediate and local calls like helper
+//! calls: [`disassemble`] and [`format_named`] (which takes [`Names`] from a
+//! loaded object) print them as below; [`format_insn`] keeps LLVM's `call -0x1`.
 //!
 //! | instruction | numeric | with names |
 //! |---|---|---|
+//! | helper call | `call 0x1 # bpf_map_lookup_elem` | |
 //! | `lddw` src 1 (map fd) | `r1 = map_fd[3] ll` | |
 //! | `lddw` src 2 (map value by fd) | `r1 = map_value_fd[3]+8 ll` | |
 //! | `lddw` src 3 (kernel variable) | `r1 = btf_id[77] ll` | `r1 = ksym[bpf_prog_active] ll` |
@@ -39,6 +46,20 @@ mod names;
 pub use names::{format_named, Names, NoNames};
 
 use crate::isa::Insn;
+
+/// The kernel's name of helper `id` (`bpf_map_lookup_elem` for 1), for the
+/// ids the kernel defines.
+pub fn helper_name(id: i32) -> Option<String> {
+    bpfc_runtime::helpers::kernel_name(id.into()).map(|n| format!("bpf_{n}"))
+}
+
+/// ` # bpf_loop`: the comment the LLVM and conformance syntaxes put after a
+/// helper call the kernel knows, empty for other ids. `#` starts a comment
+/// in both LLVM's BPF assembler and [`crate::asm`], so the line still
+/// assembles to the same instruction.
+fn helper_comment(id: i32) -> String {
+    helper_name(id).map_or_else(String::new, |n| format!(" # {n}"))
+}
 
 /// Which assembly dialect to print.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -87,4 +108,61 @@ pub fn disassemble(insns: &[Insn], syntax: Syntax) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asm::assemble;
+    use crate::isa::{encode_insn, CallTarget, Endian};
+
+    fn bytes(insns: &[Insn]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for insn in insns {
+            encode_insn(insn, Endian::Little, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn helper_calls_are_named_in_every_syntax() {
+        let insns = assemble("call 1\ncall 181\ncall 999\ncall -1\nexit").expect("assembles");
+        assert_eq!(insns[1], Insn::Call(CallTarget::Helper(181)));
+        let lines =
+            |syntax| -> Vec<String> { insns.iter().map(|i| format_insn(0, i, syntax)).collect() };
+        assert_eq!(
+            lines(Syntax::Llvm),
+            [
+                "call 0x1 # bpf_map_lookup_elem",
+                "call 0xb5 # bpf_loop",
+                "call 0x3e7",
+                "call -0x1",
+                "exit"
+            ]
+        );
+        assert_eq!(
+            lines(Syntax::Conformance),
+            [
+                "call 1 # bpf_map_lookup_elem",
+                "call 181 # bpf_loop",
+                "call 999",
+                "call -1",
+                "exit"
+            ]
+        );
+        assert_eq!(
+            lines(Syntax::Kernel),
+            [
+                "(85) call bpf_map_lookup_elem#1",
+                "(85) call bpf_loop#181",
+                "(85) call unknown#999",
+                "(85) call unknown#-1",
+                "(95) exit"
+            ]
+        );
+        // The comment does not change what the listing assembles to.
+        let listing = disassemble(&insns, Syntax::Conformance);
+        let again = assemble(&listing).expect("the listing assembles");
+        assert_eq!(bytes(&again), bytes(&insns));
+    }
 }

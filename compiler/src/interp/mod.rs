@@ -22,9 +22,11 @@
 //! - [`run`] validates the program with [`isa::validate`] first, so callers may
 //!   pass freshly decoded or hand-built instruction vectors alike.
 //!
-//! Not executable yet: `lddw` other than `src = 0` (map and function
-//! references, resolved by the loader), kfunc calls, and the legacy packet
-//! loads `ldabs`/`ldind`; each stops the run with its own error.
+//! Maps, global data and callbacks come from the [`BoundProgram`]; helpers
+//! check their pointer arguments against the run's regions; tail calls go
+//! through prog arrays holding [`InterpProgram`]s. Not executable: kfunc
+//! calls, and the legacy packet loads `ldabs`/`ldind` outside packet
+//! program types; each stops the run with its own error.
 
 mod alu;
 mod exec;
@@ -33,10 +35,12 @@ pub mod memory;
 #[cfg(test)]
 mod tests;
 
-pub use memory::{Region, Regions};
-
+use crate::bind::BoundProgram;
 use crate::isa::{self, DecodeError, Endian, Insn, LddwSrc};
+use bpfc_runtime::abi::ProgNative;
+use bpfc_runtime::programs::{self, TailTarget};
 use bpfc_runtime::{ExecContext, HelperTable};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Run options.
@@ -92,10 +96,17 @@ pub enum RunError {
     },
     #[error("instruction {pc}: kfunc calls cannot run (btf id {btf_id})")]
     Kfunc { pc: usize, btf_id: i32 },
+    /// The loader's poison call (`bpfc_runtime::abi::CORE_POISON_HELPER`).
+    #[error(
+        "instruction {pc}: reached an instruction whose CO-RE relocation could not be applied"
+    )]
+    CoreRelocation { pc: usize },
     #[error("instruction {pc}: legacy packet load needs a packet program type")]
     PacketLoad { pc: usize },
-    #[error("instruction {pc}: pseudo lddw of maps, global data or functions is not supported by the runtime yet (src {})", src.raw())]
+    #[error("instruction {pc}: {} (src {})", bpfc_runtime::abi::FaultCode::UnresolvedLddw.describe(), src.raw())]
     UnresolvedLddw { pc: usize, src: LddwSrc },
+    #[error("instruction {pc}: bad callback {addr:#x}")]
+    BadCallback { pc: usize, addr: u64 },
     /// Reached an instruction that is never executed (the second `lddw` slot);
     /// validation rules this out, so it signals an interpreter bug.
     #[error("instruction {pc}: not executable ({insn:?})")]
@@ -114,14 +125,18 @@ impl RunError {
             | RunError::UnknownHelper { pc, .. }
             | RunError::HelperFault { pc, .. }
             | RunError::Kfunc { pc, .. }
+            | RunError::CoreRelocation { pc }
             | RunError::PacketLoad { pc }
             | RunError::UnresolvedLddw { pc, .. }
+            | RunError::BadCallback { pc, .. }
             | RunError::NotExecutable { pc, .. } => pc,
         }
     }
 }
 
-/// Run `insns` on the input `mem` and return r0.
+/// Run raw bytecode `insns` (no maps) on the input `mem` and return r0.
+/// Memory beyond the stack and `mem` that the program may use is in
+/// `ctx.regions`.
 pub fn run(
     insns: &[Insn],
     mem: &mut [u8],
@@ -129,23 +144,95 @@ pub fn run(
     ctx: &mut ExecContext,
     opts: &Options,
 ) -> Result<u64, RunError> {
-    let mut extra = Regions::new();
-    run_with_regions(insns, mem, &mut extra, helpers, ctx, opts)
+    let prog = BoundProgram::raw(insns, opts.endian, helpers);
+    run_bound(&prog, mem, ctx, opts)
 }
 
-/// [`run`] with extra accessible memory regions beside the stack and input.
-pub fn run_with_regions(
-    insns: &[Insn],
+/// Run a bound program on the input `mem` (r1 = its address or 0, r2 = its
+/// length) and return r0.
+pub fn run_bound(
+    prog: &BoundProgram,
     mem: &mut [u8],
-    extra: &mut Regions<'_>,
-    helpers: &HelperTable,
     ctx: &mut ExecContext,
     opts: &Options,
 ) -> Result<u64, RunError> {
-    isa::validate(insns).map_err(|source| RunError::Invalid {
+    let (r1, r2) = if mem.is_empty() {
+        (0, 0)
+    } else {
+        (mem.as_ptr() as u64, mem.len() as u64)
+    };
+    run_bound_with(prog, mem, r1, r2, ctx, opts)
+}
+
+/// Run a bound program with r1 and r2 given; `input` is memory r1 may
+/// point into (the context).
+pub fn run_bound_with(
+    prog: &BoundProgram,
+    input: &mut [u8],
+    r1: u64,
+    r2: u64,
+    ctx: &mut ExecContext,
+    opts: &Options,
+) -> Result<u64, RunError> {
+    isa::validate(&prog.insns).map_err(|source| RunError::Invalid {
         pc: source.pc().unwrap_or(0),
         source,
     })?;
-    let mut memory = memory::Memory::new(mem, extra, opts.endian);
-    exec::execute(insns, &mut memory, helpers, ctx, opts)
+    ctx.checked = true;
+    for m in prog.maps.iter().flatten() {
+        ctx.regions.add_map(m);
+    }
+    let opts = Options {
+        endian: prog.endian,
+        ..opts.clone()
+    };
+    bpfc_runtime::context::run_section(
+        false,
+        ctx,
+        |ctx| {
+            let memory = memory::Memory::new(input, prog.endian);
+            exec::Machine::new(prog, memory, ctx, &opts).run(r1, r2)
+        },
+        Result::is_err,
+    )
+}
+
+/// A bound program the interpreter runs, as a prog array slot holds it.
+pub struct InterpProgram {
+    pub bound: BoundProgram,
+    native: ProgNative,
+}
+
+impl InterpProgram {
+    /// Wrap and register a bound program so prog arrays can hold it.
+    pub fn share(bound: BoundProgram) -> Arc<InterpProgram> {
+        let native = ProgNative {
+            func: std::ptr::null(),
+            prog: std::ptr::null(),
+            id: programs::next_id(),
+            prog_type: bound.prog_type,
+        };
+        let p = Arc::new(InterpProgram { bound, native });
+        let t: Arc<dyn TailTarget> = p.clone();
+        programs::register(&t);
+        p
+    }
+}
+
+impl TailTarget for InterpProgram {
+    fn native(&self) -> &ProgNative {
+        &self.native
+    }
+
+    fn name(&self) -> &str {
+        &self.bound.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
 }

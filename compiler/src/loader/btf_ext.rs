@@ -107,6 +107,9 @@ pub struct BtfExt {
     pub func_info: BTreeMap<String, Vec<FuncInfoRec>>,
     pub line_info: BTreeMap<String, Vec<LineInfoRec>>,
     pub core_relos: BTreeMap<String, Vec<CoreReloRec>>,
+    /// The sections of [`BtfExt::core_relos`] in file order (libbpf
+    /// resolves records in this order, which can matter: see `core`).
+    pub core_order: Vec<String>,
 }
 
 impl BtfExt {
@@ -212,6 +215,9 @@ impl BtfExt {
                             access: cstr(strings, cr.u32(at + 8)?, SECTION, pos)?,
                             kind,
                         });
+                    }
+                    if !ext.core_order.contains(&sec) {
+                        ext.core_order.push(sec.clone());
                     }
                     ext.core_relos.entry(sec).or_default().extend(v);
                 }

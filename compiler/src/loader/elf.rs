@@ -44,6 +44,8 @@ pub(crate) struct ElfSymbol {
     pub bind: u8,
     /// Index of the defining section; `None` for undefined, absolute or common.
     pub section: Option<usize>,
+    /// `SHN_UNDEF`: defined elsewhere (an extern).
+    pub undefined: bool,
 }
 
 impl ElfSymbol {
@@ -255,6 +257,7 @@ impl ElfFile {
                 kind: sym.st_type(),
                 bind: sym.st_bind(),
                 section,
+                undefined: shndx == elf::SHN_UNDEF,
             });
         }
         for (i, sh) in table.enumerate() {
@@ -330,6 +333,16 @@ impl ElfFile {
             endian,
             sections,
             symbols,
+        })
+    }
+
+    /// Whether GCC wrote the object: its `.comment` names GCC and not clang.
+    /// GCC's BPF output (with binutils' assembler) differs in ways the
+    /// loader must know: see `reloc` and `core`.
+    pub fn written_by_gcc(&self) -> bool {
+        self.section_by_name(".comment").is_some_and(|(_, s)| {
+            let text = String::from_utf8_lossy(&s.data);
+            text.contains("GCC:") && !text.contains("clang")
         })
     }
 

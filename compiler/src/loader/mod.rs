@@ -15,8 +15,12 @@
 pub mod btf;
 pub mod btf_ext;
 pub mod core;
+mod dwarf;
 mod elf;
 pub mod error;
+mod externs;
+mod funcs;
+pub mod host;
 mod maps;
 mod reloc;
 pub mod sections;
@@ -24,6 +28,7 @@ pub mod sections;
 pub use btf::Btf;
 pub use btf_ext::{BtfExt, CoreReloKind};
 pub use error::LoadError;
+pub use host::host_kconfig;
 pub use sections::{classify, ProgType, ProgramKind};
 
 use crate::isa::{Endian, Insn};
@@ -51,14 +56,19 @@ impl Default for LoadOptions {
 }
 
 /// The documented defaults for `.kconfig` externs (docs/design.md, "`.kconfig`
-/// values"): `LINUX_KERNEL_VERSION` is
-/// 6.8.0 (`KERNEL_VERSION(6, 8, 0)` = 0x060800), `CONFIG_HZ` is 250, and the
-/// BPF options `CONFIG_BPF`, `CONFIG_BPF_SYSCALL`, `CONFIG_BPF_JIT` and
-/// `CONFIG_DEBUG_INFO_BTF` are `y` (1). Any other strong extern is an error;
-/// a weak (`__weak`) one that is not listed reads as 0, as in libbpf.
+/// values"), a 6.8 x86_64 kernel: `LINUX_KERNEL_VERSION` is
+/// `KERNEL_VERSION(6, 8, 0)` = 0x060800, libbpf's other virtual externs
+/// `LINUX_HAS_BPF_COOKIE` and `LINUX_HAS_SYSCALL_WRAPPER` are 1, `CONFIG_HZ`
+/// is 250, and the BPF options `CONFIG_BPF`, `CONFIG_BPF_SYSCALL`,
+/// `CONFIG_BPF_JIT` and `CONFIG_DEBUG_INFO_BTF` are `y` (1). [`host_kconfig`]
+/// reads the running kernel's instead. Other externs follow libbpf (see
+/// [`Program::error`]): a `__weak` `CONFIG_*` or `LINUX_*` one reads 0, a
+/// strong one fails the programs that use it.
 pub fn default_kconfig() -> BTreeMap<String, u64> {
     [
         ("LINUX_KERNEL_VERSION", 0x060800),
+        ("LINUX_HAS_BPF_COOKIE", 1),
+        ("LINUX_HAS_SYSCALL_WRAPPER", 1),
         ("CONFIG_HZ", 250),
         ("CONFIG_BPF", 1),
         ("CONFIG_BPF_SYSCALL", 1),
@@ -142,12 +152,48 @@ pub struct Program {
     pub line_info: Vec<LineInfo>,
     /// `.BTF.ext` function info (pc, BTF type id of the `FUNC`), sorted by pc.
     pub func_info: Vec<FuncInfo>,
-    /// Number of CO-RE relocations applied.
+    /// Number of CO-RE relocations applied (poisoned ones included).
     pub core_relos: usize,
+    /// Instructions whose CO-RE relocation could not be applied, replaced
+    /// with libbpf's poison call ([`core::POISON`]), by pc.
+    pub poisoned: Vec<PoisonedInsn>,
     /// Kernel symbols the program uses that bpfc cannot resolve (kfuncs,
     /// `__ksym` variables), by pc. They fail only this program, and only
     /// when it is to be executed or compiled ([`Program::check_externs`]).
     pub externs: Vec<ExternRef>,
+    /// Why the program cannot be loaded (its instructions are then empty);
+    /// the other programs of the object are unaffected.
+    pub error: Option<LoadError>,
+}
+
+/// An instruction replaced by the poison call: which CO-RE relocation and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoisonedInsn {
+    /// The instruction in [`Program::insns`] (an `lddw` is poisoned in both slots).
+    pub pc: usize,
+    /// Where the instruction is in the object.
+    pub section: String,
+    pub offset: u64,
+    /// The relocation: kind (`byte_off` ...), access string and local type.
+    pub kind: String,
+    pub access: String,
+    pub type_name: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for PoisonedInsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CO-RE {} relocation, access \"{}\" on {} (section {} instruction {}): {}",
+            self.kind,
+            self.access,
+            self.type_name,
+            self.section,
+            self.offset / 8,
+            self.reason
+        )
+    }
 }
 
 /// What kind of kernel symbol an [`ExternRef`] is.
@@ -172,6 +218,19 @@ pub struct ExternRef {
 }
 
 impl Program {
+    /// The program's load error, if it has one (see [`Program::error`]).
+    pub fn check_loaded(&self) -> Result<(), LoadError> {
+        match &self.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The poisoned instruction at `pc`, if it is one.
+    pub fn poisoned_at(&self, pc: usize) -> Option<&PoisonedInsn> {
+        self.poisoned.iter().find(|p| p.pc == pc)
+    }
+
     /// An error for the first kernel symbol the program needs and bpfc
     /// cannot provide, naming the symbol and the instruction.
     pub fn check_externs(&self) -> Result<(), LoadError> {
@@ -375,18 +434,31 @@ pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
         Some((_, s)) => Some(Btf::parse(&s.data, endian)?),
         None => None,
     };
+    // The object keeps its BTF as written; maps read the fixed-up copy.
+    let fixed = btf.clone().map(|mut b| {
+        fixup_datasecs(&elf, &mut b);
+        b
+    });
     let btf_ext = match (elf.section_by_name(".BTF.ext"), &btf) {
         (Some((_, s)), Some(b)) => Some(BtfExt::parse(&s.data, endian, b)?),
         _ => None,
     };
-    let layout = maps::collect(&elf, btf.as_ref(), &opts.kconfig)?;
-    let programs = reloc::link_all(
-        &elf,
-        &layout,
-        btf.as_ref(),
-        btf_ext.as_ref(),
-        opts.target_btf.as_ref(),
-    )?;
+    let gcc = elf.written_by_gcc();
+    let externs = externs::classify(&elf, btf.as_ref(), gcc);
+    let layout = maps::collect(&elf, fixed.as_ref(), &externs, &opts.kconfig)?;
+    let core = match (&btf, &btf_ext) {
+        (Some(b), Some(e)) => core::resolve_all(&elf, b, e, opts.target_btf.as_ref(), gcc),
+        _ => core::Outcomes::new(),
+    };
+    let programs = reloc::link_all(&reloc::Context {
+        elf: &elf,
+        layout: &layout,
+        btf: btf.as_ref(),
+        ext: btf_ext.as_ref(),
+        core: &core,
+        externs: &externs,
+        gcc,
+    })?;
     Ok(Object {
         endian,
         license,
@@ -397,4 +469,46 @@ pub fn load(bytes: &[u8], opts: &LoadOptions) -> Result<Object, LoadError> {
         btf,
         btf_ext,
     })
+}
+
+/// As libbpf does before using them: a datasec of size 0 gets its ELF
+/// section's size and its variables the offsets of their ELF symbols
+/// (GCC, and older clang, leave both zero).
+fn fixup_datasecs(elf: &elf::ElfFile, btf: &mut Btf) {
+    let var_names: Vec<Option<(String, u32)>> = btf
+        .types
+        .iter()
+        .map(|t| match t.kind {
+            btf::TypeKind::Var { linkage, .. } => Some((t.name.clone(), linkage)),
+            _ => None,
+        })
+        .collect();
+    for t in &mut btf.types {
+        let btf::TypeKind::Datasec { size, vars } = &mut t.kind else {
+            continue;
+        };
+        if *size != 0 || t.name == ".kconfig" || t.name == ".ksyms" {
+            continue;
+        }
+        let Some((idx, sec)) = elf.section_by_name(&t.name) else {
+            continue;
+        };
+        let Ok(sec_size) = u32::try_from(sec.size) else {
+            continue;
+        };
+        *size = sec_size;
+        for v in vars.iter_mut() {
+            // Static (0) and extern (2) variables keep what they have.
+            let Some(Some((name, 1))) = var_names.get(v.type_id as usize) else {
+                continue;
+            };
+            if let Some(sym) = elf.symbols.iter().find(|s| {
+                s.section == Some(idx) && &s.name == name && s.kind == object::elf::STT_OBJECT
+            }) {
+                if let Ok(off) = u32::try_from(sym.value) {
+                    v.offset = off;
+                }
+            }
+        }
+    }
 }

@@ -2,57 +2,49 @@
 //! function it calls (local calls and `BPF_PSEUDO_FUNC` callbacks) once, fix
 //! call offsets for the new layout, turn map and global-data `lddw`
 //! relocations into map-index references, and attach line/func info and
-//! CO-RE results per placed function.
+//! CO-RE results per placed function. A program that cannot be linked keeps
+//! its error ([`Program::error`]); the others are unaffected.
+//!
+//! Objects from GCC: binutils 2.40's assembler stores the symbol's value
+//! plus the addend in the instruction for a relocation against a named
+//! symbol (REL relocations should store the addend alone: `call` of a
+//! function at byte 0x28 holds 0x27, not -1, and `lddw` of a variable at
+//! 0x10 holds 0x10, not 0). For those the symbol's value is subtracted to
+//! get the addend back.
 
 use super::btf::Btf;
 use super::btf_ext::{BtfExt, ExecSection};
+use super::core::{self, Outcomes};
 use super::elf::{ElfFile, ElfSection};
 use super::error::LoadError;
+use super::externs::{Extern, Externs};
+use super::funcs::Func;
 use super::maps::{Layout, SectionTarget};
-use super::{core, sections, ExternKind, ExternRef, FuncInfo, Function, LineInfo, Program};
+use super::{sections, ExternKind, ExternRef, FuncInfo, Function, LineInfo, PoisonedInsn, Program};
 use crate::isa::{decode_one, CallTarget, Insn, LddwSrc, INSN_SIZE};
+use object::elf as E;
 use std::collections::BTreeMap;
 
 const R_BPF_NONE: u32 = 0;
 const R_BPF_64_64: u32 = 1;
 const R_BPF_64_32: u32 = 10;
 
-/// A function of an executable section.
-#[derive(Clone, Debug)]
-struct Func {
-    name: String,
-    section: usize,
-    start: u64,
-    size: u64,
-    global: bool,
+/// What every program's linking reads.
+pub(crate) struct Context<'a> {
+    pub elf: &'a ElfFile,
+    pub layout: &'a Layout,
+    pub btf: Option<&'a Btf>,
+    pub ext: Option<&'a BtfExt>,
+    pub core: &'a Outcomes,
+    pub externs: &'a Externs,
+    /// GCC wrote the object (see the module documentation).
+    pub gcc: bool,
 }
 
-pub(crate) fn link_all(
-    elf: &ElfFile,
-    layout: &Layout,
-    btf: Option<&Btf>,
-    ext: Option<&BtfExt>,
-    target: Option<&Btf>,
-) -> Result<Vec<Program>, LoadError> {
-    let mut funcs: BTreeMap<usize, Vec<Func>> = BTreeMap::new();
-    for s in &elf.symbols {
-        let Some(sec) = s.section else { continue };
-        if !s.is_func() || !elf.sections[sec].is_exec() {
-            continue;
-        }
-        funcs.entry(sec).or_default().push(Func {
-            name: s.name.clone(),
-            section: sec,
-            start: s.value,
-            size: s.size,
-            global: s.is_global(),
-        });
-    }
-    for v in funcs.values_mut() {
-        v.sort_by(|a, b| (a.start, !a.global, &a.name).cmp(&(b.start, !b.global, &b.name)));
-        v.dedup_by_key(|f| f.start);
-    }
-    if let Some(ext) = ext {
+pub(crate) fn link_all(cx: &Context<'_>) -> Result<Vec<Program>, LoadError> {
+    let elf = cx.elf;
+    let funcs = super::funcs::discover(elf);
+    if let Some(ext) = cx.ext {
         let sections: Vec<ExecSection<'_>> = elf
             .sections
             .iter()
@@ -74,35 +66,29 @@ pub(crate) fn link_all(
         if !sec.is_exec() || sec.name == ".text" {
             continue;
         }
-        let globals: Vec<&Func> = funcs
-            .get(&idx)
-            .map(|v| v.iter().collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|f| f.global)
-            .collect();
-        for f in globals {
-            let linker = Linker {
-                elf,
-                layout,
-                funcs: &funcs,
-                btf,
-                ext,
-                target,
-            };
-            programs.push(linker.link(f)?);
+        for f in funcs.get(&idx).into_iter().flatten().filter(|f| f.global) {
+            let linker = Linker { cx, funcs: &funcs };
+            programs.push(linker.link(f).unwrap_or_else(|e| Program {
+                name: f.name.clone(),
+                section: sec.name.clone(),
+                kind: sections::classify(&sec.name),
+                insns: Vec::new(),
+                functions: Vec::new(),
+                line_info: Vec::new(),
+                func_info: Vec::new(),
+                core_relos: 0,
+                poisoned: Vec::new(),
+                externs: Vec::new(),
+                error: Some(e),
+            }));
         }
     }
     Ok(programs)
 }
 
 struct Linker<'a> {
-    elf: &'a ElfFile,
-    layout: &'a Layout,
+    cx: &'a Context<'a>,
     funcs: &'a BTreeMap<usize, Vec<Func>>,
-    btf: Option<&'a Btf>,
-    ext: Option<&'a BtfExt>,
-    target: Option<&'a Btf>,
 }
 
 struct Placed {
@@ -112,7 +98,8 @@ struct Placed {
 
 impl Linker<'_> {
     fn link(&self, entry: &Func) -> Result<Program, LoadError> {
-        let sec = &self.elf.sections[entry.section];
+        let elf = self.cx.elf;
+        let sec = &elf.sections[entry.section];
         let mut placed: Vec<Placed> = Vec::new();
         let mut next_base = 0usize;
         let mut place = |f: &Func, placed: &mut Vec<Placed>| -> Result<usize, LoadError> {
@@ -123,7 +110,7 @@ impl Linker<'_> {
                 return Ok(p.base);
             }
             let base = next_base;
-            next_base = next_base.saturating_add(slots(self.elf, f)?);
+            next_base = next_base.saturating_add(slots(elf, f)?);
             placed.push(Placed {
                 func: f.clone(),
                 base,
@@ -136,8 +123,8 @@ impl Linker<'_> {
         let mut i = 0;
         while let Some(p) = placed.get(i) {
             let (func, base) = (p.func.clone(), p.base);
-            let s = &self.elf.sections[func.section];
-            let mut code = decode_func(s, &func, self.elf.endian)?;
+            let s = &elf.sections[func.section];
+            let mut code = decode_func(s, &func, elf.endian)?;
             // Relocated instructions.
             let end = func.start + func.size;
             let mut relocated = vec![false; code.len()];
@@ -151,7 +138,7 @@ impl Linker<'_> {
                 let bad_target = |found: String, expected| LoadError::BadRelocationTarget {
                     section: s.name.clone(),
                     offset: r.offset,
-                    symbol: self.elf.symbols[r.sym].name.clone(),
+                    symbol: elf.symbols[r.sym].name.clone(),
                     found,
                     expected,
                 };
@@ -164,7 +151,7 @@ impl Linker<'_> {
                         "an instruction",
                     ));
                 }
-                let sym = &self.elf.symbols[r.sym];
+                let sym = &elf.symbols[r.sym];
                 let Some(insn) = code.get_mut(slot) else {
                     return Err(LoadError::RelocationOutOfRange {
                         section: s.name.clone(),
@@ -174,41 +161,81 @@ impl Linker<'_> {
                 };
                 relocated[slot] = true;
                 let pc = base + slot;
-                let undefined_extern = sym.section.is_none()
-                    && sym.is_global()
-                    && !sym.name.is_empty()
-                    && !self.layout.kconfig.contains_key(&sym.name);
-                match (r.r_type, *insn) {
-                    (R_BPF_64_32, Insn::Call(CallTarget::Local(_))) if undefined_extern => {
+                // An extern: what libbpf makes of it (see `externs`).
+                let ext = sym
+                    .section
+                    .is_none()
+                    .then(|| self.cx.externs.get(&sym.name))
+                    .flatten();
+                let unusable = |why: &str| LoadError::UnresolvedExtern {
+                    name: sym.name.clone(),
+                    section: s.name.clone(),
+                    offset: r.offset,
+                    reason: why.to_string(),
+                };
+                let mut record = |kind| {
+                    externs.push(ExternRef {
+                        name: sym.name.clone(),
+                        kind,
+                        pc,
+                        section: s.name.clone(),
+                        offset: r.offset,
+                    })
+                };
+                match (r.r_type, *insn, ext) {
+                    (_, _, Some(Extern::Unusable(why))) => return Err(unusable(why)),
+                    (R_BPF_64_32, Insn::Call(CallTarget::Local(_)), Some(Extern::Kfunc)) => {
                         // A kfunc: its BTF id comes from the kernel, which
                         // bpfc does not have. Only running it is an error.
                         *insn = Insn::Call(CallTarget::Kfunc { btf_id: 0, off: 0 });
-                        externs.push(ExternRef {
-                            name: sym.name.clone(),
-                            kind: ExternKind::Kfunc,
-                            pc,
-                            section: s.name.clone(),
-                            offset: r.offset,
-                        });
+                        record(ExternKind::Kfunc);
+                        continue;
                     }
-                    (R_BPF_64_64, Insn::Lddw { dst, .. }) if undefined_extern => {
-                        // A `__ksym` variable: the kernel's address of it.
+                    (R_BPF_64_32, _, Some(_)) => {
+                        return Err(unusable("a call to an extern that is not a kfunc"))
+                    }
+                    (R_BPF_64_64, Insn::Lddw { dst, .. }, Some(Extern::Ksym | Extern::Kfunc)) => {
+                        // A `__ksym` variable (or a kfunc's address, as
+                        // `bpf_ksym_exists` takes it): the kernel's address.
                         *insn = Insn::Lddw {
                             dst,
                             src: LddwSrc::BtfId,
                             imm: 0,
                         };
-                        externs.push(ExternRef {
-                            name: sym.name.clone(),
-                            kind: ExternKind::Ksym,
-                            pc,
-                            section: s.name.clone(),
-                            offset: r.offset,
-                        });
+                        record(ExternKind::Ksym);
+                        continue;
                     }
+                    (R_BPF_64_64, Insn::Lddw { dst, .. }, Some(Extern::Kconfig { .. })) => {
+                        let (m, off) = self
+                            .cx
+                            .layout
+                            .kconfig
+                            .get(&sym.name)
+                            .cloned()
+                            .unwrap_or_else(|| Err("not in the .kconfig map".into()))
+                            .map_err(|why| unusable(&why))?;
+                        *insn = Insn::Lddw {
+                            dst,
+                            src: LddwSrc::MapIdxValue,
+                            imm: (off << 32) | m as u64,
+                        };
+                        continue;
+                    }
+                    _ => {}
+                }
+                // The addend: GCC objects hold the symbol's value plus it.
+                let named = sym.kind != E::STT_SECTION && sym.section.is_some();
+                let addend = |held: i64| {
+                    if self.cx.gcc && named {
+                        held.wrapping_sub(sym.value as i64)
+                    } else {
+                        held
+                    }
+                };
+                match (r.r_type, *insn) {
                     (R_BPF_64_32, Insn::Call(CallTarget::Local(imm))) => {
                         let tsec = self.exec_section(sym, &s.name, r.offset)?;
-                        let tslot = (sym.value / INSN_SIZE as u64) as i64 + imm as i64 + 1;
+                        let tslot = (sym.value / INSN_SIZE as u64) as i64 + addend(imm as i64) + 1;
                         let new = self.target_pc(
                             tsec,
                             tslot,
@@ -232,11 +259,12 @@ impl Linker<'_> {
                     }
                     (R_BPF_64_64, Insn::Lddw { dst, src, imm }) => {
                         let (lo, _) = Insn::lddw_halves(imm);
+                        let lo = addend(lo as i64);
                         if src == LddwSrc::Func
-                            || sym.section.is_some_and(|i| self.elf.sections[i].is_exec())
+                            || sym.section.is_some_and(|i| elf.sections[i].is_exec())
                         {
                             let tsec = self.exec_section(sym, &s.name, r.offset)?;
-                            let byte = (sym.value as i64).wrapping_add(lo as i64);
+                            let byte = (sym.value as i64).wrapping_add(lo);
                             let new = self.target_pc(
                                 tsec,
                                 byte.div_euclid(8),
@@ -252,11 +280,17 @@ impl Linker<'_> {
                                 imm: rel as u32 as u64,
                             };
                         } else if let Some(sidx) = sym.section {
-                            match self.layout.sections.get(&sidx) {
+                            match self.cx.layout.sections.get(&sidx) {
                                 Some(SectionTarget::Maps(by_off)) => {
-                                    let Some(&m) = by_off.get(&sym.value) else {
+                                    // The map at the symbol plus the addend:
+                                    // a static map is referred to through the
+                                    // section symbol and its offset.
+                                    let at = (sym.value as i64).wrapping_add(lo) as u64;
+                                    let Some(&m) = by_off.get(&at) else {
                                         return Err(bad_target(
-                                            "a symbol that is not a map definition".into(),
+                                            format!(
+                                                "offset {at:#x}, not the start of a map definition"
+                                            ),
                                             "a map",
                                         ));
                                     };
@@ -267,7 +301,7 @@ impl Linker<'_> {
                                     };
                                 }
                                 Some(SectionTarget::Data(m)) => {
-                                    let off = (sym.value as i64).wrapping_add(lo as i64);
+                                    let off = (sym.value as i64).wrapping_add(lo);
                                     let off = u32::try_from(off).map_err(|_| {
                                         bad_target(
                                             format!("offset {off}"),
@@ -282,20 +316,11 @@ impl Linker<'_> {
                                 }
                                 None => {
                                     return Err(bad_target(
-                                        format!(
-                                            "symbol in section {}",
-                                            self.elf.sections[sidx].name
-                                        ),
+                                        format!("symbol in section {}", elf.sections[sidx].name),
                                         "a map, global data or a function",
                                     ))
                                 }
                             }
-                        } else if let Some(&(m, off)) = self.layout.kconfig.get(&sym.name) {
-                            *insn = Insn::Lddw {
-                                dst,
-                                src: LddwSrc::MapIdxValue,
-                                imm: (off << 32) | m as u64,
-                            };
                         } else {
                             return Err(LoadError::MissingSymbol {
                                 section: s.name.clone(),
@@ -374,7 +399,7 @@ impl Linker<'_> {
                 .iter()
                 .map(|p| Function {
                     name: p.func.name.clone(),
-                    section: self.elf.sections[p.func.section].name.clone(),
+                    section: elf.sections[p.func.section].name.clone(),
                     start: p.base,
                     len: (p.func.size / INSN_SIZE as u64) as usize,
                     section_offset: p.func.start,
@@ -383,7 +408,9 @@ impl Linker<'_> {
             line_info: Vec::new(),
             func_info: Vec::new(),
             core_relos: 0,
+            poisoned: Vec::new(),
             externs,
+            error: None,
         };
         self.attach_ext(&mut program)?;
         Ok(program)
@@ -396,14 +423,14 @@ impl Linker<'_> {
         offset: u64,
     ) -> Result<usize, LoadError> {
         match sym.section {
-            Some(i) if self.elf.sections[i].is_exec() => Ok(i),
+            Some(i) if self.cx.elf.sections[i].is_exec() => Ok(i),
             Some(i) => Err(LoadError::BadRelocationTarget {
                 section: section.to_string(),
                 offset,
                 symbol: sym.name.clone(),
                 found: format!(
                     "symbol in non-executable section {}",
-                    self.elf.sections[i].name
+                    self.cx.elf.sections[i].name
                 ),
                 expected: "a function",
             }),
@@ -444,7 +471,9 @@ impl Linker<'_> {
     }
 
     fn attach_ext(&self, program: &mut Program) -> Result<(), LoadError> {
-        let Some(ext) = self.ext else { return Ok(()) };
+        let Some(ext) = self.cx.ext else {
+            return Ok(());
+        };
         let mut core_count = 0;
         for f in program.functions.clone() {
             let start = f.section_offset;
@@ -468,6 +497,7 @@ impl Linker<'_> {
             for fi in ext.func_info.get(&f.section).into_iter().flatten() {
                 if let Some(pc) = pc_of(fi.insn_off) {
                     let name = self
+                        .cx
                         .btf
                         .and_then(|b| b.get(fi.type_id))
                         .map(|t| t.name.clone())
@@ -480,21 +510,41 @@ impl Linker<'_> {
                 }
             }
             for rec in ext.core_relos.get(&f.section).into_iter().flatten() {
-                if let Some(pc) = pc_of(rec.insn_off) {
-                    let Some(local) = self.btf else { break };
-                    core::apply(
-                        &mut program.insns,
+                let (Some(pc), Some(local)) = (pc_of(rec.insn_off), self.cx.btf) else {
+                    continue;
+                };
+                let fail = |reason: String| core::error(local, rec, &f.section, reason);
+                let outcome = self
+                    .cx
+                    .core
+                    .get(&(f.section.clone(), rec.insn_off))
+                    .ok_or_else(|| fail("the relocation was not resolved".into()))?
+                    .as_ref()
+                    .map_err(|e| fail(e.clone()))?;
+                if let Some(reason) = core::patch(&mut program.insns, pc, outcome).map_err(fail)? {
+                    let LoadError::Core {
+                        kind,
+                        access,
+                        type_name,
+                        ..
+                    } = fail(String::new())
+                    else {
+                        unreachable!("core::error makes Core errors")
+                    };
+                    program.poisoned.push(PoisonedInsn {
                         pc,
-                        rec,
-                        local,
-                        self.target,
-                        &f.section,
-                        self.elf.endian,
-                    )?;
-                    core_count += 1;
+                        section: f.section.clone(),
+                        offset: rec.insn_off as u64,
+                        kind,
+                        access,
+                        type_name,
+                        reason,
+                    });
                 }
+                core_count += 1;
             }
         }
+        program.poisoned.sort_by_key(|p| p.pc);
         program.line_info.sort_by_key(|l| l.pc);
         program.func_info.sort_by_key(|f| f.pc);
         program.core_relos = core_count;

@@ -24,7 +24,7 @@ pub fn current_tid() -> u32 {
 }
 
 /// Whether thread `tid` (of any process in this PID namespace) exists.
-fn alive(tid: u32) -> bool {
+pub(crate) fn alive(tid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(tid as libc::pid_t, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)

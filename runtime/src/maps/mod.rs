@@ -11,16 +11,35 @@
 //! at the start of every `Map` is what compiled code reads directly.
 //!
 //! One file per family: [`array`] (array, per-CPU array), [`hash`] (hash,
-//! per-CPU hash and their LRU variants).
+//! per-CPU hash and their LRU variants), [`lpm`] (LPM trie), [`queue`]
+//! (queue, stack), [`bloom`] (bloom filter), [`ringbuf`] and
+//! [`user_ringbuf`] (over [`ring`]), [`perf`] (perf event array and its
+//! reader), [`prog_array`]. Batch operations are in [`batch`].
 
 pub mod array;
+pub mod batch;
+pub mod bloom;
+pub mod cgroup;
+pub mod devmap;
 pub mod error;
 pub mod hash;
 mod hashfn;
 pub mod lock;
+pub mod lpm;
+pub mod notify;
+pub mod of_maps;
+pub mod perf;
+pub mod prog_array;
+pub mod queue;
+pub mod rcu;
+pub mod ring;
+pub mod ringbuf;
 pub mod shm;
+pub mod slots;
+pub mod stack_trace;
 pub mod store;
 pub mod types;
+pub mod user_ringbuf;
 mod values;
 
 pub use error::{errno, strerror, MapError, MapResult};
@@ -242,6 +261,26 @@ pub trait MapImpl: Send + Sync + 'static {
     fn elements(&self) -> Option<usize> {
         None
     }
+    /// Bucket-granular batches (the hash family): the number of buckets.
+    fn batch_buckets(&self) -> Option<u32> {
+        None
+    }
+    /// Copy the elements of bucket `bucket` to `keys` and `values` (user
+    /// layout, one after another) and, with `delete`, remove them, all
+    /// under the bucket's lock; [`batch::Bucket::TooMany`] without copying
+    /// when the bucket holds more than `room`. `lock`: `BPF_F_LOCK` copies.
+    fn batch_bucket(
+        &self,
+        bucket: u32,
+        room: u32,
+        delete: bool,
+        lock: bool,
+        keys: &mut [u8],
+        values: &mut [u8],
+    ) -> MapResult<batch::Bucket> {
+        let _ = (bucket, room, delete, lock, keys, values);
+        Err(MapError::NOTSUPP)
+    }
     /// Downcasting to family-specific APIs (ring buffer consumers, prog arrays).
     fn as_any(&self) -> &dyn Any;
 }
@@ -276,10 +315,19 @@ impl std::fmt::Debug for Map {
     }
 }
 
-/// Every live map by id (ids are never reused within a process).
-fn registry() -> &'static Mutex<BTreeMap<u32, Weak<Map>>> {
-    static R: OnceLock<Mutex<BTreeMap<u32, Weak<Map>>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(BTreeMap::new()))
+/// Every live map by id (ids are never reused within a process) and by
+/// address.
+#[derive(Default)]
+struct Registry {
+    by_id: BTreeMap<u32, Weak<Map>>,
+    by_addr: BTreeMap<usize, u32>,
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(Registry::default()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -300,6 +348,7 @@ fn allowed_flags(t: MapType) -> u32 {
             MapType::PercpuArray => 0,
             MapType::PerfEventArray => BPF_F_PRESERVE_ELEMS,
             MapType::LpmTrie => BPF_F_NO_PREALLOC,
+            MapType::BloomFilter => BPF_F_ZERO_SEED,
             MapType::StackTrace => BPF_F_STACK_BUILD_ID,
             MapType::Devmap | MapType::DevmapHash => 0,
             _ => 0,
@@ -347,6 +396,13 @@ impl Map {
         }
         let ncpus = opts.ncpus.max(1);
         let dir = Some(opts.pin_dir.as_path());
+        let defaulted;
+        let spec = if t == MapType::PerfEventArray {
+            defaulted = perf::default_entries(spec, ncpus);
+            &defaulted
+        } else {
+            spec
+        };
         let imp: Box<dyn MapImpl> = match t {
             MapType::Array | MapType::PercpuArray => {
                 Box::new(array::ArrayMap::create(spec, ncpus, dir)?)
@@ -354,6 +410,19 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::create(spec, ncpus, dir)?)
             }
+            MapType::ProgArray => Box::new(prog_array::ProgArray::create(spec)?),
+            MapType::LpmTrie => Box::new(lpm::LpmTrie::create(spec, dir)?),
+            MapType::Queue | MapType::Stack => Box::new(queue::QueueMap::create(spec, dir)?),
+            MapType::BloomFilter => Box::new(bloom::BloomFilter::create(spec, dir)?),
+            MapType::Ringbuf => Box::new(ringbuf::RingBuf::create(spec, dir)?),
+            MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::create(spec, dir)?),
+            MapType::PerfEventArray => Box::new(perf::PerfEventArray::create(spec)?),
+            MapType::StackTrace => Box::new(stack_trace::StackTraceMap::create(spec, dir)?),
+            MapType::CgroupArray => Box::new(cgroup::CgroupArray::create(spec)?),
+            MapType::ArrayOfMaps | MapType::HashOfMaps => {
+                Box::new(of_maps::MapInMap::create(spec, opts)?)
+            }
+            MapType::Devmap | MapType::DevmapHash => Box::new(devmap::DevMap::create(spec, dir)?),
             _ => {
                 return Err(MapError::with_reason(
                     errno::EINVAL,
@@ -381,6 +450,15 @@ impl Map {
             MapType::Hash | MapType::PercpuHash | MapType::LruHash | MapType::LruPercpuHash => {
                 Box::new(hash::HashMap::attach(store, &spec, ncpus)?)
             }
+            MapType::LpmTrie => Box::new(lpm::LpmTrie::attach(store, &spec)?),
+            MapType::Queue | MapType::Stack => Box::new(queue::QueueMap::attach(store, &spec)?),
+            MapType::BloomFilter => Box::new(bloom::BloomFilter::attach(store, &spec)?),
+            MapType::Ringbuf => Box::new(ringbuf::RingBuf::attach(store, &spec)?),
+            MapType::UserRingbuf => Box::new(user_ringbuf::UserRingBuf::attach(store, &spec)?),
+            MapType::Devmap | MapType::DevmapHash => {
+                Box::new(devmap::DevMap::attach(store, &spec)?)
+            }
+            MapType::StackTrace => Box::new(stack_trace::StackTraceMap::attach(store, &spec)?),
             t => {
                 return Err(MapError::invalid(format!(
                     "{}: a pinned {t} map cannot be opened",
@@ -398,6 +476,10 @@ impl Map {
     }
 
     fn wrap(spec: MapSpec, ncpus: u32, imp: Box<dyn MapImpl>) -> Arc<Map> {
+        let spec = match spec.map_type {
+            MapType::Devmap | MapType::DevmapHash => devmap::effective_spec(spec),
+            _ => spec,
+        };
         let n = imp.native();
         let native = MapNative {
             map_type: spec.map_type as u32,
@@ -419,20 +501,24 @@ impl Map {
             frozen: AtomicBool::new(false),
             pinned: Mutex::new(None),
         });
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::downgrade(&map));
+        let mut r = registry();
+        r.by_id.insert(id, Arc::downgrade(&map));
+        r.by_addr.insert(Arc::as_ptr(&map) as usize, id);
+        drop(r);
         map
     }
 
     /// The live map with id `id`.
     pub fn by_id(id: u32) -> Option<Arc<Map>> {
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .and_then(Weak::upgrade)
+        registry().by_id.get(&id).and_then(Weak::upgrade)
+    }
+
+    /// The live map at address `addr` (what a program holds), if any: how
+    /// helpers check a map argument of an unverified program.
+    pub fn at_addr(addr: usize) -> Option<Arc<Map>> {
+        let r = registry();
+        let id = r.by_addr.get(&addr)?;
+        r.by_id.get(id).and_then(Weak::upgrade)
     }
 
     pub fn spec(&self) -> &MapSpec {
@@ -533,8 +619,10 @@ impl Map {
         Ok(())
     }
 
+    /// The key as the family sees it: none for keyless maps given an empty
+    /// key (a key where there are none fails [`Map::check_key`], `EINVAL`).
     fn key_opt<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
-        (self.spec.key_size != 0).then_some(key)
+        (self.spec.key_size != 0 || !key.is_empty()).then_some(key)
     }
 
     fn can_read(&self) -> MapResult<()> {
@@ -750,10 +838,9 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        let mut r = registry();
+        r.by_id.remove(&self.id);
+        r.by_addr.remove(&(self as *const Map as usize));
     }
 }
 
@@ -821,5 +908,9 @@ fn check_compatible(path: &Path, have: &MapSpec, want: &MapSpec) -> MapResult<()
     Ok(())
 }
 
+#[cfg(test)]
+mod kbpf;
+#[cfg(test)]
+mod kernel_bpf;
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,24 @@ pub struct Store {
     shm: Shm,
 }
 
+/// For families that take all their memory at creation, as the kernel's
+/// `vmalloc` does: refuse `bytes` larger than the machine's memory up front
+/// (a sparse file would take it, then fail on use). Families that fill
+/// their storage lazily (the LPM trie) do not call this.
+pub fn check_fits_memory(spec: &MapSpec, bytes: usize) -> MapResult<()> {
+    let ram = physical_memory();
+    if bytes as u64 > ram {
+        return Err(MapError::with_reason(
+            errno::ENOMEM,
+            format!(
+                "map {}: {bytes} bytes is more than the machine's memory ({ram} bytes)",
+                spec.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes of physical memory (`u64::MAX` when unknown).
 fn physical_memory() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -104,18 +122,6 @@ impl Store {
             .ok_or_else(|| {
                 MapError::with_reason(errno::ENOMEM, format!("map {}: too large", spec.name))
             })?;
-        // As the kernel's vmalloc, refuse a block larger than the machine's
-        // memory up front (a sparse file would take it, then fail on use).
-        let ram = physical_memory();
-        if total as u64 > ram {
-            return Err(MapError::with_reason(
-                errno::ENOMEM,
-                format!(
-                    "map {}: {total} bytes is more than the machine's memory ({ram} bytes)",
-                    spec.name
-                ),
-            ));
-        }
         let shm = Shm::create(total, dir).map_err(|e| {
             MapError::with_reason(
                 errno::ENOMEM,
@@ -276,5 +282,32 @@ impl Store {
 
     pub fn shm(&self) -> &Shm {
         &self.shm
+    }
+
+    /// Back bytes `off..off + len` of the block with memory now, as the
+    /// kernel allocates map memory up front: touching them later cannot
+    /// fault for want of space in the file system. `ENOMEM` when there is
+    /// no room.
+    pub fn reserve(&self, off: usize, len: usize) -> MapResult<()> {
+        let end = off.saturating_add(len).min(self.shm.len());
+        if end <= off {
+            return Ok(());
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(self.shm.file());
+        // SAFETY: fallocate on a descriptor we own, inside the file's length
+        // (mode 0 only allocates, it never changes the contents).
+        let r = unsafe { libc::fallocate(fd, 0, off as libc::off_t, (end - off) as libc::off_t) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            // A file system without fallocate keeps the lazy behaviour.
+            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                return Ok(());
+            }
+            return Err(MapError::with_reason(
+                errno::ENOMEM,
+                format!("cannot back {} bytes of map memory: {e}", end - off),
+            ));
+        }
+        Ok(())
     }
 }

@@ -24,7 +24,9 @@
 //! Adding an engine: add an [`Engine`] variant, parse its flag in
 //! [`parse_args`] and write its `run_*` function next to [`run_interp`].
 
-use bpfc_compiler::codegen::{aot::compile_object, jit::JitProgram, parse_triple, CodegenOptions};
+use bpfc_compiler::codegen::{
+    aot::compile_object, jit::JitProgram, parse_triple, Binding, CodegenOptions, Request,
+};
 use bpfc_compiler::interp;
 use bpfc_compiler::isa::{decode_program, Endian, Insn};
 use bpfc_runtime::{ExecContext, HelperTable};
@@ -149,12 +151,14 @@ fn run_aot(insns: &[Insn], mem: &[u8], target: &str, opts: &CodegenOptions) -> R
         .ok_or_else(|| format!("--aot runs Linux targets only, not {target}"))?;
     let triple = parse_triple(target).map_err(|e| e.to_string())?;
     let object = compile_object(
-        insns,
-        Endian::Little,
+        &Request {
+            insns: insns,
+            endian: Endian::Little,
+            binding: &Binding::object(&[5]),
+            opts: opts,
+            symbol: "bpfc_prog",
+        },
         &triple,
-        opts,
-        "bpfc_prog",
-        &[5],
         None,
     )
     .map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@ use super::Env;
 use crate::codegen::state;
 use crate::isa::{self, Endian, Size};
 use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::regions::CHECK_ACCESS_SYMBOL;
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types, AtomicRmwOp, InstBuilder, MemFlagsData, Type, Value,
 };
@@ -86,7 +87,10 @@ impl Bounds {
 impl<M: Module> Env<'_, M> {
     /// The address operands of an access of `size` bytes at `base + off`:
     /// in checked mode the address is computed and checked first (faulting
-    /// out of bounds), otherwise the offset stays in the instruction.
+    /// out of bounds), otherwise the offset stays in the instruction. An
+    /// address outside the frames and the input goes to the runtime's
+    /// region list (map values, ring buffer records: `bpfc_check_access`),
+    /// the same list the interpreter consults.
     fn access(
         &mut self,
         b: &mut FunctionBuilder,
@@ -94,6 +98,7 @@ impl<M: Module> Env<'_, M> {
         base: Value,
         off: i16,
         size: usize,
+        write: bool,
     ) -> (Value, i32) {
         let Some(bounds) = self.bounds else {
             return (base, off as i32);
@@ -110,8 +115,51 @@ impl<M: Module> Env<'_, M> {
         let in_input = in_range(b, bounds.input_lo, bounds.input_hi);
         let inside = b.ins().bor(in_stack, in_input);
         let ok = b.ins().band(inside, no_wrap);
-        self.fault_unless(b, ok, FaultCode::OutOfBounds, pc, Some(addr));
+        let cont = b.create_block();
+        let slow = b.create_block();
+        b.ins().brif(ok, cont, &[], slow, &[]);
+        b.seal_block(slow);
+        b.switch_to_block(slow);
+        b.set_cold_block(slow);
+        let allowed = self.ask_runtime(b, addr, size, write);
+        let bad = b.create_block();
+        b.ins().brif(allowed, cont, &[], bad, &[]);
+        b.seal_block(cont);
+        b.seal_block(bad);
+        b.switch_to_block(bad);
+        self.emit_fault_exit(b, FaultCode::OutOfBounds, pc, Some(addr));
+        b.switch_to_block(cont);
         (addr, 0)
+    }
+
+    /// `bpfc_check_access(st, addr, size, write)`: whether the run's regions
+    /// allow the access (an i32, non-zero when they do).
+    fn ask_runtime(
+        &mut self,
+        b: &mut FunctionBuilder,
+        addr: Value,
+        size: usize,
+        write: bool,
+    ) -> Value {
+        let ptr = self.ptr();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([
+            ir::AbiParam::new(ptr),
+            ir::AbiParam::new(types::I64),
+            ir::AbiParam::new(types::I64),
+            ir::AbiParam::new(types::I32),
+        ]);
+        sig.returns.push(ir::AbiParam::new(types::I32));
+        let fid = self
+            .module
+            .declare_function(CHECK_ACCESS_SYMBOL, cranelift_module::Linkage::Import, &sig)
+            .expect("bpfc_check_access is declared with one signature");
+        let callee = self.func_ref(b, fid);
+        let size = b.ins().iconst(types::I64, size as i64);
+        let write = b.ins().iconst(types::I32, write as i64);
+        let st = self.st();
+        let call = b.ins().call(callee, &[st, addr, size, write]);
+        b.inst_results(call)[0]
     }
 
     /// An address register for atomics, which take no offset.
@@ -123,7 +171,7 @@ impl<M: Module> Env<'_, M> {
         off: i16,
         size: usize,
     ) -> Value {
-        let (addr, off) = self.access(b, pc, base, off, size);
+        let (addr, off) = self.access(b, pc, base, off, size, true);
         if off == 0 {
             addr
         } else {
@@ -142,7 +190,7 @@ impl<M: Module> Env<'_, M> {
         base: Value,
         off: i16,
     ) -> Value {
-        let (addr, off) = self.access(b, pc, base, off, size.bytes());
+        let (addr, off) = self.access(b, pc, base, off, size.bytes(), false);
         let flags = self.order.flags();
         if self.order == Order::Swapped && size != Size::B {
             let v = b.ins().load(mem_type(size), flags, addr, off);
@@ -171,7 +219,7 @@ impl<M: Module> Env<'_, M> {
         off: i16,
         value: Value,
     ) {
-        let (addr, off) = self.access(b, pc, base, off, size.bytes());
+        let (addr, off) = self.access(b, pc, base, off, size.bytes(), true);
         let flags = self.order.flags();
         if self.order == Order::Swapped && size != Size::B {
             let v = narrow(b, size, value);

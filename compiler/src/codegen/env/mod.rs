@@ -1,28 +1,37 @@
 //! The environment of the translator: everything the generated code needs
 //! from the runtime rather than from the ISA. Helper and local calls, `callx`
-//! dispatch, lddw pseudo sources, program memory accesses (byte order and the
-//! bounds checks of checked mode) and fault exits live here, so the
-//! translator never sees a helper id's meaning, a map or the run state.
+//! dispatch, tail calls, lddw pseudo sources (maps, global data,
+//! callbacks), program memory accesses (byte order and the bounds checks of
+//! checked mode) and fault exits live here, so the translator never sees a
+//! helper id's meaning, a map or the run state. `maps` has what depends on
+//! map types (references, inlined array lookups, tail calls through prog
+//! arrays).
 
+mod maps;
 mod memory;
 
-use super::{helper_signature, state, CodegenError, CodegenOptions, HelperSet};
+use super::{helper_signature, state, Binding, CodegenError, CodegenOptions, Request};
 use crate::isa::{self, Endian, LddwSrc};
 use bpfc_runtime::abi::{helper_symbol, FaultCode};
+use bpfc_runtime::helpers::{calls_back, ids};
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value,
+    condcodes::IntCC, types, Block, FuncRef, GlobalValue, InstBuilder, MemFlagsData, Type, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Switch};
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{DataId, FuncId, Linkage, Module};
 use std::collections::BTreeMap;
 
 pub(crate) struct Env<'m, M: Module> {
     module: &'m mut M,
-    helpers: &'m HelperSet,
+    binding: &'m Binding,
     /// Start pc and id of every eBPF function of the program.
     funcs: &'m [(usize, FuncId)],
+    /// Callback data objects by function pc.
+    callbacks: &'m [(usize, DataId)],
     opts: &'m CodegenOptions,
     endian: Endian,
+    /// Data objects already imported into the current function.
+    globals: BTreeMap<DataId, GlobalValue>,
     /// Function references already imported into the current function.
     refs: BTreeMap<FuncId, FuncRef>,
     /// How program memory's byte order is reached on this target.
@@ -38,18 +47,19 @@ pub(crate) struct Env<'m, M: Module> {
 impl<'m, M: Module> Env<'m, M> {
     pub(crate) fn new(
         module: &'m mut M,
-        helpers: &'m HelperSet,
+        req: &'m Request<'m>,
         funcs: &'m [(usize, FuncId)],
-        opts: &'m CodegenOptions,
-        endian: Endian,
+        callbacks: &'m [(usize, DataId)],
     ) -> Self {
-        let order = memory::Order::new(endian, module.isa().endianness());
+        let order = memory::Order::new(req.endian, module.isa().endianness());
         Env {
             module,
-            helpers,
+            binding: req.binding,
             funcs,
-            opts,
-            endian,
+            callbacks,
+            opts: req.opts,
+            endian: req.endian,
+            globals: BTreeMap::new(),
             refs: BTreeMap::new(),
             order,
             st: None,
@@ -171,8 +181,8 @@ impl<'m, M: Module> Env<'m, M> {
         b.ins().store(flags, rest, st, state::BUDGET);
     }
 
-    /// The value an `lddw` loads. Only plain immediates are resolved here;
-    /// map and function references fault until the loader's maps plug in.
+    /// The value an `lddw` loads: an immediate, a map's address, an address
+    /// in a map's values (global data), or a callback.
     pub(crate) fn lddw(
         &mut self,
         b: &mut FunctionBuilder,
@@ -180,17 +190,52 @@ impl<'m, M: Module> Env<'m, M> {
         src: LddwSrc,
         imm: u64,
     ) -> Value {
-        match src {
-            LddwSrc::Imm => b.ins().iconst(types::I64, imm as i64),
-            _ => {
+        let resolved = match src {
+            LddwSrc::Imm => return b.ins().iconst(types::I64, imm as i64),
+            LddwSrc::MapIdx => self.map_addr(b, imm as u32 as usize),
+            LddwSrc::MapIdxValue => self.map_value_addr(b, imm as u32 as usize, (imm >> 32) as u32),
+            LddwSrc::Func => {
+                let target = pc as i64 + 1 + imm as u32 as i32 as i64;
+                self.callback_addr(b, target)
+            }
+            _ => None,
+        };
+        match resolved {
+            Some(v) => v,
+            None => {
                 self.fault(b, FaultCode::UnresolvedLddw, pc, src.raw() as u64);
                 b.ins().iconst(types::I64, 0)
             }
         }
     }
 
+    /// A data object's address as a 64-bit value.
+    fn data_addr(&mut self, b: &mut FunctionBuilder, data: DataId) -> Value {
+        let gv = *self
+            .globals
+            .entry(data)
+            .or_insert_with(|| self.module.declare_data_in_func(data, b.func));
+        let ptr = self.ptr();
+        let v = b.ins().symbol_value(ptr, gv);
+        if ptr == types::I64 {
+            v
+        } else {
+            b.ins().uextend(types::I64, v)
+        }
+    }
+
+    /// The `struct bpfc_callback` of the function at `target`.
+    fn callback_addr(&mut self, b: &mut FunctionBuilder, target: i64) -> Option<Value> {
+        let data = self
+            .callbacks
+            .iter()
+            .find(|(pc, _)| *pc as i64 == target)
+            .map(|&(_, d)| d)?;
+        Some(self.data_addr(b, data))
+    }
+
     fn helper_ref(&mut self, b: &mut FunctionBuilder, id: u32) -> Option<FuncRef> {
-        if !self.helpers.import_any && !self.helpers.ids.contains(&id) {
+        if !self.binding.import_any_helper && !self.binding.helpers.contains(&id) {
             return None;
         }
         let sig = helper_signature(self.module);
@@ -201,39 +246,82 @@ impl<'m, M: Module> Env<'m, M> {
         Some(self.func_ref(b, fid))
     }
 
+    /// Call a helper with r1-r5 and the run state; stop the run at `pc` if
+    /// the helper reported a failure. Helpers that call back into the
+    /// program find the caller's frame in the state.
     fn emit_helper_call(
         &mut self,
         b: &mut FunctionBuilder,
+        pc: usize,
+        id: Option<u32>,
         callee: FuncRef,
         args: [Value; 5],
     ) -> Value {
-        let ctx = b.ins().load(
-            self.ptr(),
-            MemFlagsData::trusted(),
-            self.st(),
-            state::EXEC_CTX,
-        );
+        let st = self.st();
+        let flags = MemFlagsData::trusted();
+        if id.is_none_or(calls_back) {
+            let fp = self.fp();
+            b.ins().store(flags, fp, st, state::CB_FP);
+        }
         let call = b
             .ins()
-            .call(callee, &[args[0], args[1], args[2], args[3], args[4], ctx]);
-        b.inst_results(call)[0]
+            .call(callee, &[args[0], args[1], args[2], args[3], args[4], st]);
+        let r0 = b.inst_results(call)[0];
+        self.check_fault_after_call(b, pc, true);
+        r0
     }
 
-    /// `call imm`: a helper by id.
+    /// After a call that may have stopped the run: return at once if it did.
+    /// A helper's failure gets the call's pc; a local callee's fault keeps
+    /// its own.
+    fn check_fault_after_call(&mut self, b: &mut FunctionBuilder, pc: usize, set_pc: bool) {
+        let st = self.st();
+        let flags = MemFlagsData::trusted();
+        let code = b.ins().load(types::I32, flags, st, state::FAULT_CODE);
+        let cont = b.create_block();
+        let propagate = b.create_block();
+        b.ins().brif(code, propagate, &[], cont, &[]);
+        b.seal_block(cont);
+        b.seal_block(propagate);
+        b.switch_to_block(propagate);
+        b.set_cold_block(propagate);
+        if set_pc {
+            let pc = b.ins().iconst(types::I32, pc as u32 as i64);
+            b.ins().store(flags, pc, st, state::FAULT_PC);
+        }
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().return_(&[zero]);
+        b.switch_to_block(cont);
+    }
+
+    /// `call imm`: a helper by id; r0 afterwards (`None`: unchanged, after a
+    /// tail call that found no target). `r1_map` is the map r1 is known to
+    /// hold (the translator tracks `lddw` of maps within a block), so array
+    /// lookups can be done in place.
     pub(crate) fn call_helper(
         &mut self,
         b: &mut FunctionBuilder,
         pc: usize,
         id: i32,
         args: [Value; 5],
-    ) -> Value {
-        match u32::try_from(id).ok().and_then(|id| self.helper_ref(b, id)) {
-            Some(callee) => self.emit_helper_call(b, callee, args),
+        r1_map: Option<usize>,
+    ) -> Option<Value> {
+        let uid = u32::try_from(id).ok();
+        if uid == Some(ids::TAIL_CALL) {
+            return self.tail_call(b, pc, args);
+        }
+        if uid == Some(ids::MAP_LOOKUP_ELEM) {
+            if let Some(v) = r1_map.and_then(|m| self.inline_array_lookup(b, pc, m, args[1])) {
+                return Some(v);
+            }
+        }
+        Some(match uid.and_then(|id| self.helper_ref(b, id)) {
+            Some(callee) => self.emit_helper_call(b, pc, uid, callee, args),
             None => {
                 self.fault(b, FaultCode::UnknownHelper, pc, id as u32 as u64);
                 b.ins().iconst(types::I64, 0)
             }
-        }
+        })
     }
 
     /// `callx reg`: the register holds a helper id; dispatch over the known ids.
@@ -244,7 +332,7 @@ impl<'m, M: Module> Env<'m, M> {
         target: Value,
         args: [Value; 5],
     ) -> Value {
-        let ids: Vec<u32> = self.helpers.ids.iter().copied().collect();
+        let ids: Vec<u32> = self.binding.helpers.iter().copied().collect();
         let merge = b.create_block();
         let r0 = b.append_block_param(merge, types::I64);
         let unknown = b.create_block();
@@ -261,8 +349,10 @@ impl<'m, M: Module> Env<'m, M> {
             b.seal_block(block);
             b.switch_to_block(block);
             let r = match self.helper_ref(b, id) {
-                Some(callee) => self.emit_helper_call(b, callee, args),
-                None => b.ins().iconst(types::I64, 0),
+                Some(callee) if id != ids::TAIL_CALL => {
+                    self.emit_helper_call(b, pc, Some(id), callee, args)
+                }
+                _ => b.ins().iconst(types::I64, 0),
             };
             b.ins().jump(merge, &[r.into()]);
         }
@@ -306,17 +396,7 @@ impl<'m, M: Module> Env<'m, M> {
             &[args[0], args[1], args[2], args[3], args[4], callee_fp, st],
         );
         let r0 = b.inst_results(call)[0];
-        let code = b.ins().load(types::I32, flags, st, state::FAULT_CODE);
-        let ok = b.ins().icmp_imm_s(IntCC::Equal, code, 0);
-        let cont = b.create_block();
-        let propagate = b.create_block();
-        b.ins().brif(ok, cont, &[], propagate, &[]);
-        b.seal_block(cont);
-        b.seal_block(propagate);
-        b.switch_to_block(propagate);
-        let zero = b.ins().iconst(types::I64, 0);
-        b.ins().return_(&[zero]);
-        b.switch_to_block(cont);
+        self.check_fault_after_call(b, pc, false);
         Ok(r0)
     }
 }

@@ -25,7 +25,12 @@ impl<M: Module> Translator<'_, '_, '_, M> {
         }
         let b = self.operand(width, src);
         if let AluOp::Mov = op {
-            return self.set_result(width, dst, b);
+            self.set_result(width, dst, b);
+            // A 64-bit copy of a register holding a map still holds it.
+            if let (Width::W64, Src::Reg(s)) = (width, src) {
+                self.maps[dst.index()] = self.maps[s.index()];
+            }
+            return;
         }
         if let AluOp::MovSx(bits) = op {
             let narrow = Type::int(bits as u16).unwrap_or(types::I32);

@@ -4,7 +4,7 @@
 use super::Translator;
 use crate::codegen::CodegenError;
 use crate::isa::{CallTarget, Reg};
-use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::abi::{FaultCode, CORE_POISON_HELPER};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_module::Module;
 
@@ -16,7 +16,18 @@ impl<M: Module> Translator<'_, '_, '_, M> {
     pub(super) fn call(&mut self, pc: usize, target: CallTarget) -> Result<(), CodegenError> {
         let args = self.args();
         let r0 = match target {
-            CallTarget::Helper(id) => self.env.call_helper(self.b, pc, id, args),
+            CallTarget::Helper(CORE_POISON_HELPER) => {
+                self.env.fault(self.b, FaultCode::CoreRelocation, pc, 0);
+                self.b.ins().iconst(types::I64, 0)
+            }
+            CallTarget::Helper(id) => {
+                let r1_map = self.maps[Reg::R1.index()];
+                match self.env.call_helper(self.b, pc, id, args, r1_map) {
+                    Some(r0) => r0,
+                    // A tail call without a target leaves r0 as it was.
+                    None => return Ok(()),
+                }
+            }
             CallTarget::Local(rel) => {
                 let target = (pc as i64 + 1 + rel as i64) as usize;
                 self.env.call_local(self.b, pc, target, args)?

@@ -30,6 +30,9 @@ pub(crate) struct Translator<'a, 'b, 'm, M: Module> {
     /// block, that operation's 32-bit result (the register holds its zero
     /// extension), so the next 32-bit use needs no `ireduce`.
     narrow: [Option<Value>; Reg::COUNT],
+    /// For each register known (in the current block) to hold a map loaded
+    /// by `lddw`, the map's index: map helpers can then be specialised.
+    maps: [Option<usize>; Reg::COUNT],
     blocks: BTreeMap<usize, Block>,
     /// Conditional jumps turned into selects, with the last slot each skips.
     hammocks: BTreeMap<usize, usize>,
@@ -96,6 +99,7 @@ pub(crate) fn translate_function<M: Module>(
         env,
         regs,
         narrow: [None; Reg::COUNT],
+        maps: [None; Reg::COUNT],
         blocks,
         hammocks,
         hammock: None,
@@ -120,6 +124,7 @@ pub(crate) fn translate_function<M: Module>(
             }
             t.b.switch_to_block(block);
             t.narrow = [None; Reg::COUNT];
+            t.maps = [None; Reg::COUNT];
         }
         while let Some(&(last_pred, block)) = unsealed.last() {
             if last_pred >= pc {
@@ -200,6 +205,7 @@ impl<M: Module> Translator<'_, '_, '_, M> {
     fn set(&mut self, r: Reg, v: Value) {
         self.b.def_var(self.regs[r.index()], v);
         self.narrow[r.index()] = None;
+        self.maps[r.index()] = None;
     }
 
     /// The low 32 bits of `r`.
@@ -260,6 +266,9 @@ impl<M: Module> Translator<'_, '_, '_, M> {
             Insn::Lddw { dst, src, imm } => {
                 let v = self.env.lddw(self.b, pc, src, imm);
                 self.set(dst, v);
+                if src == crate::isa::LddwSrc::MapIdx {
+                    self.maps[dst.index()] = Some(imm as u32 as usize);
+                }
             }
             Insn::LddwHigh => {}
             Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit => self.jmp(pc, insn),

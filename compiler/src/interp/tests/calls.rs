@@ -160,7 +160,14 @@ fn instruction_budget() {
     );
 }
 
-unsafe extern "C" fn add_all(a: u64, b: u64, c: u64, d: u64, e: u64, _: *mut ExecContext) -> u64 {
+unsafe extern "C" fn add_all(
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+    e: u64,
+    _: *mut bpfc_runtime::abi::RunState,
+) -> u64 {
     a + b + c + d + e
 }
 
@@ -170,10 +177,10 @@ unsafe extern "C" fn faulting(
     _: u64,
     _: u64,
     _: u64,
-    ctx: *mut ExecContext,
+    st: *mut bpfc_runtime::abi::RunState,
 ) -> u64 {
-    // SAFETY: the interpreter passes the live context of the run.
-    unsafe { (*ctx).set_fault("bad argument") };
+    // SAFETY: the interpreter passes the live run state.
+    bpfc_runtime::helpers::fail(unsafe { &mut *st }, "bad argument");
     0
 }
 
@@ -264,7 +271,7 @@ fn not_yet_executable() {
     );
     assert!(
         e.to_string()
-            .contains("pseudo lddw of maps, global data or functions is not supported"),
+            .contains("lddw of a map, global data or function the program was not bound to"),
         "{e}"
     );
 }

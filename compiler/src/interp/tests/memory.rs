@@ -161,35 +161,36 @@ fn extra_regions() {
     let (ro_buf, _) = rest.split_at_mut(4);
     let extra_addr = extra_buf.as_ptr() as u64;
     let ro_addr = ro_buf.as_ptr() as u64;
-    let mut regions = Regions::new();
-    regions.add("scratch", extra_buf, true);
-    regions.add("rodata", ro_buf, false);
     let helpers = HelperTable::conformance();
     let o = Options::default();
     let mut ctx = ExecContext::new();
+    ctx.regions
+        .add("scratch", extra_addr as usize, extra_buf.len(), true);
+    ctx.regions
+        .add("rodata", ro_addr as usize, ro_buf.len(), false);
     let [a, b] = lddw(R3, extra_addr);
     // Load the last byte, then store one.
     let p = [a, b, ldx(Size::B, R0, R3, 3), st(Size::B, R3, 0, 1), EXIT];
-    let r = run_with_regions(&p, &mut input, &mut regions, &helpers, &mut ctx, &o);
+    let r = run(&p, &mut input, &helpers, &mut ctx, &o);
     assert_eq!(r, Ok(8));
     // One past the end.
     let p = [a, b, ldx(Size::B, R0, R3, 4), EXIT];
-    let e = run_with_regions(&p, &mut input, &mut regions, &helpers, &mut ctx, &o).unwrap_err();
+    let e = run(&p, &mut input, &helpers, &mut ctx, &o).unwrap_err();
     is_oob(&e, 2, 1);
     assert!(e.to_string().contains("scratch is 0x"), "{e}");
     // One before the start.
     let p = [a, b, ldx(Size::B, R0, R3, -1), EXIT];
-    let e = run_with_regions(&p, &mut input, &mut regions, &helpers, &mut ctx, &o).unwrap_err();
+    let e = run(&p, &mut input, &helpers, &mut ctx, &o).unwrap_err();
     is_oob(&e, 2, 1);
     // Read-only region: loads work, stores fail.
     let [c, d] = lddw(R3, ro_addr);
     let p = [c, d, ldx(Size::W, R0, R3, 0), EXIT];
-    let r = run_with_regions(&p, &mut input, &mut regions, &helpers, &mut ctx, &o);
+    let r = run(&p, &mut input, &helpers, &mut ctx, &o);
     assert_eq!(r, Ok(0x0909_0909));
     let p = [c, d, st(Size::W, R3, 0, 0), EXIT];
-    let e = run_with_regions(&p, &mut input, &mut regions, &helpers, &mut ctx, &o).unwrap_err();
+    let e = run(&p, &mut input, &helpers, &mut ctx, &o).unwrap_err();
     assert!(matches!(e, RunError::ReadOnly { pc: 2, .. }), "{e}");
-    drop(regions);
+    drop(ctx);
     assert_eq!(backing[2], 1);
 }
 

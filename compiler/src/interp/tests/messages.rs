@@ -11,10 +11,10 @@ unsafe extern "C" fn multiline_fault(
     _: u64,
     _: u64,
     _: u64,
-    ctx: *mut ExecContext,
+    st: *mut bpfc_runtime::abi::RunState,
 ) -> u64 {
-    // SAFETY: the interpreter passes the live context of the run.
-    unsafe { (*ctx).set_fault("first line\nsecond line") };
+    // SAFETY: the interpreter passes the live run state.
+    bpfc_runtime::helpers::fail(unsafe { &mut *st }, "first line\nsecond line");
     0
 }
 
@@ -122,10 +122,11 @@ fn other_stops_are_one_line_too() {
         assert_eq!(text.lines().count(), 1, "{text:?}");
     }
     // A read-only region with a newline in its name.
-    let mut data = [0u8; 8];
-    let mut extra = Regions::new();
+    let data = [0u8; 8];
     let addr = data.as_ptr() as u64;
-    extra.add("odd\nname", &mut data, false);
+    let mut ctx = ExecContext::new();
+    ctx.regions
+        .add("odd\nname", addr as usize, data.len(), false);
     let prog = [
         Insn::Lddw {
             dst: R1,
@@ -141,11 +142,9 @@ fn other_stops_are_one_line_too() {
         },
         EXIT,
     ];
-    let mut ctx = ExecContext::new();
-    let e = run_with_regions(
+    let e = run(
         &prog,
         &mut [],
-        &mut extra,
         &HelperTable::conformance(),
         &mut ctx,
         &Options::default(),

@@ -1,333 +1,240 @@
-//! CO-RE (compile once, run everywhere) relocation resolution: the access
-//! string of each `.BTF.ext` record is walked through the object's own BTF
-//! (giving the value the compiler emitted, which is checked) and through the
-//! target BTF (matching types by name without `___flavour` suffixes and
-//! fields by name), and the instruction is patched with the target value.
+//! CO-RE (compile once, run everywhere) relocations, resolved as libbpf
+//! resolves them: every record of `.BTF.ext` in file order, its access
+//! string parsed against the object's BTF ([`spec`]), matched in every
+//! target type of the same essential name and kind ([`types`]) with
+//! candidates that do not match dropped for later records of the same local
+//! type, all matching candidates required to agree, and the values computed
+//! ([`calc`]). An instruction that cannot be relocated (no candidate has the
+//! field or enumerator, or a load would change size unsafely) is poisoned
+//! with libbpf's invalid helper call, so it fails only if the program
+//! reaches it. Without a target BTF each record resolves against its own
+//! local type: programs keep their compiled values.
 
+mod calc;
+mod spec;
 mod types;
 
-use super::btf::{Btf, TypeKind};
-use super::btf_ext::{CoreReloKind, CoreReloRec};
+pub(crate) use calc::RelRes;
+
+use super::btf::Btf;
+use super::btf_ext::{BtfExt, CoreReloKind, CoreReloRec};
+use super::elf::ElfFile;
 use super::error::LoadError;
-use crate::isa::{Endian, Insn, Size, Src};
+use crate::isa::{decode_one, CallTarget, Endian, Insn, LddwSrc, Size, Src, INSN_SIZE};
+use bpfc_runtime::abi::CORE_POISON_HELPER;
+use std::collections::BTreeMap;
 
-/// One step of a field access.
-#[derive(Clone, Debug)]
-enum Step {
-    /// Member `index` of a struct/union, with its name.
-    Member(usize, String),
-    /// Element of an array.
-    Index(u64),
-}
+/// The outcome of one record: the relocation to apply, or why it fails.
+pub(crate) type Outcome = Result<RelRes, String>;
 
-/// A resolved field.
-#[derive(Clone, Copy, Debug)]
-struct Field {
-    bit_off: u64,
-    bitfield_size: u32,
-    type_id: u32,
-}
+/// Outcomes by (section name, instruction byte offset).
+pub(crate) type Outcomes = BTreeMap<(String, u32), Outcome>;
 
-fn parse_access(access: &str) -> Option<Vec<u64>> {
-    access.split(':').map(|s| s.parse().ok()).collect()
-}
+/// The poison call libbpf writes over an instruction it cannot relocate.
+pub const POISON: Insn = Insn::Call(CallTarget::Helper(CORE_POISON_HELPER));
 
-/// Walk the access indices through `btf` from `root`, recording names.
-fn walk_local(btf: &Btf, root: u32, acc: &[u64]) -> Result<(Field, Vec<Step>), String> {
-    let (&first, rest) = acc.split_first().ok_or("empty access string")?;
-    let root_sz = btf.size_of(root).ok_or("root type has no size")?;
-    let mut bit_off = first.saturating_mul(root_sz).saturating_mul(8);
-    let mut id = root;
-    let mut bitfield_size = 0;
-    let mut steps = Vec::new();
-    for &a in rest {
-        let cur = btf.skip_mods_and_typedefs(id);
-        match &btf.get(cur).ok_or("bad type id")?.kind {
-            TypeKind::Struct { members, .. } | TypeKind::Union { members, .. } => {
-                let m = members
-                    .get(a as usize)
-                    .ok_or_else(|| format!("member index {a} out of range"))?;
-                bit_off = bit_off.saturating_add(m.bit_offset as u64);
-                bitfield_size = m.bitfield_size;
-                id = m.type_id;
-                steps.push(Step::Member(a as usize, m.name.clone()));
+/// Resolve every CO-RE record of `ext` against `target` (or the local BTF).
+/// `gcc` says GCC wrote the object (its access strings are read as
+/// [`gcc_access`] explains).
+pub(crate) fn resolve_all(
+    elf: &ElfFile,
+    local: &Btf,
+    ext: &BtfExt,
+    target: Option<&Btf>,
+    gcc: bool,
+) -> Outcomes {
+    let mut out = Outcomes::new();
+    let mut cache: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for section in &ext.core_order {
+        for rec in ext.core_relos.get(section).into_iter().flatten() {
+            let mut access = rec.access.clone();
+            if gcc && spec::is_field(rec.kind) {
+                let held = insn_at(elf, section, rec.insn_off).and_then(|i| held(&i));
+                access = gcc_access(local, rec, held, elf.endian);
             }
-            TypeKind::Array { elem, .. } => {
-                let esz = btf.size_of(*elem).ok_or("array element has no size")?;
-                bit_off = bit_off.saturating_add(a.saturating_mul(esz).saturating_mul(8));
-                bitfield_size = 0;
-                id = *elem;
-                steps.push(Step::Index(a));
-            }
-            other => return Err(format!("cannot index into a {}", other.kind_name())),
+            let outcome = resolve(local, rec, &access, target, elf.endian, &mut cache);
+            out.insert((section.clone(), rec.insn_off), outcome);
         }
     }
-    Ok((
-        Field {
-            bit_off,
-            bitfield_size,
-            type_id: id,
-        },
-        steps,
-    ))
+    out
 }
 
-/// Find member `name` of struct/union `id`, looking through anonymous members.
-/// `budget` bounds the total work on adversarial BTF.
-fn find_member(btf: &Btf, id: u32, name: &str, budget: &mut usize) -> Option<(u64, u32, u32)> {
-    if *budget == 0 {
-        return None;
-    }
-    *budget -= 1;
-    let members = btf.get(btf.skip_mods_and_typedefs(id))?.kind.members()?;
-    for m in members {
-        if m.name == name {
-            return Some((m.bit_offset as u64, m.bitfield_size, m.type_id));
-        }
-        if m.name.is_empty() {
-            if let Some((off, bs, t)) = find_member(btf, m.type_id, name, budget) {
-                return Some((m.bit_offset as u64 + off, bs, t));
-            }
-        }
-    }
-    None
+fn insn_at(elf: &ElfFile, section: &str, off: u32) -> Option<Insn> {
+    let (_, s) = elf.section_by_name(section)?;
+    let at = off as usize;
+    let slot = |o: usize| -> Option<[u8; 8]> { s.data.get(o..o + INSN_SIZE)?.try_into().ok() };
+    decode_one(at / INSN_SIZE, slot(at)?, slot(at + INSN_SIZE), elf.endian).ok()
 }
 
-/// Follow the local steps through the target type `root`.
-fn walk_target(btf: &Btf, root: u32, first: u64, steps: &[Step]) -> Option<Field> {
-    let mut bit_off = first.checked_mul(btf.size_of(root)?)?.checked_mul(8)?;
-    let mut id = root;
-    let mut bitfield_size = 0;
-    for step in steps {
-        let cur = btf.skip_mods_and_typedefs(id);
-        match step {
-            Step::Member(index, name) => {
-                let (off, bs, t) = if name.is_empty() {
-                    let m = btf.get(cur)?.kind.members()?.get(*index)?;
-                    (m.bit_offset as u64, m.bitfield_size, m.type_id)
-                } else {
-                    find_member(btf, cur, name, &mut 4096)?
-                };
-                bit_off = bit_off.checked_add(off)?;
-                bitfield_size = bs;
-                id = t;
-            }
-            Step::Index(i) => match btf.get(cur)?.kind {
-                TypeKind::Array { elem, nelems, .. } => {
-                    if nelems != 0 && *i >= nelems as u64 {
-                        return None;
-                    }
-                    bit_off =
-                        bit_off.checked_add(i.checked_mul(btf.size_of(elem)?)?.checked_mul(8)?)?;
-                    bitfield_size = 0;
-                    id = elem;
-                }
-                _ => return None,
-            },
-        }
+/// The value a relocatable instruction holds: an ALU immediate, a memory
+/// offset or a 64-bit immediate.
+fn held(insn: &Insn) -> Option<u64> {
+    match *insn {
+        Insn::Alu {
+            src: Src::Imm(imm), ..
+        } => Some(imm as i64 as u64),
+        Insn::Ldx { off, .. }
+        | Insn::St { off, .. }
+        | Insn::Stx { off, .. }
+        | Insn::Atomic { off, .. } => Some(off as i64 as u64),
+        Insn::Lddw {
+            src: LddwSrc::Imm,
+            imm,
+            ..
+        } => Some(imm),
+        _ => None,
     }
-    Some(Field {
-        bit_off,
-        bitfield_size,
-        type_id: id,
-    })
 }
 
-/// The value of a field relocation for a resolved field.
-fn field_value(btf: &Btf, f: Field, kind: CoreReloKind, endian: Endian) -> Result<u64, String> {
-    let ty = btf.skip_mods_and_typedefs(f.type_id);
-    let mut byte_sz = btf.size_of(ty).ok_or("field type has no size")?;
-    if f.bit_off > u32::MAX as u64 || byte_sz > u32::MAX as u64 {
-        return Err("field offset or size out of range".into());
-    }
-    let (byte_off, bit_sz) = if f.bitfield_size == 0 {
-        (f.bit_off / 8, byte_sz * 8)
-    } else {
-        let bit_sz = f.bitfield_size as u64;
-        if byte_sz == 0 {
-            return Err("bitfield of a zero-sized type".into());
-        }
-        let mut byte_off = f.bit_off / 8 / byte_sz * byte_sz;
-        while f.bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
-            if byte_sz >= 8 {
-                return Err("bitfield does not fit in 8 bytes".into());
-            }
-            byte_sz *= 2;
-            byte_off = f.bit_off / 8 / byte_sz * byte_sz;
-        }
-        (byte_off, bit_sz)
+/// GCC 12 writes field access strings its own way: an access that starts at
+/// an object rather than through a pointer has no leading `0:` (`2:1` for
+/// `glob.in.y`, `0` for `glob.pid`), and through a pointer the first index
+/// counts bytes, not elements (`112:2:1` for `p[2].in.y` of a 56-byte
+/// struct). GCC 12 relocates member accesses only, so a one-index string is
+/// an object's member; otherwise the first reading whose local value the
+/// instruction holds is taken: as written, with the first index in
+/// elements, with `0:` prepended. If none fits, the string as written (whose
+/// mismatch is then reported).
+fn gcc_access(local: &Btf, rec: &CoreReloRec, held: Option<u64>, endian: Endian) -> String {
+    let object = format!("0:{}", rec.access);
+    let Some((first, rest)) = rec.access.split_once(':') else {
+        return object;
     };
-    Ok(match kind {
-        CoreReloKind::FieldByteOffset => byte_off,
-        CoreReloKind::FieldByteSize => byte_sz,
-        CoreReloKind::FieldExists => 1,
-        CoreReloKind::FieldSigned => match &btf.get(ty).ok_or("bad type")?.kind {
-            TypeKind::Int { encoding, .. } => (encoding & 1) as u64,
-            TypeKind::Enum { signed, .. } | TypeKind::Enum64 { signed, .. } => *signed as u64,
-            _ => 0,
-        },
-        CoreReloKind::FieldLshiftU64 => match endian {
-            // As libbpf (u32 arithmetic): meaningful for fields of at most 8 bytes.
-            Endian::Little => 64u32.wrapping_sub((f.bit_off + bit_sz - byte_off * 8) as u32) as u64,
-            Endian::Big => (8u32.wrapping_sub(byte_sz as u32))
-                .wrapping_mul(8)
-                .wrapping_add((f.bit_off - byte_off * 8) as u32) as u64,
-        },
-        CoreReloKind::FieldRshiftU64 => 64u32.wrapping_sub(bit_sz as u32) as u64,
-        _ => return Err("not a field relocation".into()),
-    })
-}
-
-/// What a field access of a memory instruction reads: its size and whether
-/// it may change size across BTFs (libbpf allows pointers and unsigned ints).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Mem {
-    size: u64,
-    class: MemClass,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MemClass {
-    Ptr,
-    Unsigned,
-    Other,
-}
-
-fn mem_of(btf: &Btf, f: Field) -> Option<Mem> {
-    if f.bitfield_size != 0 {
-        return None;
-    }
-    let ty = btf.skip_mods_and_typedefs(f.type_id);
-    let class = match &btf.get(ty)?.kind {
-        TypeKind::Ptr { .. } => MemClass::Ptr,
-        TypeKind::Int { encoding, .. } if encoding & 1 == 0 => MemClass::Unsigned,
-        _ => MemClass::Other,
+    let Some(held) = held else {
+        return rec.access.clone();
     };
-    Some(Mem {
-        size: btf.size_of(ty)?,
-        class,
-    })
+    let mut readings = vec![rec.access.clone()];
+    let size = local.size_of(rec.type_id).filter(|&s| s > 0);
+    if let (Ok(bytes), Some(size)) = (first.parse::<u64>(), size) {
+        if bytes % size == 0 && bytes != 0 {
+            readings.push(format!("{}:{rest}", bytes / size));
+        }
+    }
+    readings.push(object);
+    for r in readings {
+        let Ok(s) = spec::parse(local, rec.type_id, &r, rec.kind) else {
+            continue;
+        };
+        if let Ok(res) = calc::relo(rec.kind, local, &s, local, Some(&s), endian) {
+            if res.orig_val == held {
+                return r;
+            }
+        }
+    }
+    rec.access.clone()
 }
 
-/// A resolved relocation: the value and, for field byte offsets, the field.
-#[derive(Clone, Copy, Debug)]
-struct Resolved {
-    value: u64,
-    mem: Option<Mem>,
+fn type_label(btf: &Btf, id: u32) -> String {
+    match btf.get(id) {
+        Some(t) if t.name.is_empty() => format!("[{id}] anonymous {}", t.kind.kind_name()),
+        Some(t) => format!("[{id}] {} {}", t.kind.kind_name(), t.name),
+        None => format!("[{id}]"),
+    }
 }
 
-fn field(btf: &Btf, f: Field, kind: CoreReloKind, endian: Endian) -> Result<Resolved, String> {
-    Ok(Resolved {
-        value: field_value(btf, f, kind, endian)?,
-        mem: if kind == CoreReloKind::FieldByteOffset {
-            mem_of(btf, f)
-        } else {
-            None
-        },
-    })
-}
-
-/// Value of a relocation against `btf`: `None` when the field/type/enumerator
-/// does not exist there. `same` means `btf` is the local BTF itself.
 fn resolve(
     local: &Btf,
     rec: &CoreReloRec,
-    btf: &Btf,
-    same: bool,
+    access: &str,
+    target: Option<&Btf>,
     endian: Endian,
-) -> Result<Option<Resolved>, String> {
-    let acc = parse_access(&rec.access).ok_or("malformed access string")?;
-    let root = local.skip_mods_and_typedefs(rec.type_id);
-    let plain = |v: u64| {
-        Some(Resolved {
-            value: v,
-            mem: None,
-        })
+    cache: &mut BTreeMap<u32, Vec<u32>>,
+) -> Outcome {
+    let lt = local
+        .get(rec.type_id)
+        .ok_or_else(|| format!("local type {} does not exist", rec.type_id))?;
+    let lspec = spec::parse(local, rec.type_id, access, rec.kind)?;
+    if rec.kind == CoreReloKind::TypeIdLocal {
+        let id = rec.type_id as u64;
+        return Ok(RelRes {
+            orig_val: id,
+            new_val: id,
+            poison: false,
+            validate: false,
+            fail_memsz_adjust: false,
+            orig_sz: 0,
+            new_sz: 0,
+            reason: String::new(),
+            patch: target.is_some(),
+        });
+    }
+    let Some(target) = target else {
+        let mut res = calc::relo(rec.kind, local, &lspec, local, Some(&lspec), endian)?;
+        res.patch = false;
+        return Ok(res);
     };
-    use CoreReloKind::*;
-    match rec.kind {
-        FieldByteOffset | FieldByteSize | FieldExists | FieldSigned | FieldLshiftU64
-        | FieldRshiftU64 => {
-            let (lf, steps) = walk_local(local, root, &acc)?;
-            if same {
-                return field(local, lf, rec.kind, endian).map(Some);
+    if lt.name.is_empty() {
+        return Err(
+            "CO-RE relocations of anonymous types cannot find candidates (as in libbpf)".into(),
+        );
+    }
+    let cands = cache
+        .entry(rec.type_id)
+        .or_insert_with(|| types::candidates(local, rec.type_id, target));
+    let mut kept = Vec::new();
+    let mut chosen: Option<(RelRes, spec::Spec, u32)> = None;
+    for &c in cands.iter() {
+        let Some(cspec) = spec::matched(local, &lspec, rec.kind, target, c)
+            .map_err(|e| format!("matching candidate {}: {e}", type_label(target, c)))?
+        else {
+            continue;
+        };
+        let cres = calc::relo(rec.kind, local, &lspec, target, Some(&cspec), endian)?;
+        match &chosen {
+            None => chosen = Some((cres, cspec, c)),
+            Some((_, tspec, t)) if tspec.bit_offset != cspec.bit_offset => {
+                return Err(format!(
+                    "field offset ambiguity: candidates {} and {} put the field at bits {} and {}",
+                    type_label(target, *t),
+                    type_label(target, c),
+                    tspec.bit_offset,
+                    cspec.bit_offset
+                ))
             }
-            for c in types::by_name(local, root, btf) {
-                if let Some(f) = walk_target(btf, c, acc[0], &steps) {
-                    return field(btf, f, rec.kind, endian).map(Some);
-                }
+            Some((tres, _, t)) if tres.poison != cres.poison || tres.new_val != cres.new_val => {
+                return Err(format!(
+                    "relocation decision ambiguity: candidates {} and {} give {} and {}",
+                    type_label(target, *t),
+                    type_label(target, c),
+                    if tres.poison {
+                        "failure".to_string()
+                    } else {
+                        tres.new_val.to_string()
+                    },
+                    if cres.poison {
+                        "failure".to_string()
+                    } else {
+                        cres.new_val.to_string()
+                    },
+                ))
             }
-            Ok(None)
+            Some(_) => {}
         }
-        TypeIdLocal => Ok(plain(rec.type_id as u64)),
-        TypeIdTarget | TypeExists | TypeMatches | TypeSize => {
-            if acc.as_slice() != [0] {
-                return Err("type relocation access string must be \"0\"".into());
-            }
-            let c = if same {
-                Some(rec.type_id)
-            } else if rec.kind == TypeMatches {
-                types::by_name(local, root, btf)
-                    .into_iter()
-                    .find(|&c| types::matches(local, rec.type_id, btf, c))
-            } else {
-                types::by_name(local, root, btf)
-                    .into_iter()
-                    .find(|&c| types::compatible(local, rec.type_id, btf, c))
-            };
-            Ok(match (rec.kind, c) {
-                (_, None) => None,
-                (TypeIdTarget, Some(id)) => plain(id as u64),
-                (TypeSize, Some(id)) => plain(btf.size_of(id).ok_or("type has no size")?),
-                (_, Some(_)) => plain(1),
-            })
-        }
-        EnumvalExists | EnumvalValue => {
-            let idx = *acc.first().ok_or("empty access string")? as usize;
-            let values = match &local.get(root).ok_or("bad type id")?.kind {
-                TypeKind::Enum { values, .. } | TypeKind::Enum64 { values, .. } => values,
-                other => return Err(format!("enum relocation on a {}", other.kind_name())),
-            };
-            let name = &values.get(idx).ok_or("enumerator index out of range")?.name;
-            let cands = if same {
-                vec![root]
-            } else {
-                types::by_name(local, root, btf)
-            };
-            for c in cands {
-                if let Some(TypeKind::Enum { values, .. } | TypeKind::Enum64 { values, .. }) =
-                    btf.get(c).map(|t| &t.kind)
-                {
-                    if let Some(v) = values.iter().find(|v| &v.name == name) {
-                        return Ok(plain(if rec.kind == EnumvalExists {
-                            1
-                        } else {
-                            v.value as u64
-                        }));
-                    }
-                }
-            }
-            Ok(None)
-        }
+        kept.push(c);
+    }
+    if !kept.is_empty() {
+        *cands = kept;
+    }
+    match chosen {
+        Some((res, _, _)) => Ok(res),
+        None => calc::relo(rec.kind, local, &lspec, target, None, endian),
     }
 }
 
-fn is_bitfield(local: &Btf, rec: &CoreReloRec) -> bool {
-    use CoreReloKind::*;
-    if !matches!(
-        rec.kind,
-        FieldByteOffset
-            | FieldByteSize
-            | FieldExists
-            | FieldSigned
-            | FieldLshiftU64
-            | FieldRshiftU64
-    ) {
-        return false;
+/// The error of a failed relocation, naming section, instruction and access.
+pub(crate) fn error(local: &Btf, rec: &CoreReloRec, section: &str, reason: String) -> LoadError {
+    LoadError::Core {
+        section: section.to_string(),
+        offset: rec.insn_off as u64,
+        insn: rec.insn_off as u64 / INSN_SIZE as u64,
+        kind: rec.kind.name().to_string(),
+        access: rec.access.clone(),
+        type_name: local
+            .get(rec.type_id)
+            .map(|t| format!("{} {}", t.kind.kind_name(), t.name))
+            .unwrap_or_else(|| format!("type {}", rec.type_id)),
+        reason,
     }
-    parse_access(&rec.access)
-        .and_then(|acc| walk_local(local, local.skip_mods_and_typedefs(rec.type_id), &acc).ok())
-        .is_some_and(|(f, _)| f.bitfield_size != 0)
 }
 
 fn size_of_bytes(n: u64) -> Option<Size> {
@@ -340,139 +247,153 @@ fn size_of_bytes(n: u64) -> Option<Size> {
     })
 }
 
-/// Resolve `rec` and patch the instruction at `pc` (whose section slot is
-/// `slot`). Without a target BTF the instruction is only checked (it already
-/// holds the local value).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn apply(
-    insns: &mut [Insn],
-    pc: usize,
-    rec: &CoreReloRec,
-    local: &Btf,
-    target: Option<&Btf>,
-    section: &str,
-    endian: Endian,
-) -> Result<(), LoadError> {
-    let err = |reason: String| LoadError::Core {
-        section: section.to_string(),
-        offset: rec.insn_off as u64,
-        insn: rec.insn_off as u64 / 8,
-        kind: rec.kind.name().to_string(),
-        access: rec.access.clone(),
-        type_name: local
-            .get(rec.type_id)
-            .map(|t| format!("{} {}", t.kind.kind_name(), t.name))
-            .unwrap_or_else(|| format!("type {}", rec.type_id)),
-        reason,
+/// Apply `res` to the instruction at `pc`, as libbpf patches it. Returns the
+/// reason when the instruction is poisoned instead (both slots of an
+/// `lddw`), an error when the instruction cannot take the relocation.
+pub(crate) fn patch(insns: &mut [Insn], pc: usize, res: &RelRes) -> Result<Option<String>, String> {
+    let poison = |insns: &mut [Insn], slots: usize, reason: &str| {
+        for i in insns.iter_mut().skip(pc).take(slots) {
+            *i = POISON;
+        }
+        Ok(Some(reason.to_string()))
     };
-    let orig = resolve(local, rec, local, true, endian)
-        .map_err(&err)?
-        .ok_or_else(|| err("does not resolve against the local BTF".into()))?;
-    let new = match target {
-        None => orig,
-        Some(t) => match resolve(local, rec, t, false, endian).map_err(&err)? {
-            Some(v) => v,
-            None => match rec.kind {
-                CoreReloKind::FieldExists
-                | CoreReloKind::TypeExists
-                | CoreReloKind::TypeMatches
-                | CoreReloKind::EnumvalExists => Resolved {
-                    value: 0,
-                    mem: None,
-                },
-                _ => return Err(err("no matching field or type in the target BTF".into())),
-            },
-        },
-    };
-    let (orig_v, new_v) = (orig.value, new.value);
-    // Like libbpf, do not check the compiler's value for bitfields: the
-    // compiler and libbpf choose different (equally valid) load sizes.
-    let validate = !is_bitfield(local, rec);
-    // Against the object's own BTF the instruction keeps its compiled value.
-    let patch = target.is_some();
-    let insn = insns
-        .get_mut(pc)
-        .ok_or_else(|| err(format!("instruction {pc} is outside the program")))?;
+    let insn = *insns
+        .get(pc)
+        .ok_or_else(|| format!("instruction {pc} is outside the program"))?;
+    if !res.patch {
+        // Check only: the instruction keeps its compiled value.
+        return match held(&insn) {
+            Some(v) if res.validate && v != res.orig_val => Err(format!(
+                "the instruction holds {}, the local BTF gives {}",
+                v as i64, res.orig_val
+            )),
+            Some(_) => Ok(None),
+            None => Err(format!("cannot relocate {insn:?}")),
+        };
+    }
     match insn {
         Insn::Alu {
-            src: Src::Imm(imm), ..
+            width,
+            op,
+            dst,
+            src: Src::Imm(imm),
         } => {
-            if validate && *imm as u32 != orig_v as u32 {
-                return Err(err(format!(
-                    "instruction holds {imm}, local BTF gives {orig_v}"
-                )));
+            if res.poison {
+                return poison(insns, 1, &res.reason);
             }
-            let v = i32::try_from(new_v as i64)
-                .or_else(|_| u32::try_from(new_v).map(|v| v as i32))
-                .map_err(|_| err(format!("value {new_v} does not fit a 32-bit immediate")))?;
-            if patch {
-                *imm = v;
+            if res.validate && imm as i64 as u64 != res.orig_val {
+                return Err(format!(
+                    "the instruction holds {imm}, the local BTF gives {}",
+                    res.orig_val
+                ));
             }
+            insns[pc] = Insn::Alu {
+                width,
+                op,
+                dst,
+                src: Src::Imm(res.new_val as i32),
+            };
         }
-        Insn::Ldx { off, size, .. } | Insn::Stx { off, size, .. } | Insn::St { off, size, .. }
-            if rec.kind == CoreReloKind::FieldByteOffset =>
-        {
-            if validate && *off as i64 != orig_v as i64 {
-                return Err(err(format!(
-                    "instruction offset {off}, local BTF gives {orig_v}"
-                )));
+        Insn::Ldx { off, size, .. }
+        | Insn::St { off, size, .. }
+        | Insn::Stx { off, size, .. }
+        | Insn::Atomic { off, size, .. } => {
+            if res.poison {
+                return poison(insns, 1, &res.reason);
             }
-            let v = i16::try_from(new_v)
-                .map_err(|_| err(format!("offset {new_v} does not fit 16 bits")))?;
-            let new_size = mem_size(*size, orig.mem, new.mem).map_err(err)?;
-            if patch {
-                *off = v;
-                *size = new_size;
+            if res.validate && off as i64 as u64 != res.orig_val {
+                return Err(format!(
+                    "the instruction's offset is {off}, the local BTF gives {}",
+                    res.orig_val
+                ));
             }
+            if res.new_val > i16::MAX as u64 {
+                return Err(format!("offset {} does not fit 16 bits", res.new_val));
+            }
+            if res.fail_memsz_adjust {
+                return poison(insns, 1, &res.reason);
+            }
+            let mut new_size = size;
+            if res.new_sz != res.orig_sz {
+                if size.bytes() as u64 != res.orig_sz {
+                    return Err(format!(
+                        "the instruction accesses {} bytes of a {}-byte field",
+                        size.bytes(),
+                        res.orig_sz
+                    ));
+                }
+                new_size = size_of_bytes(res.new_sz).ok_or_else(|| {
+                    format!(
+                        "the field is {} bytes in the target, not a load size",
+                        res.new_sz
+                    )
+                })?;
+                if matches!(insn, Insn::Atomic { .. }) && !matches!(new_size, Size::W | Size::DW) {
+                    return Err(format!("an atomic cannot access {} bytes", res.new_sz));
+                }
+            }
+            let new_off = res.new_val as i16;
+            insns[pc] = match insn {
+                Insn::Ldx { sx, dst, src, .. } => Insn::Ldx {
+                    size: new_size,
+                    sx,
+                    dst,
+                    src,
+                    off: new_off,
+                },
+                Insn::St { dst, imm, .. } => Insn::St {
+                    size: new_size,
+                    dst,
+                    off: new_off,
+                    imm,
+                },
+                Insn::Stx { dst, src, .. } => Insn::Stx {
+                    size: new_size,
+                    dst,
+                    src,
+                    off: new_off,
+                },
+                Insn::Atomic {
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    ..
+                } => Insn::Atomic {
+                    size: new_size,
+                    op,
+                    fetch,
+                    dst,
+                    src,
+                    off: new_off,
+                },
+                _ => unreachable!("matched above"),
+            };
         }
-        Insn::Lddw { imm, .. } => {
-            if validate && *imm != orig_v {
-                return Err(err(format!(
-                    "instruction holds {imm}, local BTF gives {orig_v}"
-                )));
+        Insn::Lddw {
+            dst,
+            src: LddwSrc::Imm,
+            imm,
+        } => {
+            if res.poison {
+                return poison(insns, 2, &res.reason);
             }
-            if patch {
-                *imm = new_v;
+            if res.validate && imm != res.orig_val {
+                return Err(format!(
+                    "the instruction holds {imm}, the local BTF gives {}",
+                    res.orig_val
+                ));
             }
+            insns[pc] = Insn::Lddw {
+                dst,
+                src: LddwSrc::Imm,
+                imm: res.new_val,
+            };
         }
-        other => return Err(err(format!("cannot patch {other:?}"))),
+        Insn::Lddw { .. } => {
+            return Err("a 64-bit load of a map or symbol cannot take a CO-RE value".into())
+        }
+        other => return Err(format!("cannot relocate {other:?}")),
     }
-    Ok(())
-}
-
-/// The access size of a relocated load or store, as libbpf adjusts it: a
-/// field whose size differs in the target is read at its new size when both
-/// are pointers or both unsigned integers, and only if the instruction
-/// accessed exactly the local field.
-fn mem_size(size: Size, orig: Option<Mem>, new: Option<Mem>) -> Result<Size, String> {
-    let (Some(o), Some(n)) = (orig, new) else {
-        return Ok(size);
-    };
-    if o.size == n.size {
-        return Ok(size);
-    }
-    let ok = matches!(
-        (o.class, n.class),
-        (MemClass::Ptr, MemClass::Ptr) | (MemClass::Unsigned, MemClass::Unsigned)
-    );
-    if !ok {
-        return Err(format!(
-            "field is {} bytes locally and {} in the target; a load/store can change size only for pointers or unsigned integers",
-            o.size, n.size
-        ));
-    }
-    if size.bytes() as u64 != o.size {
-        return Err(format!(
-            "instruction accesses {} bytes of a {}-byte field whose size changes to {}",
-            size.bytes(),
-            o.size,
-            n.size
-        ));
-    }
-    size_of_bytes(n.size).ok_or_else(|| {
-        format!(
-            "field size changes from {} to {} bytes, not a load/store size",
-            o.size, n.size
-        )
-    })
+    Ok(None)
 }

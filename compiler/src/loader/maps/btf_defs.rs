@@ -32,8 +32,18 @@ fn uint_member(btf: &Btf, type_id: u32) -> Option<u64> {
     }
 }
 
+/// Whether `type_id` is what GCC 12 makes of a `__ulong` whose value does
+/// not fit 32 bits: an 8-byte enum without enumerators.
+fn lost_enum(btf: &Btf, type_id: u32) -> bool {
+    matches!(
+        btf.get(btf.skip_mods_and_typedefs(type_id)).map(|t| &t.kind),
+        Some(TypeKind::Enum { size: 8, values, .. }) if values.is_empty()
+    )
+}
+
 /// Parse a map definition struct (`type_id`) of BTF.
 fn parse_btf_def(
+    elf: &ElfFile,
     btf: &Btf,
     name: &str,
     type_id: u32,
@@ -60,7 +70,22 @@ fn parse_btf_def(
     for mem in &members {
         let uint = || {
             uint_member(btf, mem.type_id)
-                .ok_or_else(|| bad(format!("member {} is not __uint/__ulong", mem.name)))
+                .or_else(|| {
+                    // GCC 12 kept the value in DWARF only.
+                    (depth == 0 && lost_enum(btf, mem.type_id))
+                        .then(|| super::super::dwarf::member_enum_value(elf, name, &mem.name))
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    if lost_enum(btf, mem.type_id) {
+                        bad(format!(
+                            "member {}: the BTF enum has no enumerator (GCC 12 drops those that do not fit 32 bits) and DWARF (-g) has no value either",
+                            mem.name
+                        ))
+                    } else {
+                        bad(format!("member {} is not __uint/__ulong", mem.name))
+                    }
+                })
         };
         let u32_of = |v: u64| {
             u32::try_from(v)
@@ -118,6 +143,7 @@ fn parse_btf_def(
                         return Err(bad("nested map-in-map definitions".into()));
                     }
                     let (inner, _) = parse_btf_def(
+                        elf,
                         btf,
                         &format!("{name}.inner"),
                         pointee,
@@ -164,7 +190,7 @@ pub(super) fn btf_maps(
     let btf = btf.ok_or_else(|| LoadError::BadSection {
         section: sec.name.clone(),
         offset: 0,
-        reason: "BTF-defined maps need a .BTF section".into(),
+        reason: "BTF-defined maps need a .BTF section: build with BTF (clang -g, GCC -gbtf)".into(),
     })?;
     let vars = btf.datasec_vars(".maps");
     let first = layout.maps.len();
@@ -181,7 +207,8 @@ pub(super) fn btf_maps(
                 offset: s.value,
                 reason: "no variable of that name in BTF datasec .maps".into(),
             })?;
-        let (m, values_off) = parse_btf_def(btf, &s.name, type_id, MapOrigin::Btf, 0, s.value)?;
+        let (m, values_off) =
+            parse_btf_def(elf, btf, &s.name, type_id, MapOrigin::Btf, 0, s.value)?;
         targets.insert(s.value, layout.maps.len());
         values_at.push((s.value, s.size, values_off));
         layout.maps.push(m);

@@ -1,88 +1,52 @@
 //! The `.kconfig` map: one array entry holding the value of every
-//! `.kconfig` extern, from [`crate::loader::LoadOptions::kconfig`].
+//! `.kconfig` extern (values by [`crate::loader::externs::kconfig_value`]).
+//! An extern without a value still gets its slot (zeroes); the programs that
+//! load it fail with the reason.
 
 use super::{blank, Layout, BPF_MAP_TYPE_ARRAY, F_MMAPABLE, F_RDONLY_PROG};
 use crate::isa::Endian;
-use crate::loader::btf::Btf;
-use crate::loader::elf::ElfFile;
-use crate::loader::error::LoadError;
+use crate::loader::externs::{kconfig_value, Extern, Externs};
 use crate::loader::MapOrigin;
-use object::elf as E;
 use std::collections::BTreeMap;
 
-/// Bytes of one ELF64 symbol table entry.
-const SYM_SIZE: usize = 24;
-
 pub(super) fn kconfig_map(
-    elf: &ElfFile,
-    btf: Option<&Btf>,
+    endian: Endian,
+    externs: &Externs,
     values: &BTreeMap<String, u64>,
     layout: &mut Layout,
-) -> Result<(), LoadError> {
-    let kvars = btf.map(|b| b.datasec_vars(".kconfig")).unwrap_or_default();
-    let mut externs: Vec<(&str, u64, bool, usize)> = Vec::new();
-    for (i, s) in elf.symbols.iter().enumerate() {
-        if s.section.is_some() || s.name.is_empty() || s.is_func() || !s.is_global() {
-            continue;
-        }
-        let size = kvars
-            .iter()
-            .find(|(n, _, _)| n == &s.name)
-            .and_then(|(_, t, _)| btf.and_then(|b| b.size_of(*t)));
-        let is_kconfig =
-            size.is_some() || s.name.starts_with("CONFIG_") || s.name == "LINUX_KERNEL_VERSION";
-        if !is_kconfig {
-            // Not a .kconfig extern: a relocation against it fails later
-            // with a missing-symbol error naming the instruction.
-            continue;
-        }
-        externs.push((&s.name, size.unwrap_or(8), s.bind == E::STB_WEAK, i));
+) {
+    let kconfig: Vec<(&String, u64, bool)> = externs
+        .iter()
+        .filter_map(|(name, e)| match *e {
+            Extern::Kconfig { size, weak } => Some((name, size, weak)),
+            _ => None,
+        })
+        .collect();
+    if kconfig.is_empty() {
+        return;
     }
-    if externs.is_empty() {
-        return Ok(());
-    }
-    externs.sort();
     let map_index = layout.maps.len();
     let mut image = Vec::new();
-    for (name, size, weak, sym) in externs {
-        // Where the extern is declared: its symbol table entry.
-        let (section, offset) = (".symtab".to_string(), (sym * SYM_SIZE) as u64);
-        let value = match values.get(name) {
-            Some(&v) => v,
-            None if weak => 0,
-            None => {
-                return Err(LoadError::UnresolvedExtern {
-                    name: name.to_string(),
-                    section,
-                    offset,
-                    reason: "no value for this .kconfig extern (not in the defaults and not weak)"
-                        .into(),
-                })
-            }
-        };
-        let size = match size {
-            1 | 2 | 4 | 8 => size as usize,
-            other => {
-                return Err(LoadError::UnresolvedExtern {
-                    name: name.to_string(),
-                    section,
-                    offset,
-                    reason: format!("unsupported .kconfig extern size {other}"),
-                })
-            }
-        };
+    for (name, size, weak) in kconfig {
         while image.len() % 8 != 0 {
             image.push(0);
         }
         let off = image.len();
-        let bytes = match elf.endian {
-            Endian::Little => value.to_le_bytes()[..size].to_vec(),
-            Endian::Big => value.to_be_bytes()[8 - size..].to_vec(),
-        };
-        image.extend(bytes);
+        let value = kconfig_value(name, weak, values).and_then(|v| match size {
+            1 | 2 | 4 | 8 => Ok(v),
+            other => Err(format!(
+                "a {other}-byte .kconfig extern (bpfc stores 1, 2, 4 or 8 bytes)"
+            )),
+        });
+        let bytes = size.clamp(1, 8) as usize;
+        let v = *value.as_ref().unwrap_or(&0);
+        image.extend(match endian {
+            Endian::Little => v.to_le_bytes()[..bytes].to_vec(),
+            Endian::Big => v.to_be_bytes()[8 - bytes..].to_vec(),
+        });
         layout
             .kconfig
-            .insert(name.to_string(), (map_index, off as u64));
+            .insert(name.clone(), value.map(|_| (map_index, off as u64)));
     }
     while image.len() % 8 != 0 {
         image.push(0);
@@ -95,5 +59,4 @@ pub(super) fn kconfig_map(
     m.map_flags = F_MMAPABLE | F_RDONLY_PROG;
     m.data = image;
     layout.maps.push(m);
-    Ok(())
 }

@@ -31,6 +31,21 @@ pub(super) fn legacy_maps(elf: &ElfFile, idx: usize, layout: &mut Layout) -> Res
             ),
         });
     }
+    // A static definition has no symbol (clang emits none): the division
+    // above then spans two definitions, which the symbols' own sizes show.
+    if let Some((_, s)) = syms.iter().find(|(_, s)| s.size != 0 && s.size != def_size) {
+        return Err(LoadError::BadMap {
+            map: s.name.clone(),
+            section: sec.name.clone(),
+            offset: s.value,
+            reason: format!(
+                "its symbol is {} bytes but {} bytes for {} symbols make {def_size}-byte definitions: a definition without a symbol (a static map?)",
+                s.size,
+                sec.size,
+                syms.len()
+            ),
+        });
+    }
     let mut targets = BTreeMap::new();
     for (_, s) in syms {
         let field = |i: u64| -> Result<u32, LoadError> {

@@ -12,6 +12,7 @@ mod struct_ops;
 use super::btf::Btf;
 use super::elf::{ElfFile, ElfSymbol};
 use super::error::LoadError;
+use super::externs::Externs;
 use super::{DataSection, GlobalKind, MapDef, MapOrigin};
 use crate::isa::Endian;
 use object::elf as E;
@@ -86,8 +87,8 @@ pub(crate) struct Layout {
     pub data: Vec<DataSection>,
     /// ELF section index → target.
     pub sections: BTreeMap<usize, SectionTarget>,
-    /// `.kconfig` extern name → (map index, offset).
-    pub kconfig: BTreeMap<String, (usize, u64)>,
+    /// `.kconfig` extern name → (map index, offset), or why it has no value.
+    pub kconfig: BTreeMap<String, Result<(usize, u64), String>>,
 }
 
 fn blank(name: &str, origin: MapOrigin) -> MapDef {
@@ -115,6 +116,7 @@ fn blank(name: &str, origin: MapOrigin) -> MapDef {
 pub(crate) fn collect(
     elf: &ElfFile,
     btf: Option<&Btf>,
+    externs: &Externs,
     kconfig: &BTreeMap<String, u64>,
 ) -> Result<Layout, LoadError> {
     let mut layout = Layout::default();
@@ -169,7 +171,7 @@ pub(crate) fn collect(
             layout.sections.insert(idx, SectionTarget::Data(map_index));
         }
     }
-    kconfig::kconfig_map(elf, btf, kconfig, &mut layout)?;
+    kconfig::kconfig_map(elf.endian, externs, kconfig, &mut layout);
     Ok(layout)
 }
 

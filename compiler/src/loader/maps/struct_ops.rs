@@ -15,6 +15,9 @@ pub(crate) const SECTION: &str = ".struct_ops";
 pub(crate) const LINK_SECTION: &str = ".struct_ops.link";
 /// `R_BPF_64_ABS64`: a 64-bit absolute address (a function pointer here).
 const R_BPF_64_ABS64: u32 = 2;
+/// The same relocation as binutils 2.40's assembler (GCC) numbers it,
+/// `R_BPF_DATA_64`.
+const R_BPF_DATA_64: u32 = 12;
 
 pub(super) fn struct_ops_maps(
     elf: &ElfFile,
@@ -96,7 +99,7 @@ pub(super) fn struct_ops_maps(
                 "a function-pointer member",
             ));
         };
-        if r.r_type != R_BPF_64_ABS64 {
+        if r.r_type != R_BPF_64_ABS64 && r.r_type != R_BPF_DATA_64 {
             return Err(LoadError::BadRelocationType {
                 section: sec.name.clone(),
                 offset: r.offset,

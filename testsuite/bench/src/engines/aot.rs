@@ -5,7 +5,7 @@
 
 use super::link::Linked;
 use super::{Compiled, Engine, Source};
-use bpfc_compiler::codegen::{aot::compile_object, parse_triple, CodegenOptions};
+use bpfc_compiler::codegen::{aot::compile_object, parse_triple, Binding, CodegenOptions, Request};
 use bpfc_compiler::isa::{decode_program, Endian};
 use bpfc_runtime::abi::Fault;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,12 +28,14 @@ impl Engine for BpfcAot {
         let insns = decode_program(source.bytecode, Endian::Little).map_err(|e| e.to_string())?;
         let triple = parse_triple("x86_64-unknown-linux-gnu").map_err(|e| e.to_string())?;
         let object = compile_object(
-            &insns,
-            Endian::Little,
+            &Request {
+                insns: &insns,
+                endian: Endian::Little,
+                binding: &Binding::object(&[]),
+                opts: &CodegenOptions::default(),
+                symbol: SYMBOL,
+            },
             &triple,
-            &CodegenOptions::default(),
-            SYMBOL,
-            &[],
             None,
         )
         .map_err(|e| e.to_string())?;

@@ -1,0 +1,168 @@
+//! `BPF_MAP_TYPE_PROG_ARRAY`: slots of programs for tail calls. User space
+//! stores programs by id (the kernel takes a program fd and reads back the
+//! id); programs only tail-call through it. The slot array holds pointers to
+//! each program's [`ProgNative`], so a tail call needs no lock; the map also
+//! holds a reference to each program it stores. Process-local: programs do
+//! not outlive their process, so prog arrays cannot be pinned.
+
+use super::error::{MapError, MapResult};
+use super::flags::{BPF_ANY, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG};
+use super::{MapImpl, MapSpec, NativeLayout};
+use crate::abi::ProgNative;
+use crate::programs::{self, TailTarget};
+use std::any::Any;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct ProgArray {
+    slots: Box<[AtomicPtr<ProgNative>]>,
+    /// Keeps each stored program alive while it is in a slot.
+    owners: Mutex<Vec<Option<Arc<dyn TailTarget>>>>,
+    /// The program type all stored programs must share (0: none stored yet).
+    prog_type: Mutex<Option<u32>>,
+}
+
+impl ProgArray {
+    pub fn create(spec: &MapSpec) -> MapResult<ProgArray> {
+        if spec.key_size != 4 || spec.value_size != 4 || spec.max_entries == 0 {
+            return Err(MapError::invalid(format!(
+                "map {}: a prog array needs key_size 4, value_size 4 and max_entries > 0",
+                spec.name
+            )));
+        }
+        if spec.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
+            return Err(MapError::invalid(format!(
+                "map {}: prog arrays take no program access flags",
+                spec.name
+            )));
+        }
+        let n = spec.max_entries as usize;
+        Ok(ProgArray {
+            slots: (0..n)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            owners: Mutex::new(vec![None; n]),
+            prog_type: Mutex::new(None),
+        })
+    }
+
+    /// The program in slot `index`.
+    pub fn slot(&self, index: u32) -> Option<&ProgNative> {
+        let p = self.slots.get(index as usize)?.load(Ordering::Acquire);
+        // SAFETY: a non-null slot points at the ProgNative of a program the
+        // map keeps alive (`owners`); a program removed during a run stays
+        // alive as long as the run's bound program refers to it.
+        unsafe { p.as_ref() }
+    }
+
+    /// The program object in slot `index` (engines that run programs
+    /// themselves look up their own program type in it).
+    pub fn program(&self, index: u32) -> Option<Arc<dyn TailTarget>> {
+        let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.get(index as usize).cloned().flatten()
+    }
+
+    /// Store `prog` in slot `index` (user space and hosts).
+    pub fn set(&self, index: u32, prog: Arc<dyn TailTarget>) -> MapResult<()> {
+        let i = index as usize;
+        if i >= self.slots.len() {
+            return Err(MapError::TOO_BIG);
+        }
+        let ty = prog.native().prog_type;
+        {
+            let mut t = self.prog_type.lock().unwrap_or_else(|e| e.into_inner());
+            match *t {
+                Some(have) if have != ty => return Err(MapError::INVAL),
+                _ => *t = Some(ty),
+            }
+        }
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let native = prog.native() as *const ProgNative as *mut ProgNative;
+        self.slots[i].store(native, Ordering::Release);
+        owners[i] = Some(prog);
+        Ok(())
+    }
+
+    /// Empty slot `index`.
+    pub fn clear(&self, index: u32) -> MapResult<()> {
+        let i = index as usize;
+        if i >= self.slots.len() {
+            return Err(MapError::TOO_BIG);
+        }
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.slots[i].swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // The program stays referenced until no slot holds it; a run that
+        // already loaded the pointer is covered by its own bound program.
+        owners[i] = None;
+        if old.is_null() {
+            Err(MapError::NOENT)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn index(key: &[u8]) -> u32 {
+        u32::from_ne_bytes(key[..4].try_into().expect("4-byte key"))
+    }
+}
+
+impl MapImpl for ProgArray {
+    fn lookup(&self, key: Option<&[u8]>, value: &mut [u8], _flags: u64) -> MapResult<()> {
+        let p = self
+            .slot(ProgArray::index(key.unwrap_or(&[0; 4])))
+            .ok_or(MapError::NOENT)?;
+        value.copy_from_slice(&p.id.to_ne_bytes());
+        Ok(())
+    }
+
+    fn update(&self, key: Option<&[u8]>, value: &[u8], flags: u64) -> MapResult<()> {
+        if flags != BPF_ANY {
+            return Err(MapError::INVAL);
+        }
+        let index = ProgArray::index(key.unwrap_or(&[0; 4]));
+        if index as usize >= self.slots.len() {
+            return Err(MapError::TOO_BIG);
+        }
+        let id = u32::from_ne_bytes(value[..4].try_into().expect("4-byte value"));
+        let prog = programs::by_id(id).ok_or(MapError::errno(super::errno::EBADF))?;
+        self.set(index, prog)
+    }
+
+    fn delete(&self, key: &[u8]) -> MapResult<()> {
+        self.clear(ProgArray::index(key))
+    }
+
+    fn get_next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> MapResult<()> {
+        let n = self.slots.len() as u32;
+        let index = key.map_or(u32::MAX, ProgArray::index);
+        let out = if index >= n {
+            0
+        } else if index == n - 1 {
+            return Err(MapError::NOENT);
+        } else {
+            index + 1
+        };
+        next.copy_from_slice(&out.to_ne_bytes());
+        Ok(())
+    }
+
+    fn prog_update(&self, _: &[u8], _: &[u8], _: u64, _: u32) -> MapResult<()> {
+        Err(MapError::INVAL)
+    }
+
+    fn prog_delete(&self, _: &[u8]) -> MapResult<()> {
+        Err(MapError::INVAL)
+    }
+
+    fn native(&self) -> NativeLayout {
+        NativeLayout {
+            values: self.slots.as_ptr() as usize,
+            elem_size: 8,
+            cpu_stride: 0,
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
