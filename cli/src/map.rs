@@ -501,10 +501,13 @@ fn show(ctx: &Ctx, w: &[String]) -> Result<Done, Fail> {
     Ok(Done::ok(shown.into_iter().map(|(t, _)| t).collect()))
 }
 
+/// (key, value) pairs.
+type Elements = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The elements in `get_next_key` order, as bpftool's dump walks them, and
 /// the exit status: a walk that fails other than with `ENOENT` (keyless
 /// maps: `EINVAL`) ends the dump with that errno, after what it found.
-fn walk(map: &Map) -> (Vec<(Vec<u8>, Vec<u8>)>, i32) {
+fn walk(map: &Map) -> (Elements, i32) {
     let mut out = Vec::new();
     let mut cur: Option<Vec<u8>> = None;
     let mut next = vec![0u8; map.key_size()];
