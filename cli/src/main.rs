@@ -5,10 +5,13 @@ use clap::{Parser, Subcommand};
 use std::io::Write as _;
 
 mod asm;
+mod btfdump;
 mod compile;
 mod disasm;
 mod dump;
 mod input;
+mod map;
+mod mapjson;
 mod maps_json;
 mod native;
 mod output;
@@ -59,10 +62,26 @@ enum Command {
     /// Check programs with the kernel verifier's rules (exit 0 accepted,
     /// 1 rejected, 2 usage or load error).
     Verify(verify::Args),
+    /// Inspect and change pinned maps with bpftool's map commands, output
+    /// and exit statuses (`bpfc map help`).
+    Map(map::Args),
+}
+
+/// bpftool takes its output options before the subcommand too (`bpftool
+/// -j map dump ...`): move them after `map`, where `bpfc map` reads them.
+fn args() -> Vec<String> {
+    let mut args: Vec<String> = std::env::args().collect();
+    let is_opt = |a: &str| matches!(a, "-j" | "--json" | "-p" | "--pretty" | "-jp" | "-pj");
+    let lead = args.iter().skip(1).take_while(|a| is_opt(a)).count();
+    if lead > 0 && args.get(1 + lead).is_some_and(|a| a == "map") {
+        let opts: Vec<String> = args.drain(1..1 + lead).collect();
+        args.splice(2..2, opts);
+    }
+    args
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args());
     let result = match cli.command {
         Command::Asm(a) => asm::main(a),
         Command::Disasm(a) => disasm::main(a),
@@ -70,6 +89,7 @@ fn main() {
         Command::Run(a) => run::main(a),
         Command::Compile(a) => compile::main(a),
         Command::Targets(a) => targets::main(a),
+        Command::Map(a) => map::main(a),
         Command::Verify(a) => match verify::main(a) {
             Ok(status) => std::process::exit(status),
             Err(e) if e.is::<output::Closed>() => Ok(()),

@@ -248,6 +248,10 @@ pub fn map_spec(def: &MapDef, btf: Option<&Btf>) -> Result<MapSpec, BindError> {
         inner,
         spin_lock_off,
         timer_off,
+        // The key/value BTF kept with pinned maps (`bpfc map dump` prints
+        // values by type from it) needs the object's raw `.BTF` bytes, which
+        // the loader does not keep yet.
+        btf: None,
     })
 }
 

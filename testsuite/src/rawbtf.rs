@@ -10,6 +10,7 @@ const STRUCT: u32 = 4;
 const UNION: u32 = 5;
 const ENUM: u32 = 6;
 const TYPEDEF: u32 = 8;
+const FLOAT: u32 = 16;
 
 /// `BTF_INT_SIGNED`, `BTF_INT_CHAR`, `BTF_INT_BOOL`.
 pub const INT_SIGNED: u32 = 1;
@@ -92,6 +93,34 @@ impl BtfBuilder {
             self.word(bit_off);
         }
         id
+    }
+
+    /// A struct with bitfields (`kind_flag` set): members are (name, type,
+    /// bit offset, bitfield size in bits, 0 for a whole member).
+    pub fn struct_bitfields(
+        &mut self,
+        name: &str,
+        size: u32,
+        members: &[(&str, u32, u32, u32)],
+    ) -> u32 {
+        let n = self.name(name);
+        self.word(n);
+        self.word((1 << 31) | (STRUCT << 24) | members.len() as u32);
+        self.word(size);
+        let id = self.next_id;
+        self.next_id += 1;
+        for &(m, ty, bit_off, bits) in members {
+            let n = self.name(m);
+            self.word(n);
+            self.word(ty);
+            self.word((bits << 24) | bit_off);
+        }
+        id
+    }
+
+    /// A floating-point type of `size` bytes.
+    pub fn float(&mut self, name: &str, size: u32) -> u32 {
+        self.head(name, FLOAT, 0, size)
     }
 
     /// A struct of `size` bytes; members are (name, type, bit offset).

@@ -115,11 +115,32 @@ fn cases() -> Vec<Case> {
             Random { pool: 48 },
             HashOrder,
         ),
+        // With BPF_F_ZERO_SEED, bpfc's hash (the kernel's jhash), bucket count
+        // and head insertion give the kernel's order: compared exactly.
         Case::new(
             "hash_zero_seed",
             spec("hzs", T::Hash, 8, 8, 64, f::BPF_F_ZERO_SEED),
             Random { pool: 80 },
-            HashOrder,
+            Exact,
+        ),
+        Case::new(
+            "percpu_hash_zero_seed_no_prealloc",
+            spec(
+                "phzs",
+                T::PercpuHash,
+                12,
+                4,
+                48,
+                f::BPF_F_ZERO_SEED | f::BPF_F_NO_PREALLOC,
+            ),
+            Random { pool: 64 },
+            Exact,
+        ),
+        Case::new(
+            "lru_hash_zero_seed",
+            spec("lruzs", T::LruHash, 4, 8, 64, f::BPF_F_ZERO_SEED),
+            Bounded { pool: 24 },
+            Exact,
         ),
         Case::new(
             "hash_rdonly",
@@ -229,10 +250,12 @@ fn diff(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
                 case.name,
                 r.ops,
                 r.elapsed.as_secs_f64(),
-                if r.batch {
-                    ""
-                } else {
-                    "; batch commands not compared: the runtime has no batch API yet"
+                match (r.batch, case.mode) {
+                    (true, _) => "",
+                    (false, Mode::LruEvicting) => {
+                        "; no batch commands: what they return depends on the kernel's evictions"
+                    }
+                    (false, _) => "; batch commands not compared: one side has none",
                 },
                 r.stats.summary()
             );
@@ -247,7 +270,7 @@ fn diff(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
 
 fn self_check(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
     mapdiff::pin_to_cpu(0);
-    let make = || -> Result<(Box<dyn Subject>, Box<dyn Subject>), String> {
+    let make = || -> Result<mapdiff::check::Sides, String> {
         let k = |_| {
             mapdiff::kernel_map(&case.spec, case.btf.as_ref())
                 .map_err(|e| format!("{}: the kernel cannot create the map: {e}", case.name))
@@ -262,6 +285,43 @@ fn self_check(case: &Case, seed: u64, n: usize) -> Result<(), Failed> {
         r.elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// The harness must be able to fail: a bpfc hash map one entry larger than
+/// the kernel's differs once the maps fill up, and the report names the
+/// seed and a shrunk sequence.
+fn detects_a_difference(seed: u64) -> Result<(), Failed> {
+    mapdiff::pin_to_cpu(0);
+    let case = Case::new(
+        "hash_one_larger",
+        spec("h", MapType::Hash, 4, 8, 16, 0),
+        Keys::Random { pool: 24 },
+        Mode::HashOrder,
+    );
+    let make = || -> Result<mapdiff::check::Sides, String> {
+        let k = mapdiff::kernel_map(&case.spec, None).map_err(|e| e.to_string())?;
+        let b = mapdiff::bpfc_map(&MapSpec {
+            max_entries: 17,
+            ..case.spec.clone()
+        })
+        .map_err(|e| e.to_string())?;
+        Ok((Box::new(k), Box::new(mapdiff::subject::Bpfc(b))))
+    };
+    match mapdiff::compare_with(&case, seed, 2_000, &make) {
+        Ok(_) => Err("a 17-entry map compared equal to a 16-entry one".into()),
+        Err(report) => {
+            let shrunk = report
+                .lines()
+                .find(|l| l.starts_with("shrunk to"))
+                .unwrap_or_default()
+                .to_string();
+            if !report.contains("BPFC_MAPS_SEED=") || !report.contains("E2BIG") {
+                return Err(format!("the report lacks the seed or the E2BIG: {report}").into());
+            }
+            println!("detects_a_difference: {shrunk}");
+            Ok(())
+        }
+    }
 }
 
 /// One definition: the spec, BTF for the kernel, an inner map template.
@@ -474,12 +534,10 @@ fn definitions_table() -> Vec<Def> {
 /// The kernel's errno for a definition (map-in-map: the inner map created
 /// first, as its template).
 fn kernel_create(d: &Def) -> Result<(), i32> {
-    let inner = match &d.spec.inner {
-        Some(i) => Some(kernel_create_map(i).unwrap_or_else(|e| {
-            panic!("{}: the kernel refuses the inner map itself: {e}", d.label)
-        })),
-        None => None,
-    };
+    let inner = d.spec.inner.as_ref().map(|i| {
+        kernel_create_map(i)
+            .unwrap_or_else(|e| panic!("{}: the kernel refuses the inner map itself: {e}", d.label))
+    });
     let btf_fd = d.btf.as_ref().map(|b| {
         kernel::btf_load(&b.raw).unwrap_or_else(|(e, log)| panic!("BTF_LOAD: {e}\n{log}"))
     });
@@ -703,6 +761,73 @@ fn kernel_wrapper() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Two threads replace the values of 16 keys while two threads look them
+/// up: how many lookups miss a key that is always there, in the kernel and
+/// in bpfc. The kernel's preallocated hash maps can miss one (an element is
+/// reused while a lookup stands on it); bpfc's lookups recheck the bucket
+/// and never miss (runtime/src/maps/hash.rs).
+fn replace_race() -> Result<(), Failed> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    fn race(m: &(dyn Subject + Sync), lookups: u64) -> Result<u64, String> {
+        for k in 0..16u32 {
+            m.update(&k.to_ne_bytes(), &0u64.to_ne_bytes(), 0)
+                .map_err(|e| format!("setup: errno {e}"))?;
+        }
+        let stop = AtomicBool::new(false);
+        let missed = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for w in 0..2u64 {
+                let stop = &stop;
+                s.spawn(move || {
+                    let (mut x, mut n) = (77 + w, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        n += 1;
+                        let _ = m.update(&((x % 16) as u32).to_ne_bytes(), &n.to_ne_bytes(), 0);
+                    }
+                });
+            }
+            let readers: Vec<_> = (0..2u64)
+                .map(|r| {
+                    let missed = &missed;
+                    s.spawn(move || {
+                        let mut x = 99 + r;
+                        for _ in 0..lookups {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            if m.lookup(&((x % 16) as u32).to_ne_bytes(), None, 0).is_err() {
+                                missed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for r in readers {
+                let _ = r.join();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        Ok(missed.load(Ordering::Relaxed))
+    }
+    let spec = spec("race", MapType::Hash, 4, 8, 64, 0);
+    let n = 500_000;
+    let k = mapdiff::kernel_map(&spec, None)?;
+    let kernel_missed = race(&k, n)?;
+    let b = mapdiff::subject::Bpfc(mapdiff::bpfc_map(&spec)?);
+    let bpfc_missed = race(&b, n)?;
+    println!(
+        "replace_race: lookups of keys being replaced that missed, of {}: kernel {kernel_missed}, bpfc {bpfc_missed}",
+        2 * n
+    );
+    if bpfc_missed != 0 {
+        return Err(format!("bpfc missed {bpfc_missed} keys that were always there").into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let seed = mapdiff::seed_from_env();
@@ -736,6 +861,18 @@ fn main() {
             return Ok(());
         }
         kernel_wrapper()
+    }));
+    trials.push(Trial::test("detects_a_difference", move || {
+        if !gate("detects_a_difference") {
+            return Ok(());
+        }
+        detects_a_difference(seed)
+    }));
+    trials.push(Trial::test("replace_race", move || {
+        if !gate("replace_race") {
+            return Ok(());
+        }
+        replace_race()
     }));
     let start = Instant::now();
     let conclusion = libtest_mimic::run(&args, trials);

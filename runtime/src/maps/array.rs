@@ -10,7 +10,7 @@
 
 use super::error::{errno, MapError, MapResult};
 use super::flags::{BPF_EXIST, BPF_F_LOCK, BPF_F_MMAPABLE, BPF_NOEXIST};
-use super::store::{Store, HEADER_SIZE};
+use super::store::{check_fits_memory, Store, HEADER_SIZE};
 use super::{round8, values, MapImpl, MapSpec, MapType, NativeLayout, Slab};
 use std::any::Any;
 use std::path::Path;
@@ -71,6 +71,7 @@ fn layout(spec: &MapSpec, ncpus: u32) -> MapResult<(usize, usize)> {
 impl ArrayMap {
     pub fn create(spec: &MapSpec, ncpus: u32, dir: Option<&Path>) -> MapResult<ArrayMap> {
         let (values_off, body) = layout(spec, ncpus)?;
+        check_fits_memory(spec, body)?;
         let store = Store::create(spec, ncpus, body, dir)?;
         store.mark_ready();
         Ok(ArrayMap::new(store, spec, ncpus, values_off))

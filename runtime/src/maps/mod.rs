@@ -70,6 +70,18 @@ pub struct MapSpec {
     pub spin_lock_off: Option<u32>,
     /// Offset of a `struct bpf_timer` in the value (from BTF).
     pub timer_off: Option<u32>,
+    /// The key and value types, kept in a pinned map's file so that tools
+    /// (`bpfc map dump`) can print values by type.
+    pub btf: Option<MapBtf>,
+}
+
+/// Raw BTF (a `.BTF` section's bytes) and the ids of the key and value
+/// types in it (0: none, as for keyless maps).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapBtf {
+    pub raw: Vec<u8>,
+    pub key_type_id: u32,
+    pub value_type_id: u32,
 }
 
 impl MapSpec {

@@ -44,6 +44,13 @@ struct Header {
     inner_value_size: u32,
     inner_max_entries: u32,
     inner_flags: u32,
+    _pad: u32,
+    /// Where the key/value BTF lies in the block (0: none), its length and
+    /// the key and value type ids in it.
+    btf_off: u64,
+    btf_len: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -52,6 +59,24 @@ const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
 #[derive(Debug)]
 pub struct Store {
     shm: Shm,
+}
+
+/// For families that take all their memory at creation, as the kernel's
+/// `vmalloc` does: refuse `bytes` larger than the machine's memory up front
+/// (a sparse file would take it, then fail on use). Families that fill
+/// their storage lazily (the LPM trie) do not call this.
+pub fn check_fits_memory(spec: &MapSpec, bytes: usize) -> MapResult<()> {
+    let ram = physical_memory();
+    if bytes as u64 > ram {
+        return Err(MapError::with_reason(
+            errno::ENOMEM,
+            format!(
+                "map {}: {bytes} bytes is more than the machine's memory ({ram} bytes)",
+                spec.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Bytes of physical memory (`u64::MAX` when unknown).
@@ -87,24 +112,16 @@ impl Store {
         body_len: usize,
         dir: Option<&Path>,
     ) -> MapResult<Store> {
-        let total = HEADER_SIZE
-            .checked_add(body_len)
+        // The BTF, if any, goes after the family's body.
+        let btf = spec.btf.as_ref().filter(|b| !b.raw.is_empty());
+        let body_end = HEADER_SIZE.checked_add(body_len);
+        let btf_off = body_end.map(|e| e.next_multiple_of(8));
+        let total = btf_off
+            .and_then(|o| o.checked_add(btf.map_or(0, |b| b.raw.len())))
             .filter(|&t| t <= isize::MAX as usize / 2)
             .ok_or_else(|| {
                 MapError::with_reason(errno::ENOMEM, format!("map {}: too large", spec.name))
             })?;
-        // As the kernel's vmalloc, refuse a block larger than the machine's
-        // memory up front (a sparse file would take it, then fail on use).
-        let ram = physical_memory();
-        if total as u64 > ram {
-            return Err(MapError::with_reason(
-                errno::ENOMEM,
-                format!(
-                    "map {}: {total} bytes is more than the machine's memory ({ram} bytes)",
-                    spec.name
-                ),
-            ));
-        }
         let shm = Shm::create(total, dir).map_err(|e| {
             MapError::with_reason(
                 errno::ENOMEM,
@@ -129,6 +146,17 @@ impl Store {
         h.total_len = store.shm.len() as u64;
         let n = spec.name.len().min(NAME_LEN - 1);
         h.name[..n].copy_from_slice(&spec.name.as_bytes()[..n]);
+        if let (Some(b), Some(off)) = (btf, btf_off) {
+            h.btf_off = off as u64;
+            h.btf_len = b.raw.len() as u32;
+            h.btf_key_type_id = b.key_type_id;
+            h.btf_value_type_id = b.value_type_id;
+            // SAFETY: `off + raw.len() <= total`, inside the fresh block that
+            // nobody else sees yet.
+            unsafe {
+                std::ptr::copy_nonoverlapping(b.raw.as_ptr(), store.shm.at(off), b.raw.len())
+            };
+        }
         if let Some(inner) = &spec.inner {
             h.inner_type = inner.map_type as u32;
             h.inner_key_size = inner.key_size;
@@ -192,6 +220,25 @@ impl Store {
                     ..MapSpec::default()
                 })
             });
+        let btf = if h.btf_off != 0 {
+            let (off, len) = (h.btf_off as usize, h.btf_len as usize);
+            if off < HEADER_SIZE || off.checked_add(len).is_none_or(|e| e > store.shm.len()) {
+                return Err(MapError::invalid(format!(
+                    "{shown}: its BTF ({len} bytes at {off}) lies outside the file"
+                )));
+            }
+            let mut raw = vec![0u8; len];
+            // SAFETY: checked to lie inside the mapping; the creator wrote
+            // it before marking the block ready and nobody changes it.
+            unsafe { std::ptr::copy_nonoverlapping(store.shm.at(off), raw.as_mut_ptr(), len) };
+            Some(super::MapBtf {
+                raw,
+                key_type_id: h.btf_key_type_id,
+                value_type_id: h.btf_value_type_id,
+            })
+        } else {
+            None
+        };
         let spec = MapSpec {
             name: String::from_utf8_lossy(&h.name[..name_end]).into_owned(),
             map_type,
@@ -203,6 +250,7 @@ impl Store {
             inner,
             spin_lock_off: from_opt(h.spin_lock_off),
             timer_off: from_opt(h.timer_off),
+            btf,
         };
         let ncpus = h.ncpus;
         Ok((store, spec, ncpus))
@@ -224,9 +272,12 @@ impl Store {
         self.shm.at(HEADER_SIZE)
     }
 
-    /// Bytes available after the header.
+    /// Bytes available after the header (up to the BTF, if the map has it).
     pub fn body_len(&self) -> usize {
-        self.shm.len() - HEADER_SIZE
+        match self.header().btf_off as usize {
+            0 => self.shm.len() - HEADER_SIZE,
+            off => off - HEADER_SIZE,
+        }
     }
 
     pub fn shm(&self) -> &Shm {

@@ -309,3 +309,25 @@ fn cpu_list() {
     assert_eq!(parse_cpu_list("0"), Some(1));
     assert_eq!(parse_cpu_list("0-1,4-5"), Some(6));
 }
+
+#[test]
+fn pin_keeps_btf() {
+    let o = opts();
+    let path = o.pin_dir.join(format!("btf-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut s = spec(MapType::Array, 4, 8, 4);
+    s.btf = Some(MapBtf {
+        raw: (0..=255u8).cycle().take(1000).collect(),
+        key_type_id: 3,
+        value_type_id: 7,
+    });
+    let m = Map::create_with(&s, &o).unwrap();
+    m.update(&k32(3), &[9; 8], 0).unwrap();
+    m.pin(&path).unwrap();
+    let again = Map::open_pinned(&path, Some(&s)).unwrap();
+    assert_eq!(again.spec().btf, s.btf);
+    let mut v = [0u8; 8];
+    again.lookup(&k32(3), &mut v).unwrap();
+    assert_eq!(v, [9; 8]);
+    m.unpin().unwrap();
+}

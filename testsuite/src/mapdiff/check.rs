@@ -344,6 +344,15 @@ fn present(s: &dyn Subject, k: &[u8]) -> bool {
     s.lookup(k, None, 0).is_ok()
 }
 
+/// (key, value) pairs a batch walk returned.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The two sides of a run (kernel first).
+pub type Sides = (Box<dyn Subject>, Box<dyn Subject>);
+
+/// Makes two fresh sides.
+pub type Make<'a> = dyn Fn() -> Result<Sides, String> + 'a;
+
 /// Collect a whole lookup-batch walk of one side: the final result and
 /// every (key, value) returned. `ENOSPC` (a hash bucket larger than the
 /// room given) is retried with twice the room, as callers do.
@@ -353,7 +362,7 @@ fn batch_walk(
     delete: bool,
     elem_flags: u64,
     flags: u64,
-) -> (Result<(), i32>, Vec<(Vec<u8>, Vec<u8>)>) {
+) -> (Result<(), i32>, Pairs) {
     let b = s.batch().expect("batch ops only run with batch support");
     let (ks, vs) = (s.key_size(), s.value_size());
     let mut pairs = Vec::new();
@@ -741,12 +750,7 @@ pub struct Mismatch {
 }
 
 /// Run `ops` on two fresh sides made by `make`.
-pub fn run(
-    case: &Case,
-    make: &dyn Fn() -> Result<(Box<dyn Subject>, Box<dyn Subject>), String>,
-    ops: &[Op],
-    stats: &mut Stats,
-) -> Result<(), Mismatch> {
+pub fn run(case: &Case, make: &Make, ops: &[Op], stats: &mut Stats) -> Result<(), Mismatch> {
     let (a, b) = make().map_err(|what| Mismatch { index: 0, what })?;
     let mut r = Runner::new(case, a.as_ref(), b.as_ref());
     for (i, op) in ops.iter().enumerate() {
@@ -763,7 +767,7 @@ pub fn run(
 /// fails, within `budget`.
 pub fn shrink(
     case: &Case,
-    make: &dyn Fn() -> Result<(Box<dyn Subject>, Box<dyn Subject>), String>,
+    make: &Make,
     ops: &[Op],
     first: Mismatch,
     budget: Duration,
@@ -786,7 +790,7 @@ pub fn shrink(
                 continue;
             }
             match run(case, make, &cand, &mut Stats::default()) {
-                Err(m) if m.index + 1 <= cand.len() => {
+                Err(m) if m.index < cand.len() => {
                     cand.truncate(m.index + 1);
                     best = cand;
                     why = m;

@@ -14,11 +14,11 @@ pub mod subject;
 
 use crate::kernel::{self, KernelMap, MapCreate};
 use bpfc_runtime::maps::{Map, MapOptions, MapSpec};
-use check::{Mismatch, Stats};
+use check::{Make, Mismatch, Sides, Stats};
 use std::fmt::Write as _;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-use subject::{Bpfc, Subject};
+use subject::Bpfc;
 
 /// How a case draws its keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,8 +142,6 @@ pub enum NotRun {
     NotImplemented(String),
 }
 
-type Make<'a> = dyn Fn() -> Result<(Box<dyn Subject>, Box<dyn Subject>), String> + 'a;
-
 /// Compare `case` between the kernel and bpfc for `n` operations from
 /// `seed`. `Err` carries the full failure report (seed, shrunk sequence).
 pub fn compare(case: &Case, seed: u64, n: usize) -> Result<Result<Report, NotRun>, String> {
@@ -152,7 +150,7 @@ pub fn compare(case: &Case, seed: u64, n: usize) -> Result<Result<Report, NotRun
             return Ok(Err(NotRun::NotImplemented(e.to_string())));
         }
     }
-    let make = || -> Result<(Box<dyn Subject>, Box<dyn Subject>), String> {
+    let make = || -> Result<Sides, String> {
         let k = kernel_map(&case.spec, case.btf.as_ref())
             .map_err(|e| format!("{}: the kernel cannot create the map: {e}", case.name))?;
         let b = bpfc_map(&case.spec)

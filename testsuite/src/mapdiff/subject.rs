@@ -223,10 +223,85 @@ impl Subject for Bpfc {
         let mut v = vec![0u8; self.0.user_value_size()];
         code(self.0.lookup_and_delete(key, &mut v, flags)).map(|()| v)
     }
-    /// The runtime has no batch API yet (it comes with the LPM/queue/stack/
-    /// bloom branch): implement [`BatchSubject`] for `Bpfc` over it and
-    /// return `Some(self)` here, and every case compares batch commands too.
     fn batch(&self) -> Option<&dyn BatchSubject> {
-        None
+        Some(self)
+    }
+}
+
+impl BatchSubject for Bpfc {
+    fn lookup_batch(
+        &self,
+        token: Option<&[u8]>,
+        count: u32,
+        delete: bool,
+        elem_flags: u64,
+        flags: u64,
+    ) -> BatchOut {
+        let m = &self.0;
+        let mut keys = vec![0u8; count as usize * m.key_size()];
+        let mut values = vec![0u8; count as usize * m.user_value_size()];
+        let mut out = vec![0u8; m.batch_token_size().max(4)];
+        let mut n = count;
+        let res = if delete {
+            m.lookup_and_delete_batch(
+                token,
+                &mut out,
+                &mut keys,
+                &mut values,
+                &mut n,
+                elem_flags,
+                flags,
+            )
+        } else {
+            m.lookup_batch(
+                token,
+                &mut out,
+                &mut keys,
+                &mut values,
+                &mut n,
+                elem_flags,
+                flags,
+            )
+        };
+        keys.truncate(n as usize * m.key_size());
+        values.truncate(n as usize * m.user_value_size());
+        BatchOut {
+            res: code(res),
+            count: n,
+            keys,
+            values,
+            token: out,
+        }
+    }
+
+    fn update_batch(
+        &self,
+        keys: &[u8],
+        values: &[u8],
+        count: u32,
+        elem_flags: u64,
+        flags: u64,
+    ) -> BatchOut {
+        let mut n = count;
+        let res = self.0.update_batch(keys, values, &mut n, elem_flags, flags);
+        BatchOut {
+            res: code(res),
+            count: n,
+            keys: Vec::new(),
+            values: Vec::new(),
+            token: Vec::new(),
+        }
+    }
+
+    fn delete_batch(&self, keys: &[u8], count: u32, elem_flags: u64, flags: u64) -> BatchOut {
+        let mut n = count;
+        let res = self.0.delete_batch(keys, &mut n, elem_flags, flags);
+        BatchOut {
+            res: code(res),
+            count: n,
+            keys: Vec::new(),
+            values: Vec::new(),
+            token: Vec::new(),
+        }
     }
 }
