@@ -12,7 +12,6 @@ mod dump;
 mod input;
 mod map;
 mod mapjson;
-mod maps_json;
 mod native;
 mod output;
 mod run;

@@ -261,20 +261,37 @@ pub fn entries(map: &Map) -> Result<Json> {
 }
 
 /// Several maps' contents: `{"name": [entries...], ...}` (the format of
-/// `bpfc run --maps-out`).
-// `bpfc run --maps-in/--maps-out` (the helpers issue) is the user of this
-// and the loaders below; the tests use them now.
-#[allow(dead_code)]
+/// `bpfc run --maps-out`). Maps without keys are left out, and so are those
+/// whose elements user space cannot read (perf event arrays: the kernel's
+/// lookup says `ENOTSUPP`), as `bpftool map dump` cannot show them.
 pub fn maps_object<'a>(maps: impl IntoIterator<Item = (&'a str, &'a Map)>) -> Result<Json> {
     let mut m = Vec::new();
     for (name, map) in maps {
-        m.push((name.to_string(), entries(map)?));
+        if map.spec().key_size == 0 {
+            continue;
+        }
+        match entries(map) {
+            Ok(v) => m.push((name.to_string(), v)),
+            Err(_) if unreadable(map) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(Json::Object(m))
 }
 
+/// Whether user space cannot read the elements of `map` at all.
+fn unreadable(map: &Map) -> bool {
+    let key = vec![0u8; map.key_size()];
+    let mut value = vec![0u8; map.user_value_size()];
+    map.lookup(&key, &mut value).is_err_and(|e| {
+        matches!(
+            e.code(),
+            bpfc_runtime::maps::errno::ENOTSUPP | bpfc_runtime::maps::errno::EOPNOTSUPP
+        )
+    })
+}
+
 /// The bytes of a `["0x01", ...]` list (numbers are taken too).
-#[allow(dead_code)]
 pub fn parse_hex_list(v: &serde_json::Value, what: &str) -> Result<Vec<u8>> {
     let items = v
         .as_array()
@@ -296,7 +313,6 @@ pub fn parse_hex_list(v: &serde_json::Value, what: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-#[allow(dead_code)]
 /// Put a list of entries (as [`entries`] writes them) into a map: an update
 /// per entry; keyless maps push the values in order. Per-CPU entries give
 /// every CPU's value (`"values"`), or one `"value"` for all CPUs.
@@ -373,7 +389,6 @@ pub fn load_entries(map: &Map, list: &serde_json::Value) -> Result<()> {
 }
 
 /// Load `{"name": [entries...]}` into the maps `find` names.
-#[allow(dead_code)]
 pub fn load_maps_object<'a>(
     v: &serde_json::Value,
     find: impl Fn(&str) -> Option<&'a Map>,

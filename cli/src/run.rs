@@ -3,7 +3,7 @@
 //! behind: trace output, ring buffer and perf records, map contents.
 
 use crate::compile::Opt;
-use crate::{input, maps_json, output};
+use crate::{input, mapjson, output};
 use anyhow::{bail, Context as _};
 use bpfc_compiler::bind::{BoundProgram, Instance, InstanceOptions};
 use bpfc_compiler::codegen::{
@@ -267,8 +267,15 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         .unwrap_or_default();
     if let Some(path) = &args.maps_in {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-        maps_json::load(&text, &named_maps)
-            .with_context(|| format!("--maps-in {}", path.display()))?;
+        let what = || format!("--maps-in {}", path.display());
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(what)?;
+        mapjson::load_maps_object(&v, |name| {
+            named_maps
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, m)| &**m)
+        })
+        .with_context(what)?;
     }
     // Perf event arrays deliver only to open buffers: open one per map.
     let mut perf = Vec::new();
@@ -299,8 +306,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         std::fs::write(path, &ctx_mem).with_context(|| path.display().to_string())?;
     }
     if let Some(path) = &args.maps_out {
-        let v = maps_json::dump(&named_maps)?;
-        std::fs::write(path, format!("{}\n", serde_json::to_string_pretty(&v)?))
+        let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
+        std::fs::write(path, format!("{}\n", v.write(true)))
             .with_context(|| path.display().to_string())?;
     }
     let trace = String::from_utf8_lossy(&ctx.trace).into_owned();
