@@ -218,9 +218,13 @@ fn adjust_reg_min_max_vals(env: &mut Env, width: Width, op: AluOp, dst: u8, src:
             bail!("R{dst} pointer {} pointer prohibited", op_str(op));
         }
         // scalar += pointer: the result is the pointer moved by the scalar.
+        env.mark_chain_precision(dst);
         return adjust_ptr_min_max_vals(env, width, op, dst, &src_reg, &dst_reg, true);
     }
     if dst_reg.ty != RegType::Scalar {
+        if let Some(s) = src_is_reg {
+            env.mark_chain_precision(s);
+        }
         return adjust_ptr_min_max_vals(env, width, op, dst, &dst_reg, &src_reg, false);
     }
     // Two scalars.

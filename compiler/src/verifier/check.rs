@@ -113,6 +113,7 @@ impl<'a> Env<'a> {
                 may_goto_depth: 0,
                 callback_unroll_depth: 0,
                 parent: None,
+                hist: Vec::new(),
             },
             insn_idx: 0,
             prev_insn_idx: 0,
@@ -139,6 +140,11 @@ impl<'a> Env<'a> {
     fn prepare(&mut self) -> VResult<()> {
         for pc in 0..self.insns.len() {
             self.insn_idx = pc;
+            // The kernel checks every opcode up front, dead code included;
+            // it has no indirect call.
+            if let Insn::Callx { .. } = self.insns[pc] {
+                bail!("unknown opcode 8d");
+            }
             if let Insn::Lddw { src, imm, .. } = self.insns[pc] {
                 match src {
                     LddwSrc::MapFd | LddwSrc::MapValue => {
@@ -373,6 +379,7 @@ impl<'a> Env<'a> {
             may_goto_depth: 0,
             callback_unroll_depth: 0,
             parent: None,
+            hist: Vec::new(),
         };
         self.cur_path = 0;
         self.insn_idx = start;
@@ -404,6 +411,7 @@ impl<'a> Env<'a> {
                 bail!("invalid insn idx {pc} insn_cnt {}", self.insns.len());
             }
             self.stats.insns_processed += 1;
+
             if self.stats.insns_processed > self.opts.max_insns {
                 bail!(
                     "BPF program is too large. Processed {} insn",
@@ -439,6 +447,8 @@ impl<'a> Env<'a> {
                 self.log_line(&format!("{pc}: {text}"));
             }
             self.aux[pc].seen = true;
+            let prev = self.prev_insn_idx;
+            self.push_hist(pc, prev);
             self.prev_insn_idx = pc;
             let insn = self.insns[pc];
             match insn {
@@ -720,6 +730,7 @@ impl<'a> Env<'a> {
                 fmt::type_str(r0)
             );
         }
+        self.mark_chain_precision(0);
         if r0.b.smin < lo || r0.b.smax > hi {
             let mut m = format!("{ctx} the register R0 has");
             let mut unknown = true;

@@ -747,6 +747,7 @@ fn check_stack_write(
             if !fits {
                 slot.spilled.id = 0;
             }
+            note_spill(env, frame, spi);
             return Ok(());
         }
     }
@@ -755,6 +756,7 @@ fn check_stack_write(
             let slot = &mut env.cur.frames[frame].stack[spi];
             destroy_dynptr_check(slot)?;
             save_register_state(slot, &Reg::konst(imm as i64 as u64), size);
+            note_spill(env, frame, spi);
             return Ok(());
         }
     }
@@ -769,6 +771,7 @@ fn check_stack_write(
             let slot = &mut env.cur.frames[frame].stack[spi];
             destroy_dynptr_check(slot)?;
             save_register_state(slot, vr, size);
+            note_spill(env, frame, spi);
             return Ok(());
         }
     }
@@ -777,6 +780,12 @@ fn check_stack_write(
         (None, Value::Imm(0)) => true,
         _ => false,
     };
+    if zero {
+        // The slots are known zero only as long as the register is.
+        if let Value::Reg(r) = value {
+            env.mark_chain_precision(r);
+        }
+    }
     let slot = &mut env.cur.frames[frame].stack[spi];
     destroy_dynptr_check(slot)?;
     scrub_special_slot(slot);
@@ -787,6 +796,14 @@ fn check_stack_write(
         s.types[b] = ty;
     }
     Ok(())
+}
+
+/// Record a register spill or fill of stack slot `spi` of `frame` in the
+/// path's history (for precision tracking).
+fn note_spill(env: &mut Env, frame: usize, spi: usize) {
+    if let Some(h) = env.cur_hist() {
+        h.stack = Some((frame as u8, spi as u16));
+    }
 }
 
 /// Writing over a dynptr's slots: bpfc does not model dynptrs on the
@@ -922,6 +939,7 @@ fn check_stack_read_fixed_off(
                     super::alu::clear_scalar_id(&mut r);
                 }
                 *env.cur.reg_mut(d) = r;
+                note_spill(env, frame, spi);
             } else {
                 let slot_base = off;
                 let mut spill_cnt = 0;
@@ -936,16 +954,21 @@ fn check_stack_read_fixed_off(
                         _ => bail!("invalid read from stack off {off}+{i} size {size}"),
                     }
                 }
-                *env.cur.reg_mut(d) = if (spill_cnt == size && st.spilled.b.var_off.equals_const(0))
-                    || zero_cnt == size
-                {
+                let spilled_zero = spill_cnt == size && st.spilled.b.var_off.equals_const(0);
+                *env.cur.reg_mut(d) = if spilled_zero || zero_cnt == size {
                     Reg::konst(0)
                 } else {
                     Reg::unknown()
                 };
+                if spilled_zero {
+                    note_spill(env, frame, spi);
+                }
             }
-        } else if let Some(d) = dst {
-            *env.cur.reg_mut(d) = st.spilled.clone();
+        } else {
+            if let Some(d) = dst {
+                *env.cur.reg_mut(d) = st.spilled.clone();
+            }
+            note_spill(env, frame, spi);
         }
         return Ok(());
     }

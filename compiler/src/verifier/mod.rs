@@ -28,6 +28,7 @@ mod helper;
 mod jmp;
 mod liveness;
 mod mem;
+mod precise;
 mod prune;
 pub mod state;
 pub mod tnum;
@@ -225,6 +226,10 @@ pub(crate) struct Checkpoint {
     pub state: Option<State>,
     /// The checkpoint the saved state descends from.
     pub parent: Option<usize>,
+    /// The instruction it was saved at.
+    pub insn: usize,
+    /// The path from the parent checkpoint to it.
+    pub hist: Vec<precise::Hist>,
     /// Paths from this state still being explored (the kernel's
     /// `branches`); 0 once everything below it is verified.
     pub branches: u32,

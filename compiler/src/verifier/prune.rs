@@ -117,6 +117,9 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: Exact) -> bool {
     }
     match old.ty {
         RegType::Scalar => {
+            if !old.precise && exact == Exact::NotExact {
+                return true;
+            }
             if old.id & ADD_CONST != 0 && cur.id & ADD_CONST == 0 {
                 return false;
             }
@@ -287,13 +290,17 @@ impl Env<'_> {
 
     /// `is_state_visited`: true when the current path can stop here.
     pub(crate) fn is_state_visited(&mut self, pc: usize) -> VResult<bool> {
-        let force_new = self.opts.test_state_freq || self.force_checkpoint[pc];
+        // A long history also forces a checkpoint (the kernel's limit of 40
+        // jump-history entries per state).
+        let force_new =
+            self.opts.test_state_freq || self.force_checkpoint[pc] || self.hist_jumps() > 40;
         let mut add_new = force_new
             || (self.jmps_processed - self.prev_jmps_processed >= 2
                 && self.stats.insns_processed - self.prev_insn_processed >= 8);
         let list = std::mem::take(&mut self.explored[pc]);
         let mut keep = Vec::with_capacity(list.len() + 1);
         let mut hit = false;
+        let mut hit_cp = None;
         let states_cnt = list.len() as u64;
         for ci in list {
             if hit {
@@ -335,6 +342,7 @@ impl Env<'_> {
             if matched {
                 cp.hit += 1;
                 hit = true;
+                hit_cp = Some(ci);
                 keep.push(ci);
                 continue;
             }
@@ -355,17 +363,30 @@ impl Env<'_> {
         }
         self.explored[pc] = keep;
         self.stats.max_states_per_insn = self.stats.max_states_per_insn.max(states_cnt);
-        if hit {
+        if let Some(ci) = hit_cp {
+            // What the saved state relied on, the current path relies on.
+            let prev = self.prev_insn_idx;
+            self.push_hist(pc, prev);
+            if let Some(old) = self.checkpoints[ci as usize].state.clone() {
+                let live: Vec<u16> = (0..old.frames.len())
+                    .map(|i| self.live_mask(&self.cur, i, pc))
+                    .collect();
+                self.propagate_precision(&old, &live);
+            }
             return Ok(true);
         }
         if !add_new {
             return Ok(false);
         }
         let idx = self.checkpoints.len();
-        let mut saved = self.cur.clone();
-        saved.parent = self.cur.parent;
+        // Precision marks come from later backtracking, not from before.
+        self.cur.for_each_reg(|r| r.precise = false);
+        let hist = std::mem::take(&mut self.cur.hist);
+        let saved = self.cur.clone();
         self.checkpoints.push(Checkpoint {
             state: Some(saved),
+            insn: pc,
+            hist,
             parent: self.cur.parent,
             branches: 1,
             hit: 0,
