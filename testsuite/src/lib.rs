@@ -5,6 +5,8 @@ pub mod aot;
 pub mod bpftool;
 pub mod data;
 pub mod gen;
+#[cfg(target_os = "linux")]
+pub mod kernel;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 

@@ -17,130 +17,39 @@
 #![cfg(target_os = "linux")]
 
 use bpfc_compiler::isa::{
-    encode_program, AluOp, CallTarget, Endian, Insn, JmpCond, LddwSrc, Reg, Size, Src, Width,
+    AluOp, CallTarget, Endian, Insn, JmpCond, LddwSrc, Reg, Size, Src, Width,
 };
 use bpfc_compiler::loader::{MapDef, MapOrigin, ProgType};
 use bpfc_compiler::verifier::{self, Input, Options};
 use bpfc_testsuite::gen::{self, Rng};
 
-/// `union bpf_attr` for BPF_PROG_LOAD, as far as this test fills it.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    pad: [u64; 12],
-}
+use bpfc_testsuite::kernel::{self, KernelMap, LoadSpec, F_SLEEPABLE as BPF_F_SLEEPABLE};
 
-/// `union bpf_attr` for BPF_MAP_CREATE.
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    pad: [u64; 14],
-}
-
-const BPF_MAP_CREATE: i64 = 0;
-const BPF_PROG_LOAD: i64 = 5;
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
-
-fn bpf(cmd: i64, attr: *mut u8, size: usize) -> i64 {
-    // SAFETY: `attr` points to a live, zero-padded attribute struct of
-    // `size` bytes for the duration of the call, and the kernel writes at
-    // most `size` bytes back (plus the log buffer the struct describes).
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
-}
-
-fn kernel_prog_type(t: ProgType) -> u32 {
-    match t {
-        ProgType::SocketFilter => 1,
-        ProgType::SchedCls => 3,
-        ProgType::Xdp => 6,
-        ProgType::Syscall => 31,
-        _ => unreachable!("not used here"),
-    }
-}
-
-/// Load into the kernel: Ok(()) accepted, Err(last log line) rejected.
-/// The first attempt runs without a log (the kernel is much faster
-/// without one); a rejection is loaded again with a log for its message.
+/// Load into the kernel: Ok(()) accepted, Err(its message) rejected. The
+/// first attempt runs without a log (much faster); a rejection is loaded
+/// again with one for its message.
 fn kernel_load(insns: &[Insn], ty: ProgType, flags: u32) -> Result<(), String> {
-    match kernel_load_with_log(insns, ty, flags, 0) {
-        Ok(()) => Ok(()),
-        Err(_) => kernel_load_with_log(insns, ty, flags, 1),
-    }
-}
-
-fn kernel_load_with_log(insns: &[Insn], ty: ProgType, flags: u32, log_level: u32) -> Result<(), String> {
-    let code = encode_program(insns, Endian::Little);
-    let license = b"GPL\0";
-    let mut log = vec![0u8; if log_level > 0 { 1 << 20 } else { 0 }];
-    let mut attr = ProgLoadAttr {
-        prog_type: kernel_prog_type(ty),
-        insn_cnt: (code.len() / 8) as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level,
-        log_size: log.len() as u32,
-        log_buf: if log_level > 0 { log.as_mut_ptr() as u64 } else { 0 },
-        prog_flags: flags,
+    let mut spec = LoadSpec {
+        prog_type: kernel::prog_type_number(ty).expect("a kernel program type"),
+        flags,
+        gpl: true,
         ..Default::default()
     };
-    let fd = bpf(
-        BPF_PROG_LOAD,
-        &mut attr as *mut ProgLoadAttr as *mut u8,
-        std::mem::size_of::<ProgLoadAttr>(),
-    );
-    if fd >= 0 {
-        // SAFETY: `fd` is a descriptor this process just received.
-        unsafe { libc::close(fd as i32) };
+    if kernel::prog_load(insns, &spec).accepted {
         return Ok(());
     }
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    let text = String::from_utf8_lossy(&log[..end]);
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.is_empty() && !l.starts_with("processed") && !l.starts_with("verification time"))
-        .unwrap_or("")
-        .to_string();
-    Err(if last.is_empty() {
-        format!("errno {}", std::io::Error::last_os_error())
+    spec.log_level = 1;
+    let v = kernel::prog_load(insns, &spec);
+    if v.accepted {
+        Ok(())
     } else {
-        last
-    })
+        Err(v.message)
+    }
 }
 
-/// An array map of one 64-byte value: its fd, for the kernel's copy of a
-/// program.
-fn create_map() -> Option<i32> {
-    let mut attr = MapCreateAttr {
-        map_type: 2,
-        key_size: 4,
-        value_size: 64,
-        max_entries: 4,
-        ..Default::default()
-    };
-    let fd = bpf(
-        BPF_MAP_CREATE,
-        &mut attr as *mut MapCreateAttr as *mut u8,
-        std::mem::size_of::<MapCreateAttr>(),
-    );
-    (fd >= 0).then_some(fd as i32)
+/// An array map of four 64-byte values, for the kernel's copy of a program.
+fn create_map() -> Option<KernelMap> {
+    kernel::map_create(&bpfc_map()).ok()
 }
 
 fn bpfc_map() -> MapDef {
@@ -532,8 +441,7 @@ impl Tally {
 }
 
 fn kernel_available() -> bool {
-    let prog = [mov(Reg::R0, Src::Imm(0)), Insn::Exit];
-    kernel_load(&prog, ProgType::SocketFilter, 0).is_ok()
+    kernel::available()
 }
 
 #[test]
@@ -545,7 +453,8 @@ fn verdicts_match_the_running_kernel() {
         );
         return;
     }
-    let fd = create_map().expect("an array map");
+    let map = create_map().expect("an array map");
+    let fd = map.0;
     let mut t = Tally::default();
     let base: u64 = std::env::var("BPFC_VERIFIER_KERNEL_SEED")
         .ok()
@@ -582,8 +491,7 @@ fn verdicts_match_the_running_kernel() {
         t.bpfc_time += t1.elapsed();
         t.compare(&format!("shaped {} {m:?} seed {seed:#x}", ty.name()), k, b);
     }
-    // SAFETY: closing the map fd created above.
-    unsafe { libc::close(fd) };
+    drop(map);
     for l in t.unsound.iter().chain(&t.strict) {
         println!("{l}");
     }
@@ -626,8 +534,8 @@ fn show_shaped() {
     let seed = u64::from_str_radix(parts.next().unwrap().trim_start_matches("0x"), 16).unwrap();
     let insns = shaped(&mut Rng::new(seed), ty, m);
     print!("{}", bpfc_compiler::disasm::disassemble(&insns, bpfc_compiler::disasm::Syntax::Kernel));
-    let fd = create_map().unwrap();
-    println!("kernel: {:?}", kernel_load(&with_fd(&insns, fd), ty, 0));
+    let map = create_map().unwrap();
+    println!("kernel: {:?}", kernel_load(&with_fd(&insns, map.0), ty, 0));
     let maps = [bpfc_map()];
     let mut opts = Options::new(ty);
     opts.log_level = 2;

@@ -77,3 +77,47 @@ fn return_values() {
     );
     assert!(run(src, ProgType::Xdp).is_ok());
 }
+
+fn run_freq(src: &str) -> Result<Verified, Rejection> {
+    let insns = assemble(src).expect("test program assembles");
+    let input = Input {
+        insns: &insns,
+        maps: &[],
+        btf: None,
+        func_info: &[],
+        endian: crate::isa::Endian::Little,
+    };
+    let mut opts = Options::new(ProgType::SocketFilter);
+    opts.test_state_freq = true;
+    verify(&input, &opts)
+}
+
+#[test]
+fn precision_keeps_pruning_sound() {
+    // The path through 4 reaches 5 with r6 = 0 first and is saved there;
+    // the jump reaches 5 with r6 in [8, 15], which must not be pruned
+    // against it: r6 becomes a stack offset, so it is precise.
+    let unsafe_src = "call 7\nmov %r6, %r0\nand %r6, 15\njgt %r6, 7, join\nmov %r6, 0\n\
+         join:\nmov %r1, %r10\nadd %r1, -8\nadd %r1, %r6\nldxb %r0, [%r1]\nexit\n";
+    let e = run_freq(unsafe_src).unwrap_err();
+    assert!(e.message.contains("invalid variable-offset read from stack R1"), "{}", e.message);
+    assert_eq!(e.path, vec![(3, 5)]);
+    // The same shape where the value does not matter is pruned.
+    let prunable = "call 7\nmov %r6, %r0\nand %r6, 15\njgt %r6, 7, join\nmov %r6, 0\n\
+         join:\nmov %r0, %r6\nexit\n";
+    let v = run_freq(prunable).unwrap();
+    assert!(v.stats.insns_processed < 14, "{:?}", v.stats);
+}
+
+#[test]
+fn imprecise_scalars_prune_combinations() {
+    // Twenty undecided branches each change an accumulator that only
+    // reaches r0: without precision tracking that is 2^20 paths.
+    let mut src = String::from("call 7\nmov %r6, %r0\nmov %r7, 0\nmov %r8, 0\n");
+    for i in 0..20 {
+        src.push_str(&format!("jset %r6, {}, l{i}\nor %r7, {}\nl{i}:\n", 1u32 << i, 1u32 << i));
+    }
+    src.push_str("mov %r0, %r7\nexit\n");
+    let v = run(&src, ProgType::SocketFilter).unwrap();
+    assert!(v.stats.insns_processed < 2000, "{:?}", v.stats);
+}
