@@ -19,7 +19,7 @@ use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use std::path::{Path, PathBuf};
 
 /// Agreement (percent of applicable cases) below which the test fails.
-const AGREEMENT_FLOOR: f64 = 0.0;
+const AGREEMENT_FLOOR: f64 = 93.0;
 
 /// One test case: a program and what the kernel must say about it.
 #[derive(Clone, Debug)]
@@ -44,14 +44,17 @@ fn cases(path: &Path) -> Result<Vec<Case>, String> {
         .ok_or_else(|| format!("{}: no .BTF", path.display()))?
         .data()
         .map_err(|e| e.to_string())?;
-    let btf = Btf::parse(btf_data, bpfc_compiler::isa::Endian::Little).map_err(|e| e.to_string())?;
+    let btf =
+        Btf::parse(btf_data, bpfc_compiler::isa::Endian::Little).map_err(|e| e.to_string())?;
     let object = path.file_stem().unwrap().to_string_lossy().into_owned();
     let mut out = Vec::new();
     for sym in elf.symbols() {
         if sym.kind() != object::SymbolKind::Text || !sym.is_global() {
             continue;
         }
-        let Some(idx) = sym.section_index() else { continue };
+        let Some(idx) = sym.section_index() else {
+            continue;
+        };
         let section = elf.section_by_index(idx).map_err(|e| e.to_string())?;
         let section = section.name().map_err(|e| e.to_string())?.to_string();
         if section == ".text" {
@@ -85,7 +88,9 @@ fn cases(path: &Path) -> Result<Vec<Case>, String> {
         };
         let (mut priv_mode, mut unpriv, mut aux, mut arch) = (false, false, false, Vec::new());
         for t in &tags {
-            let Some(t) = t.strip_prefix("comment:") else { continue };
+            let Some(t) = t.strip_prefix("comment:") else {
+                continue;
+            };
             let dynamic = |pfx: &str| {
                 t.strip_prefix(pfx)
                     .and_then(|r| r.split_once('='))
@@ -210,7 +215,14 @@ fn about_memory(msgs: &[String]) -> bool {
 fn license_gpl(l: Option<&str>) -> bool {
     matches!(
         l,
-        Some("GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL")
+        Some(
+            "GPL"
+                | "GPL v2"
+                | "GPL and additional rights"
+                | "Dual BSD/GPL"
+                | "Dual MIT/GPL"
+                | "Dual MPL/GPL"
+        )
     )
 }
 
@@ -353,5 +365,103 @@ fn kernel_verifier_corpus() {
          {unsound_memory} unsound about memory safety",
         total - agree
     );
-    assert!(pct >= AGREEMENT_FLOOR, "agreement {pct:.1}% fell below {AGREEMENT_FLOOR}%");
+    assert_eq!(unsound_memory, 0, "unsound verdicts about memory safety");
+    assert_eq!(unsound, 0, "unsound verdicts");
+    assert!(
+        pct >= AGREEMENT_FLOOR,
+        "agreement {pct:.1}% fell below {AGREEMENT_FLOOR}%"
+    );
+}
+
+/// The program type the kernel's verifier scale test loads each object
+/// of fixtures/verifier/scale as (prog_tests/bpf_verif_scale.c).
+fn scale_type(name: &str) -> ProgType {
+    use ProgType::*;
+    match name {
+        n if n.starts_with("test_verif_scale") => SchedCls,
+        "loop4" | "loop5" => SchedCls,
+        "loop6" => Kprobe,
+        n if n.starts_with("test_sysctl_loop") => CgroupSysctl,
+        "test_xdp_loop" => Xdp,
+        "test_seg6_loop" => LwtSeg6local,
+        "twfw" => CgroupSkb,
+        _ => RawTracepoint,
+    }
+}
+
+/// The scale programs the kernel accepts and bpfc does not, with bpfc's
+/// reason: pyperf600's unrolled loops make one path of more than 8192
+/// conditional jumps (the kernel 6.18 rejects it as well when built by
+/// clang-19), and test_verif_scale3 needs more than the 1M processed
+/// instructions in bpfc (the kernel: 837k).
+const SCALE_KNOWN: &[(&str, &str)] = &[
+    ("pyperf600", "jumps is too complex"),
+    ("test_verif_scale3", "BPF program is too large"),
+];
+
+/// The verifier scale programs: every one accepted (loop3, an unbounded
+/// loop, rejected as the kernel does), within the limits.
+#[test]
+fn kernel_verifier_scale_programs() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/verifier/scale");
+    let mut objects: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objects.sort();
+    let mut bad = Vec::new();
+    let mut ran = 0;
+    for path in &objects {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(path).unwrap();
+        let obj = Object::parse(&bytes).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        for prog in &obj.programs {
+            let ty = scale_type(&stem);
+            let kind = loader::classify(prog.section.trim_start_matches('?'));
+            let mut opts = Options::new(ty);
+            opts.attach_type = kind.attach_type.map(str::to_string);
+            opts.gpl = license_gpl(obj.license.as_deref());
+            let func_info: Vec<(usize, u32)> =
+                prog.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
+            let input = Input {
+                insns: &prog.insns,
+                maps: &obj.maps,
+                btf: obj.btf.as_ref(),
+                func_info: &func_info,
+                endian: obj.endian,
+            };
+            let t0 = std::time::Instant::now();
+            let r = verifier::verify(&input, &opts);
+            let dt = t0.elapsed();
+            ran += 1;
+            let known = SCALE_KNOWN.iter().find(|k| k.0 == stem).map(|k| k.1);
+            let verdict = match &r {
+                Ok(v) => format!("accepted, {} processed", v.stats.insns_processed),
+                Err(e) => format!("rejected: {}", e.message.lines().last().unwrap_or("")),
+            };
+            println!(
+                "{stem}:{} ({} insns) {verdict} in {dt:.2?}",
+                prog.name,
+                prog.insns.len()
+            );
+            let ok = match (&r, stem.as_str(), known) {
+                (Err(e), "loop3", _) => {
+                    e.message.contains("infinite loop detected") || e.message.contains("too large")
+                }
+                (Err(e), _, Some(why)) => e.message.contains(why),
+                (Ok(_), "loop3", _) => false,
+                (r, _, _) => r.is_ok(),
+            };
+            if !ok {
+                bad.push(format!("{stem}:{}: {verdict}", prog.name));
+            }
+        }
+    }
+    assert!(ran > 0);
+    assert!(
+        bad.is_empty(),
+        "scale programs with an unexpected verdict:\n{}",
+        bad.join("\n")
+    );
 }
