@@ -50,7 +50,9 @@ pub fn main(args: Args) -> anyhow::Result<i32> {
     let bytes = std::fs::read(&args.file).with_context(|| file.clone())?;
     let forced = match &args.prog_type {
         Some(t) => Some(progtype::by_name(t).with_context(|| {
-            format!("--type {t}: not a program type (try xdp, sched_cls, socket_filter, kprobe ...)")
+            format!(
+                "--type {t}: not a program type (try xdp, sched_cls, socket_filter, kprobe ...)"
+            )
         })?),
         None => None,
     };
@@ -99,7 +101,13 @@ pub fn main(args: Args) -> anyhow::Result<i32> {
             line_info: Vec::new(),
             func_info: Vec::new(),
         };
-        (vec![target], Vec::<MapDef>::new(), None, Endian::Little, true)
+        (
+            vec![target],
+            Vec::<MapDef>::new(),
+            None,
+            Endian::Little,
+            true,
+        )
     };
     for t in &targets {
         if !progtype::supported(t.ty) {
@@ -229,9 +237,9 @@ fn json(file: &str, t: &Target, r: &Result<Verified, Rejection>) -> serde_json::
             "log": v.log,
         }),
         Err(e) => {
-            let line = e.pc.and_then(|pc| line_of(t, pc)).map(|l| {
-                json!({"file": l.file, "line": l.line, "text": l.text.trim()})
-            });
+            let line =
+                e.pc.and_then(|pc| line_of(t, pc))
+                    .map(|l| json!({"file": l.file, "line": l.line, "text": l.text.trim()}));
             json!({
                 "file": file,
                 "program": t.name,

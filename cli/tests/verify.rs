@@ -14,7 +14,10 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn raw(name: &str, src: &str) -> PathBuf {
-    tmp(name, &encode_program(&assemble(src).unwrap(), Endian::Little))
+    tmp(
+        name,
+        &encode_program(&assemble(src).unwrap(), Endian::Little),
+    )
 }
 
 fn bpfc(args: &[&str]) -> Output {
@@ -42,7 +45,10 @@ fn accepted_exits_zero() {
     let out = bpfc(&["verify", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.contains("program verify-ok (socket_filter): accepted"), "{s}");
+    assert!(
+        s.contains("program verify-ok (socket_filter): accepted"),
+        "{s}"
+    );
 }
 
 #[test]

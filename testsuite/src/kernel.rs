@@ -198,7 +198,11 @@ pub fn prog_load(insns: &[Insn], spec: &LoadSpec) -> KernelVerdict {
         license: license.as_ptr() as u64,
         log_level: spec.log_level,
         log_size: log.len() as u32,
-        log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
         prog_flags: spec.flags,
         expected_attach_type: spec.expected_attach_type,
         ..Default::default()

@@ -138,7 +138,10 @@ fn us(d: Duration) -> String {
 fn verification_time_against_the_kernel() {
     let with_kernel = kernel::available();
     if !with_kernel {
-        bpfc_testsuite::skip("verifier_bench", "cannot load BPF programs (needs root): bpfc only");
+        bpfc_testsuite::skip(
+            "verifier_bench",
+            "cannot load BPF programs (needs root): bpfc only",
+        );
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut rows: Vec<(String, Row)> = Vec::new();
@@ -148,7 +151,10 @@ fn verification_time_against_the_kernel() {
         let obj = Object::parse(&bytes).unwrap();
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         for p in &obj.programs {
-            rows.push((format!("scale/{stem}"), measure(&obj, p, scale_type(&stem), with_kernel)));
+            rows.push((
+                format!("scale/{stem}"),
+                measure(&obj, p, scale_type(&stem), with_kernel),
+            ));
         }
     }
     // The largest accepted cases of the verifier corpus, and the project's
@@ -157,7 +163,9 @@ fn verification_time_against_the_kernel() {
     for dir in ["fixtures/verifier", "fixtures/elf", "bench/programs"] {
         for path in objects(&root.join(dir)) {
             let bytes = std::fs::read(&path).unwrap();
-            let Ok(obj) = Object::parse(&bytes) else { continue };
+            let Ok(obj) = Object::parse(&bytes) else {
+                continue;
+            };
             for (i, p) in obj.programs.iter().enumerate() {
                 let ty = loader::classify(p.section.trim_start_matches('?')).prog_type;
                 if !progtype::supported(ty) {

@@ -233,12 +233,20 @@ fn stack_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
     }
     out.push(mov(Reg::R2, Src::Imm(rng.range(-5, 500) as i32)));
     out.push(stx(size, Reg::FP, Reg::R2, off));
-    let src = if m == Mutation::Uninit { Reg::R5 } else { Reg::FP };
+    let src = if m == Mutation::Uninit {
+        Reg::R5
+    } else {
+        Reg::FP
+    };
     out.push(ldx(size, Reg::R3, src, off));
     // A variable offset into the stack, bounded.
     if rng.chance(40) {
         out.push(mov(Reg::R4, Src::Reg(Reg::R3)));
-        out.push(alu(AluOp::And, Reg::R4, Src::Imm(if m == Mutation::Bound { 0x1ff } else { 0x1f })));
+        out.push(alu(
+            AluOp::And,
+            Reg::R4,
+            Src::Imm(if m == Mutation::Bound { 0x1ff } else { 0x1f }),
+        ));
         out.push(mov(Reg::R5, Src::Reg(Reg::FP)));
         out.push(alu(AluOp::Add, Reg::R5, Src::Imm(-64)));
         out.push(alu(AluOp::Add, Reg::R5, Src::Reg(Reg::R4)));
@@ -273,7 +281,11 @@ fn map_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
     let mut body = Vec::new();
     if variable {
         body.push(ldx(Size::W, Reg::R3, Reg::R0, 0));
-        let limit = if m == Mutation::Bound { 64 } else { 64 - bytes as i32 };
+        let limit = if m == Mutation::Bound {
+            64
+        } else {
+            64 - bytes as i32
+        };
         body.push(jmp(JmpCond::Gt, Reg::R3, Src::Imm(limit), 2));
         body.push(alu(AluOp::Add, Reg::R0, Src::Reg(Reg::R3)));
         body.push(stx(size, Reg::R0, Reg::R7, 0));
@@ -305,11 +317,26 @@ fn packet_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
     let body = [ldx(size, Reg::R5, Reg::R2, off as i16)];
     if m == Mutation::Bound {
         // Checked against the wrong end: no range learned.
-        out.push(jmp(JmpCond::Gt, Reg::R4, Src::Reg(Reg::R2), body.len() as i16));
+        out.push(jmp(
+            JmpCond::Gt,
+            Reg::R4,
+            Src::Reg(Reg::R2),
+            body.len() as i16,
+        ));
     } else if bytes <= k {
-        out.push(jmp(JmpCond::Gt, Reg::R4, Src::Reg(Reg::R3), body.len() as i16));
+        out.push(jmp(
+            JmpCond::Gt,
+            Reg::R4,
+            Src::Reg(Reg::R3),
+            body.len() as i16,
+        ));
     } else {
-        out.push(jmp(JmpCond::Gt, Reg::R4, Src::Reg(Reg::R3), body.len() as i16));
+        out.push(jmp(
+            JmpCond::Gt,
+            Reg::R4,
+            Src::Reg(Reg::R3),
+            body.len() as i16,
+        ));
     }
     out.extend(body);
 }
@@ -331,7 +358,11 @@ fn loop_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
     out.push(jmp(JmpCond::Ne, Reg::R8, Src::Imm(0), -3));
     if rng.chance(50) {
         // Use the sum as a bounded stack index.
-        out.push(alu(AluOp::And, Reg::R9, Src::Imm(if m == Mutation::Bound { 0x3ff } else { 0x3f })));
+        out.push(alu(
+            AluOp::And,
+            Reg::R9,
+            Src::Imm(if m == Mutation::Bound { 0x3ff } else { 0x3f }),
+        ));
         out.push(mov(Reg::R4, Src::Reg(Reg::FP)));
         out.push(alu(AluOp::Add, Reg::R4, Src::Imm(-64)));
         out.push(alu(AluOp::Add, Reg::R4, Src::Reg(Reg::R9)));
@@ -360,7 +391,12 @@ fn ctx_block(rng: &mut Rng, ty: ProgType, m: Mutation, out: &mut Vec<Insn>) {
     out.push(ldx(size, Reg::R2, Reg::R6, off));
     if rng.chance(30) && ty == ProgType::SocketFilter {
         // cb[] is writable.
-        out.push(stx(Size::W, Reg::R6, Reg::R2, if m == Mutation::Offset { 8 } else { 48 }));
+        out.push(stx(
+            Size::W,
+            Reg::R6,
+            Reg::R2,
+            if m == Mutation::Offset { 8 } else { 48 },
+        ));
     }
 }
 
@@ -510,16 +546,20 @@ fn verdicts_match_the_running_kernel() {
         t.kernel_time.as_secs_f64() * 1e3,
         t.bpfc_time.as_secs_f64() * 1e3
     );
-    assert!(t.unsound.is_empty(), "bpfc accepted programs the kernel rejects");
+    assert!(
+        t.unsound.is_empty(),
+        "bpfc accepted programs the kernel rejects"
+    );
 }
-
 
 /// Print one shaped program and both verdicts:
 /// `BPFC_SHAPED=socket_filter:NullCheck:0x1234 cargo test --test verifier_kernel -- --ignored show_shaped`.
 #[test]
 #[ignore]
 fn show_shaped() {
-    let Ok(spec) = std::env::var("BPFC_SHAPED") else { return };
+    let Ok(spec) = std::env::var("BPFC_SHAPED") else {
+        return;
+    };
     let mut parts = spec.split(':');
     let ty = bpfc_compiler::progtype::by_name(parts.next().unwrap()).unwrap();
     let m = match parts.next().unwrap() {
@@ -533,13 +573,22 @@ fn show_shaped() {
     };
     let seed = u64::from_str_radix(parts.next().unwrap().trim_start_matches("0x"), 16).unwrap();
     let insns = shaped(&mut Rng::new(seed), ty, m);
-    print!("{}", bpfc_compiler::disasm::disassemble(&insns, bpfc_compiler::disasm::Syntax::Kernel));
+    print!(
+        "{}",
+        bpfc_compiler::disasm::disassemble(&insns, bpfc_compiler::disasm::Syntax::Kernel)
+    );
     let map = create_map().unwrap();
     println!("kernel: {:?}", kernel_load(&with_fd(&insns, map.0), ty, 0));
     let maps = [bpfc_map()];
     let mut opts = Options::new(ty);
     opts.log_level = 2;
-    let input = Input { insns: &insns, maps: &maps, btf: None, func_info: &[], endian: Endian::Little };
+    let input = Input {
+        insns: &insns,
+        maps: &maps,
+        btf: None,
+        func_info: &[],
+        endian: Endian::Little,
+    };
     match verifier::verify(&input, &opts) {
         Ok(v) => println!("bpfc: accepted\n{}", v.log),
         Err(r) => println!("bpfc: {}\n{}", r.message, r.log),

@@ -62,7 +62,11 @@ pub enum CfgError {
     JumpOutOfRange { pc: usize, target: i64 },
     /// A jump leaves the function starting at `func`.
     #[error("jump out of range from insn {pc} to {target}")]
-    JumpOutOfFunction { pc: usize, target: usize, func: usize },
+    JumpOutOfFunction {
+        pc: usize,
+        target: usize,
+        func: usize,
+    },
     /// The last slot of a function is not `exit` or `ja`: control could
     /// fall into `next` (the next function) or off the program's end.
     #[error("last insn is not an exit or jmp")]

@@ -107,7 +107,13 @@ fn errors_in_kernel_words() {
     );
     assert_eq!(e.to_string(), "jump out of range from insn 1 to 3");
     let e = cfg("call local f\nmov %r0, 0\nf:\nexit\n").unwrap_err();
-    assert_eq!(e, CfgError::FallsThrough { pc: 1, next: Some(2) });
+    assert_eq!(
+        e,
+        CfgError::FallsThrough {
+            pc: 1,
+            next: Some(2)
+        }
+    );
     assert_eq!(e.to_string(), "last insn is not an exit or jmp");
     let e = analyze(&[Insn::Ja {
         off: 5,

@@ -122,7 +122,14 @@ pub enum CtxAccess {
 
 impl CtxLayout {
     /// Check an access as the kernel's `is_valid_access` does.
-    pub fn check(&self, off: i64, size: u32, write: bool, ldsx: bool, attach: Option<&str>) -> CtxAccess {
+    pub fn check(
+        &self,
+        off: i64,
+        size: u32,
+        write: bool,
+        ldsx: bool,
+        attach: Option<&str>,
+    ) -> CtxAccess {
         if off < 0 || off >= self.size as i64 || size == 0 || off % size as i64 != 0 {
             return CtxAccess::Invalid;
         }
@@ -193,30 +200,86 @@ const SKB: &[(&str, u32, u32, Rule, FieldKind, [P; 6])] = {
         ("vlan_tci", 24, 4, Default, Scalar, [R, R, R, R, R, No]),
         ("vlan_proto", 28, 4, Default, Scalar, [R, R, R, R, R, No]),
         ("priority", 32, 4, Default, Scalar, [R, W, W, W, W, No]),
-        ("ingress_ifindex", 36, 4, Default, Scalar, [R, R, R, R, R, No]),
+        (
+            "ingress_ifindex",
+            36,
+            4,
+            Default,
+            Scalar,
+            [R, R, R, R, R, No],
+        ),
         ("ifindex", 40, 4, Default, Scalar, [R, R, R, R, R, No]),
         ("tc_index", 44, 4, Default, Scalar, [R, W, R, R, W, No]),
         ("cb", 48, 20, Any, Scalar, [W, W, W, W, R, No]),
         ("hash", 68, 4, Default, Scalar, [R, R, R, R, R, No]),
-        ("tc_classid", 72, 4, Default, Scalar, [No, W, No, No, No, No]),
+        (
+            "tc_classid",
+            72,
+            4,
+            Default,
+            Scalar,
+            [No, W, No, No, No, No],
+        ),
         ("data", 76, 4, Exact4, PacketData, [No, R, R, R, R, R]),
         ("data_end", 80, 4, Exact4, PacketEnd, [No, R, R, R, R, R]),
         ("napi_id", 84, 4, Default, Scalar, [R, R, R, R, R, No]),
         ("family", 88, 4, Default, Scalar, [No, No, R, No, R, No]),
         ("remote_ip4", 92, 4, Exact4, Scalar, [No, No, R, No, R, No]),
         ("local_ip4", 96, 4, Exact4, Scalar, [No, No, R, No, R, No]),
-        ("remote_ip6", 100, 16, Exact4, Scalar, [No, No, R, No, R, No]),
+        (
+            "remote_ip6",
+            100,
+            16,
+            Exact4,
+            Scalar,
+            [No, No, R, No, R, No],
+        ),
         ("local_ip6", 116, 16, Exact4, Scalar, [No, No, R, No, R, No]),
-        ("remote_port", 132, 4, Default, Scalar, [No, No, R, No, R, No]),
-        ("local_port", 136, 4, Default, Scalar, [No, No, R, No, R, No]),
-        ("data_meta", 140, 4, Exact4, PacketMeta, [No, R, No, No, No, No]),
-        ("flow_keys", 144, 8, Exact8, FlowKeys, [No, No, No, No, No, R]),
+        (
+            "remote_port",
+            132,
+            4,
+            Default,
+            Scalar,
+            [No, No, R, No, R, No],
+        ),
+        (
+            "local_port",
+            136,
+            4,
+            Default,
+            Scalar,
+            [No, No, R, No, R, No],
+        ),
+        (
+            "data_meta",
+            140,
+            4,
+            Exact4,
+            PacketMeta,
+            [No, R, No, No, No, No],
+        ),
+        (
+            "flow_keys",
+            144,
+            8,
+            Exact8,
+            FlowKeys,
+            [No, No, No, No, No, R],
+        ),
         ("tstamp", 152, 8, Exact8, Scalar, [No, W, W, No, No, No]),
         ("wire_len", 160, 4, Default, Scalar, [No, R, No, No, No, No]),
         ("gso_segs", 164, 4, Default, Scalar, [R, R, R, R, R, No]),
         ("sk", 168, 8, Exact8, SockCommonOrNull, [R, R, R, R, R, No]),
         ("gso_size", 176, 4, Default, Scalar, [R, R, R, R, R, No]),
-        ("tstamp_type", 180, 1, Exact1, Scalar, [No, R, No, No, No, No]),
+        (
+            "tstamp_type",
+            180,
+            1,
+            Exact1,
+            Scalar,
+            [No, R, No, No, No, No],
+        ),
         ("hwtstamp", 184, 8, Exact8, Scalar, [No, R, R, No, No, No]),
     ]
 };
@@ -314,12 +377,21 @@ static BPF_SOCK_ADDR: &[CtxField] = &[
     f("family", 28, 4, S4, NONE),
     f("type", 32, 4, S4, NONE),
     f("protocol", 36, 4, S4, NONE),
-    only(f("msg_src_ip4", 40, 4, NARROW4, S4), &["BPF_CGROUP_UDP4_SENDMSG"]),
-    only(f("msg_src_ip6", 44, 16, ANY, S4 | S8), &["BPF_CGROUP_UDP6_SENDMSG"]),
+    only(
+        f("msg_src_ip4", 40, 4, NARROW4, S4),
+        &["BPF_CGROUP_UDP4_SENDMSG"],
+    ),
+    only(
+        f("msg_src_ip6", 44, 16, ANY, S4 | S8),
+        &["BPF_CGROUP_UDP6_SENDMSG"],
+    ),
     ptr("sk", 64, 8, S8, FieldKind::Socket),
 ];
 
-const SOCK_CREATE: &[&str] = &["BPF_CGROUP_INET_SOCK_CREATE", "BPF_CGROUP_INET_SOCK_RELEASE"];
+const SOCK_CREATE: &[&str] = &[
+    "BPF_CGROUP_INET_SOCK_CREATE",
+    "BPF_CGROUP_INET_SOCK_RELEASE",
+];
 
 /// `struct bpf_sock` as the context of cgroup/sock programs.
 static BPF_SOCK: &[CtxField] = &[
@@ -329,8 +401,14 @@ static BPF_SOCK: &[CtxField] = &[
     f("protocol", 12, 4, NARROW4, NONE),
     only(f("mark", 16, 4, S4, S4), SOCK_CREATE),
     only(f("priority", 20, 4, S4, S4), SOCK_CREATE),
-    only(f("src_ip4", 24, 4, NARROW4, NONE), &["BPF_CGROUP_INET4_POST_BIND"]),
-    only(f("src_ip6", 28, 16, NARROW4, NONE), &["BPF_CGROUP_INET6_POST_BIND"]),
+    only(
+        f("src_ip4", 24, 4, NARROW4, NONE),
+        &["BPF_CGROUP_INET4_POST_BIND"],
+    ),
+    only(
+        f("src_ip6", 28, 16, NARROW4, NONE),
+        &["BPF_CGROUP_INET6_POST_BIND"],
+    ),
     only(
         f("src_port", 44, 4, NARROW4, NONE),
         &["BPF_CGROUP_INET4_POST_BIND", "BPF_CGROUP_INET6_POST_BIND"],
@@ -526,7 +604,11 @@ mod tests {
             CtxAccess::Ok(f) => assert_eq!(f.kind, FieldKind::PacketData),
             e => panic!("{e:?}"),
         }
-        assert_eq!(l.check(76, 4, false, true, None), CtxAccess::Invalid, "ldsx of data");
+        assert_eq!(
+            l.check(76, 4, false, true, None),
+            CtxAccess::Invalid,
+            "ldsx of data"
+        );
         assert!(!ok(SchedCls, 76, 2, false));
         // tc may write mark; sk_skb may not even read it.
         assert!(ok(SchedCls, 8, 4, true));
@@ -547,7 +629,10 @@ mod tests {
         assert!(ok(Xdp, 0, 4, false));
         assert!(!ok(Xdp, 0, 8, false));
         assert!(!ok(Xdp, 12, 4, true));
-        assert!(!ok(Xdp, 20, 4, false), "egress_ifindex needs a devmap program");
+        assert!(
+            !ok(Xdp, 20, 4, false),
+            "egress_ifindex needs a devmap program"
+        );
         let x = layout(Xdp).unwrap();
         assert!(matches!(
             x.check(20, 4, false, false, Some("BPF_XDP_DEVMAP")),

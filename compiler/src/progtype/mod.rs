@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(return_range(ProgType::Xdp, None), None);
         assert!(supported(ProgType::Tracepoint));
         assert!(!supported(ProgType::Lsm));
-        for list in [info(ProgType::SchedCls).helpers, info(ProgType::Kprobe).helpers] {
+        for list in [
+            info(ProgType::SchedCls).helpers,
+            info(ProgType::Kprobe).helpers,
+        ] {
             assert!(list.windows(2).all(|w| w[0] < w[1]));
         }
     }

@@ -201,7 +201,13 @@ fn scalar_op(op: AluOp) -> Option<ScalarOp> {
     })
 }
 
-fn adjust_reg_min_max_vals(env: &mut Env, width: Width, op: AluOp, dst: u8, src: Src) -> VResult<()> {
+fn adjust_reg_min_max_vals(
+    env: &mut Env,
+    width: Width,
+    op: AluOp,
+    dst: u8,
+    src: Src,
+) -> VResult<()> {
     let dst_reg = env.cur.reg(dst).clone();
     let alu32 = width == Width::W32;
     let (src_reg, src_is_reg) = match src {
@@ -358,11 +364,17 @@ fn adjust_ptr_min_max_vals(
                 d.b.var_off = ptr.b.var_off;
                 d.off = sum as i32;
             } else {
-                match (smin_ptr.checked_add(smin_val), smax_ptr.checked_add(smax_val)) {
+                match (
+                    smin_ptr.checked_add(smin_val),
+                    smax_ptr.checked_add(smax_val),
+                ) {
                     (Some(a), Some(b)) => (d.b.smin, d.b.smax) = (a, b),
                     _ => (d.b.smin, d.b.smax) = (i64::MIN, i64::MAX),
                 }
-                match (umin_ptr.checked_add(umin_val), umax_ptr.checked_add(umax_val)) {
+                match (
+                    umin_ptr.checked_add(umin_val),
+                    umax_ptr.checked_add(umax_val),
+                ) {
                     (Some(a), Some(b)) => (d.b.umin, d.b.umax) = (a, b),
                     _ => (d.b.umin, d.b.umax) = (0, u64::MAX),
                 }
@@ -391,7 +403,10 @@ fn adjust_ptr_min_max_vals(
                 d.id = ptr.id;
                 d.off = diff as i32;
             } else {
-                match (smin_ptr.checked_sub(smax_val), smax_ptr.checked_sub(smin_val)) {
+                match (
+                    smin_ptr.checked_sub(smax_val),
+                    smax_ptr.checked_sub(smin_val),
+                ) {
                     (Some(a), Some(b)) => (d.b.smin, d.b.smax) = (a, b),
                     _ => (d.b.smin, d.b.smax) = (i64::MIN, i64::MAX),
                 }
@@ -442,10 +457,7 @@ fn check_reg_sane_offset(r: &Reg, ty: &str) -> VResult<()> {
         bail!("math between {ty} pointer and register with unbounded min value is not allowed");
     }
     if r.b.smin >= MAX_VAR_OFF || r.b.smin <= -MAX_VAR_OFF {
-        bail!(
-            "value {} makes {ty} pointer be out of bounds",
-            r.b.smin
-        );
+        bail!("value {} makes {ty} pointer be out of bounds", r.b.smin);
     }
     Ok(())
 }

@@ -18,9 +18,14 @@ enum GlobalArg {
     Scalar,
     Ctx,
     /// Memory of this many bytes; `nullable` unless tagged non-null.
-    Mem { size: u32, nullable: bool },
+    Mem {
+        size: u32,
+        nullable: bool,
+    },
     /// A kernel object (`arg:trusted`).
-    Trusted { nullable: bool },
+    Trusted {
+        nullable: bool,
+    },
 }
 
 /// The C struct a program type's context is, as BTF names it (global
@@ -52,7 +57,8 @@ fn ctx_struct_name(ty: ProgType) -> &'static str {
 /// (`btf_prepare_func_args`), or the kernel's complaint.
 fn global_args(env: &Env, func: usize) -> VResult<Vec<GlobalArg>> {
     let start = env.cfg.functions[func].start;
-    let (Some(btf), Some(&(_, tid))) = (env.btf, env.func_info.iter().find(|(pc, _)| *pc == start)) else {
+    let (Some(btf), Some(&(_, tid))) = (env.btf, env.func_info.iter().find(|(pc, _)| *pc == start))
+    else {
         bail!("Global functions need valid BTF");
     };
     let Some(fn_t) = btf.get(tid) else {
@@ -96,7 +102,10 @@ fn global_args(env: &Env, func: usize) -> VResult<Vec<GlobalArg>> {
             }
         }
         for t in &tags {
-            if !matches!(t.as_str(), "ctx" | "trusted" | "nonnull" | "nullable" | "arena") {
+            if !matches!(
+                t.as_str(),
+                "ctx" | "trusted" | "nonnull" | "nullable" | "arena"
+            ) {
                 bail!("arg#{i} has unsupported set of tags");
             }
         }
@@ -124,7 +133,10 @@ fn global_args(env: &Env, func: usize) -> VResult<Vec<GlobalArg>> {
         };
         let target = btf.skip_mods_and_typedefs(pointee);
         let target_name = btf.get(target).map(|t| t.name.clone()).unwrap_or_default();
-        let is_struct = matches!(btf.get(target).map(|t| &t.kind), Some(TypeKind::Struct { .. }));
+        let is_struct = matches!(
+            btf.get(target).map(|t| &t.kind),
+            Some(TypeKind::Struct { .. })
+        );
         let typedef_regs = env.opts.prog_type == ProgType::Kprobe
             && btf.get(pointee).map(|t| t.name.as_str()) == Some("bpf_user_pt_regs_t");
         let is_ctx = has("ctx")
@@ -158,9 +170,7 @@ fn global_args(env: &Env, func: usize) -> VResult<Vec<GlobalArg>> {
                 .get(target)
                 .map(|t| t.kind.kind_name().to_uppercase())
                 .unwrap_or_else(|| "VOID".into());
-            bail!(
-                "arg#{i} reference type('{kind} {target_name}') size cannot be determined: -22"
-            );
+            bail!("arg#{i} reference type('{kind} {target_name}') size cannot be determined: -22");
         };
         out.push(GlobalArg::Mem {
             size: size as u32,
@@ -239,7 +249,9 @@ fn check_global_call_args(env: &mut Env, func: usize) -> VResult<()> {
                     env.cur.reg_mut(regno).flags &= !flag::MAYBE_NULL;
                 }
                 let res = mem::check_helper_mem_access(env, regno, size as i64, false, true, false)
-                    .and_then(|_| mem::check_helper_mem_access(env, regno, size as i64, true, true, false));
+                    .and_then(|_| {
+                        mem::check_helper_mem_access(env, regno, size as i64, true, true, false)
+                    });
                 if maybe_null {
                     *env.cur.reg_mut(regno) = saved;
                 }
@@ -285,7 +297,9 @@ pub(crate) fn check_func_call(env: &mut Env) -> VResult<()> {
                 e.0
             );
         }
-        env.log_line(&format!("Func#{func} ('{name}') is global and assumed valid."));
+        env.log_line(&format!(
+            "Func#{func} ('{name}') is global and assumed valid."
+        ));
         if !env.globals_to_check.contains(&func) {
             env.globals_to_check.push(func);
         }
@@ -367,7 +381,12 @@ fn setup_func_entry(env: &mut Env, func: usize, callsite: usize) -> VResult<()> 
 /// A helper that calls `func` back synchronously: explore a path into the
 /// callback (which returns to the call instruction) and continue after
 /// the call (`push_callback_call`).
-pub(crate) fn push_callback_call(env: &mut Env, helper: u32, func: usize, map: Option<u32>) -> VResult<()> {
+pub(crate) fn push_callback_call(
+    env: &mut Env,
+    helper: u32,
+    func: usize,
+    map: Option<u32>,
+) -> VResult<()> {
     let pc = env.insn_idx;
     let start = env.cfg.functions[func].start;
     if func == 0 {
@@ -523,7 +542,11 @@ pub(crate) fn prepare_func_exit(env: &mut Env) -> VResult<()> {
 pub(crate) fn check_max_stack_depth(env: &mut Env) -> VResult<()> {
     let n = env.cfg.functions.len();
     // Each function's stack, rounded up as for a JIT (16 bytes).
-    let depth: Vec<u32> = env.stack_depth.iter().map(|&d| d.div_ceil(16) * 16).collect();
+    let depth: Vec<u32> = env
+        .stack_depth
+        .iter()
+        .map(|&d| d.div_ceil(16) * 16)
+        .collect();
     let mut callees: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (f, func) in env.cfg.functions.iter().enumerate() {
         for pc in func.range() {

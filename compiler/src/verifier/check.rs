@@ -159,10 +159,10 @@ impl<'a> Env<'a> {
                             bail!("fd {lo} is not pointing to valid bpf_map");
                         };
                         if matches!(src, LddwSrc::MapIdxValue | LddwSrc::MapValue) {
-                            if map.max_entries != 1
-                                || !matches!(map.map_type, 2 /* array */)
-                            {
-                                bail!("map_value pointer is only supported for single-entry arrays");
+                            if map.max_entries != 1 || !matches!(map.map_type, 2 /* array */) {
+                                bail!(
+                                    "map_value pointer is only supported for single-entry arrays"
+                                );
                             }
                             if hi < 0 || hi as u32 >= map.value_size {
                                 bail!(
@@ -224,7 +224,10 @@ impl<'a> Env<'a> {
             bail!("bpf_struct_ops map cannot be used in prog");
         }
         if self.opts.sleepable
-            && !matches!(map.map_type, 1 | 9 | 2 | 5 | 6 | 10 | 12 | 13 | 27 | 31 | 28 | 24 | 29 | 32 | 22 | 23 | 33)
+            && !matches!(
+                map.map_type,
+                1 | 9 | 2 | 5 | 6 | 10 | 12 | 13 | 27 | 31 | 28 | 24 | 29 | 32 | 22 | 23 | 33
+            )
         {
             bail!("Sleepable programs can only use array, hash, ringbuf and local storage maps");
         }
@@ -245,24 +248,30 @@ impl<'a> Env<'a> {
                 continue;
             }
             self.insn_idx = f.start;
-            let ret_int = self.func_info.iter().find(|(pc, _)| *pc == f.start).and_then(|&(_, tid)| {
-                let btf = self.btf?;
-                let crate::loader::btf::TypeKind::Func { proto, .. } = btf.get(tid)?.kind else {
-                    return None;
-                };
-                let crate::loader::btf::TypeKind::FuncProto { ret, .. } = btf.get(proto)?.kind else {
-                    return None;
-                };
-                let r = btf.skip_mods_and_typedefs(ret);
-                Some(matches!(
-                    btf.get(r).map(|t| &t.kind),
-                    Some(
-                        crate::loader::btf::TypeKind::Int { size: ..=8, .. }
-                            | crate::loader::btf::TypeKind::Enum { .. }
-                            | crate::loader::btf::TypeKind::Enum64 { .. }
-                    )
-                ))
-            });
+            let ret_int = self
+                .func_info
+                .iter()
+                .find(|(pc, _)| *pc == f.start)
+                .and_then(|&(_, tid)| {
+                    let btf = self.btf?;
+                    let crate::loader::btf::TypeKind::Func { proto, .. } = btf.get(tid)?.kind
+                    else {
+                        return None;
+                    };
+                    let crate::loader::btf::TypeKind::FuncProto { ret, .. } = btf.get(proto)?.kind
+                    else {
+                        return None;
+                    };
+                    let r = btf.skip_mods_and_typedefs(ret);
+                    Some(matches!(
+                        btf.get(r).map(|t| &t.kind),
+                        Some(
+                            crate::loader::btf::TypeKind::Int { size: ..=8, .. }
+                                | crate::loader::btf::TypeKind::Enum { .. }
+                                | crate::loader::btf::TypeKind::Enum64 { .. }
+                        )
+                    ))
+                });
             match ret_int {
                 None if self.func_info.is_empty() => {
                     if has_ld_abs {
@@ -443,7 +452,8 @@ impl<'a> Env<'a> {
                     self.log_line(&format!("{pc}:{s}"));
                 }
                 print_state = false;
-                let text = crate::disasm::format_insn(pc, &self.insns[pc], crate::disasm::Syntax::Kernel);
+                let text =
+                    crate::disasm::format_insn(pc, &self.insns[pc], crate::disasm::Syntax::Kernel);
                 self.log_line(&format!("{pc}: {text}"));
             }
             self.aux[pc].seen = true;
@@ -452,7 +462,9 @@ impl<'a> Env<'a> {
             self.prev_insn_idx = pc;
             let insn = self.insns[pc];
             match insn {
-                Insn::Alu { .. } | Insn::Neg { .. } | Insn::End { .. } => alu::check_alu(self, &insn)?,
+                Insn::Alu { .. } | Insn::Neg { .. } | Insn::End { .. } => {
+                    alu::check_alu(self, &insn)?
+                }
                 Insn::Ldx { .. } => mem::check_load(self, &insn)?,
                 Insn::Stx { .. } => mem::check_store(self, &insn)?,
                 Insn::St { .. } => mem::check_store_imm(self, &insn)?,

@@ -177,10 +177,18 @@ pub fn reg_str(r: &Reg, frameno: u8, maps: &[MapDef]) -> String {
         item(&mut out, &mut sep, format!("off={}", snum(r.off as i64)));
     }
     if r.is_pkt() {
-        item(&mut out, &mut sep, format!("r={}", unum(r.range as u32 as u64)));
+        item(
+            &mut out,
+            &mut sep,
+            format!("r={}", unum(r.range as u32 as u64)),
+        );
     }
     if r.ty == RegType::Mem {
-        item(&mut out, &mut sep, format!("sz={}", unum(r.mem_size as u64)));
+        item(
+            &mut out,
+            &mut sep,
+            format!("sz={}", unum(r.mem_size as u64)),
+        );
     }
     if r.b.var_off.is_const() {
         if r.b.var_off.value != 0 {
@@ -251,7 +259,10 @@ mod tests {
 
     #[test]
     fn kernel_spellings() {
-        assert_eq!(type_str_of(RegType::MapValue, flag::MAYBE_NULL), "map_value_or_null");
+        assert_eq!(
+            type_str_of(RegType::MapValue, flag::MAYBE_NULL),
+            "map_value_or_null"
+        );
         assert_eq!(
             type_str_of(RegType::Mem, flag::RINGBUF | flag::MAYBE_NULL),
             "ringbuf_mem_or_null"

@@ -7,7 +7,7 @@
 //! invalidate packet pointers.
 
 use super::mem::{self, check_helper_mem_access, Value};
-use super::state::{flag, Lock, Reg, RefKind, RefState, RegType, Slot};
+use super::state::{flag, Lock, RefKind, RefState, Reg, RegType, Slot};
 use super::{bail, call, fmt, Env, VResult};
 use crate::isa::Size;
 use crate::loader::btf::TypeKind;
@@ -103,7 +103,9 @@ fn collect_fields(
     let id = btf.skip_mods_and_typedefs(id);
     let Some(t) = btf.get(id) else { return };
     match &t.kind {
-        TypeKind::Struct { .. } if t.name == "bpf_spin_lock" => out.push(("bpf_spin_lock", base, 4)),
+        TypeKind::Struct { .. } if t.name == "bpf_spin_lock" => {
+            out.push(("bpf_spin_lock", base, 4))
+        }
         TypeKind::Struct { .. } if t.name == "bpf_timer" => out.push(("bpf_timer", base, 16)),
         TypeKind::Struct { .. } if t.name == "bpf_wq" => out.push(("bpf_wq", base, 16)),
         TypeKind::Struct { members, .. } | TypeKind::Union { members, .. } => {
@@ -166,14 +168,27 @@ pub(crate) fn check_helper_call(env: &mut Env, func_id: i32) -> VResult<()> {
     // A buffer the helper fills is initialised afterwards.
     if let Some((regno, size)) = meta.raw {
         for i in 0..size {
-            mem::check_mem_access(env, regno, i as i32, Size::B, true, Value::Unknown, None, false, false)?;
+            mem::check_mem_access(
+                env,
+                regno,
+                i as i32,
+                Size::B,
+                true,
+                Value::Unknown,
+                None,
+                false,
+                false,
+            )?;
         }
     }
     if let Some(regno) = meta.release_regno {
         let r = env.cur.reg(regno).clone();
         if meta.ref_obj_id != 0 {
-            release_reference(env, meta.ref_obj_id)
-                .map_err(|_| super::VErr(format!("func {name}#{func_id} reference has not been acquired before")))?;
+            release_reference(env, meta.ref_obj_id).map_err(|_| {
+                super::VErr(format!(
+                    "func {name}#{func_id} reference has not been acquired before"
+                ))
+            })?;
         } else if !r.is_null() {
             bail!("func {name}#{func_id} reference has not been acquired before");
         }
@@ -271,7 +286,8 @@ pub(crate) fn check_helper_call(env: &mut Env, func_id: i32) -> VResult<()> {
     let elide = h == id::MAP_LOOKUP_ELEM
         && meta.map.is_some_and(|m| {
             let def = env.map_of(m);
-            matches!(def.map_type, 2 | 6) && meta.const_key.is_some_and(|k| k < def.max_entries as u64)
+            matches!(def.map_type, 2 | 6)
+                && meta.const_key.is_some_and(|k| k < def.max_entries as u64)
         });
     if ret.has(MAYBE_NULL) && !elide {
         r0.flags |= flag::MAYBE_NULL;
@@ -296,7 +312,10 @@ pub(crate) fn check_helper_call(env: &mut Env, func_id: i32) -> VResult<()> {
     // Some helpers bound their results.
     if ret.base == RetTypeBase::Integer {
         match h {
-            id::GET_STACK | id::GET_TASK_STACK | id::PROBE_READ_STR | id::PROBE_READ_KERNEL_STR
+            id::GET_STACK
+            | id::GET_TASK_STACK
+            | id::PROBE_READ_STR
+            | id::PROBE_READ_KERNEL_STR
             | id::PROBE_READ_USER_STR => {
                 r0.b.smax = meta.msize_max as i64;
                 r0.b.s32_max = meta.msize_max as i32;
@@ -325,8 +344,15 @@ pub(crate) fn check_helper_call(env: &mut Env, func_id: i32) -> VResult<()> {
         let mt = env.map_of(m).map_type;
         let sockmap_ok = env.info.sockmap_update
             || (env.opts.prog_type == crate::loader::ProgType::SockOps && h == id::MAP_DELETE_ELEM);
-        if !map_compatible(mt, h, sockmap_ok && matches!(h, id::MAP_UPDATE_ELEM | id::MAP_DELETE_ELEM)) {
-            if matches!(mt, 15 | 18) && matches!(h, id::MAP_UPDATE_ELEM | id::MAP_DELETE_ELEM) && !sockmap_ok {
+        if !map_compatible(
+            mt,
+            h,
+            sockmap_ok && matches!(h, id::MAP_UPDATE_ELEM | id::MAP_DELETE_ELEM),
+        ) {
+            if matches!(mt, 15 | 18)
+                && matches!(h, id::MAP_UPDATE_ELEM | id::MAP_DELETE_ELEM)
+                && !sockmap_ok
+            {
                 bail!(
                     "cannot update sockmap in this context\ncannot pass map_type {mt} into func {name}#{func_id}"
                 );
@@ -353,7 +379,11 @@ fn acquiring_callback_frame(env: &Env) -> Option<u8> {
 fn is_acquire(h: u32, map_type: Option<u32>) -> bool {
     matches!(
         h,
-        id::SK_LOOKUP_TCP | id::SK_LOOKUP_UDP | id::SKC_LOOKUP_TCP | id::RINGBUF_RESERVE | id::KPTR_XCHG
+        id::SK_LOOKUP_TCP
+            | id::SK_LOOKUP_UDP
+            | id::SKC_LOOKUP_TCP
+            | id::RINGBUF_RESERVE
+            | id::KPTR_XCHG
     ) || (h == id::MAP_LOOKUP_ELEM && matches!(map_type, Some(15 | 18)))
 }
 
@@ -369,7 +399,12 @@ pub(crate) fn clear_all_pkt_pointers(env: &mut Env) {
 
 /// Release the reference `ref_obj_id` and invalidate its copies.
 pub(crate) fn release_reference(env: &mut Env, ref_obj_id: u32) -> Result<(), ()> {
-    let pos = env.cur.refs.iter().position(|r| r.id == ref_obj_id).ok_or(())?;
+    let pos = env
+        .cur
+        .refs
+        .iter()
+        .position(|r| r.id == ref_obj_id)
+        .ok_or(())?;
     let f = env.cur.cur();
     if f.in_callback && env.cur.refs[pos].callback_frame != Some(f.frameno) {
         return Err(());
@@ -452,10 +487,7 @@ fn check_reg_type(env: &Env, regno: u8, arg: ArgType) -> VResult<()> {
         }
         return Ok(());
     }
-    let expected: Vec<String> = list
-        .iter()
-        .map(|&(t, f)| fmt::type_str_of(t, f))
-        .collect();
+    let expected: Vec<String> = list.iter().map(|&(t, f)| fmt::type_str_of(t, f)).collect();
     bail!(
         "R{regno} type={} expected={}",
         fmt::type_str(r),
@@ -489,7 +521,13 @@ fn check_func_arg_reg_off(env: &Env, regno: u8, arg: ArgType) -> VResult<()> {
     }
 }
 
-fn check_func_arg(env: &mut Env, arg: usize, meta: &mut Meta, fn_: &HelperProto, h: u32) -> VResult<()> {
+fn check_func_arg(
+    env: &mut Env,
+    arg: usize,
+    meta: &mut Meta,
+    fn_: &HelperProto,
+    h: u32,
+) -> VResult<()> {
     let regno = arg as u8 + 1;
     let mut at = fn_.args[arg];
     if at.base == ArgTypeBase::DontCare {
@@ -652,14 +690,20 @@ fn constant_map_key(env: &Env, key: &Reg, key_size: u32) -> Option<u64> {
     let slot = (-off - 1) as usize;
     let (spi, b) = (slot / 8, slot % 8);
     let st = env.cur.frames.get(key.frameno as usize)?.stack.get(spi)?;
-    let zeros = (0..=b).rev().take_while(|&i| st.types[i] == Slot::Zero).count() as u32;
+    let zeros = (0..=b)
+        .rev()
+        .take_while(|&i| st.types[i] == Slot::Zero)
+        .count() as u32;
     if zeros >= key_size {
         return Some(0);
     }
     if !st.is_spilled_scalar() {
         return None;
     }
-    let spill = (0..=b).rev().take_while(|&i| st.types[i] == Slot::Spill).count() as u32;
+    let spill = (0..=b)
+        .rev()
+        .take_while(|&i| st.types[i] == Slot::Spill)
+        .count() as u32;
     if spill != key_size || !st.spilled.b.var_off.is_const() {
         return None;
     }
@@ -667,7 +711,13 @@ fn constant_map_key(env: &Env, key: &Reg, key_size: u32) -> Option<u64> {
 }
 
 /// A size argument and the memory argument before it (`check_mem_size_reg`).
-fn check_mem_size_reg(env: &mut Env, regno: u8, mem_arg: ArgType, zero_ok: bool, meta: &mut Meta) -> VResult<()> {
+fn check_mem_size_reg(
+    env: &mut Env,
+    regno: u8,
+    mem_arg: ArgType,
+    zero_ok: bool,
+    meta: &mut Meta,
+) -> VResult<()> {
     let reg = env.cur.reg(regno).clone();
     meta.msize_max = reg.b.umax;
     let konst = reg.b.var_off.is_const();
@@ -690,7 +740,14 @@ fn check_mem_size_reg(env: &mut Env, regno: u8, mem_arg: ArgType, zero_ok: bool,
         return Ok(());
     }
     let raw = meta.raw_mode && konst;
-    check_helper_mem_access(env, mem_regno, reg.b.umax as i64, mem_arg.has(WRITE), zero_ok, raw)?;
+    check_helper_mem_access(
+        env,
+        mem_regno,
+        reg.b.umax as i64,
+        mem_arg.has(WRITE),
+        zero_ok,
+        raw,
+    )?;
     env.mark_chain_precision(regno);
     if raw && mem_reg.ty == RegType::Stack && mem_reg.b.var_off.is_const() && reg.b.umax > 0 {
         meta.raw = Some((mem_regno, reg.b.umax as i64));
@@ -731,7 +788,9 @@ fn check_reg_const_str(env: &mut Env, regno: u8) -> VResult<()> {
 fn process_spin_lock(env: &mut Env, regno: u8, is_lock: bool) -> VResult<()> {
     let reg = env.cur.reg(regno).clone();
     if !reg.b.var_off.is_const() {
-        bail!("R{regno} doesn't have constant offset. bpf_spin_lock has to be at the constant offset");
+        bail!(
+            "R{regno} doesn't have constant offset. bpf_spin_lock has to be at the constant offset"
+        );
     }
     let map = env.map_of(reg.map).clone();
     if map.value_type_id.is_none() {

@@ -4,7 +4,7 @@
 //! proven by comparing with the packet's end.
 
 use super::bounds::{self, Cond};
-use super::state::{flag, Reg, RegType, State, AT_PKT_END, BEYOND_PKT_END, ADD_CONST};
+use super::state::{flag, Reg, RegType, State, ADD_CONST, AT_PKT_END, BEYOND_PKT_END};
 use super::{Env, VResult};
 use crate::isa::{Insn, Src, Width};
 
@@ -78,7 +78,10 @@ pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
     // Scalars sharing an id with an operand learn with it: remember them
     // for precision tracking.
     let mut linked = Vec::new();
-    for r in [sreg.map(|_| &src_reg), Some(&dst_reg)].into_iter().flatten() {
+    for r in [sreg.map(|_| &src_reg), Some(&dst_reg)]
+        .into_iter()
+        .flatten()
+    {
         if r.ty == RegType::Scalar && r.id != 0 {
             collect_linked(&env.cur, r.id & !ADD_CONST, &mut linked);
         }
@@ -131,7 +134,10 @@ pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
         }
         // Comparing two pointers for equality: one known non-null makes the
         // other non-null on the equal side.
-        if !jmp32 && sreg.is_some() && dst_reg.is_pointer() && src_reg.is_pointer()
+        if !jmp32
+            && sreg.is_some()
+            && dst_reg.is_pointer()
+            && src_reg.is_pointer()
             && dst_reg.ty != RegType::BtfId
             && src_reg.ty != RegType::BtfId
         {
@@ -267,7 +273,12 @@ pub(crate) fn mark_ptr_not_null(maps: &super::Maps, r: &mut Reg) {
     match m.map_type {
         12 | 13 => {
             r.ty = RegType::MapPtr;
-            r.map = maps.inner.get(r.map as usize).copied().flatten().unwrap_or(r.map);
+            r.map = maps
+                .inner
+                .get(r.map as usize)
+                .copied()
+                .flatten()
+                .unwrap_or(r.map);
             r.map_uid = r.id;
         }
         17 => r.ty = RegType::XdpSock,
@@ -342,11 +353,17 @@ fn sync_linked_regs(st: &mut State, known: &Reg) {
             let k = super::bounds::Bounds::konst(delta);
             // scalar(32)_min_max_add and the tnum add, without a sync.
             let mut b = r.b;
-            match (b.s32_min.checked_add(k.s32_min), b.s32_max.checked_add(k.s32_max)) {
+            match (
+                b.s32_min.checked_add(k.s32_min),
+                b.s32_max.checked_add(k.s32_max),
+            ) {
                 (Some(x), Some(y)) => (b.s32_min, b.s32_max) = (x, y),
                 _ => (b.s32_min, b.s32_max) = (i32::MIN, i32::MAX),
             }
-            match (b.u32_min.checked_add(k.u32_min), b.u32_max.checked_add(k.u32_max)) {
+            match (
+                b.u32_min.checked_add(k.u32_min),
+                b.u32_max.checked_add(k.u32_max),
+            ) {
                 (Some(x), Some(y)) => (b.u32_min, b.u32_max) = (x, y),
                 _ => (b.u32_min, b.u32_max) = (0, u32::MAX),
             }
@@ -449,5 +466,9 @@ fn mark_pkt_end(st: &mut State, regno: u8, range_open: bool) {
     if r.ty != RegType::Packet {
         return;
     }
-    r.range = if range_open { BEYOND_PKT_END } else { AT_PKT_END };
+    r.range = if range_open {
+        BEYOND_PKT_END
+    } else {
+        AT_PKT_END
+    };
 }

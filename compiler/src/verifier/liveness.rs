@@ -57,7 +57,11 @@ fn use_def(insn: &Insn) -> (u16, u16) {
         Insn::St { dst, .. } => (bit(dst), 0),
         Insn::Stx { dst, src, .. } => (bit(dst) | bit(src), 0),
         Insn::Atomic {
-            op, fetch, dst, src, ..
+            op,
+            fetch,
+            dst,
+            src,
+            ..
         } => {
             if op == AtomicOp::CmpXchg {
                 (bit(dst) | bit(src) | 1, 1)

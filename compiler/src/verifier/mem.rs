@@ -47,7 +47,17 @@ pub(crate) fn check_load(env: &mut Env, insn: &Insn) -> VResult<()> {
     env.check_src(src)?;
     env.check_dst(dst)?;
     let src_type = env.cur.reg(src.num()).ty;
-    check_mem_access(env, src.num(), off as i32, size, false, Value::Unknown, Some(dst.num()), false, sx)?;
+    check_mem_access(
+        env,
+        src.num(),
+        off as i32,
+        size,
+        false,
+        Value::Unknown,
+        Some(dst.num()),
+        false,
+        sx,
+    )?;
     save_aux_ptr_type(env, src_type)?;
     let r = env.cur.reg_mut(dst.num());
     if r.ty == RegType::Scalar {
@@ -69,7 +79,17 @@ pub(crate) fn check_store(env: &mut Env, insn: &Insn) -> VResult<()> {
     env.check_src(src)?;
     env.check_src(dst)?;
     let dst_type = env.cur.reg(dst.num()).ty;
-    check_mem_access(env, dst.num(), off as i32, size, true, Value::Reg(src.num()), None, false, false)?;
+    check_mem_access(
+        env,
+        dst.num(),
+        off as i32,
+        size,
+        true,
+        Value::Reg(src.num()),
+        None,
+        false,
+        false,
+    )?;
     save_aux_ptr_type(env, dst_type)
 }
 
@@ -85,7 +105,17 @@ pub(crate) fn check_store_imm(env: &mut Env, insn: &Insn) -> VResult<()> {
     };
     env.check_src(dst)?;
     let dst_type = env.cur.reg(dst.num()).ty;
-    check_mem_access(env, dst.num(), off as i32, size, true, Value::Imm(imm), None, false, false)?;
+    check_mem_access(
+        env,
+        dst.num(),
+        off as i32,
+        size,
+        true,
+        Value::Imm(imm),
+        None,
+        false,
+        false,
+    )?;
     save_aux_ptr_type(env, dst_type)
 }
 
@@ -134,15 +164,44 @@ pub(crate) fn check_atomic(env: &mut Env, insn: &Insn) -> VResult<()> {
     } else {
         None
     };
-    check_mem_access(env, dst.num(), off as i32, size, false, Value::Unknown, None, true, false)?;
+    check_mem_access(
+        env,
+        dst.num(),
+        off as i32,
+        size,
+        false,
+        Value::Unknown,
+        None,
+        true,
+        false,
+    )?;
     if let Some(l) = load_reg {
         env.check_dst(crate::isa::Reg::new(l).expect("valid"))?;
-        check_mem_access(env, dst.num(), off as i32, size, false, Value::Unknown, Some(l), true, false)?;
+        check_mem_access(
+            env,
+            dst.num(),
+            off as i32,
+            size,
+            false,
+            Value::Unknown,
+            Some(l),
+            true,
+            false,
+        )?;
     }
     let dst_type = env.cur.reg(dst.num()).ty;
     save_aux_ptr_type(env, dst_type)?;
-    check_mem_access(env, dst.num(), off as i32, size, true, Value::Unknown, None, true, false)
-
+    check_mem_access(
+        env,
+        dst.num(),
+        off as i32,
+        size,
+        true,
+        Value::Unknown,
+        None,
+        true,
+        false,
+    )
 }
 
 /// One instruction may not be used with two pointer types where either is
@@ -199,17 +258,22 @@ pub(crate) fn check_ptr_off_reg(env: &Env, regno: u8, fixed_off_ok: bool) -> VRe
     Ok(())
 }
 
-pub(crate) fn check_alignment(env: &Env, reg: &Reg, off: i32, size: u32, strict_once: bool) -> VResult<()> {
+pub(crate) fn check_alignment(
+    env: &Env,
+    reg: &Reg,
+    off: i32,
+    size: u32,
+    strict_once: bool,
+) -> VResult<()> {
     let mut strict = env.opts.strict_alignment || strict_once;
     let desc = match reg.ty {
         RegType::Packet | RegType::PacketMeta => {
             if !strict || size == 1 {
                 return Ok(());
             }
-            let reg_off = reg
-                .b
-                .var_off
-                .add(super::tnum::Tnum::konst((2 + reg.off as i64 + off as i64) as u64));
+            let reg_off = reg.b.var_off.add(super::tnum::Tnum::konst(
+                (2 + reg.off as i64 + off as i64) as u64,
+            ));
             if !reg_off.is_aligned(size as u64) {
                 bail!(
                     "misaligned packet access off 2+{}+{}+{} size {size}",
@@ -237,10 +301,9 @@ pub(crate) fn check_alignment(env: &Env, reg: &Reg, off: i32, size: u32, strict_
     if !strict || size == 1 {
         return Ok(());
     }
-    let reg_off = reg
-        .b
-        .var_off
-        .add(super::tnum::Tnum::konst((reg.off as i64 + off as i64) as u64));
+    let reg_off = reg.b.var_off.add(super::tnum::Tnum::konst(
+        (reg.off as i64 + off as i64) as u64,
+    ));
     if !reg_off.is_aligned(size as u64) {
         bail!(
             "misaligned {desc}access off {}+{}+{} size {size}",
@@ -363,7 +426,15 @@ pub(crate) fn check_mem_access(
             }
         }
         RegType::Stack => {
-            check_stack_access_within_bounds(env, regno, &reg, off as i64, size_b as i64, Src::Insn, write)?;
+            check_stack_access_within_bounds(
+                env,
+                regno,
+                &reg,
+                off as i64,
+                size_b as i64,
+                Src::Insn,
+                write,
+            )?;
             env.note_access(Region::Stack);
             if write {
                 check_stack_write(env, regno, &reg, off as i64, size_b, value, value_reg)?;
@@ -427,10 +498,7 @@ pub(crate) fn check_mem_access(
                 }
             }
         }
-        _ => bail!(
-            "R{regno} invalid mem access '{}'",
-            fmt::type_str(&reg)
-        ),
+        _ => bail!("R{regno} invalid mem access '{}'", fmt::type_str(&reg)),
     }
     if let Some(d) = dst {
         if !write && size_b < 8 {
@@ -449,7 +517,13 @@ pub(crate) fn check_mem_access(
 
 /// A known value from a read-only map's initial image (`.rodata`), as the
 /// kernel reads frozen maps.
-fn read_rodata(env: &Env, map: &crate::loader::MapDef, off: i64, size: u32, ldsx: bool) -> Option<u64> {
+fn read_rodata(
+    env: &Env,
+    map: &crate::loader::MapDef,
+    off: i64,
+    size: u32,
+    ldsx: bool,
+) -> Option<u64> {
     if off < 0 || off as u64 + size as u64 > map.value_size as u64 || map.max_entries != 1 {
         return None;
     }
@@ -581,7 +655,10 @@ pub(crate) fn check_packet_access(
         let first = if reg.range < 0 {
             String::new()
         } else {
-            format!("{}\n", mem_access_error(reg, regno, off, size, reg.range as u32).0)
+            format!(
+                "{}\n",
+                mem_access_error(reg, regno, off, size, reg.range as u32).0
+            )
         };
         bail!("{first}R{regno} offset is outside of the packet");
     }
@@ -833,7 +910,11 @@ fn check_stack_write_var_off(
         let b = byte_of(i);
         let st = &mut env.cur.frames[frame].stack[spi];
         let ty = st.types[b];
-        if writing_zero && ty == Slot::Spill && st.is_spilled_scalar() && st.spilled.b.var_off.equals_const(0) {
+        if writing_zero
+            && ty == Slot::Spill
+            && st.is_spilled_scalar()
+            && st.spilled.b.var_off.equals_const(0)
+        {
             continue;
         }
         scrub_special_slot(st);
@@ -881,7 +962,13 @@ fn check_stack_read(
                 );
             }
         }
-        mark_reg_stack_read(env, frame, min_off, max_off + size as i64, dst.expect("checked"));
+        mark_reg_stack_read(
+            env,
+            frame,
+            min_off,
+            max_off + size as i64,
+            dst.expect("checked"),
+        );
         return Ok(());
     }
     let off = off + reg.b.var_off.value as i64;
@@ -1121,10 +1208,7 @@ pub(crate) fn check_helper_mem_access(
             if zero_ok && size == 0 && reg.is_null() {
                 return Ok(());
             }
-            bail!(
-                "R{regno} type={} expected=fp",
-                fmt::type_str(&reg)
-            )
+            bail!("R{regno} type={} expected=fp", fmt::type_str(&reg))
         }
     }
 }

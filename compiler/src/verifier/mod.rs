@@ -19,8 +19,8 @@
 //! [`bpfc_runtime::helpers::proto`]), `prune` (state equivalence) and
 //! `liveness` (which registers later code reads).
 
-pub mod bounds;
 mod alu;
+pub mod bounds;
 mod call;
 mod check;
 pub mod fmt;
@@ -31,9 +31,9 @@ mod mem;
 mod precise;
 mod prune;
 pub mod state;
-pub mod tnum;
 #[cfg(test)]
 mod tests;
+pub mod tnum;
 
 use crate::analysis::Cfg;
 use crate::isa::Insn;

@@ -270,7 +270,11 @@ impl Env<'_> {
                 }
             }
             Insn::Atomic {
-                op, fetch, src, dst, ..
+                op,
+                fetch,
+                src,
+                dst,
+                ..
             } => {
                 let load = if op == AtomicOp::CmpXchg {
                     Some(0)

@@ -101,7 +101,9 @@ fn same_shape(old: &Reg, cur: &Reg) -> bool {
 }
 
 fn regs_exact(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
-    same_shape(old, cur) && idmap.check(old.id, cur.id) && idmap.check(old.ref_obj_id, cur.ref_obj_id)
+    same_shape(old, cur)
+        && idmap.check(old.id, cur.id)
+        && idmap.check(old.ref_obj_id, cur.ref_obj_id)
 }
 
 /// Whether `cur` is safe wherever `old` was (`regsafe`).
@@ -168,7 +170,10 @@ fn scalar_reg_for_stack(s: &StackSlot) -> Option<Reg> {
     if s.is_spilled_scalar64() {
         return Some(s.spilled.clone());
     }
-    if s.types.iter().all(|&t| matches!(t, Slot::Misc | Slot::Invalid)) {
+    if s.types
+        .iter()
+        .all(|&t| matches!(t, Slot::Misc | Slot::Invalid))
+    {
         return Some(Reg::unknown());
     }
     None
@@ -314,7 +319,9 @@ impl Env<'_> {
             let matched = if cp.branches > 0 {
                 // The saved state's paths are still being explored: this is
                 // a loop back to it.
-                if self.calls_callback[pc] && self.states_equal(old, &self.cur, pc, Exact::RangeWithin) {
+                if self.calls_callback[pc]
+                    && self.states_equal(old, &self.cur, pc, Exact::RangeWithin)
+                {
                     true
                 } else {
                     if !self.calls_callback[pc]

@@ -35,16 +35,28 @@ fn basics() {
     rejects("exit\n", "R0 !read_ok");
     rejects("mov %r0, %r2\nexit\n", "R2 !read_ok");
     rejects("ldxw %r0, [%r2]\nexit\n", "R2 !read_ok");
-    rejects("mov %r0, 0\nldxdw %r0, [%r0]\nexit\n", "R0 invalid mem access 'scalar'");
+    rejects(
+        "mov %r0, 0\nldxdw %r0, [%r0]\nexit\n",
+        "R0 invalid mem access 'scalar'",
+    );
     rejects("mov %r0, 0\nexit\nmov %r0, 1\nexit\n", "unreachable insn 2");
 }
 
 #[test]
 fn stack() {
     accepts("mov %r1, 5\nstxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit\n");
-    rejects("mov %r0, 0\nstxdw [%r10+8], %r0\nexit\n", "invalid write to stack R10 off=8 size=8");
-    rejects("mov %r0, 0\nstxdw [%r10-520], %r0\nexit\n", "invalid write to stack R10 off=-520 size=8");
-    rejects("mov %r0, 0\nstxdw [%r10-4], %r0\nexit\n", "misaligned stack access off 0+0+-4 size 8");
+    rejects(
+        "mov %r0, 0\nstxdw [%r10+8], %r0\nexit\n",
+        "invalid write to stack R10 off=8 size=8",
+    );
+    rejects(
+        "mov %r0, 0\nstxdw [%r10-520], %r0\nexit\n",
+        "invalid write to stack R10 off=-520 size=8",
+    );
+    rejects(
+        "mov %r0, 0\nstxdw [%r10-4], %r0\nexit\n",
+        "misaligned stack access off 0+0+-4 size 8",
+    );
     // A spilled pointer comes back as the pointer.
     accepts("stxdw [%r10-8], %r1\nldxdw %r2, [%r10-8]\nldxw %r0, [%r2]\nexit\n");
 }
@@ -52,14 +64,23 @@ fn stack() {
 #[test]
 fn ctx_access() {
     accepts("ldxw %r0, [%r1]\nexit\n");
-    rejects("ldxw %r0, [%r1+76]\nexit\n", "invalid bpf_context access off=76 size=4");
-    rejects("mov %r0, 0\nstxw [%r1], %r0\nexit\n", "invalid bpf_context access off=0 size=4");
+    rejects(
+        "ldxw %r0, [%r1+76]\nexit\n",
+        "invalid bpf_context access off=76 size=4",
+    );
+    rejects(
+        "mov %r0, 0\nstxw [%r1], %r0\nexit\n",
+        "invalid bpf_context access off=0 size=4",
+    );
 }
 
 #[test]
 fn loops_and_branches() {
     accepts("mov %r0, 0\nmov %r1, 10\nloop:\nadd %r0, 1\nsub %r1, 1\njne %r1, 0, loop\nexit\n");
-    rejects("mov %r0, 0\nloop:\njeq %r0, 0, loop\nexit\n", "infinite loop detected at insn 1");
+    rejects(
+        "mov %r0, 0\nloop:\njeq %r0, 0, loop\nexit\n",
+        "infinite loop detected at insn 1",
+    );
     // Range from a branch bounds a stack offset.
     accepts(
         "ldxw %r2, [%r1]\nmov %r0, 0\nstxdw [%r10-8], %r0\n\
@@ -100,7 +121,12 @@ fn precision_keeps_pruning_sound() {
     let unsafe_src = "call 7\nmov %r6, %r0\nand %r6, 15\njgt %r6, 7, join\nmov %r6, 0\n\
          join:\nmov %r1, %r10\nadd %r1, -8\nadd %r1, %r6\nldxb %r0, [%r1]\nexit\n";
     let e = run_freq(unsafe_src).unwrap_err();
-    assert!(e.message.contains("invalid variable-offset read from stack R1"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("invalid variable-offset read from stack R1"),
+        "{}",
+        e.message
+    );
     assert_eq!(e.path, vec![(3, 5)]);
     // The same shape where the value does not matter is pruned.
     let prunable = "call 7\nmov %r6, %r0\nand %r6, 15\njgt %r6, 7, join\nmov %r6, 0\n\
@@ -115,7 +141,11 @@ fn imprecise_scalars_prune_combinations() {
     // reaches r0: without precision tracking that is 2^20 paths.
     let mut src = String::from("call 7\nmov %r6, %r0\nmov %r7, 0\nmov %r8, 0\n");
     for i in 0..20 {
-        src.push_str(&format!("jset %r6, {}, l{i}\nor %r7, {}\nl{i}:\n", 1u32 << i, 1u32 << i));
+        src.push_str(&format!(
+            "jset %r6, {}, l{i}\nor %r7, {}\nl{i}:\n",
+            1u32 << i,
+            1u32 << i
+        ));
     }
     src.push_str("mov %r0, %r7\nexit\n");
     let v = run(&src, ProgType::SocketFilter).unwrap();

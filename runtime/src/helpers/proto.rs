@@ -452,8 +452,14 @@ pub const MAP_TYPE_HELPERS: &[(u32, &[u32])] = &[
         INODE_STORAGE,
         &[INODE_STORAGE_GET, INODE_STORAGE_DELETE, KPTR_XCHG],
     ),
-    (TASK_STORAGE, &[TASK_STORAGE_GET, TASK_STORAGE_DELETE, KPTR_XCHG]),
-    (CGRP_STORAGE, &[CGRP_STORAGE_GET, CGRP_STORAGE_DELETE, KPTR_XCHG]),
+    (
+        TASK_STORAGE,
+        &[TASK_STORAGE_GET, TASK_STORAGE_DELETE, KPTR_XCHG],
+    ),
+    (
+        CGRP_STORAGE,
+        &[CGRP_STORAGE_GET, CGRP_STORAGE_DELETE, KPTR_XCHG],
+    ),
     (BLOOM_FILTER, &[MAP_PEEK_ELEM, MAP_PUSH_ELEM]),
 ];
 
@@ -543,9 +549,15 @@ mod tests {
         );
         assert_eq!(r.args[1].base, ArgTypeBase::ConstAllocSizeOrZero);
         let l = proto(id::SKB_LOAD_BYTES).unwrap();
-        assert_eq!(l.args[2], ArgType::new(ArgTypeBase::PtrToMem, UNINIT | WRITE));
+        assert_eq!(
+            l.args[2],
+            ArgType::new(ArgTypeBase::PtrToMem, UNINIT | WRITE)
+        );
         assert_eq!(l.args[3].base, ArgTypeBase::ConstSize);
-        assert_eq!(proto(id::LOOP).unwrap().args[1].base, ArgTypeBase::PtrToFunc);
+        assert_eq!(
+            proto(id::LOOP).unwrap().args[1].base,
+            ArgTypeBase::PtrToFunc
+        );
         assert!(proto(0).is_none());
         assert!(proto(100_000).is_none());
     }

@@ -7,7 +7,8 @@ use super::*;
 /// no program type bpfc models can call it.
 pub(super) static TABLE: &[Option<HelperProto>] = &[
     None, // 0 unspec
-    Some(HelperProto { // bpf_map_lookup_elem_proto
+    Some(HelperProto {
+        // bpf_map_lookup_elem_proto
         id: 1,
         name: "map_lookup_elem",
         ret: RetType::new(RetTypeBase::PtrToMapValue, MAYBE_NULL),
@@ -24,7 +25,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_map_update_elem_proto
+    Some(HelperProto {
+        // bpf_map_update_elem_proto
         id: 2,
         name: "map_update_elem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -41,7 +43,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_map_delete_elem_proto
+    Some(HelperProto {
+        // bpf_map_delete_elem_proto
         id: 3,
         name: "map_delete_elem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -58,7 +61,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_read_compat_proto
+    Some(HelperProto {
+        // bpf_probe_read_compat_proto
         id: 4,
         name: "probe_read",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -75,7 +79,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ktime_get_ns_proto
+    Some(HelperProto {
+        // bpf_ktime_get_ns_proto
         id: 5,
         name: "ktime_get_ns",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -92,7 +97,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_trace_printk_proto
+    Some(HelperProto {
+        // bpf_trace_printk_proto
         id: 6,
         name: "trace_printk",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -109,7 +115,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_prandom_u32_proto
+    Some(HelperProto {
+        // bpf_get_prandom_u32_proto
         id: 7,
         name: "get_prandom_u32",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -126,7 +133,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_raw_smp_processor_id_proto
+    Some(HelperProto {
+        // bpf_get_raw_smp_processor_id_proto
         id: 8,
         name: "get_smp_processor_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -143,7 +151,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_store_bytes_proto
+    Some(HelperProto {
+        // bpf_skb_store_bytes_proto
         id: 9,
         name: "skb_store_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -160,7 +169,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_l3_csum_replace_proto
+    Some(HelperProto {
+        // bpf_l3_csum_replace_proto
         id: 10,
         name: "l3_csum_replace",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -177,7 +187,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_l4_csum_replace_proto
+    Some(HelperProto {
+        // bpf_l4_csum_replace_proto
         id: 11,
         name: "l4_csum_replace",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -194,7 +205,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tail_call_proto
+    Some(HelperProto {
+        // bpf_tail_call_proto
         id: 12,
         name: "tail_call",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -211,7 +223,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_clone_redirect_proto
+    Some(HelperProto {
+        // bpf_clone_redirect_proto
         id: 13,
         name: "clone_redirect",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -228,7 +241,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_pid_tgid_proto
+    Some(HelperProto {
+        // bpf_get_current_pid_tgid_proto
         id: 14,
         name: "get_current_pid_tgid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -245,7 +259,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_uid_gid_proto
+    Some(HelperProto {
+        // bpf_get_current_uid_gid_proto
         id: 15,
         name: "get_current_uid_gid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -262,7 +277,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_comm_proto
+    Some(HelperProto {
+        // bpf_get_current_comm_proto
         id: 16,
         name: "get_current_comm",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -279,7 +295,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_cgroup_classid_proto
+    Some(HelperProto {
+        // bpf_get_cgroup_classid_proto
         id: 17,
         name: "get_cgroup_classid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -296,7 +313,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_vlan_push_proto
+    Some(HelperProto {
+        // bpf_skb_vlan_push_proto
         id: 18,
         name: "skb_vlan_push",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -313,7 +331,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_vlan_pop_proto
+    Some(HelperProto {
+        // bpf_skb_vlan_pop_proto
         id: 19,
         name: "skb_vlan_pop",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -330,7 +349,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_get_tunnel_key_proto
+    Some(HelperProto {
+        // bpf_skb_get_tunnel_key_proto
         id: 20,
         name: "skb_get_tunnel_key",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -347,7 +367,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_set_tunnel_key_proto
+    Some(HelperProto {
+        // bpf_skb_set_tunnel_key_proto
         id: 21,
         name: "skb_set_tunnel_key",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -364,7 +385,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_perf_event_read_proto
+    Some(HelperProto {
+        // bpf_perf_event_read_proto
         id: 22,
         name: "perf_event_read",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -381,7 +403,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_redirect_proto
+    Some(HelperProto {
+        // bpf_redirect_proto
         id: 23,
         name: "redirect",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -398,7 +421,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_route_realm_proto
+    Some(HelperProto {
+        // bpf_get_route_realm_proto
         id: 24,
         name: "get_route_realm",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -415,7 +439,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_event_output_proto
+    Some(HelperProto {
+        // bpf_skb_event_output_proto
         id: 25,
         name: "perf_event_output",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -432,7 +457,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_load_bytes_proto
+    Some(HelperProto {
+        // bpf_skb_load_bytes_proto
         id: 26,
         name: "skb_load_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -449,7 +475,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_stackid_proto
+    Some(HelperProto {
+        // bpf_get_stackid_proto
         id: 27,
         name: "get_stackid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -466,7 +493,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_csum_diff_proto
+    Some(HelperProto {
+        // bpf_csum_diff_proto
         id: 28,
         name: "csum_diff",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -483,7 +511,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_get_tunnel_opt_proto
+    Some(HelperProto {
+        // bpf_skb_get_tunnel_opt_proto
         id: 29,
         name: "skb_get_tunnel_opt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -500,7 +529,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_set_tunnel_opt_proto
+    Some(HelperProto {
+        // bpf_skb_set_tunnel_opt_proto
         id: 30,
         name: "skb_set_tunnel_opt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -517,7 +547,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_change_proto_proto
+    Some(HelperProto {
+        // bpf_skb_change_proto_proto
         id: 31,
         name: "skb_change_proto",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -534,7 +565,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_change_type_proto
+    Some(HelperProto {
+        // bpf_skb_change_type_proto
         id: 32,
         name: "skb_change_type",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -551,7 +583,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_under_cgroup_proto
+    Some(HelperProto {
+        // bpf_skb_under_cgroup_proto
         id: 33,
         name: "skb_under_cgroup",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -568,7 +601,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_hash_recalc_proto
+    Some(HelperProto {
+        // bpf_get_hash_recalc_proto
         id: 34,
         name: "get_hash_recalc",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -585,7 +619,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_task_proto
+    Some(HelperProto {
+        // bpf_get_current_task_proto
         id: 35,
         name: "get_current_task",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -602,7 +637,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_write_user_proto
+    Some(HelperProto {
+        // bpf_probe_write_user_proto
         id: 36,
         name: "probe_write_user",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -619,7 +655,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_current_task_under_cgroup_proto
+    Some(HelperProto {
+        // bpf_current_task_under_cgroup_proto
         id: 37,
         name: "current_task_under_cgroup",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -636,7 +673,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_change_tail_proto
+    Some(HelperProto {
+        // bpf_skb_change_tail_proto
         id: 38,
         name: "skb_change_tail",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -653,7 +691,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_pull_data_proto
+    Some(HelperProto {
+        // bpf_skb_pull_data_proto
         id: 39,
         name: "skb_pull_data",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -670,7 +709,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_csum_update_proto
+    Some(HelperProto {
+        // bpf_csum_update_proto
         id: 40,
         name: "csum_update",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -687,7 +727,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_set_hash_invalid_proto
+    Some(HelperProto {
+        // bpf_set_hash_invalid_proto
         id: 41,
         name: "set_hash_invalid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -704,7 +745,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_numa_node_id_proto
+    Some(HelperProto {
+        // bpf_get_numa_node_id_proto
         id: 42,
         name: "get_numa_node_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -721,7 +763,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_change_head_proto
+    Some(HelperProto {
+        // bpf_skb_change_head_proto
         id: 43,
         name: "skb_change_head",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -738,7 +781,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_adjust_head_proto
+    Some(HelperProto {
+        // bpf_xdp_adjust_head_proto
         id: 44,
         name: "xdp_adjust_head",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -755,7 +799,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_read_compat_str_proto
+    Some(HelperProto {
+        // bpf_probe_read_compat_str_proto
         id: 45,
         name: "probe_read_str",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -772,7 +817,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_socket_cookie_proto
+    Some(HelperProto {
+        // bpf_get_socket_cookie_proto
         id: 46,
         name: "get_socket_cookie",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -789,7 +835,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_socket_uid_proto
+    Some(HelperProto {
+        // bpf_get_socket_uid_proto
         id: 47,
         name: "get_socket_uid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -806,7 +853,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_set_hash_proto
+    Some(HelperProto {
+        // bpf_set_hash_proto
         id: 48,
         name: "set_hash",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -823,7 +871,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_ops_setsockopt_proto
+    Some(HelperProto {
+        // bpf_sock_ops_setsockopt_proto
         id: 49,
         name: "setsockopt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -840,7 +889,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_adjust_room_proto
+    Some(HelperProto {
+        // bpf_skb_adjust_room_proto
         id: 50,
         name: "skb_adjust_room",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -857,7 +907,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_redirect_map_proto
+    Some(HelperProto {
+        // bpf_xdp_redirect_map_proto
         id: 51,
         name: "redirect_map",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -874,7 +925,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_redirect_map_proto
+    Some(HelperProto {
+        // bpf_sk_redirect_map_proto
         id: 52,
         name: "sk_redirect_map",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -891,7 +943,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_map_update_proto
+    Some(HelperProto {
+        // bpf_sock_map_update_proto
         id: 53,
         name: "sock_map_update",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -908,7 +961,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_adjust_meta_proto
+    Some(HelperProto {
+        // bpf_xdp_adjust_meta_proto
         id: 54,
         name: "xdp_adjust_meta",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -925,7 +979,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_perf_event_read_value_proto
+    Some(HelperProto {
+        // bpf_perf_event_read_value_proto
         id: 55,
         name: "perf_event_read_value",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -942,7 +997,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_perf_prog_read_value_proto
+    Some(HelperProto {
+        // bpf_perf_prog_read_value_proto
         id: 56,
         name: "perf_prog_read_value",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -959,7 +1015,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_ops_getsockopt_proto
+    Some(HelperProto {
+        // bpf_sock_ops_getsockopt_proto
         id: 57,
         name: "getsockopt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -976,7 +1033,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_override_return_proto
+    Some(HelperProto {
+        // bpf_override_return_proto
         id: 58,
         name: "override_return",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -993,7 +1051,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_ops_cb_flags_set_proto
+    Some(HelperProto {
+        // bpf_sock_ops_cb_flags_set_proto
         id: 59,
         name: "sock_ops_cb_flags_set",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1010,7 +1069,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_redirect_map_proto
+    Some(HelperProto {
+        // bpf_msg_redirect_map_proto
         id: 60,
         name: "msg_redirect_map",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1027,7 +1087,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_apply_bytes_proto
+    Some(HelperProto {
+        // bpf_msg_apply_bytes_proto
         id: 61,
         name: "msg_apply_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1044,7 +1105,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_cork_bytes_proto
+    Some(HelperProto {
+        // bpf_msg_cork_bytes_proto
         id: 62,
         name: "msg_cork_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1061,7 +1123,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_pull_data_proto
+    Some(HelperProto {
+        // bpf_msg_pull_data_proto
         id: 63,
         name: "msg_pull_data",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1078,7 +1141,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_bind_proto
+    Some(HelperProto {
+        // bpf_bind_proto
         id: 64,
         name: "bind",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1095,7 +1159,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_adjust_tail_proto
+    Some(HelperProto {
+        // bpf_xdp_adjust_tail_proto
         id: 65,
         name: "xdp_adjust_tail",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1112,7 +1177,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_get_xfrm_state_proto
+    Some(HelperProto {
+        // bpf_skb_get_xfrm_state_proto
         id: 66,
         name: "skb_get_xfrm_state",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1129,7 +1195,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_stack_proto
+    Some(HelperProto {
+        // bpf_get_stack_proto
         id: 67,
         name: "get_stack",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1146,7 +1213,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_load_bytes_relative_proto
+    Some(HelperProto {
+        // bpf_skb_load_bytes_relative_proto
         id: 68,
         name: "skb_load_bytes_relative",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1163,7 +1231,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_fib_lookup_proto
+    Some(HelperProto {
+        // bpf_skb_fib_lookup_proto
         id: 69,
         name: "fib_lookup",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1180,7 +1249,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_hash_update_proto
+    Some(HelperProto {
+        // bpf_sock_hash_update_proto
         id: 70,
         name: "sock_hash_update",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1197,7 +1267,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_redirect_hash_proto
+    Some(HelperProto {
+        // bpf_msg_redirect_hash_proto
         id: 71,
         name: "msg_redirect_hash",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1214,7 +1285,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_redirect_hash_proto
+    Some(HelperProto {
+        // bpf_sk_redirect_hash_proto
         id: 72,
         name: "sk_redirect_hash",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1231,7 +1303,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_lwt_in_push_encap_proto
+    Some(HelperProto {
+        // bpf_lwt_in_push_encap_proto
         id: 73,
         name: "lwt_push_encap",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1248,7 +1321,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_lwt_seg6_store_bytes_proto
+    Some(HelperProto {
+        // bpf_lwt_seg6_store_bytes_proto
         id: 74,
         name: "lwt_seg6_store_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1265,7 +1339,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_lwt_seg6_adjust_srh_proto
+    Some(HelperProto {
+        // bpf_lwt_seg6_adjust_srh_proto
         id: 75,
         name: "lwt_seg6_adjust_srh",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1282,7 +1357,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_lwt_seg6_action_proto
+    Some(HelperProto {
+        // bpf_lwt_seg6_action_proto
         id: 76,
         name: "lwt_seg6_action",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1301,7 +1377,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
     }),
     None, // 77 rc_repeat
     None, // 78 rc_keydown
-    Some(HelperProto { // bpf_skb_cgroup_id_proto
+    Some(HelperProto {
+        // bpf_skb_cgroup_id_proto
         id: 79,
         name: "skb_cgroup_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1318,7 +1395,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_cgroup_id_proto
+    Some(HelperProto {
+        // bpf_get_current_cgroup_id_proto
         id: 80,
         name: "get_current_cgroup_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1335,7 +1413,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_local_storage_proto
+    Some(HelperProto {
+        // bpf_get_local_storage_proto
         id: 81,
         name: "get_local_storage",
         ret: RetType::new(RetTypeBase::PtrToMapValue, 0),
@@ -1352,7 +1431,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // sk_select_reuseport_proto
+    Some(HelperProto {
+        // sk_select_reuseport_proto
         id: 82,
         name: "sk_select_reuseport",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1369,7 +1449,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_ancestor_cgroup_id_proto
+    Some(HelperProto {
+        // bpf_skb_ancestor_cgroup_id_proto
         id: 83,
         name: "skb_ancestor_cgroup_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1386,7 +1467,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tc_sk_lookup_tcp_proto
+    Some(HelperProto {
+        // bpf_tc_sk_lookup_tcp_proto
         id: 84,
         name: "sk_lookup_tcp",
         ret: RetType::new(RetTypeBase::PtrToSocket, MAYBE_NULL),
@@ -1403,7 +1485,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tc_sk_lookup_udp_proto
+    Some(HelperProto {
+        // bpf_tc_sk_lookup_udp_proto
         id: 85,
         name: "sk_lookup_udp",
         ret: RetType::new(RetTypeBase::PtrToSocket, MAYBE_NULL),
@@ -1420,7 +1503,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_release_proto
+    Some(HelperProto {
+        // bpf_sk_release_proto
         id: 86,
         name: "sk_release",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1437,7 +1521,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_map_push_elem_proto
+    Some(HelperProto {
+        // bpf_map_push_elem_proto
         id: 87,
         name: "map_push_elem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1454,7 +1539,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_map_pop_elem_proto
+    Some(HelperProto {
+        // bpf_map_pop_elem_proto
         id: 88,
         name: "map_pop_elem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1471,7 +1557,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_map_peek_elem_proto
+    Some(HelperProto {
+        // bpf_map_peek_elem_proto
         id: 89,
         name: "map_peek_elem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1488,7 +1575,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_push_data_proto
+    Some(HelperProto {
+        // bpf_msg_push_data_proto
         id: 90,
         name: "msg_push_data",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1505,7 +1593,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_msg_pop_data_proto
+    Some(HelperProto {
+        // bpf_msg_pop_data_proto
         id: 91,
         name: "msg_pop_data",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1523,7 +1612,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         might_sleep: false,
     }),
     None, // 92 rc_pointer_rel
-    Some(HelperProto { // bpf_spin_lock_proto
+    Some(HelperProto {
+        // bpf_spin_lock_proto
         id: 93,
         name: "spin_lock",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -1540,7 +1630,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_spin_unlock_proto
+    Some(HelperProto {
+        // bpf_spin_unlock_proto
         id: 94,
         name: "spin_unlock",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -1557,7 +1648,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_fullsock_proto
+    Some(HelperProto {
+        // bpf_sk_fullsock_proto
         id: 95,
         name: "sk_fullsock",
         ret: RetType::new(RetTypeBase::PtrToSocket, MAYBE_NULL),
@@ -1574,7 +1666,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_sock_proto
+    Some(HelperProto {
+        // bpf_tcp_sock_proto
         id: 96,
         name: "tcp_sock",
         ret: RetType::new(RetTypeBase::PtrToTcpSock, MAYBE_NULL),
@@ -1591,7 +1684,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_ecn_set_ce_proto
+    Some(HelperProto {
+        // bpf_skb_ecn_set_ce_proto
         id: 97,
         name: "skb_ecn_set_ce",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1608,7 +1702,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_listener_sock_proto
+    Some(HelperProto {
+        // bpf_get_listener_sock_proto
         id: 98,
         name: "get_listener_sock",
         ret: RetType::new(RetTypeBase::PtrToSocket, MAYBE_NULL),
@@ -1625,7 +1720,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tc_skc_lookup_tcp_proto
+    Some(HelperProto {
+        // bpf_tc_skc_lookup_tcp_proto
         id: 99,
         name: "skc_lookup_tcp",
         ret: RetType::new(RetTypeBase::PtrToSockCommon, MAYBE_NULL),
@@ -1642,7 +1738,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_check_syncookie_proto
+    Some(HelperProto {
+        // bpf_tcp_check_syncookie_proto
         id: 100,
         name: "tcp_check_syncookie",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1659,7 +1756,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sysctl_get_name_proto
+    Some(HelperProto {
+        // bpf_sysctl_get_name_proto
         id: 101,
         name: "sysctl_get_name",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1676,7 +1774,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sysctl_get_current_value_proto
+    Some(HelperProto {
+        // bpf_sysctl_get_current_value_proto
         id: 102,
         name: "sysctl_get_current_value",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1693,7 +1792,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sysctl_get_new_value_proto
+    Some(HelperProto {
+        // bpf_sysctl_get_new_value_proto
         id: 103,
         name: "sysctl_get_new_value",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1710,7 +1810,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sysctl_set_new_value_proto
+    Some(HelperProto {
+        // bpf_sysctl_set_new_value_proto
         id: 104,
         name: "sysctl_set_new_value",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1727,7 +1828,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_strtol_proto
+    Some(HelperProto {
+        // bpf_strtol_proto
         id: 105,
         name: "strtol",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1744,7 +1846,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_strtoul_proto
+    Some(HelperProto {
+        // bpf_strtoul_proto
         id: 106,
         name: "strtoul",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1761,7 +1864,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_storage_get_proto
+    Some(HelperProto {
+        // bpf_sk_storage_get_proto
         id: 107,
         name: "sk_storage_get",
         ret: RetType::new(RetTypeBase::PtrToMapValue, MAYBE_NULL),
@@ -1778,7 +1882,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_storage_delete_proto
+    Some(HelperProto {
+        // bpf_sk_storage_delete_proto
         id: 108,
         name: "sk_storage_delete",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1795,7 +1900,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_send_signal_proto
+    Some(HelperProto {
+        // bpf_send_signal_proto
         id: 109,
         name: "send_signal",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1812,7 +1918,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_gen_syncookie_proto
+    Some(HelperProto {
+        // bpf_tcp_gen_syncookie_proto
         id: 110,
         name: "tcp_gen_syncookie",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1829,7 +1936,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_output_proto
+    Some(HelperProto {
+        // bpf_skb_output_proto
         id: 111,
         name: "skb_output",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1846,7 +1954,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_read_user_proto
+    Some(HelperProto {
+        // bpf_probe_read_user_proto
         id: 112,
         name: "probe_read_user",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1863,7 +1972,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_read_kernel_proto
+    Some(HelperProto {
+        // bpf_probe_read_kernel_proto
         id: 113,
         name: "probe_read_kernel",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1880,7 +1990,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_read_user_str_proto
+    Some(HelperProto {
+        // bpf_probe_read_user_str_proto
         id: 114,
         name: "probe_read_user_str",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1897,7 +2008,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_probe_read_kernel_str_proto
+    Some(HelperProto {
+        // bpf_probe_read_kernel_str_proto
         id: 115,
         name: "probe_read_kernel_str",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1914,7 +2026,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_send_ack_proto
+    Some(HelperProto {
+        // bpf_tcp_send_ack_proto
         id: 116,
         name: "tcp_send_ack",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1931,7 +2044,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_send_signal_thread_proto
+    Some(HelperProto {
+        // bpf_send_signal_thread_proto
         id: 117,
         name: "send_signal_thread",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1948,7 +2062,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_jiffies64_proto
+    Some(HelperProto {
+        // bpf_jiffies64_proto
         id: 118,
         name: "jiffies64",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1965,7 +2080,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_read_branch_records_proto
+    Some(HelperProto {
+        // bpf_read_branch_records_proto
         id: 119,
         name: "read_branch_records",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1982,7 +2098,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_ns_current_pid_tgid_proto
+    Some(HelperProto {
+        // bpf_get_ns_current_pid_tgid_proto
         id: 120,
         name: "get_ns_current_pid_tgid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -1999,7 +2116,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_output_proto
+    Some(HelperProto {
+        // bpf_xdp_output_proto
         id: 121,
         name: "xdp_output",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2016,7 +2134,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_netns_cookie_sock_proto
+    Some(HelperProto {
+        // bpf_get_netns_cookie_sock_proto
         id: 122,
         name: "get_netns_cookie",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2033,7 +2152,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_ancestor_cgroup_id_proto
+    Some(HelperProto {
+        // bpf_get_current_ancestor_cgroup_id_proto
         id: 123,
         name: "get_current_ancestor_cgroup_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2050,7 +2170,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_assign_proto
+    Some(HelperProto {
+        // bpf_sk_assign_proto
         id: 124,
         name: "sk_assign",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2067,7 +2188,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ktime_get_boot_ns_proto
+    Some(HelperProto {
+        // bpf_ktime_get_boot_ns_proto
         id: 125,
         name: "ktime_get_boot_ns",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2084,7 +2206,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_seq_printf_proto
+    Some(HelperProto {
+        // bpf_seq_printf_proto
         id: 126,
         name: "seq_printf",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2101,7 +2224,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_seq_write_proto
+    Some(HelperProto {
+        // bpf_seq_write_proto
         id: 127,
         name: "seq_write",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2118,7 +2242,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_cgroup_id_proto
+    Some(HelperProto {
+        // bpf_sk_cgroup_id_proto
         id: 128,
         name: "sk_cgroup_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2135,7 +2260,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sk_ancestor_cgroup_id_proto
+    Some(HelperProto {
+        // bpf_sk_ancestor_cgroup_id_proto
         id: 129,
         name: "sk_ancestor_cgroup_id",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2152,7 +2278,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_output_proto
+    Some(HelperProto {
+        // bpf_ringbuf_output_proto
         id: 130,
         name: "ringbuf_output",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2169,7 +2296,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_reserve_proto
+    Some(HelperProto {
+        // bpf_ringbuf_reserve_proto
         id: 131,
         name: "ringbuf_reserve",
         ret: RetType::new(RetTypeBase::PtrToMem, MAYBE_NULL | RINGBUF),
@@ -2186,7 +2314,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_submit_proto
+    Some(HelperProto {
+        // bpf_ringbuf_submit_proto
         id: 132,
         name: "ringbuf_submit",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -2203,7 +2332,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_discard_proto
+    Some(HelperProto {
+        // bpf_ringbuf_discard_proto
         id: 133,
         name: "ringbuf_discard",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -2220,7 +2350,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_query_proto
+    Some(HelperProto {
+        // bpf_ringbuf_query_proto
         id: 134,
         name: "ringbuf_query",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2237,7 +2368,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_csum_level_proto
+    Some(HelperProto {
+        // bpf_csum_level_proto
         id: 135,
         name: "csum_level",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2254,7 +2386,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_tcp6_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_tcp6_sock_proto
         id: 136,
         name: "skc_to_tcp6_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2271,7 +2404,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_tcp_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_tcp_sock_proto
         id: 137,
         name: "skc_to_tcp_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2288,7 +2422,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_tcp_timewait_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_tcp_timewait_sock_proto
         id: 138,
         name: "skc_to_tcp_timewait_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2305,7 +2440,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_tcp_request_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_tcp_request_sock_proto
         id: 139,
         name: "skc_to_tcp_request_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2322,7 +2458,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_udp6_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_udp6_sock_proto
         id: 140,
         name: "skc_to_udp6_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2339,7 +2476,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_task_stack_proto
+    Some(HelperProto {
+        // bpf_get_task_stack_proto
         id: 141,
         name: "get_task_stack",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2356,7 +2494,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_ops_load_hdr_opt_proto
+    Some(HelperProto {
+        // bpf_sock_ops_load_hdr_opt_proto
         id: 142,
         name: "load_hdr_opt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2373,7 +2512,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_ops_store_hdr_opt_proto
+    Some(HelperProto {
+        // bpf_sock_ops_store_hdr_opt_proto
         id: 143,
         name: "store_hdr_opt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2390,7 +2530,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sock_ops_reserve_hdr_opt_proto
+    Some(HelperProto {
+        // bpf_sock_ops_reserve_hdr_opt_proto
         id: 144,
         name: "reserve_hdr_opt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2407,7 +2548,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_inode_storage_get_proto
+    Some(HelperProto {
+        // bpf_inode_storage_get_proto
         id: 145,
         name: "inode_storage_get",
         ret: RetType::new(RetTypeBase::PtrToMapValue, MAYBE_NULL),
@@ -2424,7 +2566,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_inode_storage_delete_proto
+    Some(HelperProto {
+        // bpf_inode_storage_delete_proto
         id: 146,
         name: "inode_storage_delete",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2441,7 +2584,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_d_path_proto
+    Some(HelperProto {
+        // bpf_d_path_proto
         id: 147,
         name: "d_path",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2458,7 +2602,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_copy_from_user_proto
+    Some(HelperProto {
+        // bpf_copy_from_user_proto
         id: 148,
         name: "copy_from_user",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2475,7 +2620,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_snprintf_btf_proto
+    Some(HelperProto {
+        // bpf_snprintf_btf_proto
         id: 149,
         name: "snprintf_btf",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2492,7 +2638,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_seq_printf_btf_proto
+    Some(HelperProto {
+        // bpf_seq_printf_btf_proto
         id: 150,
         name: "seq_printf_btf",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2509,7 +2656,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_cgroup_classid_proto
+    Some(HelperProto {
+        // bpf_skb_cgroup_classid_proto
         id: 151,
         name: "skb_cgroup_classid",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2526,7 +2674,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_redirect_neigh_proto
+    Some(HelperProto {
+        // bpf_redirect_neigh_proto
         id: 152,
         name: "redirect_neigh",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2543,7 +2692,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_per_cpu_ptr_proto
+    Some(HelperProto {
+        // bpf_per_cpu_ptr_proto
         id: 153,
         name: "per_cpu_ptr",
         ret: RetType::new(RetTypeBase::PtrToMemOrBtfId, MAYBE_NULL | RDONLY),
@@ -2560,7 +2710,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_this_cpu_ptr_proto
+    Some(HelperProto {
+        // bpf_this_cpu_ptr_proto
         id: 154,
         name: "this_cpu_ptr",
         ret: RetType::new(RetTypeBase::PtrToMemOrBtfId, RDONLY),
@@ -2577,7 +2728,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_redirect_peer_proto
+    Some(HelperProto {
+        // bpf_redirect_peer_proto
         id: 155,
         name: "redirect_peer",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2594,7 +2746,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_task_storage_get_recur_proto
+    Some(HelperProto {
+        // bpf_task_storage_get_recur_proto
         id: 156,
         name: "task_storage_get",
         ret: RetType::new(RetTypeBase::PtrToMapValue, MAYBE_NULL),
@@ -2611,7 +2764,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_task_storage_delete_recur_proto
+    Some(HelperProto {
+        // bpf_task_storage_delete_recur_proto
         id: 157,
         name: "task_storage_delete",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2628,7 +2782,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_current_task_btf_proto
+    Some(HelperProto {
+        // bpf_get_current_task_btf_proto
         id: 158,
         name: "get_current_task_btf",
         ret: RetType::new(RetTypeBase::PtrToBtfId, TRUSTED),
@@ -2645,7 +2800,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_bprm_opts_set_proto
+    Some(HelperProto {
+        // bpf_bprm_opts_set_proto
         id: 159,
         name: "bprm_opts_set",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2662,7 +2818,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ktime_get_coarse_ns_proto
+    Some(HelperProto {
+        // bpf_ktime_get_coarse_ns_proto
         id: 160,
         name: "ktime_get_coarse_ns",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2679,7 +2836,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ima_inode_hash_proto
+    Some(HelperProto {
+        // bpf_ima_inode_hash_proto
         id: 161,
         name: "ima_inode_hash",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2696,7 +2854,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_sock_from_file_proto
+    Some(HelperProto {
+        // bpf_sock_from_file_proto
         id: 162,
         name: "sock_from_file",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2713,7 +2872,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skb_check_mtu_proto
+    Some(HelperProto {
+        // bpf_skb_check_mtu_proto
         id: 163,
         name: "check_mtu",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2730,7 +2890,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_for_each_map_elem_proto
+    Some(HelperProto {
+        // bpf_for_each_map_elem_proto
         id: 164,
         name: "for_each_map_elem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2747,7 +2908,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_snprintf_proto
+    Some(HelperProto {
+        // bpf_snprintf_proto
         id: 165,
         name: "snprintf",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2764,7 +2926,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_sys_bpf_proto
+    Some(HelperProto {
+        // bpf_sys_bpf_proto
         id: 166,
         name: "sys_bpf",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2781,7 +2944,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_btf_find_by_name_kind_proto
+    Some(HelperProto {
+        // bpf_btf_find_by_name_kind_proto
         id: 167,
         name: "btf_find_by_name_kind",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2798,7 +2962,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_sys_close_proto
+    Some(HelperProto {
+        // bpf_sys_close_proto
         id: 168,
         name: "sys_close",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2815,7 +2980,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_timer_init_proto
+    Some(HelperProto {
+        // bpf_timer_init_proto
         id: 169,
         name: "timer_init",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2832,7 +2998,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_timer_set_callback_proto
+    Some(HelperProto {
+        // bpf_timer_set_callback_proto
         id: 170,
         name: "timer_set_callback",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2849,7 +3016,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_timer_start_proto
+    Some(HelperProto {
+        // bpf_timer_start_proto
         id: 171,
         name: "timer_start",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2866,7 +3034,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_timer_cancel_proto
+    Some(HelperProto {
+        // bpf_timer_cancel_proto
         id: 172,
         name: "timer_cancel",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2883,7 +3052,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_func_ip_proto_tracing
+    Some(HelperProto {
+        // bpf_get_func_ip_proto_tracing
         id: 173,
         name: "get_func_ip",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2900,7 +3070,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_attach_cookie_proto_kmulti
+    Some(HelperProto {
+        // bpf_get_attach_cookie_proto_kmulti
         id: 174,
         name: "get_attach_cookie",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2917,7 +3088,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_task_pt_regs_proto
+    Some(HelperProto {
+        // bpf_task_pt_regs_proto
         id: 175,
         name: "task_pt_regs",
         ret: RetType::new(RetTypeBase::PtrToBtfId, 0),
@@ -2934,7 +3106,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_branch_snapshot_proto
+    Some(HelperProto {
+        // bpf_get_branch_snapshot_proto
         id: 176,
         name: "get_branch_snapshot",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2951,7 +3124,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_trace_vprintk_proto
+    Some(HelperProto {
+        // bpf_trace_vprintk_proto
         id: 177,
         name: "trace_vprintk",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -2968,7 +3142,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_unix_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_unix_sock_proto
         id: 178,
         name: "skc_to_unix_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -2985,7 +3160,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_kallsyms_lookup_name_proto
+    Some(HelperProto {
+        // bpf_kallsyms_lookup_name_proto
         id: 179,
         name: "kallsyms_lookup_name",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3002,7 +3178,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_find_vma_proto
+    Some(HelperProto {
+        // bpf_find_vma_proto
         id: 180,
         name: "find_vma",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3019,7 +3196,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_loop_proto
+    Some(HelperProto {
+        // bpf_loop_proto
         id: 181,
         name: "loop",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3036,7 +3214,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_strncmp_proto
+    Some(HelperProto {
+        // bpf_strncmp_proto
         id: 182,
         name: "strncmp",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3053,7 +3232,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_func_arg_proto
+    Some(HelperProto {
+        // bpf_get_func_arg_proto
         id: 183,
         name: "get_func_arg",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3070,7 +3250,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_func_ret_proto
+    Some(HelperProto {
+        // bpf_get_func_ret_proto
         id: 184,
         name: "get_func_ret",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3087,7 +3268,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_get_func_arg_cnt_proto
+    Some(HelperProto {
+        // bpf_get_func_arg_cnt_proto
         id: 185,
         name: "get_func_arg_cnt",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3106,7 +3288,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
     }),
     None, // 186 get_retval
     None, // 187 set_retval
-    Some(HelperProto { // bpf_xdp_get_buff_len_proto
+    Some(HelperProto {
+        // bpf_xdp_get_buff_len_proto
         id: 188,
         name: "xdp_get_buff_len",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3123,7 +3306,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_load_bytes_proto
+    Some(HelperProto {
+        // bpf_xdp_load_bytes_proto
         id: 189,
         name: "xdp_load_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3140,7 +3324,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_xdp_store_bytes_proto
+    Some(HelperProto {
+        // bpf_xdp_store_bytes_proto
         id: 190,
         name: "xdp_store_bytes",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3157,7 +3342,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_copy_from_user_task_proto
+    Some(HelperProto {
+        // bpf_copy_from_user_task_proto
         id: 191,
         name: "copy_from_user_task",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3174,7 +3360,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_skb_set_tstamp_proto
+    Some(HelperProto {
+        // bpf_skb_set_tstamp_proto
         id: 192,
         name: "skb_set_tstamp",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3191,7 +3378,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ima_file_hash_proto
+    Some(HelperProto {
+        // bpf_ima_file_hash_proto
         id: 193,
         name: "ima_file_hash",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3208,7 +3396,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: true,
     }),
-    Some(HelperProto { // bpf_kptr_xchg_proto
+    Some(HelperProto {
+        // bpf_kptr_xchg_proto
         id: 194,
         name: "kptr_xchg",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -3225,7 +3414,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_map_lookup_percpu_elem_proto
+    Some(HelperProto {
+        // bpf_map_lookup_percpu_elem_proto
         id: 195,
         name: "map_lookup_percpu_elem",
         ret: RetType::new(RetTypeBase::PtrToMapValue, MAYBE_NULL),
@@ -3242,7 +3432,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_skc_to_mptcp_sock_proto
+    Some(HelperProto {
+        // bpf_skc_to_mptcp_sock_proto
         id: 196,
         name: "skc_to_mptcp_sock",
         ret: RetType::new(RetTypeBase::PtrToBtfId, MAYBE_NULL),
@@ -3259,7 +3450,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_dynptr_from_mem_proto
+    Some(HelperProto {
+        // bpf_dynptr_from_mem_proto
         id: 197,
         name: "dynptr_from_mem",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3276,7 +3468,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_reserve_dynptr_proto
+    Some(HelperProto {
+        // bpf_ringbuf_reserve_dynptr_proto
         id: 198,
         name: "ringbuf_reserve_dynptr",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3293,7 +3486,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_submit_dynptr_proto
+    Some(HelperProto {
+        // bpf_ringbuf_submit_dynptr_proto
         id: 199,
         name: "ringbuf_submit_dynptr",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -3310,7 +3504,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ringbuf_discard_dynptr_proto
+    Some(HelperProto {
+        // bpf_ringbuf_discard_dynptr_proto
         id: 200,
         name: "ringbuf_discard_dynptr",
         ret: RetType::new(RetTypeBase::Void, 0),
@@ -3327,7 +3522,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_dynptr_read_proto
+    Some(HelperProto {
+        // bpf_dynptr_read_proto
         id: 201,
         name: "dynptr_read",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3344,7 +3540,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_dynptr_write_proto
+    Some(HelperProto {
+        // bpf_dynptr_write_proto
         id: 202,
         name: "dynptr_write",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3361,7 +3558,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_dynptr_data_proto
+    Some(HelperProto {
+        // bpf_dynptr_data_proto
         id: 203,
         name: "dynptr_data",
         ret: RetType::new(RetTypeBase::PtrToMem, MAYBE_NULL),
@@ -3378,7 +3576,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_raw_gen_syncookie_ipv4_proto
+    Some(HelperProto {
+        // bpf_tcp_raw_gen_syncookie_ipv4_proto
         id: 204,
         name: "tcp_raw_gen_syncookie_ipv4",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3395,7 +3594,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_raw_gen_syncookie_ipv6_proto
+    Some(HelperProto {
+        // bpf_tcp_raw_gen_syncookie_ipv6_proto
         id: 205,
         name: "tcp_raw_gen_syncookie_ipv6",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3412,7 +3612,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_raw_check_syncookie_ipv4_proto
+    Some(HelperProto {
+        // bpf_tcp_raw_check_syncookie_ipv4_proto
         id: 206,
         name: "tcp_raw_check_syncookie_ipv4",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3429,7 +3630,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_tcp_raw_check_syncookie_ipv6_proto
+    Some(HelperProto {
+        // bpf_tcp_raw_check_syncookie_ipv6_proto
         id: 207,
         name: "tcp_raw_check_syncookie_ipv6",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3446,7 +3648,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: true,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_ktime_get_tai_ns_proto
+    Some(HelperProto {
+        // bpf_ktime_get_tai_ns_proto
         id: 208,
         name: "ktime_get_tai_ns",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3463,7 +3666,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_user_ringbuf_drain_proto
+    Some(HelperProto {
+        // bpf_user_ringbuf_drain_proto
         id: 209,
         name: "user_ringbuf_drain",
         ret: RetType::new(RetTypeBase::Integer, 0),
@@ -3480,7 +3684,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_cgrp_storage_get_proto
+    Some(HelperProto {
+        // bpf_cgrp_storage_get_proto
         id: 210,
         name: "cgrp_storage_get",
         ret: RetType::new(RetTypeBase::PtrToMapValue, MAYBE_NULL),
@@ -3497,7 +3702,8 @@ pub(super) static TABLE: &[Option<HelperProto>] = &[
         pkt_access: false,
         might_sleep: false,
     }),
-    Some(HelperProto { // bpf_cgrp_storage_delete_proto
+    Some(HelperProto {
+        // bpf_cgrp_storage_delete_proto
         id: 211,
         name: "cgrp_storage_delete",
         ret: RetType::new(RetTypeBase::Integer, 0),
