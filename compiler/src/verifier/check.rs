@@ -91,6 +91,7 @@ impl<'a> Env<'a> {
     fn new(input: &Input<'a>, opts: &'a Options, cfg: crate::analysis::Cfg) -> Env<'a> {
         let n = input.insns.len();
         let live = liveness::compute(input.insns, &cfg);
+        let stack_live = liveness::StackLive::new(input.insns, &cfg);
         let nfuncs = cfg.functions.len();
         Env {
             insns: input.insns,
@@ -102,6 +103,7 @@ impl<'a> Env<'a> {
             info: progtype::info(opts.prog_type),
             cfg,
             live,
+            stack_live,
             prune_point: vec![false; n],
             force_checkpoint: vec![false; n],
             calls_callback: vec![false; n],
@@ -295,10 +297,19 @@ impl<'a> Env<'a> {
         for pc in 0..n {
             match self.insns[pc] {
                 Insn::Lddw {
-                    src: LddwSrc::Func, ..
+                    src: LddwSrc::Func,
+                    imm,
+                    ..
                 } => {
+                    // As a call (`visit_func_call_insn`): the instruction,
+                    // the one after it and the callback's entry.
+                    self.prune_point[pc] = true;
                     if pc + 2 < n {
                         self.prune_point[pc + 2] = true;
+                    }
+                    let t = pc as i64 + 1 + Insn::lddw_halves(imm).0 as i64;
+                    if (0..n as i64).contains(&t) {
+                        self.prune_point[t as usize] = true;
                     }
                 }
                 Insn::Call(target) => {
@@ -316,8 +327,13 @@ impl<'a> Env<'a> {
                     if pc + 1 < n {
                         self.prune_point[pc + 1] = true;
                     }
-                    if matches!(target, CallTarget::Local(_)) {
+                    if let CallTarget::Local(off) = target {
+                        // The call and the callee's entry (a branch edge).
                         self.prune_point[pc] = true;
+                        let t = pc as i64 + 1 + off as i64;
+                        if (0..n as i64).contains(&t) {
+                            self.prune_point[t as usize] = true;
+                        }
                     }
                 }
                 Insn::Callx { .. } => {

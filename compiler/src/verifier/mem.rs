@@ -937,6 +937,12 @@ fn check_stack_read(
     dst: Option<u8>,
 ) -> VResult<()> {
     let frame = reg.frameno as usize;
+    if reg.b.var_off.is_const() {
+        let o = off + reg.b.var_off.value as i64;
+        env.note_stack_read(frame, o, o + size as i64);
+    } else {
+        env.note_stack_read(frame, reg.b.smin + off, reg.b.smax + off + size as i64);
+    }
     if !reg.b.var_off.is_const() {
         if dst.is_none() {
             bail!(
@@ -1094,6 +1100,9 @@ pub(crate) fn check_stack_range(
     } else {
         (reg.b.smin + reg.off as i64, reg.b.smax + reg.off as i64)
     };
+    if !(raw && reg.b.var_off.is_const()) {
+        env.note_stack_read(frame, min_off, max_off + size);
+    }
     if raw && reg.b.var_off.is_const() {
         for i in min_off..max_off + size {
             let st = &env.cur.frames[frame].stack[spi_of(i)];

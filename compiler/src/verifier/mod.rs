@@ -300,6 +300,9 @@ pub(crate) struct Env<'a> {
     pub cfg: Cfg,
     /// Registers read before written from each pc on (bit per register).
     pub live: Vec<u16>,
+    /// Stack slots read before written from each pc on, by the reads
+    /// recorded so far.
+    pub stack_live: liveness::StackLive,
     pub prune_point: Vec<bool>,
     pub force_checkpoint: Vec<bool>,
     /// Call instructions whose helper calls a callback (`bpf_loop` ...).
@@ -383,6 +386,20 @@ impl Env<'_> {
         if !fact.regions.contains(&region) {
             fact.regions.push(region);
         }
+    }
+
+    /// Record a read of the bytes `lo..hi` of frame `frame`'s stack: at the
+    /// current instruction for the current frame, at the call a caller's
+    /// frame waits in for a caller's.
+    pub fn note_stack_read(&mut self, frame: usize, lo: i64, hi: i64) {
+        let pc = match self.cur.frames.get(frame + 1) {
+            None => self.insn_idx,
+            Some(callee) => match callee.callsite {
+                Some(site) => site,
+                None => return,
+            },
+        };
+        self.stack_live.add_read(pc, liveness::slot_mask(lo, hi));
     }
 
     /// Append the current frame's state in the log's notation.

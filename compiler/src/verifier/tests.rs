@@ -151,3 +151,29 @@ fn imprecise_scalars_prune_combinations() {
     let v = run(&src, ProgType::SocketFilter).unwrap();
     assert!(v.stats.insns_processed < 2000, "{:?}", v.stats);
 }
+
+#[test]
+fn stack_liveness_keeps_pruning_sound() {
+    // Both paths spill r6 to fp-16 before the join; the fall-through
+    // first with 0, the jump with r6 in [8, 15]. The slot is read after
+    // the join and becomes a stack offset, so the saved state's slot is
+    // live and must be compared: the second path is not pruned.
+    let unsafe_src = "call 7\nmov %r6, %r0\nand %r6, 15\njgt %r6, 7, big\nmov %r6, 0\n\
+         stxdw [%r10-16], %r6\nja join\nbig:\nstxdw [%r10-16], %r6\n\
+         join:\nmov %r6, 0\nldxdw %r2, [%r10-16]\n\
+         mov %r1, %r10\nadd %r1, -8\nadd %r1, %r2\nldxb %r0, [%r1]\nexit\n";
+    let e = run_freq(unsafe_src).unwrap_err();
+    assert!(
+        e.message
+            .contains("invalid variable-offset read from stack R1"),
+        "{}",
+        e.message
+    );
+    // A slot written whole before any read is dead at the join: states
+    // that differ only there are pruned.
+    let prunable = "call 7\nmov %r6, %r0\nand %r6, 15\njgt %r6, 7, other\n\
+         stxdw [%r10-8], %r6\nja join\nother:\nmov %r1, %r10\nstxdw [%r10-8], %r1\n\
+         join:\nmov %r6, 1\nstxdw [%r10-8], %r6\nldxdw %r0, [%r10-8]\nexit\n";
+    let v = run_freq(prunable).unwrap();
+    assert!(v.stats.insns_processed <= 13, "{:?}", v.stats);
+}
