@@ -13,17 +13,25 @@
 //! Prints `N agree, M differ (U unsound, S too strict) of T` and one line
 //! per disagreement with both messages. Fails on any unsound verdict (the
 //! kernel rejects, bpfc accepts). Needs root (CAP_BPF); skips otherwise.
+//!
+//! Also: the programs of the verifier corpus (testsuite/fixtures/verifier)
+//! both accept are compared by processed instructions, the measure of how
+//! closely bpfc's search (checkpoints, pruning, precision, liveness)
+//! follows the kernel's.
 
 #![cfg(target_os = "linux")]
 
 use bpfc_compiler::isa::{
     AluOp, CallTarget, Endian, Insn, JmpCond, LddwSrc, Reg, Size, Src, Width,
 };
-use bpfc_compiler::loader::{MapDef, MapOrigin, ProgType};
+use bpfc_compiler::loader::{self, MapDef, MapOrigin, Object, ProgType};
+use bpfc_compiler::progtype;
 use bpfc_compiler::verifier::{self, Input, Options};
 use bpfc_testsuite::gen::{self, Rng};
 
-use bpfc_testsuite::kernel::{self, KernelMap, LoadSpec, F_SLEEPABLE as BPF_F_SLEEPABLE};
+use bpfc_testsuite::kernel::{
+    self, KernelMap, KernelMaps, LoadSpec, F_SLEEPABLE as BPF_F_SLEEPABLE,
+};
 
 /// Load into the kernel: Ok(()) accepted, Err(its message) rejected. The
 /// first attempt runs without a log (much faster); a rejection is loaded
@@ -549,6 +557,96 @@ fn verdicts_match_the_running_kernel() {
     assert!(
         t.unsound.is_empty(),
         "bpfc accepted programs the kernel rejects"
+    );
+}
+
+/// Every corpus program of a modelled type that both verifiers accept,
+/// loaded without BTF (programs with BTF-typed global functions or
+/// callbacks then fail in the kernel and are left out): bpfc must process
+/// the same number of instructions as the kernel for nearly all of them.
+#[test]
+fn processed_instructions_match_the_kernel() {
+    if !kernel_available() {
+        bpfc_testsuite::skip(
+            "verifier_kernel",
+            "cannot load BPF programs (needs root with CAP_BPF)",
+        );
+        return;
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/verifier");
+    let mut objects: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objects.sort();
+    let (mut same, mut differ) = (0u32, Vec::new());
+    for path in &objects {
+        let bytes = std::fs::read(path).unwrap();
+        let Ok(obj) = Object::parse(&bytes) else {
+            continue;
+        };
+        for p in &obj.programs {
+            let kind = loader::classify(p.section.trim_start_matches('?'));
+            let ty = kind.prog_type;
+            let Some(kty) = kernel::prog_type_number(ty) else {
+                continue;
+            };
+            if !progtype::supported(ty) {
+                continue;
+            }
+            let mut opts = Options::new(ty);
+            opts.attach_type = kind.attach_type.map(str::to_string);
+            opts.sleepable = kind.sleepable || ty == ProgType::Syscall;
+            let fi: Vec<(usize, u32)> = p.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
+            let input = Input {
+                insns: &p.insns,
+                maps: &obj.maps,
+                btf: obj.btf.as_ref(),
+                func_info: &fi,
+                endian: obj.endian,
+            };
+            let Ok(v) = verifier::verify(&input, &opts) else {
+                continue;
+            };
+            let Ok(maps) = KernelMaps::for_program(&obj, &p.insns) else {
+                continue;
+            };
+            let spec = LoadSpec {
+                prog_type: kty,
+                expected_attach_type: kind.attach_type.map_or(0, kernel::attach_type_number),
+                flags: if opts.sleepable { BPF_F_SLEEPABLE } else { 0 },
+                log_level: 4,
+                gpl: true,
+            };
+            let k = kernel::prog_load(&maps.patch(&p.insns), &spec);
+            let (true, Some(kp)) = (k.accepted, k.processed) else {
+                continue;
+            };
+            if kp == v.stats.insns_processed {
+                same += 1;
+            } else {
+                differ.push(format!(
+                    "  {}:{}: bpfc {}, kernel {kp}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    p.name,
+                    v.stats.insns_processed
+                ));
+            }
+        }
+    }
+    for l in &differ {
+        println!("{l}");
+    }
+    let total = same as usize + differ.len();
+    println!(
+        "processed instructions equal the kernel's for {same} of {total} programs both accept"
+    );
+    assert!(total > 0);
+    assert!(
+        same as f64 >= 0.98 * total as f64,
+        "processed counts differ from the kernel's for {} of {total}",
+        differ.len()
     );
 }
 
