@@ -16,8 +16,14 @@
 //! rules), [`state`] (the abstract machine), [`fmt`] (the kernel's
 //! spelling of states), `check` (the main loop), `alu`, `mem`, `jmp`,
 //! `call` (local calls, callbacks, exits), `helper` (helper calls against
-//! [`bpfc_runtime::helpers::proto`]), `prune` (state equivalence) and
-//! `liveness` (which registers later code reads).
+//! [`bpfc_runtime::helpers::proto`]), `prune` (state equivalence),
+//! `precise` (which scalars a verdict depended on) and `liveness` (which
+//! registers and stack slots later code reads).
+//!
+//! Where the kernel the corpus comes from (6.12) and the running one the
+//! tests compare with (6.18) differ, bpfc follows 6.18: stack slot
+//! liveness, `BPF_NEG`/`BPF_END` on scalars, constant-key array lookups
+//! that cannot fail.
 
 mod alu;
 pub mod bounds;
