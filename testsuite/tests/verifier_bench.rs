@@ -186,7 +186,7 @@ fn verification_time_against_the_kernel() {
             }
         }
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut corpus_taken = 0;
     for (_, path, i, ty, dir) in &candidates {
         if *dir == "fixtures/verifier" {

@@ -335,7 +335,7 @@ fn kernel_verifier_corpus() {
             });
             let kernel = if c.expect_failure { "reject" } else { "accept" };
             let id = format!("{}/{} ({})", c.object, c.name, c.description);
-            if out.accepted == !c.expect_failure {
+            if out.accepted != c.expect_failure {
                 agree += 1;
                 if c.expect_failure && !c.msgs.is_empty() {
                     rejections_agreed += 1;

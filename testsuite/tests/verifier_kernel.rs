@@ -331,14 +331,8 @@ fn packet_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
             Src::Reg(Reg::R2),
             body.len() as i16,
         ));
-    } else if bytes <= k {
-        out.push(jmp(
-            JmpCond::Gt,
-            Reg::R4,
-            Src::Reg(Reg::R3),
-            body.len() as i16,
-        ));
     } else {
+        // Checked against data_end (a range too short when bytes > k).
         out.push(jmp(
             JmpCond::Gt,
             Reg::R4,

@@ -346,12 +346,11 @@ fn function_changes_pkt_data(env: &Env, func: usize) -> bool {
         }
         for pc in env.cfg.functions[f].range() {
             match env.insns[pc] {
-                Insn::Call(CallTarget::Helper(h)) => {
+                Insn::Call(CallTarget::Helper(h))
                     if [9u32, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50, 54, 65, 12]
-                        .contains(&(h as u32))
-                    {
-                        return true;
-                    }
+                        .contains(&(h as u32)) =>
+                {
+                    return true;
                 }
                 Insn::Call(CallTarget::Local(imm)) => {
                     let t = (pc as i64 + 1 + imm as i64) as usize;

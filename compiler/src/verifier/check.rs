@@ -336,10 +336,8 @@ impl<'a> Env<'a> {
                         }
                     }
                 }
-                Insn::Callx { .. } => {
-                    if pc + 1 < n {
-                        self.prune_point[pc + 1] = true;
-                    }
+                Insn::Callx { .. } if pc + 1 < n => {
+                    self.prune_point[pc + 1] = true;
                 }
                 Insn::Ja { off, .. } => {
                     let t = (pc as i64 + 1 + off as i64) as usize;

@@ -673,8 +673,7 @@ fn check_sock_access(env: &Env, regno: u8, reg: &Reg, off: i64, size: u32) -> VR
         RegType::Socket => sock_ok(off, size, false),
         RegType::SockCommon => sock_ok(off, size, true),
         RegType::TcpSock => {
-            off >= 0
-                && off < 112
+            (0..112).contains(&off)
                 && off % size as i64 == 0
                 && if off == 80 || off == 88 {
                     size == 8
@@ -697,7 +696,7 @@ fn check_sock_access(env: &Env, regno: u8, reg: &Reg, off: i64, size: u32) -> VR
 
 /// `bpf_sock_is_valid_access` (and the sock_common subset).
 fn sock_ok(off: i64, size: u32, common: bool) -> bool {
-    if off < 0 || off >= 80 || off % size as i64 != 0 {
+    if !(0..80).contains(&off) || off % size as i64 != 0 {
         return false;
     }
     if common && (8..24).contains(&off) {

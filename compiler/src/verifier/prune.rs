@@ -15,7 +15,7 @@ use super::{bail, fmt, Checkpoint, Env, VResult};
 
 /// How strictly to compare (`enum exact_level`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Exact {
+enum ExactLevel {
     NotExact,
     Exact,
     RangeWithin,
@@ -106,11 +106,11 @@ fn regs_exact(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
 }
 
 /// Whether `cur` is safe wherever `old` was (`regsafe`).
-fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: Exact) -> bool {
-    if exact == Exact::Exact {
+fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: ExactLevel) -> bool {
+    if exact == ExactLevel::Exact {
         return regs_exact(old, cur, idmap);
     }
-    if old.ty == RegType::NotInit && (exact == Exact::NotExact || cur.ty == RegType::NotInit) {
+    if old.ty == RegType::NotInit && (exact == ExactLevel::NotExact || cur.ty == RegType::NotInit) {
         return true;
     }
     if old.ty != cur.ty || old.flags != cur.flags {
@@ -118,7 +118,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: Exact) -> bool {
     }
     match old.ty {
         RegType::Scalar => {
-            if !old.precise && exact == Exact::NotExact {
+            if !old.precise && exact == ExactLevel::NotExact {
                 return true;
             }
             if old.id & ADD_CONST != 0 && cur.id & ADD_CONST == 0 {
@@ -180,19 +180,19 @@ fn scalar_reg_for_stack(s: &StackSlot) -> Option<Reg> {
 
 /// `live`: the slots later code may read (bit per slot); the others admit
 /// anything unless the comparison is exact.
-fn stacksafe(old: &Frame, cur: &Frame, live: u64, idmap: &mut IdMap, exact: Exact) -> bool {
+fn stacksafe(old: &Frame, cur: &Frame, live: u64, idmap: &mut IdMap, exact: ExactLevel) -> bool {
     let old_alloc = old.allocated();
     let cur_alloc = cur.allocated();
     let mut i = 0;
     while i < old_alloc {
         let spi = i / 8;
         let b = i % 8;
-        if exact == Exact::NotExact && live & (1 << spi) == 0 {
+        if exact == ExactLevel::NotExact && live & (1 << spi) == 0 {
             i = (spi + 1) * 8;
             continue;
         }
         let ot = old.stack[spi].types[b];
-        if exact != Exact::NotExact && (i >= cur_alloc || ot != cur.stack[spi].types[b]) {
+        if exact != ExactLevel::NotExact && (i >= cur_alloc || ot != cur.stack[spi].types[b]) {
             return false;
         }
         // Uninitialised or unknown bytes admit anything (a privileged
@@ -221,15 +221,9 @@ fn stacksafe(old: &Frame, cur: &Frame, live: u64, idmap: &mut IdMap, exact: Exac
             continue;
         }
         match os.types[7] {
-            Slot::Spill => {
-                if !regsafe(&os.spilled, &cs.spilled, idmap, exact) {
-                    return false;
-                }
-            }
-            Slot::Dynptr | Slot::Iter => {
-                if !regs_exact(&os.spilled, &cs.spilled, idmap) {
-                    return false;
-                }
+            Slot::Spill if !regsafe(&os.spilled, &cs.spilled, idmap, exact) => return false,
+            Slot::Dynptr | Slot::Iter if !regs_exact(&os.spilled, &cs.spilled, idmap) => {
+                return false
             }
             _ => {}
         }
@@ -265,7 +259,7 @@ impl Env<'_> {
         }
     }
 
-    fn states_equal(&self, old: &State, cur: &State, pc: usize, exact: Exact) -> bool {
+    fn states_equal(&self, old: &State, cur: &State, pc: usize, exact: ExactLevel) -> bool {
         if old.frames.len() != cur.frames.len() {
             return false;
         }
@@ -292,7 +286,7 @@ impl Env<'_> {
                 self.live_mask(cur, i, pc)
             };
             for r in 0..11 {
-                if exact != Exact::Exact && live & (1 << r) == 0 {
+                if exact != ExactLevel::Exact && live & (1 << r) == 0 {
                     continue;
                 }
                 if !regsafe(&of.regs[r], &cf.regs[r], &mut idmap, exact) {
@@ -351,13 +345,13 @@ impl Env<'_> {
                 // The saved state's paths are still being explored: this is
                 // a loop back to it.
                 if self.calls_callback[pc]
-                    && self.states_equal(old, &self.cur, pc, Exact::RangeWithin)
+                    && self.states_equal(old, &self.cur, pc, ExactLevel::RangeWithin)
                 {
                     true
                 } else {
                     if !self.calls_callback[pc]
                         && maybe_looping(old, &self.cur)
-                        && self.states_equal(old, &self.cur, pc, Exact::Exact)
+                        && self.states_equal(old, &self.cur, pc, ExactLevel::Exact)
                         && old.may_goto_depth == self.cur.may_goto_depth
                         && old.callback_unroll_depth == self.cur.callback_unroll_depth
                     {
@@ -374,7 +368,7 @@ impl Env<'_> {
                     false
                 }
             } else {
-                self.states_equal(old, &self.cur, pc, Exact::NotExact)
+                self.states_equal(old, &self.cur, pc, ExactLevel::NotExact)
             };
             let cp = &mut self.checkpoints[ci as usize];
             if matched {
