@@ -9,6 +9,8 @@ pub mod data;
 pub mod gen;
 pub mod kernel;
 pub mod kernel_run;
+#[cfg(target_os = "linux")]
+pub mod kernel_verify;
 pub mod mapdiff;
 pub mod rawbtf;
 

@@ -71,9 +71,9 @@ fn header_matches_rust_layouts() {
             ));
         }
     }
-    c.push_str(&format!(
-        "  printf(\"magic . %llu\\n\", (unsigned long long)BPFC_CALLBACK_MAGIC);\n  return 0;\n}}\n"
-    ));
+    c.push_str(
+        "  printf(\"magic . %llu\\n\", (unsigned long long)BPFC_CALLBACK_MAGIC);\n  return 0;\n}\n",
+    );
     let dir = std::env::temp_dir().join(format!("bpfc-abi-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("layout.c");

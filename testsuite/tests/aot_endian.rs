@@ -159,7 +159,7 @@ fn aot_fault(target: &AotTarget, src: &str, opts: &CodegenOptions, mem: &[u8]) -
             insns: &insns,
             endian: Endian::Little,
             binding: &Binding::object(&[]),
-            opts: opts,
+            opts,
             symbol: SYMBOL,
         },
         &triple(target),

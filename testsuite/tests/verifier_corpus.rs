@@ -11,15 +11,23 @@
 //! verdict about memory safety appears or agreement drops below the
 //! recorded floor. `BPFC_VERIFIER_CORPUS_DIR` points it at freshly built
 //! objects; `BPFC_VERIFIER_CORPUS_VERBOSE=1` prints every case.
+//!
+//! Also: accepted cases with `__retval` that need no context, maps or
+//! helpers run in the interpreter and JIT code and must return the
+//! kernel's value; the kernel's verifier scale programs must be accepted.
 
+use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
+use bpfc_compiler::interp;
+use bpfc_compiler::isa::{CallTarget, Insn, LddwSrc};
 use bpfc_compiler::loader::{self, Btf, Object, ProgType};
 use bpfc_compiler::progtype;
 use bpfc_compiler::verifier::{self, Input, Options};
+use bpfc_runtime::{ExecContext, HelperTable};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use std::path::{Path, PathBuf};
 
 /// Agreement (percent of applicable cases) below which the test fails.
-const AGREEMENT_FLOOR: f64 = 0.0;
+const AGREEMENT_FLOOR: f64 = 93.0;
 
 /// One test case: a program and what the kernel must say about it.
 #[derive(Clone, Debug)]
@@ -31,6 +39,9 @@ struct Case {
     expect_failure: bool,
     msgs: Vec<String>,
     retval: Option<i64>,
+    /// The expected return value depends on the test run's input
+    /// (`POINTER_VALUE`, `TEST_DATA_LEN`).
+    retval_symbolic: bool,
     flags: Vec<String>,
     log_level: u32,
 }
@@ -83,6 +94,7 @@ fn cases(path: &Path) -> Result<Vec<Case>, String> {
             expect_failure: false,
             msgs: Vec::new(),
             retval: None,
+            retval_symbolic: false,
             flags: Vec::new(),
             log_level: 0,
         };
@@ -112,6 +124,7 @@ fn cases(path: &Path) -> Result<Vec<Case>, String> {
             } else if t.starts_with("test_expect_xlated=") {
                 priv_mode = true;
             } else if let Some(v) = t.strip_prefix("test_retval=") {
+                c.retval_symbolic = matches!(v, "POINTER_VALUE" | "TEST_DATA_LEN");
                 c.retval = Some(match v {
                     "INT_MIN" => i32::MIN as i64,
                     "POINTER_VALUE" => 0xcafe4a,
@@ -228,6 +241,7 @@ fn license_gpl(l: Option<&str>) -> bool {
 
 struct Outcome {
     accepted: bool,
+    facts: Option<verifier::Facts>,
     message: String,
     log: String,
 }
@@ -265,9 +279,11 @@ fn run_case(obj: &Object, c: &Case) -> Result<Outcome, String> {
             accepted: true,
             message: String::new(),
             log: v.log,
+            facts: Some(v.facts),
         },
         Err(r) => Outcome {
             accepted: false,
+            facts: None,
             message: r.to_string(),
             log: format!("{}\n{}", r.log, r.message),
         },
@@ -313,12 +329,13 @@ fn kernel_verifier_corpus() {
             };
             let out = out.unwrap_or_else(|e| Outcome {
                 accepted: false,
+                facts: None,
                 message: e,
                 log: String::new(),
             });
             let kernel = if c.expect_failure { "reject" } else { "accept" };
             let id = format!("{}/{} ({})", c.object, c.name, c.description);
-            if out.accepted == !c.expect_failure {
+            if out.accepted != c.expect_failure {
                 agree += 1;
                 if c.expect_failure && !c.msgs.is_empty() {
                     rejections_agreed += 1;
@@ -365,8 +382,214 @@ fn kernel_verifier_corpus() {
          {unsound_memory} unsound about memory safety",
         total - agree
     );
+    assert_eq!(unsound_memory, 0, "unsound verdicts about memory safety");
+    assert_eq!(unsound, 0, "unsound verdicts");
     assert!(
         pct >= AGREEMENT_FLOOR,
         "agreement {pct:.1}% fell below {AGREEMENT_FLOOR}%"
     );
+}
+
+/// The program type the kernel's verifier scale test loads each object
+/// of fixtures/verifier/scale as (prog_tests/bpf_verif_scale.c).
+fn scale_type(name: &str) -> ProgType {
+    use ProgType::*;
+    match name {
+        n if n.starts_with("test_verif_scale") => SchedCls,
+        "loop4" | "loop5" => SchedCls,
+        "loop6" => Kprobe,
+        n if n.starts_with("test_sysctl_loop") => CgroupSysctl,
+        "test_xdp_loop" => Xdp,
+        "test_seg6_loop" => LwtSeg6local,
+        "twfw" => CgroupSkb,
+        _ => RawTracepoint,
+    }
+}
+
+/// The scale programs bpfc rejects, with the reason: pyperf600's unrolled
+/// loops make one path of more than 8192 conditional jumps (the running
+/// kernel, 6.18, rejects it as well when it is built by clang-19).
+const SCALE_KNOWN: &[(&str, &str)] = &[("pyperf600", "jumps is too complex")];
+
+/// The verifier scale programs: every one accepted (loop3, an unbounded
+/// loop, rejected as the kernel does), within the limits.
+#[test]
+fn kernel_verifier_scale_programs() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/verifier/scale");
+    let mut objects: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objects.sort();
+    let mut bad = Vec::new();
+    let mut ran = 0;
+    for path in &objects {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(path).unwrap();
+        let obj = Object::parse(&bytes).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        for prog in &obj.programs {
+            let ty = scale_type(&stem);
+            let kind = loader::classify(prog.section.trim_start_matches('?'));
+            let mut opts = Options::new(ty);
+            opts.attach_type = kind.attach_type.map(str::to_string);
+            opts.gpl = license_gpl(obj.license.as_deref());
+            let func_info: Vec<(usize, u32)> =
+                prog.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
+            let input = Input {
+                insns: &prog.insns,
+                maps: &obj.maps,
+                btf: obj.btf.as_ref(),
+                func_info: &func_info,
+                endian: obj.endian,
+            };
+            let t0 = std::time::Instant::now();
+            let r = verifier::verify(&input, &opts);
+            let dt = t0.elapsed();
+            ran += 1;
+            let known = SCALE_KNOWN.iter().find(|k| k.0 == stem).map(|k| k.1);
+            let verdict = match &r {
+                Ok(v) => format!("accepted, {} processed", v.stats.insns_processed),
+                Err(e) => format!("rejected: {}", e.message.lines().last().unwrap_or("")),
+            };
+            println!(
+                "{stem}:{} ({} insns) {verdict} in {dt:.2?}",
+                prog.name,
+                prog.insns.len()
+            );
+            let ok = match (&r, stem.as_str(), known) {
+                (Err(e), "loop3", _) => {
+                    e.message.contains("infinite loop detected") || e.message.contains("too large")
+                }
+                (Err(e), _, Some(why)) => e.message.contains(why),
+                (Ok(_), "loop3", _) => false,
+                (r, _, _) => r.is_ok(),
+            };
+            if !ok {
+                bad.push(format!("{stem}:{}: {verdict}", prog.name));
+            }
+        }
+    }
+    assert!(ran > 0);
+    assert!(
+        bad.is_empty(),
+        "scale programs with an unexpected verdict:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// A program the engines can run without a context, maps or helpers:
+/// local calls only, no map or function references, no legacy packet
+/// loads, and (by the verifier's facts) no access to the context, a
+/// packet or a map value.
+fn runnable_alone(insns: &[Insn], facts: &verifier::Facts) -> bool {
+    let code = insns.iter().all(|i| match i {
+        Insn::Call(CallTarget::Local(_)) => true,
+        Insn::Call(_) | Insn::Callx { .. } | Insn::LdAbs { .. } | Insn::LdInd { .. } => false,
+        Insn::Lddw { src, .. } => *src == LddwSrc::Imm,
+        _ => true,
+    });
+    code && facts
+        .access
+        .iter()
+        .flatten()
+        .all(|a| a.regions.iter().all(|r| *r == verifier::Region::Stack))
+}
+
+/// The corpus cases with `__retval` that bpfc accepts and that need no
+/// context, maps or helpers run in the interpreter and in JIT code
+/// (checked and unchecked): each must return the kernel's value (as the
+/// test run reports it: the low 32 bits of r0).
+#[test]
+fn kernel_verifier_corpus_retvals() {
+    let dir = corpus_dir();
+    let mut objects: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objects.sort();
+    let (mut with_retval, mut accepted, mut ran, mut not_runnable) = (0, 0, 0, 0);
+    let mut wrong = Vec::new();
+    let helpers = HelperTable::new();
+    for path in &objects {
+        let cs = cases(path).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(path).unwrap();
+        let Ok(obj) = Object::parse(&bytes) else {
+            continue;
+        };
+        for c in &cs {
+            let Some(want) = c.retval else { continue };
+            let ty = loader::classify(c.section.trim_start_matches('?')).prog_type;
+            if c.expect_failure || c.retval_symbolic || !progtype::supported(ty) {
+                continue;
+            }
+            with_retval += 1;
+            let Ok(Outcome {
+                accepted: true,
+                facts: Some(facts),
+                ..
+            }) = run_case(&obj, c)
+            else {
+                continue;
+            };
+            accepted += 1;
+            let prog = obj.program(&c.name).unwrap();
+            if !runnable_alone(&prog.insns, &facts) {
+                not_runnable += 1;
+                continue;
+            }
+            let id = format!("{}/{} ({})", c.object, c.name, c.description);
+            let want = want as u32;
+            let got = interp::run(
+                &prog.insns,
+                &mut [],
+                &helpers,
+                &mut ExecContext::new(),
+                &interp::Options {
+                    endian: obj.endian,
+                    ..Default::default()
+                },
+            );
+            ran += 1;
+            match got {
+                Ok(v) if v as u32 == want => {}
+                Ok(v) => wrong.push(format!(
+                    "{id}: interpreter returns {:#x}, kernel {want:#x}",
+                    v as u32
+                )),
+                Err(e) => wrong.push(format!("{id}: interpreter: {e}")),
+            }
+            for checked in [false, true] {
+                let opts = CodegenOptions {
+                    checked,
+                    ..Default::default()
+                };
+                let r = JitProgram::compile(&prog.insns, obj.endian, &helpers, &opts, None)
+                    .map_err(|e| e.to_string())
+                    .and_then(|j| {
+                        j.run(&mut [], &mut ExecContext::new())
+                            .map_err(|e| e.to_string())
+                    });
+                match r {
+                    Ok(v) if v as u32 == want => {}
+                    Ok(v) => wrong.push(format!(
+                        "{id}: JIT (checked: {checked}) returns {:#x}, kernel {want:#x}",
+                        v as u32
+                    )),
+                    Err(e) => wrong.push(format!("{id}: JIT (checked: {checked}): {e}")),
+                }
+            }
+        }
+    }
+    for w in &wrong {
+        println!("  {w}");
+    }
+    println!(
+        "{ran} of the {accepted} cases with __retval bpfc accepts (of {with_retval}) ran alone \
+         ({not_runnable} need a context, maps or helpers); {} wrong results",
+        wrong.len()
+    );
+    assert!(ran > 0);
+    assert!(wrong.is_empty(), "{} wrong results", wrong.len());
 }

@@ -13,145 +13,51 @@
 //! Prints `N agree, M differ (U unsound, S too strict) of T` and one line
 //! per disagreement with both messages. Fails on any unsound verdict (the
 //! kernel rejects, bpfc accepts). Needs root (CAP_BPF); skips otherwise.
+//!
+//! Also: the programs of the verifier corpus (testsuite/fixtures/verifier)
+//! both accept are compared by processed instructions, the measure of how
+//! closely bpfc's search (checkpoints, pruning, precision, liveness)
+//! follows the kernel's.
 
 #![cfg(target_os = "linux")]
 
 use bpfc_compiler::isa::{
-    encode_program, AluOp, CallTarget, Endian, Insn, JmpCond, LddwSrc, Reg, Size, Src, Width,
+    AluOp, CallTarget, Endian, Insn, JmpCond, LddwSrc, Reg, Size, Src, Width,
 };
-use bpfc_compiler::loader::{MapDef, MapOrigin, ProgType};
+use bpfc_compiler::loader::{self, MapDef, MapOrigin, Object, ProgType};
+use bpfc_compiler::progtype;
 use bpfc_compiler::verifier::{self, Input, Options};
 use bpfc_testsuite::gen::{self, Rng};
 
-/// `union bpf_attr` for BPF_PROG_LOAD, as far as this test fills it.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    pad: [u64; 12],
-}
+use bpfc_testsuite::kernel_verify::{
+    self as kernel, KernelMap, KernelMaps, LoadSpec, F_SLEEPABLE as BPF_F_SLEEPABLE,
+};
 
-/// `union bpf_attr` for BPF_MAP_CREATE.
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    pad: [u64; 14],
-}
-
-const BPF_MAP_CREATE: i64 = 0;
-const BPF_PROG_LOAD: i64 = 5;
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
-
-fn bpf(cmd: i64, attr: *mut u8, size: usize) -> i64 {
-    // SAFETY: `attr` points to a live, zero-padded attribute struct of
-    // `size` bytes for the duration of the call, and the kernel writes at
-    // most `size` bytes back (plus the log buffer the struct describes).
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) }
-}
-
-fn kernel_prog_type(t: ProgType) -> u32 {
-    match t {
-        ProgType::SocketFilter => 1,
-        ProgType::SchedCls => 3,
-        ProgType::Xdp => 6,
-        ProgType::Syscall => 31,
-        _ => unreachable!("not used here"),
-    }
-}
-
-/// Load into the kernel: Ok(()) accepted, Err(last log line) rejected.
-/// The first attempt runs without a log (the kernel is much faster
-/// without one); a rejection is loaded again with a log for its message.
+/// Load into the kernel: Ok(()) accepted, Err(its message) rejected. The
+/// first attempt runs without a log (much faster); a rejection is loaded
+/// again with one for its message.
 fn kernel_load(insns: &[Insn], ty: ProgType, flags: u32) -> Result<(), String> {
-    match kernel_load_with_log(insns, ty, flags, 0) {
-        Ok(()) => Ok(()),
-        Err(_) => kernel_load_with_log(insns, ty, flags, 1),
-    }
-}
-
-fn kernel_load_with_log(
-    insns: &[Insn],
-    ty: ProgType,
-    flags: u32,
-    log_level: u32,
-) -> Result<(), String> {
-    let code = encode_program(insns, Endian::Little);
-    let license = b"GPL\0";
-    let mut log = vec![0u8; if log_level > 0 { 1 << 20 } else { 0 }];
-    let mut attr = ProgLoadAttr {
-        prog_type: kernel_prog_type(ty),
-        insn_cnt: (code.len() / 8) as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level,
-        log_size: log.len() as u32,
-        log_buf: if log_level > 0 {
-            log.as_mut_ptr() as u64
-        } else {
-            0
-        },
-        prog_flags: flags,
+    let mut spec = LoadSpec {
+        prog_type: kernel::prog_type_number(ty).expect("a kernel program type"),
+        flags,
+        gpl: true,
         ..Default::default()
     };
-    let fd = bpf(
-        BPF_PROG_LOAD,
-        &mut attr as *mut ProgLoadAttr as *mut u8,
-        std::mem::size_of::<ProgLoadAttr>(),
-    );
-    if fd >= 0 {
-        // SAFETY: `fd` is a descriptor this process just received.
-        unsafe { libc::close(fd as i32) };
+    if kernel::prog_load(insns, &spec).accepted {
         return Ok(());
     }
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    let text = String::from_utf8_lossy(&log[..end]);
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| {
-            !l.is_empty() && !l.starts_with("processed") && !l.starts_with("verification time")
-        })
-        .unwrap_or("")
-        .to_string();
-    Err(if last.is_empty() {
-        format!("errno {}", std::io::Error::last_os_error())
+    spec.log_level = 1;
+    let v = kernel::prog_load(insns, &spec);
+    if v.accepted {
+        Ok(())
     } else {
-        last
-    })
+        Err(v.message)
+    }
 }
 
-/// An array map of one 64-byte value: its fd, for the kernel's copy of a
-/// program.
-fn create_map() -> Option<i32> {
-    let mut attr = MapCreateAttr {
-        map_type: 2,
-        key_size: 4,
-        value_size: 64,
-        max_entries: 4,
-        ..Default::default()
-    };
-    let fd = bpf(
-        BPF_MAP_CREATE,
-        &mut attr as *mut MapCreateAttr as *mut u8,
-        std::mem::size_of::<MapCreateAttr>(),
-    );
-    (fd >= 0).then_some(fd as i32)
+/// An array map of four 64-byte values, for the kernel's copy of a program.
+fn create_map() -> Option<KernelMap> {
+    kernel::map_create(&bpfc_map()).ok()
 }
 
 fn bpfc_map() -> MapDef {
@@ -425,14 +331,8 @@ fn packet_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
             Src::Reg(Reg::R2),
             body.len() as i16,
         ));
-    } else if bytes <= k {
-        out.push(jmp(
-            JmpCond::Gt,
-            Reg::R4,
-            Src::Reg(Reg::R3),
-            body.len() as i16,
-        ));
     } else {
+        // Checked against data_end (a range too short when bytes > k).
         out.push(jmp(
             JmpCond::Gt,
             Reg::R4,
@@ -579,8 +479,7 @@ impl Tally {
 }
 
 fn kernel_available() -> bool {
-    let prog = [mov(Reg::R0, Src::Imm(0)), Insn::Exit];
-    kernel_load(&prog, ProgType::SocketFilter, 0).is_ok()
+    kernel::available()
 }
 
 #[test]
@@ -592,7 +491,8 @@ fn verdicts_match_the_running_kernel() {
         );
         return;
     }
-    let fd = create_map().expect("an array map");
+    let map = create_map().expect("an array map");
+    let fd = map.0;
     let mut t = Tally::default();
     let base: u64 = std::env::var("BPFC_VERIFIER_KERNEL_SEED")
         .ok()
@@ -629,8 +529,7 @@ fn verdicts_match_the_running_kernel() {
         t.bpfc_time += t1.elapsed();
         t.compare(&format!("shaped {} {m:?} seed {seed:#x}", ty.name()), k, b);
     }
-    // SAFETY: closing the map fd created above.
-    unsafe { libc::close(fd) };
+    drop(map);
     for l in t.unsound.iter().chain(&t.strict) {
         println!("{l}");
     }
@@ -652,6 +551,96 @@ fn verdicts_match_the_running_kernel() {
     assert!(
         t.unsound.is_empty(),
         "bpfc accepted programs the kernel rejects"
+    );
+}
+
+/// Every corpus program of a modelled type that both verifiers accept,
+/// loaded without BTF (programs with BTF-typed global functions or
+/// callbacks then fail in the kernel and are left out): bpfc must process
+/// the same number of instructions as the kernel for nearly all of them.
+#[test]
+fn processed_instructions_match_the_kernel() {
+    if !kernel_available() {
+        bpfc_testsuite::skip(
+            "verifier_kernel",
+            "cannot load BPF programs (needs root with CAP_BPF)",
+        );
+        return;
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/verifier");
+    let mut objects: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objects.sort();
+    let (mut same, mut differ) = (0u32, Vec::new());
+    for path in &objects {
+        let bytes = std::fs::read(path).unwrap();
+        let Ok(obj) = Object::parse(&bytes) else {
+            continue;
+        };
+        for p in &obj.programs {
+            let kind = loader::classify(p.section.trim_start_matches('?'));
+            let ty = kind.prog_type;
+            let Some(kty) = kernel::prog_type_number(ty) else {
+                continue;
+            };
+            if !progtype::supported(ty) {
+                continue;
+            }
+            let mut opts = Options::new(ty);
+            opts.attach_type = kind.attach_type.map(str::to_string);
+            opts.sleepable = kind.sleepable || ty == ProgType::Syscall;
+            let fi: Vec<(usize, u32)> = p.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
+            let input = Input {
+                insns: &p.insns,
+                maps: &obj.maps,
+                btf: obj.btf.as_ref(),
+                func_info: &fi,
+                endian: obj.endian,
+            };
+            let Ok(v) = verifier::verify(&input, &opts) else {
+                continue;
+            };
+            let Ok(maps) = KernelMaps::for_program(&obj, &p.insns) else {
+                continue;
+            };
+            let spec = LoadSpec {
+                prog_type: kty,
+                expected_attach_type: kind.attach_type.map_or(0, kernel::attach_type_number),
+                flags: if opts.sleepable { BPF_F_SLEEPABLE } else { 0 },
+                log_level: 4,
+                gpl: true,
+            };
+            let k = kernel::prog_load(&maps.patch(&p.insns), &spec);
+            let (true, Some(kp)) = (k.accepted, k.processed) else {
+                continue;
+            };
+            if kp == v.stats.insns_processed {
+                same += 1;
+            } else {
+                differ.push(format!(
+                    "  {}:{}: bpfc {}, kernel {kp}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    p.name,
+                    v.stats.insns_processed
+                ));
+            }
+        }
+    }
+    for l in &differ {
+        println!("{l}");
+    }
+    let total = same as usize + differ.len();
+    println!(
+        "processed instructions equal the kernel's for {same} of {total} programs both accept"
+    );
+    assert!(total > 0);
+    assert!(
+        same as f64 >= 0.98 * total as f64,
+        "processed counts differ from the kernel's for {} of {total}",
+        differ.len()
     );
 }
 
@@ -680,8 +669,8 @@ fn show_shaped() {
         "{}",
         bpfc_compiler::disasm::disassemble(&insns, bpfc_compiler::disasm::Syntax::Kernel)
     );
-    let fd = create_map().unwrap();
-    println!("kernel: {:?}", kernel_load(&with_fd(&insns, fd), ty, 0));
+    let map = create_map().unwrap();
+    println!("kernel: {:?}", kernel_load(&with_fd(&insns, map.0), ty, 0));
     let maps = [bpfc_map()];
     let mut opts = Options::new(ty);
     opts.log_level = 2;

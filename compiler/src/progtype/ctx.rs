@@ -186,7 +186,10 @@ enum Rule {
 /// `__sk_buff` fields: name, offset, size, size rule, kind, and the access
 /// of socket filters, tc (sched_cls/sched_act), cgroup_skb, lwt_*, sk_skb
 /// and flow_dissector programs, in that order.
-const SKB: &[(&str, u32, u32, Rule, FieldKind, [P; 6])] = {
+/// One `__sk_buff` row of [`SKB`].
+type SkbRow = (&'static str, u32, u32, Rule, FieldKind, [P; 6]);
+
+const SKB: &[SkbRow] = {
     use FieldKind::*;
     use Rule::*;
     use P::*;

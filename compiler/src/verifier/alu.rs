@@ -6,7 +6,7 @@
 use super::bounds::{Bounds, ScalarOp};
 use super::state::{flag, Reg, RegType, ADD_CONST};
 use super::{bail, fmt, Env, VResult};
-use crate::isa::{AluOp, Insn, Src, Width};
+use crate::isa::{AluOp, ByteOrder, Endian, Insn, Src, Width};
 
 /// Offsets of pointers stay within this (`BPF_MAX_VAR_OFF`).
 pub(crate) const MAX_VAR_OFF: i64 = 1 << 29;
@@ -31,10 +31,36 @@ fn op_str(op: AluOp) -> &'static str {
 
 pub(crate) fn check_alu(env: &mut Env, insn: &Insn) -> VResult<()> {
     match *insn {
-        Insn::Neg { dst, .. } | Insn::End { dst, .. } => {
+        Insn::Neg { dst, width } => {
             env.check_src(dst)?;
             env.check_dst(dst)?;
-            *env.cur.reg_mut(dst.num()) = Reg::unknown();
+            let r = env.cur.reg_mut(dst.num());
+            // A scalar is negated as `0 - x` with the subtraction's range
+            // rules and `tnum_neg` (as the kernel does since 6.16); a
+            // pointer becomes unknown.
+            *r = if r.ty == RegType::Scalar {
+                let mut b = Bounds::konst(0);
+                b.alu(ScalarOp::Sub, &r.b, width == Width::W32);
+                Reg::scalar(b)
+            } else {
+                Reg::unknown()
+            };
+            Ok(())
+        }
+        Insn::End { dst, order, bits } => {
+            env.check_src(dst)?;
+            env.check_dst(dst)?;
+            let swap = match order {
+                ByteOrder::Swap => true,
+                ByteOrder::ToLe => env.endian == Endian::Big,
+                ByteOrder::ToBe => env.endian == Endian::Little,
+            };
+            let r = env.cur.reg_mut(dst.num());
+            *r = if r.ty == RegType::Scalar {
+                Reg::scalar(r.b.byte_order(swap, bits))
+            } else {
+                Reg::unknown()
+            };
             Ok(())
         }
         Insn::Alu {
@@ -224,12 +250,21 @@ fn adjust_reg_min_max_vals(
             bail!("R{dst} pointer {} pointer prohibited", op_str(op));
         }
         // scalar += pointer: the result is the pointer moved by the scalar.
+        env.mark_chain_precision(dst);
         return adjust_ptr_min_max_vals(env, width, op, dst, &src_reg, &dst_reg, true);
     }
     if dst_reg.ty != RegType::Scalar {
+        if let Some(s) = src_is_reg {
+            env.mark_chain_precision(s);
+        }
         return adjust_ptr_min_max_vals(env, width, op, dst, &dst_reg, &src_reg, false);
     }
-    // Two scalars.
+    // Two scalars: a precise destination makes the source precise too.
+    if dst_reg.precise {
+        if let Some(s) = src_is_reg {
+            env.mark_chain_precision(s);
+        }
+    }
     let mut r = dst_reg;
     match scalar_op(op) {
         Some(sop) if Bounds::op_is_tracked(sop, &src_reg.b, alu32) => {

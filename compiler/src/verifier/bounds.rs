@@ -539,6 +539,30 @@ impl Bounds {
         self.var_off = Tnum::UNKNOWN.subreg();
     }
 
+    /// `BPF_END` of a scalar: the low `bits` kept, their bytes reversed
+    /// when `swap`. Every bit of the tnum moves with its byte, so the
+    /// result's tnum is exact; the ranges follow from it.
+    pub fn byte_order(&self, swap: bool, bits: u8) -> Bounds {
+        let bits = u32::from(bits);
+        let sw = |v: u64| {
+            let v = if bits == 64 {
+                v
+            } else {
+                v & ((1u64 << bits) - 1)
+            };
+            match (swap, bits) {
+                (false, _) => v,
+                (true, 16) => u64::from((v as u16).swap_bytes()),
+                (true, 32) => u64::from((v as u32).swap_bytes()),
+                (true, _) => v.swap_bytes(),
+            }
+        };
+        let mut out = Bounds::unknown();
+        out.var_off = Tnum::new(sw(self.var_off.value), sw(self.var_off.mask));
+        out.sync();
+        out
+    }
+
     /// Whether the kernel computes a range for `op` with this source
     /// (`is_safe_to_compute_dst_reg_range`); otherwise the result is unknown.
     pub fn op_is_tracked(op: ScalarOp, src: &Bounds, alu32: bool) -> bool {

@@ -346,12 +346,11 @@ fn function_changes_pkt_data(env: &Env, func: usize) -> bool {
         }
         for pc in env.cfg.functions[f].range() {
             match env.insns[pc] {
-                Insn::Call(CallTarget::Helper(h)) => {
+                Insn::Call(CallTarget::Helper(h))
                     if [9u32, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50, 54, 65, 12]
-                        .contains(&(h as u32))
-                    {
-                        return true;
-                    }
+                        .contains(&(h as u32)) =>
+                {
+                    return true;
                 }
                 Insn::Call(CallTarget::Local(imm)) => {
                     let t = (pc as i64 + 1 + imm as i64) as usize;
@@ -454,8 +453,12 @@ pub(crate) fn push_async_callback(env: &mut Env, func: usize) -> VResult<()> {
     let start = env.cfg.functions[func].start;
     // r1 holds the timer (a map value); r2 the callback.
     let timer = env.cur.reg(1).clone();
+    let parent = env.cur.parent;
     let branch = env.push_branch(start, pc)?;
     let mut frame = Frame::new(0, func, Some(pc));
+    // A fresh start: no checkpoint before it, no history.
+    branch.parent = None;
+    branch.hist.clear();
     frame.in_async_callback = true;
     let mut m = Reg::ptr(RegType::MapPtr);
     m.map = timer.map;
@@ -470,6 +473,9 @@ pub(crate) fn push_async_callback(env: &mut Env, func: usize) -> VResult<()> {
     branch.frames = vec![frame];
     branch.refs.clear();
     branch.lock = None;
+    if let Some(p) = parent {
+        env.checkpoints[p].branches -= 1;
+    }
     Ok(())
 }
 
@@ -486,6 +492,10 @@ pub(crate) fn prepare_func_exit(env: &mut Env) -> VResult<()> {
             env.cur.frames.push(callee);
             bail!("R0 not a scalar value");
         }
+        // The callback's return value decides what the helper does.
+        env.cur.frames.push(callee.clone());
+        env.mark_chain_precision(0);
+        env.cur.frames.pop();
         let (lo, hi) = callee.callback_ret_range;
         if r0.b.smin < lo || r0.b.smax > hi {
             env.cur.frames.push(callee);

@@ -91,6 +91,7 @@ impl<'a> Env<'a> {
     fn new(input: &Input<'a>, opts: &'a Options, cfg: crate::analysis::Cfg) -> Env<'a> {
         let n = input.insns.len();
         let live = liveness::compute(input.insns, &cfg);
+        let stack_live = liveness::StackLive::new(input.insns, &cfg);
         let nfuncs = cfg.functions.len();
         Env {
             insns: input.insns,
@@ -102,6 +103,7 @@ impl<'a> Env<'a> {
             info: progtype::info(opts.prog_type),
             cfg,
             live,
+            stack_live,
             prune_point: vec![false; n],
             force_checkpoint: vec![false; n],
             calls_callback: vec![false; n],
@@ -113,6 +115,7 @@ impl<'a> Env<'a> {
                 may_goto_depth: 0,
                 callback_unroll_depth: 0,
                 parent: None,
+                hist: Vec::new(),
             },
             insn_idx: 0,
             prev_insn_idx: 0,
@@ -139,6 +142,11 @@ impl<'a> Env<'a> {
     fn prepare(&mut self) -> VResult<()> {
         for pc in 0..self.insns.len() {
             self.insn_idx = pc;
+            // The kernel checks every opcode up front, dead code included;
+            // it has no indirect call.
+            if let Insn::Callx { .. } = self.insns[pc] {
+                bail!("unknown opcode 8d");
+            }
             if let Insn::Lddw { src, imm, .. } = self.insns[pc] {
                 match src {
                     LddwSrc::MapFd | LddwSrc::MapValue => {
@@ -289,10 +297,19 @@ impl<'a> Env<'a> {
         for pc in 0..n {
             match self.insns[pc] {
                 Insn::Lddw {
-                    src: LddwSrc::Func, ..
+                    src: LddwSrc::Func,
+                    imm,
+                    ..
                 } => {
+                    // As a call (`visit_func_call_insn`): the instruction,
+                    // the one after it and the callback's entry.
+                    self.prune_point[pc] = true;
                     if pc + 2 < n {
                         self.prune_point[pc + 2] = true;
+                    }
+                    let t = pc as i64 + 1 + Insn::lddw_halves(imm).0 as i64;
+                    if (0..n as i64).contains(&t) {
+                        self.prune_point[t as usize] = true;
                     }
                 }
                 Insn::Call(target) => {
@@ -310,14 +327,17 @@ impl<'a> Env<'a> {
                     if pc + 1 < n {
                         self.prune_point[pc + 1] = true;
                     }
-                    if matches!(target, CallTarget::Local(_)) {
+                    if let CallTarget::Local(off) = target {
+                        // The call and the callee's entry (a branch edge).
                         self.prune_point[pc] = true;
+                        let t = pc as i64 + 1 + off as i64;
+                        if (0..n as i64).contains(&t) {
+                            self.prune_point[t as usize] = true;
+                        }
                     }
                 }
-                Insn::Callx { .. } => {
-                    if pc + 1 < n {
-                        self.prune_point[pc + 1] = true;
-                    }
+                Insn::Callx { .. } if pc + 1 < n => {
+                    self.prune_point[pc + 1] = true;
                 }
                 Insn::Ja { off, .. } => {
                     let t = (pc as i64 + 1 + off as i64) as usize;
@@ -382,6 +402,7 @@ impl<'a> Env<'a> {
             may_goto_depth: 0,
             callback_unroll_depth: 0,
             parent: None,
+            hist: Vec::new(),
         };
         self.cur_path = 0;
         self.insn_idx = start;
@@ -413,6 +434,7 @@ impl<'a> Env<'a> {
                 bail!("invalid insn idx {pc} insn_cnt {}", self.insns.len());
             }
             self.stats.insns_processed += 1;
+
             if self.stats.insns_processed > self.opts.max_insns {
                 bail!(
                     "BPF program is too large. Processed {} insn",
@@ -449,6 +471,8 @@ impl<'a> Env<'a> {
                 self.log_line(&format!("{pc}: {text}"));
             }
             self.aux[pc].seen = true;
+            let prev = self.prev_insn_idx;
+            self.push_hist(pc, prev);
             self.prev_insn_idx = pc;
             let insn = self.insns[pc];
             match insn {
@@ -732,6 +756,7 @@ impl<'a> Env<'a> {
                 fmt::type_str(r0)
             );
         }
+        self.mark_chain_precision(0);
         if r0.b.smin < lo || r0.b.smax > hi {
             let mut m = format!("{ctx} the register R0 has");
             let mut unknown = true;

@@ -180,7 +180,7 @@ pub fn reg_str(r: &Reg, frameno: u8, maps: &[MapDef]) -> String {
         item(
             &mut out,
             &mut sep,
-            format!("r={}", unum(r.range as u32 as u64)),
+            format!("r={}", unum(r.range as i64 as u64)),
         );
     }
     if r.ty == RegType::Mem {

@@ -205,14 +205,18 @@ pub(crate) fn check_helper_call(env: &mut Env, func_id: i32) -> VResult<()> {
                     r.insn
                 );
             }
-            if env.cfg.functions.len() > 1 {
-                // Allowed with a JIT that supports it (x86-64 does).
+            // A constant key selects the program at fixed time.
+            let key = env.cur.reg(3).clone();
+            let max = meta.map.map_or(0, |m| env.map_of(m).max_entries as u64);
+            if key.is_const(false) && key.const_value(false) < max {
+                env.mark_chain_precision(3);
             }
         }
         id::GET_LOCAL_STORAGE => {
             if !env.cur.reg(2).is_null() {
                 bail!("get_local_storage() doesn't support non-zero flags");
             }
+            env.mark_chain_precision(2);
         }
         id::FOR_EACH_MAP_ELEM | id::FIND_VMA | id::USER_RINGBUF_DRAIN => {
             call::push_callback_call(env, h, meta.subprog.unwrap_or(0) as usize, meta.map)?;
@@ -221,6 +225,7 @@ pub(crate) fn check_helper_call(env: &mut Env, func_id: i32) -> VResult<()> {
             call::push_async_callback(env, meta.subprog.unwrap_or(0) as usize)?;
         }
         id::LOOP => {
+            env.mark_chain_precision(1);
             let umax = env.cur.reg(1).b.umax;
             if (env.cur.cur().callback_depth as u64) < umax {
                 call::push_callback_call(env, h, meta.subprog.unwrap_or(0) as usize, None)?;
@@ -556,7 +561,9 @@ fn check_func_arg(
         }
     }
     let skip_type_check = reg.is_null() && at.has(MAYBE_NULL);
-    if !skip_type_check {
+    if skip_type_check {
+        env.mark_chain_precision(regno);
+    } else {
         check_reg_type(env, regno, at)?;
         check_func_arg_reg_off(env, regno, at)?;
     }
@@ -590,6 +597,15 @@ fn check_func_arg(
             let ks = env.map_of(m).key_size as i64;
             // Read before the access check marks the key's bytes as data.
             let key = constant_map_key(env, &reg, ks as u32);
+            if key.is_some() && matches!(env.map_of(m).map_type, 2 | 6) {
+                // A spilled constant key must stay that constant.
+                let off = reg.off as i64 + reg.b.var_off.value as i64;
+                let spi = ((-off - 1) / 8) as usize;
+                let fr = reg.frameno as usize;
+                if env.cur.frames[fr].stack[spi].is_spilled_scalar() {
+                    env.mark_slot_precision(fr, spi);
+                }
+            }
             check_helper_mem_access(env, regno, ks, false, false, false)?;
             meta.const_key = key;
         }
@@ -653,6 +669,7 @@ fn check_func_arg(
                 bail!("R{regno} is not a known constant'");
             }
             meta.mem_size = reg.b.var_off.value;
+            env.mark_chain_precision(regno);
         }
         ArgTypeBase::PtrToConstStr => check_reg_const_str(env, regno)?,
         ArgTypeBase::PtrToStack | ArgTypeBase::PtrToCtx => {}
@@ -731,6 +748,7 @@ fn check_mem_size_reg(
         zero_ok,
         raw,
     )?;
+    env.mark_chain_precision(regno);
     if raw && mem_reg.ty == RegType::Stack && mem_reg.b.var_off.is_const() && reg.b.umax > 0 {
         meta.raw = Some((mem_regno, reg.b.umax as i64));
     }

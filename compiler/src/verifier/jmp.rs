@@ -37,7 +37,28 @@ pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
     };
     let jmp32 = width == Width::W32;
     let c = Cond::from_jmp(cond);
+    if src_reg.ty == RegType::Stack {
+        if let Some(h) = env.cur_hist() {
+            h.src_stack = sreg.is_some();
+        }
+    }
+    if dst_reg.ty == RegType::Stack {
+        if let Some(h) = env.cur_hist() {
+            h.dst_stack = true;
+        }
+    }
     let pred = is_branch_taken(&dst_reg, &src_reg, c, jmp32);
+    if pred.is_some() {
+        // The decision rests on the operands' values.
+        if dst_reg.ty == RegType::Scalar {
+            env.mark_chain_precision(dreg);
+        }
+        if let Some(s) = sreg {
+            if src_reg.ty == RegType::Scalar {
+                env.mark_chain_precision(s);
+            }
+        }
+    }
     match pred {
         Some(true) => {
             if env.logging() {
@@ -53,6 +74,24 @@ pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
             return Ok(());
         }
         None => {}
+    }
+    // Scalars sharing an id with an operand learn with it: remember them
+    // for precision tracking.
+    let mut linked = Vec::new();
+    for r in [sreg.map(|_| &src_reg), Some(&dst_reg)]
+        .into_iter()
+        .flatten()
+    {
+        if r.ty == RegType::Scalar && r.id != 0 {
+            collect_linked(&env.cur, r.id & !ADD_CONST, &mut linked);
+        }
+    }
+    linked.sort_unstable();
+    linked.dedup();
+    if linked.len() > 1 {
+        if let Some(h) = env.cur_hist() {
+            h.linked = Some(linked.into_boxed_slice());
+        }
     }
     // Fork: the pushed state takes the jump, the current one falls through.
     env.push_branch(target, pc)?;
@@ -275,6 +314,23 @@ fn mark_ptr_or_null_regs(maps: &super::Maps, st: &mut State, regno: u8, is_null:
             r.id = 0;
         }
     });
+}
+
+/// Every scalar register and spilled scalar with scalar id `id`:
+/// (frame, register or slot, is register).
+fn collect_linked(st: &State, id: u32, out: &mut Vec<(u8, u16, bool)>) {
+    for (fr, f) in st.frames.iter().enumerate() {
+        for (r, reg) in f.regs.iter().enumerate().take(10) {
+            if reg.ty == RegType::Scalar && reg.id & !ADD_CONST == id {
+                out.push((fr as u8, r as u16, true));
+            }
+        }
+        for (spi, s) in f.stack.iter().enumerate() {
+            if s.is_spill() && s.spilled.ty == RegType::Scalar && s.spilled.id & !ADD_CONST == id {
+                out.push((fr as u8, spi as u16, false));
+            }
+        }
+    }
 }
 
 /// Give the registers of one scalar id the range just learned for one of

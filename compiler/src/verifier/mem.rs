@@ -673,8 +673,7 @@ fn check_sock_access(env: &Env, regno: u8, reg: &Reg, off: i64, size: u32) -> VR
         RegType::Socket => sock_ok(off, size, false),
         RegType::SockCommon => sock_ok(off, size, true),
         RegType::TcpSock => {
-            off >= 0
-                && off < 112
+            (0..112).contains(&off)
                 && off % size as i64 == 0
                 && if off == 80 || off == 88 {
                     size == 8
@@ -697,7 +696,7 @@ fn check_sock_access(env: &Env, regno: u8, reg: &Reg, off: i64, size: u32) -> VR
 
 /// `bpf_sock_is_valid_access` (and the sock_common subset).
 fn sock_ok(off: i64, size: u32, common: bool) -> bool {
-    if off < 0 || off >= 80 || off % size as i64 != 0 {
+    if !(0..80).contains(&off) || off % size as i64 != 0 {
         return false;
     }
     if common && (8..24).contains(&off) {
@@ -824,6 +823,7 @@ fn check_stack_write(
             if !fits {
                 slot.spilled.id = 0;
             }
+            note_spill(env, frame, spi);
             return Ok(());
         }
     }
@@ -832,6 +832,7 @@ fn check_stack_write(
             let slot = &mut env.cur.frames[frame].stack[spi];
             destroy_dynptr_check(slot)?;
             save_register_state(slot, &Reg::konst(imm as i64 as u64), size);
+            note_spill(env, frame, spi);
             return Ok(());
         }
     }
@@ -846,6 +847,7 @@ fn check_stack_write(
             let slot = &mut env.cur.frames[frame].stack[spi];
             destroy_dynptr_check(slot)?;
             save_register_state(slot, vr, size);
+            note_spill(env, frame, spi);
             return Ok(());
         }
     }
@@ -854,6 +856,12 @@ fn check_stack_write(
         (None, Value::Imm(0)) => true,
         _ => false,
     };
+    if zero {
+        // The slots are known zero only as long as the register is.
+        if let Value::Reg(r) = value {
+            env.mark_chain_precision(r);
+        }
+    }
     let slot = &mut env.cur.frames[frame].stack[spi];
     destroy_dynptr_check(slot)?;
     scrub_special_slot(slot);
@@ -864,6 +872,14 @@ fn check_stack_write(
         s.types[b] = ty;
     }
     Ok(())
+}
+
+/// Record a register spill or fill of stack slot `spi` of `frame` in the
+/// path's history (for precision tracking).
+fn note_spill(env: &mut Env, frame: usize, spi: usize) {
+    if let Some(h) = env.cur_hist() {
+        h.stack = Some((frame as u8, spi as u16));
+    }
 }
 
 /// Writing over a dynptr's slots: bpfc does not model dynptrs on the
@@ -920,6 +936,12 @@ fn check_stack_read(
     dst: Option<u8>,
 ) -> VResult<()> {
     let frame = reg.frameno as usize;
+    if reg.b.var_off.is_const() {
+        let o = off + reg.b.var_off.value as i64;
+        env.note_stack_read(frame, o, o + size as i64);
+    } else {
+        env.note_stack_read(frame, reg.b.smin + off, reg.b.smax + off + size as i64);
+    }
     if !reg.b.var_off.is_const() {
         if dst.is_none() {
             bail!(
@@ -1009,6 +1031,7 @@ fn check_stack_read_fixed_off(
                     super::alu::clear_scalar_id(&mut r);
                 }
                 *env.cur.reg_mut(d) = r;
+                note_spill(env, frame, spi);
             } else {
                 let slot_base = off;
                 let mut spill_cnt = 0;
@@ -1023,16 +1046,21 @@ fn check_stack_read_fixed_off(
                         _ => bail!("invalid read from stack off {off}+{i} size {size}"),
                     }
                 }
-                *env.cur.reg_mut(d) = if (spill_cnt == size && st.spilled.b.var_off.equals_const(0))
-                    || zero_cnt == size
-                {
+                let spilled_zero = spill_cnt == size && st.spilled.b.var_off.equals_const(0);
+                *env.cur.reg_mut(d) = if spilled_zero || zero_cnt == size {
                     Reg::konst(0)
                 } else {
                     Reg::unknown()
                 };
+                if spilled_zero {
+                    note_spill(env, frame, spi);
+                }
             }
-        } else if let Some(d) = dst {
-            *env.cur.reg_mut(d) = st.spilled.clone();
+        } else {
+            if let Some(d) = dst {
+                *env.cur.reg_mut(d) = st.spilled.clone();
+            }
+            note_spill(env, frame, spi);
         }
         return Ok(());
     }
@@ -1071,6 +1099,9 @@ pub(crate) fn check_stack_range(
     } else {
         (reg.b.smin + reg.off as i64, reg.b.smax + reg.off as i64)
     };
+    if !(raw && reg.b.var_off.is_const()) {
+        env.note_stack_read(frame, min_off, max_off + size);
+    }
     if raw && reg.b.var_off.is_const() {
         for i in min_off..max_off + size {
             let st = &env.cur.frames[frame].stack[spi_of(i)];

@@ -16,8 +16,14 @@
 //! rules), [`state`] (the abstract machine), [`fmt`] (the kernel's
 //! spelling of states), `check` (the main loop), `alu`, `mem`, `jmp`,
 //! `call` (local calls, callbacks, exits), `helper` (helper calls against
-//! [`bpfc_runtime::helpers::proto`]), `prune` (state equivalence) and
-//! `liveness` (which registers later code reads).
+//! [`bpfc_runtime::helpers::proto`]), `prune` (state equivalence),
+//! `precise` (which scalars a verdict depended on) and `liveness` (which
+//! registers and stack slots later code reads).
+//!
+//! Where the kernel the corpus comes from (6.12) and the running one the
+//! tests compare with (6.18) differ, bpfc follows 6.18: stack slot
+//! liveness, `BPF_NEG`/`BPF_END` on scalars, constant-key array lookups
+//! that cannot fail.
 
 mod alu;
 pub mod bounds;
@@ -28,6 +34,7 @@ mod helper;
 mod jmp;
 mod liveness;
 mod mem;
+mod precise;
 mod prune;
 pub mod state;
 #[cfg(test)]
@@ -225,6 +232,10 @@ pub(crate) struct Checkpoint {
     pub state: Option<State>,
     /// The checkpoint the saved state descends from.
     pub parent: Option<usize>,
+    /// The instruction it was saved at.
+    pub insn: usize,
+    /// The path from the parent checkpoint to it.
+    pub hist: Vec<precise::Hist>,
     /// Paths from this state still being explored (the kernel's
     /// `branches`); 0 once everything below it is verified.
     pub branches: u32,
@@ -295,6 +306,9 @@ pub(crate) struct Env<'a> {
     pub cfg: Cfg,
     /// Registers read before written from each pc on (bit per register).
     pub live: Vec<u16>,
+    /// Stack slots read before written from each pc on, by the reads
+    /// recorded so far.
+    pub stack_live: liveness::StackLive,
     pub prune_point: Vec<bool>,
     pub force_checkpoint: Vec<bool>,
     /// Call instructions whose helper calls a callback (`bpf_loop` ...).
@@ -378,6 +392,20 @@ impl Env<'_> {
         if !fact.regions.contains(&region) {
             fact.regions.push(region);
         }
+    }
+
+    /// Record a read of the bytes `lo..hi` of frame `frame`'s stack: at the
+    /// current instruction for the current frame, at the call a caller's
+    /// frame waits in for a caller's.
+    pub fn note_stack_read(&mut self, frame: usize, lo: i64, hi: i64) {
+        let pc = match self.cur.frames.get(frame + 1) {
+            None => self.insn_idx,
+            Some(callee) => match callee.callsite {
+                Some(site) => site,
+                None => return,
+            },
+        };
+        self.stack_live.add_read(pc, liveness::slot_mask(lo, hi));
     }
 
     /// Append the current frame's state in the log's notation.

@@ -6,17 +6,16 @@
 //! being explored at the same place is a loop that does not progress
 //! (`infinite loop detected`). Otherwise the current state is saved.
 //!
-//! Departures from the kernel, all in the direction of comparing more:
-//! which registers are live comes from a static analysis (the
-//! [`super::liveness`] module) instead of read marks; stack slots count as
-//! read; scalars count as precise (their ranges are always compared).
+//! Which registers are live comes from a static analysis, which stack
+//! slots from the reads the verification recorded (the
+//! [`super::liveness`] module), as in the kernel since 6.18.
 
 use super::state::{Frame, Reg, RegType, Slot, StackSlot, State, ADD_CONST};
 use super::{bail, fmt, Checkpoint, Env, VResult};
 
 /// How strictly to compare (`enum exact_level`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Exact {
+enum ExactLevel {
     NotExact,
     Exact,
     RangeWithin,
@@ -107,11 +106,11 @@ fn regs_exact(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
 }
 
 /// Whether `cur` is safe wherever `old` was (`regsafe`).
-fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: Exact) -> bool {
-    if exact == Exact::Exact {
+fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: ExactLevel) -> bool {
+    if exact == ExactLevel::Exact {
         return regs_exact(old, cur, idmap);
     }
-    if old.ty == RegType::NotInit && (exact == Exact::NotExact || cur.ty == RegType::NotInit) {
+    if old.ty == RegType::NotInit && (exact == ExactLevel::NotExact || cur.ty == RegType::NotInit) {
         return true;
     }
     if old.ty != cur.ty || old.flags != cur.flags {
@@ -119,6 +118,9 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, exact: Exact) -> bool {
     }
     match old.ty {
         RegType::Scalar => {
+            if !old.precise && exact == ExactLevel::NotExact {
+                return true;
+            }
             if old.id & ADD_CONST != 0 && cur.id & ADD_CONST == 0 {
                 return false;
             }
@@ -176,15 +178,21 @@ fn scalar_reg_for_stack(s: &StackSlot) -> Option<Reg> {
     None
 }
 
-fn stacksafe(old: &Frame, cur: &Frame, idmap: &mut IdMap, exact: Exact) -> bool {
+/// `live`: the slots later code may read (bit per slot); the others admit
+/// anything unless the comparison is exact.
+fn stacksafe(old: &Frame, cur: &Frame, live: u64, idmap: &mut IdMap, exact: ExactLevel) -> bool {
     let old_alloc = old.allocated();
     let cur_alloc = cur.allocated();
     let mut i = 0;
     while i < old_alloc {
         let spi = i / 8;
         let b = i % 8;
+        if exact == ExactLevel::NotExact && live & (1 << spi) == 0 {
+            i = (spi + 1) * 8;
+            continue;
+        }
         let ot = old.stack[spi].types[b];
-        if exact != Exact::NotExact && (i >= cur_alloc || ot != cur.stack[spi].types[b]) {
+        if exact != ExactLevel::NotExact && (i >= cur_alloc || ot != cur.stack[spi].types[b]) {
             return false;
         }
         // Uninitialised or unknown bytes admit anything (a privileged
@@ -213,15 +221,9 @@ fn stacksafe(old: &Frame, cur: &Frame, idmap: &mut IdMap, exact: Exact) -> bool 
             continue;
         }
         match os.types[7] {
-            Slot::Spill => {
-                if !regsafe(&os.spilled, &cs.spilled, idmap, exact) {
-                    return false;
-                }
-            }
-            Slot::Dynptr | Slot::Iter => {
-                if !regs_exact(&os.spilled, &cs.spilled, idmap) {
-                    return false;
-                }
+            Slot::Spill if !regsafe(&os.spilled, &cs.spilled, idmap, exact) => return false,
+            Slot::Dynptr | Slot::Iter if !regs_exact(&os.spilled, &cs.spilled, idmap) => {
+                return false
             }
             _ => {}
         }
@@ -245,7 +247,19 @@ impl Env<'_> {
         }
     }
 
-    fn states_equal(&self, old: &State, cur: &State, pc: usize, exact: Exact) -> bool {
+    /// Stack slots of frame `i` of `st` that later code may read at `pc`
+    /// (a caller's frame: from its call instruction on, the callee's reads
+    /// of it included).
+    fn stack_live_mask(&self, st: &State, i: usize, pc: usize) -> u64 {
+        match st.frames.get(i + 1) {
+            None => self.stack_live.live_in(pc),
+            Some(callee) => callee
+                .callsite
+                .map_or(u64::MAX, |site| self.stack_live.live_in(site)),
+        }
+    }
+
+    fn states_equal(&self, old: &State, cur: &State, pc: usize, exact: ExactLevel) -> bool {
         if old.frames.len() != cur.frames.len() {
             return false;
         }
@@ -266,16 +280,21 @@ impl Env<'_> {
             if of.callback_depth > cf.callback_depth {
                 return false;
             }
-            let live = self.live_mask(cur, i, pc);
+            let live = if std::env::var_os("HACK_ALLDEAD").is_some() && i + 1 < cur.frames.len() {
+                0
+            } else {
+                self.live_mask(cur, i, pc)
+            };
             for r in 0..11 {
-                if exact != Exact::Exact && live & (1 << r) == 0 {
+                if exact != ExactLevel::Exact && live & (1 << r) == 0 {
                     continue;
                 }
                 if !regsafe(&of.regs[r], &cf.regs[r], &mut idmap, exact) {
                     return false;
                 }
             }
-            if !stacksafe(of, cf, &mut idmap, exact) {
+            let stack_live = self.stack_live_mask(cur, i, pc);
+            if !stacksafe(of, cf, stack_live, &mut idmap, exact) {
                 return false;
             }
         }
@@ -292,14 +311,18 @@ impl Env<'_> {
 
     /// `is_state_visited`: true when the current path can stop here.
     pub(crate) fn is_state_visited(&mut self, pc: usize) -> VResult<bool> {
-        let force_new = self.opts.test_state_freq || self.force_checkpoint[pc];
+        // A long history also forces a checkpoint (the kernel's limit of 40
+        // jump-history entries per state).
+        let force_new =
+            self.opts.test_state_freq || self.force_checkpoint[pc] || self.hist_jumps() > 40;
         let mut add_new = force_new
             || (self.jmps_processed - self.prev_jmps_processed >= 2
                 && self.stats.insns_processed - self.prev_insn_processed >= 8);
         let list = std::mem::take(&mut self.explored[pc]);
         let mut keep = Vec::with_capacity(list.len() + 1);
         let mut hit = false;
-        let states_cnt = list.len() as u64;
+        let mut hit_cp = None;
+        let mut states_cnt = 0u64;
         for ci in list {
             if hit {
                 keep.push(ci);
@@ -309,17 +332,26 @@ impl Env<'_> {
             let Some(old) = cp.state.as_ref() else {
                 continue;
             };
+            // The kernel keeps the states of an instruction in hash buckets
+            // by (instruction, the current frame's call site): states
+            // saved under another call site are not looked at (neither
+            // compared nor counted as a loop, nor evicted).
+            if old.cur().callsite != self.cur.cur().callsite {
+                keep.push(ci);
+                continue;
+            }
+            states_cnt += 1;
             let matched = if cp.branches > 0 {
                 // The saved state's paths are still being explored: this is
                 // a loop back to it.
                 if self.calls_callback[pc]
-                    && self.states_equal(old, &self.cur, pc, Exact::RangeWithin)
+                    && self.states_equal(old, &self.cur, pc, ExactLevel::RangeWithin)
                 {
                     true
                 } else {
                     if !self.calls_callback[pc]
                         && maybe_looping(old, &self.cur)
-                        && self.states_equal(old, &self.cur, pc, Exact::Exact)
+                        && self.states_equal(old, &self.cur, pc, ExactLevel::Exact)
                         && old.may_goto_depth == self.cur.may_goto_depth
                         && old.callback_unroll_depth == self.cur.callback_unroll_depth
                     {
@@ -336,12 +368,13 @@ impl Env<'_> {
                     false
                 }
             } else {
-                self.states_equal(old, &self.cur, pc, Exact::NotExact)
+                self.states_equal(old, &self.cur, pc, ExactLevel::NotExact)
             };
             let cp = &mut self.checkpoints[ci as usize];
             if matched {
                 cp.hit += 1;
                 hit = true;
+                hit_cp = Some(ci);
                 keep.push(ci);
                 continue;
             }
@@ -362,17 +395,35 @@ impl Env<'_> {
         }
         self.explored[pc] = keep;
         self.stats.max_states_per_insn = self.stats.max_states_per_insn.max(states_cnt);
-        if hit {
+        if let Some(ci) = hit_cp {
+            // What the saved state relied on, the current path relies on.
+            let prev = self.prev_insn_idx;
+            self.push_hist(pc, prev);
+            if let Some(old) = self.checkpoints[ci as usize].state.clone() {
+                let live: Vec<(u16, u64)> = (0..old.frames.len())
+                    .map(|i| {
+                        (
+                            self.live_mask(&self.cur, i, pc),
+                            self.stack_live_mask(&self.cur, i, pc),
+                        )
+                    })
+                    .collect();
+                self.propagate_precision(&old, &live);
+            }
             return Ok(true);
         }
         if !add_new {
             return Ok(false);
         }
         let idx = self.checkpoints.len();
-        let mut saved = self.cur.clone();
-        saved.parent = self.cur.parent;
+        // Precision marks come from later backtracking, not from before.
+        self.cur.for_each_reg(|r| r.precise = false);
+        let hist = std::mem::take(&mut self.cur.hist);
+        let saved = self.cur.clone();
         self.checkpoints.push(Checkpoint {
             state: Some(saved),
+            insn: pc,
+            hist,
             parent: self.cur.parent,
             branches: 1,
             hit: 0,

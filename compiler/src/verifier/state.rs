@@ -364,6 +364,9 @@ pub struct State {
     pub callback_unroll_depth: u32,
     /// The checkpoint this state descends from.
     pub parent: Option<usize>,
+    /// The instructions executed since that checkpoint, for precision
+    /// tracking.
+    pub hist: Vec<super::precise::Hist>,
 }
 
 impl State {

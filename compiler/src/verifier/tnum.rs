@@ -11,6 +11,9 @@ pub struct Tnum {
     pub mask: u64,
 }
 
+// `add`, `sub` and `mul` are the kernel's tnum_add, tnum_sub and tnum_mul:
+// the names say what they compute on tristate numbers, not arithmetic.
+#[allow(clippy::should_implement_trait)]
 impl Tnum {
     /// Every bit unknown.
     pub const UNKNOWN: Tnum = Tnum {

@@ -515,7 +515,7 @@ pub const HELPER_MAP_TYPES: &[(u32, &[u32])] = &[
 pub fn map_compatible(map_type: u32, helper: u32, sockmap_update_ok: bool) -> bool {
     if let Some((_, helpers)) = MAP_TYPE_HELPERS.iter().find(|(t, _)| *t == map_type) {
         let sock = matches!(map_type, SOCKMAP | SOCKHASH);
-        if !(helpers.contains(&helper) || sock && sockmap_update_ok) {
+        if !(helpers.contains(&helper) || (sock && sockmap_update_ok)) {
             return false;
         }
     }

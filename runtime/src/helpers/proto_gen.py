@@ -16,6 +16,7 @@ first prototype named.
 """
 
 import os
+import subprocess
 import re
 import sys
 
@@ -380,6 +381,8 @@ def main():
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:
         fh.write("\n".join(sets) + "\n")
+    # As `cargo fmt` leaves them, so a regeneration shows only real changes.
+    subprocess.run(["rustfmt", "--edition", "2021", os.path.join(HERE, "proto", "table.rs"), out], check=True)
     print(f"{len(chosen)} prototypes, {len(ROOTS)} program types")
 
 

@@ -152,10 +152,10 @@ fn run_aot(insns: &[Insn], mem: &[u8], target: &str, opts: &CodegenOptions) -> R
     let triple = parse_triple(target).map_err(|e| e.to_string())?;
     let object = compile_object(
         &Request {
-            insns: insns,
+            insns,
             endian: Endian::Little,
             binding: &Binding::object(&[5]),
-            opts: opts,
+            opts,
             symbol: "bpfc_prog",
         },
         &triple,

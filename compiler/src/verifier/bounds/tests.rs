@@ -186,6 +186,24 @@ proptest! {
     }
 
     #[test]
+    fn neg_and_byte_order_are_sound((a, x) in around(), bits in 0usize..3, swap: bool, alu32: bool) {
+        let mut n = Bounds::konst(0);
+        n.alu(ScalarOp::Sub, &a, alu32);
+        let want = if alu32 { (x as u32).wrapping_neg() as u64 } else { x.wrapping_neg() };
+        prop_assert!(contains(&n, want), "-{x:#x}: {n:?}");
+        let bits = [16u8, 32, 64][bits];
+        let low = if bits == 64 { x } else { x & ((1 << bits) - 1) };
+        let want = match (swap, bits) {
+            (false, _) => low,
+            (true, 16) => (low as u16).swap_bytes() as u64,
+            (true, 32) => (low as u32).swap_bytes() as u64,
+            (true, _) => low.swap_bytes(),
+        };
+        let e = a.byte_order(swap, bits);
+        prop_assert!(contains(&e, want), "end{bits} swap {swap} of {x:#x}: {e:?}");
+    }
+
+    #[test]
     fn extensions_are_sound((a, x) in around(), size in 0usize..3) {
         let size = [1u32, 2, 4][size];
         let mut t = a;
