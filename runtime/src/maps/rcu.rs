@@ -146,9 +146,11 @@ fn oldest_reader() -> u64 {
 /// Drop every retired object whose grace period has passed. Returns how
 /// many are still waiting.
 pub fn collect() -> usize {
-    let oldest = oldest_reader();
     let ready: Garbage = {
         let mut g = garbage().lock().unwrap_or_else(|e| e.into_inner());
+        // Scanned under the garbage lock: an object retired after the scan
+        // must not be judged by it (its reader may have published since).
+        let oldest = oldest_reader();
         let (ready, keep): (Garbage, Garbage) = g.drain(..).partition(|(r, _)| *r < oldest);
         *g = keep;
         PENDING.store(g.len(), Ordering::Relaxed);
