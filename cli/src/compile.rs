@@ -2,6 +2,7 @@
 
 use crate::input;
 use anyhow::Context as _;
+use bpfc_compiler::bind::{self, BoundProgram};
 use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};
 use std::path::PathBuf;
 
@@ -38,9 +39,24 @@ pub struct Args {
     /// How much compile time to spend on faster code.
     #[arg(long, value_enum, default_value = "speed")]
     opt_level: Opt,
-    /// Check every memory access at run time (fault code 2 instead of an access outside the program's regions).
+    /// Check every memory access at run time (fault code 2 instead of an
+    /// access outside the program's regions); accesses the verifier proved
+    /// safe stay unchecked.
     #[arg(long)]
     checked: bool,
+    /// Skip the verifier: the code checks every memory access (as with
+    /// --checked) unless --unchecked is given too.
+    #[arg(long)]
+    no_verify: bool,
+    /// Compile a program the verifier did not check (--no-verify, a raw
+    /// file it rejects, a type it does not model) without bounds checks.
+    #[arg(long, conflicts_with = "checked")]
+    unchecked: bool,
+    /// The program type to verify as: for raw instruction files (without
+    /// it they are verified as socket_filter and compiled checked if
+    /// rejected); for objects it overrides the section name's.
+    #[arg(long = "type", value_name = "TYPE")]
+    prog_type: Option<String>,
     /// Stop a run with fault code 8 after this many eBPF instructions (counted a basic block at a time).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
@@ -106,9 +122,29 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let triple = parse_triple(&args.target)?;
     let prog = input::load(&args.file, &args.select)?;
     check_bindable(&args.file, &prog)?;
+    let file = args.file.display().to_string();
+    let ty = input::prog_type_arg(args.prog_type.as_deref())?;
+    let facts = match &prog.object {
+        _ if args.no_verify => None,
+        Some(obj) => {
+            let p = obj
+                .programs
+                .iter()
+                .find(|p| p.name == prog.name)
+                .expect("input::load picked a program of this object");
+            bind::verify_program(obj, p, ty).map_err(|e| input::rejected(&file, e))?
+        }
+        None => {
+            let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &Default::default());
+            bound.name = prog.name.clone();
+            input::verify_raw(&mut bound, ty, false).map_err(|e| input::rejected(&file, e))?;
+            bound.facts
+        }
+    };
     let opts = CodegenOptions {
         opt_level: args.opt_level.into(),
-        checked: args.checked,
+        // Code the verifier did not check is checked unless asked otherwise.
+        checked: args.checked || (facts.is_none() && !args.unchecked),
         insn_limit: args.max_insns,
     };
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));

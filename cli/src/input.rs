@@ -4,8 +4,12 @@
 //! same way (file, program, instruction, source line).
 
 use anyhow::{bail, Context as _};
+use bpfc_compiler::bind::{BindError, BoundProgram};
 use bpfc_compiler::isa::{decode_program, Endian, Insn};
-use bpfc_compiler::loader::{self, Btf, LineInfo, LoadOptions, MapDef, Object, PoisonedInsn};
+use bpfc_compiler::loader::{
+    self, Btf, LineInfo, LoadOptions, MapDef, Object, PoisonedInsn, ProgType,
+};
+use bpfc_compiler::progtype;
 use std::path::{Path, PathBuf};
 
 /// Flags that choose what to load from a file.
@@ -184,4 +188,58 @@ pub fn symbol_for(name: &str) -> String {
         s.insert_str(0, "bpf_");
     }
     s
+}
+
+/// The program type `--type NAME` names.
+pub fn prog_type_arg(name: Option<&str>) -> anyhow::Result<Option<ProgType>> {
+    let Some(t) = name else { return Ok(None) };
+    match progtype::by_name(t) {
+        Some(ty) => Ok(Some(ty)),
+        None => {
+            bail!("--type {t}: not a program type (try xdp, sched_cls, socket_filter, kprobe ...)")
+        }
+    }
+}
+
+/// A binding error as `run` and `compile` report it: a rejection ends with
+/// what to do about it.
+pub fn bind_message(e: &BindError) -> String {
+    match e {
+        BindError::Rejected { .. } => format!(
+            "{e}\n  (--no-verify skips the verifier and checks every memory access at run time)"
+        ),
+        _ => e.to_string(),
+    }
+}
+
+/// A binding error of `file`.
+pub fn rejected(file: &str, e: BindError) -> anyhow::Error {
+    anyhow::anyhow!("{file}: {}", bind_message(&e))
+}
+
+/// Verify raw instructions before a run or a compilation: as `ty` when
+/// given (a rejection is an error); otherwise as socket_filter, the
+/// default type, and a program that type rejects stays unverified (its
+/// accesses are checked at run time). Nothing with `no_verify`.
+pub fn verify_raw(
+    bound: &mut BoundProgram,
+    ty: Option<ProgType>,
+    no_verify: bool,
+) -> Result<(), BindError> {
+    if no_verify {
+        return Ok(());
+    }
+    match ty {
+        Some(ty) => {
+            if !progtype::supported(ty) {
+                bound.prog_type = ty.number();
+                return Ok(());
+            }
+            bound.verify_as(ty)
+        }
+        None => {
+            let _ = bound.verify_as(ProgType::SocketFilter);
+            Ok(())
+        }
+    }
 }

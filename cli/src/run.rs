@@ -5,7 +5,7 @@
 use crate::compile::Opt;
 use crate::{input, mapjson, output};
 use anyhow::{bail, Context as _};
-use bpfc_compiler::bind::{BoundProgram, Instance, InstanceOptions};
+use bpfc_compiler::bind::{BoundProgram, Instance, InstanceOptions, Verify};
 use bpfc_compiler::codegen::{
     jit::{self, JitError, JitProgram},
     CodegenOptions,
@@ -58,9 +58,19 @@ pub struct Args {
     engine: Engine,
     /// JIT: skip the bounds checks. Only for verified programs: unchecked code
     /// trusts the program to touch nothing but its stack, context and maps.
-    /// By default every access is checked and a bad one stops the run with an error.
+    /// By default every access the verifier did not prove safe is checked
+    /// and a bad one stops the run with an error.
     #[arg(long)]
     unchecked: bool,
+    /// Skip the verifier: the program runs with every memory access checked
+    /// (with --unchecked too: unchecked, trusting the program blindly).
+    #[arg(long)]
+    no_verify: bool,
+    /// The program type to verify as: for raw instruction files (without
+    /// it they are verified as socket_filter and run checked if rejected);
+    /// for objects it overrides the section name's.
+    #[arg(long = "type", value_name = "TYPE")]
+    prog_type: Option<String>,
     /// JIT: how much compile time to spend on faster code (default: speed).
     #[arg(long, value_enum)]
     opt_level: Option<Opt>,
@@ -155,6 +165,20 @@ impl Failure {
 
 /// Compile (JIT) or wrap (interpreter) a bound program for the engine.
 fn prepare(bound: BoundProgram, args: &Args, max_insns: Option<u64>) -> Result<Runnable, Failure> {
+    if args.unchecked && bound.facts.is_none() && !args.no_verify {
+        let why = if bound.prog_type == 0 {
+            "the verifier rejects it as socket_filter; --type chooses another type"
+        } else {
+            "the verifier does not model its program type"
+        };
+        return Err(Failure::new(
+            format_args!(
+                "--unchecked: program {} is not verified ({why}); add --no-verify to run it unchecked anyway",
+                bound.name
+            ),
+            None,
+        ));
+    }
     Ok(match args.engine {
         Engine::Interp => Runnable::Interp(
             InterpProgram::share(bound),
@@ -194,6 +218,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     let prog = input::load(&args.file, &args.select)?;
+    let prog_type = input::prog_type_arg(args.prog_type.as_deref())?;
     let helpers = HelperTable::kernel();
     let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
         0 => None,
@@ -206,12 +231,21 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     // arrays name are bound and prepared for the same engine.
     let (runnable, instance) = match &prog.object {
         None => {
-            let bound = BoundProgram::raw(&prog.insns, prog.endian, &helpers);
+            let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &helpers);
+            bound.name = prog.name.clone();
+            input::verify_raw(&mut bound, prog_type, args.no_verify)
+                .map_err(|e| input::rejected(&file, e))?;
             (prepare(bound, &args, max_insns).map_err(fail)?, None)
         }
         Some(obj) => {
             let inst_opts = InstanceOptions {
                 maps: map_opts.clone(),
+                verify: if args.no_verify {
+                    Verify::No
+                } else {
+                    Verify::Yes
+                },
+                prog_type,
                 ..Default::default()
             };
             let inst = Instance::new(obj, &inst_opts).with_context(|| file.clone())?;
@@ -222,7 +256,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .expect("input::load picked a program of this object");
             let bound = inst
                 .bind(obj, main, &helpers)
-                .with_context(|| file.clone())?;
+                .map_err(|e| input::rejected(&file, e))?;
             let runnable = prepare(bound, &args, max_insns).map_err(fail)?;
             let mut prepared: Vec<(String, Arc<dyn TailTarget>)> =
                 vec![(main.name.clone(), runnable.target())];
@@ -234,7 +268,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 let p = obj.programs.iter().find(|p| p.name == name)?;
                 let made = inst
                     .bind(obj, p, &helpers)
-                    .map_err(|e| Failure::new(e, None))
+                    .map_err(|e| Failure::new(input::bind_message(&e), None))
                     .and_then(|b| prepare(b, &args, max_insns));
                 match made {
                     Ok(r) => {

@@ -6,11 +6,10 @@
 
 use crate::{input, output};
 use anyhow::{bail, Context as _};
-use bpfc_compiler::disasm::{format_insn, Syntax};
 use bpfc_compiler::isa::{decode_program, Endian, Insn};
 use bpfc_compiler::loader::{LineInfo, MapDef, ProgType};
 use bpfc_compiler::progtype;
-use bpfc_compiler::verifier::{self, Input, Options, Rejection, Verified};
+use bpfc_compiler::verifier::{self, report, Input, Options, Rejection, Verified};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -80,7 +79,7 @@ pub fn main(args: Args) -> anyhow::Result<i32> {
                 }
             })
             .collect();
-        let gpl = license_gpl(obj.license.as_deref());
+        let gpl = bpfc_compiler::bind::license_gpl(obj.license.as_deref());
         (targets, obj.maps, obj.btf, obj.endian, gpl)
     } else {
         if args.select.program.is_some() {
@@ -148,30 +147,12 @@ pub fn main(args: Args) -> anyhow::Result<i32> {
     Ok(status)
 }
 
-fn license_gpl(l: Option<&str>) -> bool {
-    matches!(
-        l,
-        Some(
-            "GPL"
-                | "GPL v2"
-                | "GPL and additional rights"
-                | "Dual BSD/GPL"
-                | "Dual MIT/GPL"
-                | "Dual MPL/GPL"
-        )
-    )
-}
-
 fn insn_text(t: &Target, pc: usize) -> String {
-    t.insns
-        .get(pc)
-        .map(|i| format_insn(pc, i, Syntax::Kernel))
-        .unwrap_or_default()
+    report::insn_text(&t.insns, pc)
 }
 
 fn line_of(t: &Target, pc: usize) -> Option<&LineInfo> {
-    let i = t.line_info.partition_point(|l| l.pc <= pc);
-    i.checked_sub(1).and_then(|i| t.line_info.get(i))
+    report::line_of(&t.line_info, pc)
 }
 
 fn text(file: &str, t: &Target, r: &Result<Verified, Rejection>, log_level: u32) -> String {
@@ -199,25 +180,10 @@ fn text(file: &str, t: &Target, r: &Result<Verified, Rejection>, log_level: u32)
                     s.push('\n');
                 }
             }
-            match e.pc {
-                Some(pc) => {
-                    s.push_str(&format!(
-                        "{head}: rejected at instruction {pc}: {}\n",
-                        insn_text(t, pc)
-                    ));
-                    if let Some(l) = line_of(t, pc) {
-                        s.push_str(&format!("  {}:{}: {}\n", l.file, l.line, l.text.trim()));
-                    }
-                }
-                None => s.push_str(&format!("{head}: rejected\n")),
-            }
-            for line in e.message.lines() {
-                s.push_str(&format!("  {line}\n"));
-            }
-            if !e.path.is_empty() {
-                let steps: Vec<String> = e.path.iter().map(|(a, b)| format!("{a}->{b}")).collect();
-                s.push_str(&format!("  branches taken: {}\n", steps.join(", ")));
-            }
+            s.push_str(&format!(
+                "{file}: {}",
+                report::rejection_text(&t.name, t.ty, &t.insns, &t.line_info, e)
+            ));
             s
         }
     }

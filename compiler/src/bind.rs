@@ -3,12 +3,18 @@
 //! of the interpreter, the JIT and the AOT writer. [`Instance`] creates the
 //! maps of an object as libbpf does (definitions checked, pinned maps
 //! reused, global data filled in, `.rodata` frozen), and [`Instance::bind`]
-//! checks that everything a program refers to exists.
+//! checks that everything a program refers to exists and runs the verifier
+//! (program types it models; [`Verify`]): a rejected program is not bound,
+//! an accepted one carries the verifier's [`Facts`] to the engines.
 
 use crate::codegen::{Binding, MapSlot};
 use crate::isa::{CallTarget, Endian, Insn, LddwSrc};
 use crate::loader::btf::{Btf, TypeKind};
-use crate::loader::{GlobalKind, MapDef, MapInit, MapOrigin, Object, Program};
+use crate::loader::{
+    classify, GlobalKind, LineInfo, MapDef, MapInit, MapOrigin, Object, ProgType, Program,
+};
+use crate::progtype;
+use crate::verifier::{self, report, Facts};
 use bpfc_runtime::maps::{self, round8, Map, MapError, MapOptions, MapSpec, MapType};
 use bpfc_runtime::HelperTable;
 use std::path::PathBuf;
@@ -56,6 +62,14 @@ pub enum BindError {
         pc: usize,
         what: String,
     },
+    /// The verifier rejected the program: `text` is the rejection as
+    /// `bpfc verify` prints it (program, instruction, source line, reason).
+    #[error("{}", text.trim_end())]
+    Rejected {
+        program: String,
+        pc: Option<usize>,
+        text: String,
+    },
     #[error("map {map}: initial slot {slot} names {what} {name}, which {why}")]
     BadInitial {
         map: String,
@@ -75,8 +89,12 @@ pub struct BoundProgram {
     pub helpers: HelperTable,
     /// The object's maps by index (`None`: not created, never referenced).
     pub maps: Vec<Option<Arc<Map>>>,
-    /// `enum bpf_prog_type` number (0 for raw bytecode).
+    /// `enum bpf_prog_type` number (0 for raw bytecode of no given type).
     pub prog_type: u32,
+    /// What the verifier proved, per instruction slot; `None`: not verified
+    /// (skipped, or a program type the verifier does not model), so the
+    /// engines must check every access.
+    pub facts: Option<Facts>,
 }
 
 impl BoundProgram {
@@ -89,7 +107,24 @@ impl BoundProgram {
             helpers: helpers.clone(),
             maps: Vec::new(),
             prog_type: 0,
+            facts: None,
         }
+    }
+
+    /// Verify raw bytecode (no maps, BTF or line info) as a program of type
+    /// `ty` and record the facts; the type becomes the program's.
+    pub fn verify_as(&mut self, ty: ProgType) -> Result<(), BindError> {
+        let input = verifier::Input {
+            insns: &self.insns,
+            maps: &[],
+            btf: None,
+            func_info: &[],
+            endian: self.endian,
+        };
+        let facts = run_verifier(&self.name, &input, &verifier::Options::new(ty), &[])?;
+        self.facts = Some(facts);
+        self.prog_type = ty.number();
+        Ok(())
     }
 
     /// The code generator's view for JIT code: live addresses embedded.
@@ -166,6 +201,80 @@ pub struct InstanceOptions {
     /// Raw bytecode and the conformance suite: calls of helpers the table
     /// lacks fault when reached instead of failing the binding.
     pub allow_unknown_helpers: bool,
+    /// Whether [`Instance::bind`] runs the verifier.
+    pub verify: Verify,
+    /// The program type to bind (and verify) every program as, instead of
+    /// the one its section name gives.
+    pub prog_type: Option<ProgType>,
+}
+
+/// Whether binding runs the verifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// Verify programs of the types the verifier models and refuse the
+    /// rejected ones; programs of other types are bound unverified.
+    #[default]
+    Yes,
+    /// Bind without verifying (`--no-verify`): the engines check every access.
+    No,
+}
+
+/// Run the verifier; a rejection becomes [`BindError::Rejected`].
+fn run_verifier(
+    name: &str,
+    input: &verifier::Input,
+    opts: &verifier::Options,
+    line_info: &[LineInfo],
+) -> Result<Facts, BindError> {
+    verifier::verify(input, opts)
+        .map(|v| v.facts)
+        .map_err(|r| BindError::Rejected {
+            program: name.to_string(),
+            pc: r.pc,
+            text: report::rejection_text(name, opts.prog_type, input.insns, line_info, &r),
+        })
+}
+
+/// Verify `prog` of `obj` as type `ty` (default: the one its section name
+/// gives): its facts, `None` when the verifier does not model the type.
+pub fn verify_program(
+    obj: &Object,
+    prog: &Program,
+    ty: Option<ProgType>,
+) -> Result<Option<Facts>, BindError> {
+    let kind = classify(prog.section.trim_start_matches('?'));
+    let ty = ty.unwrap_or(kind.prog_type);
+    if !progtype::supported(ty) {
+        return Ok(None);
+    }
+    let mut opts = verifier::Options::new(ty);
+    opts.attach_type = kind.attach_type.map(str::to_string);
+    opts.sleepable = kind.sleepable || ty == ProgType::Syscall;
+    opts.gpl = license_gpl(obj.license.as_deref());
+    let func_info: Vec<(usize, u32)> = prog.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
+    let input = verifier::Input {
+        insns: &prog.insns,
+        maps: &obj.maps,
+        btf: obj.btf.as_ref(),
+        func_info: &func_info,
+        endian: obj.endian,
+    };
+    run_verifier(&prog.name, &input, &opts, &prog.line_info).map(Some)
+}
+
+/// Whether a license string is one the kernel treats as GPL-compatible.
+pub fn license_gpl(l: Option<&str>) -> bool {
+    matches!(
+        l,
+        Some(
+            "GPL"
+                | "GPL v2"
+                | "GPL and additional rights"
+                | "Dual BSD/GPL"
+                | "Dual MIT/GPL"
+                | "Dual MPL/GPL"
+        )
+    )
 }
 
 /// The runtime objects of one loaded object: its maps.
@@ -402,13 +511,22 @@ impl Instance {
             helpers,
             self.opts.allow_unknown_helpers,
         )?;
+        let ty = self
+            .opts
+            .prog_type
+            .unwrap_or_else(|| classify(prog.section.trim_start_matches('?')).prog_type);
+        let facts = match self.opts.verify {
+            Verify::Yes => verify_program(obj, prog, Some(ty))?,
+            Verify::No => None,
+        };
         Ok(BoundProgram {
             name: prog.name.clone(),
             insns: prog.insns.clone(),
             endian: obj.endian,
             helpers: helpers.clone(),
             maps: self.maps.clone(),
-            prog_type: prog.kind.prog_type.number(),
+            prog_type: ty.number(),
+            facts,
         })
     }
 }

@@ -36,6 +36,7 @@ mod liveness;
 mod mem;
 mod precise;
 mod prune;
+pub mod report;
 pub mod state;
 #[cfg(test)]
 mod tests;

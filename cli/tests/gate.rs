@@ -1,0 +1,135 @@
+//! The verifier in front of `bpfc run` and `bpfc compile`: a rejected
+//! program is refused with the verifier's report (exit 1), `--no-verify`
+//! runs it with every access checked, raw instructions are verified as
+//! `--type` or, without it, as socket_filter with checked mode as the
+//! fallback, and `--unchecked` needs a verified program or `--no-verify`.
+
+use bpfc_compiler::asm::assemble;
+use bpfc_compiler::isa::{encode_program, Endian};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tmp(name: &str, bytes: &[u8]) -> String {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gate-{name}"));
+    std::fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+fn raw(name: &str, src: &str) -> String {
+    tmp(
+        name,
+        &encode_program(&assemble(src).unwrap(), Endian::Little),
+    )
+}
+
+fn bpfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfc"))
+        .args(args)
+        .output()
+        .expect("bpfc runs")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn corpus(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testsuite/fixtures/verifier")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn run_refuses_a_rejected_object_program_with_the_report() {
+    let obj = corpus("verifier_and.o");
+    for engine in ["jit", "interp"] {
+        let o = bpfc(&[
+            "run",
+            &obj,
+            "--program",
+            "invalid_range_check",
+            "--engine",
+            engine,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{engine}: {}", out(&o));
+        let e = err(&o);
+        for part in [
+            "program invalid_range_check (",
+            "rejected at instruction 19: ",
+            "verifier_and.c:58",
+            "invalid access to map value, value_size=48 off=268435456 size=4",
+            "--no-verify",
+        ] {
+            assert!(e.contains(part), "{engine}: {e:?} lacks {part:?}");
+        }
+    }
+    // The same report `bpfc verify` prints.
+    let v = out(&bpfc(&["verify", &obj, "--program", "invalid_range_check"]));
+    let e = err(&bpfc(&["run", &obj, "--program", "invalid_range_check"]));
+    let report = v.split_once(": program ").unwrap().1;
+    assert!(e.contains(report.trim_end()), "{e:?} lacks {report:?}");
+}
+
+#[test]
+fn raw_programs_verify_as_their_type_or_fall_back_to_checked_mode() {
+    // A context read past every context: socket_filter and xdp reject it.
+    let oob = raw("oob", "ldxdw %r0, [%r1+4096]\nexit\n");
+    let mem = tmp("mem8", &[0; 8]);
+    let typed = bpfc(&["run", &oob, "--mem", &mem, "--type", "xdp"]);
+    assert_eq!(typed.status.code(), Some(1));
+    assert!(
+        err(&typed).contains("program gate-oob (xdp): rejected at instruction 0"),
+        "{}",
+        err(&typed)
+    );
+    assert!(err(&typed).contains("invalid bpf_context access off=4096 size=8"));
+    // Without a type: rejected as socket_filter, so it runs checked and
+    // the access faults instead of reading the host's memory.
+    for extra in [&[][..], &["--no-verify"][..]] {
+        for engine in ["jit", "interp"] {
+            let o = bpfc(&[&["run", &oob, "--mem", &mem, "--engine", engine], extra].concat());
+            assert_eq!(o.status.code(), Some(1), "{engine} {extra:?}");
+            assert!(
+                err(&o).contains("instruction 0: out-of-bounds memory access"),
+                "{engine} {extra:?}: {}",
+                err(&o)
+            );
+        }
+    }
+    // Unchecked code of an unverified program only when asked for twice.
+    let u = bpfc(&["run", &oob, "--mem", &mem, "--unchecked"]);
+    assert_eq!(u.status.code(), Some(1));
+    assert!(err(&u).contains("--unchecked: program gate-oob is not verified"));
+    // A program the default type accepts runs verified, --unchecked too.
+    let ok = raw("ok", "mov %r0, 7\nexit\n");
+    let o = bpfc(&["run", &ok, "--unchecked"]);
+    assert!(out(&o).starts_with("Return value: 7,"), "{}", err(&o));
+}
+
+#[test]
+fn compile_refuses_rejected_programs_and_checks_unverified_ones() {
+    let oob = raw("coob", "ldxdw %r0, [%r1+4096]\nexit\n");
+    let o = tmp("c.o", b"");
+    let typed = bpfc(&["compile", &oob, "--type", "socket_filter", "-o", &o]);
+    assert_eq!(typed.status.code(), Some(1));
+    assert!(err(&typed).contains("invalid bpf_context access off=4096 size=8"));
+    // Without a type it compiles, checked: the code calls the runtime's
+    // access check, which the unchecked code of a verified program does not.
+    let _ = std::fs::remove_file(&o);
+    let c = bpfc(&["compile", &oob, "-o", &o]);
+    assert!(c.status.success(), "{}", err(&c));
+    let checked = std::fs::read(&o).unwrap();
+    let u = bpfc(&["compile", &oob, "--no-verify", "--unchecked", "-o", &o]);
+    assert!(u.status.success(), "{}", err(&u));
+    let unchecked = std::fs::read(&o).unwrap();
+    let sym = b"bpfc_check_access";
+    let has = |b: &[u8]| b.windows(sym.len()).any(|w| w == sym);
+    assert!(has(&checked), "checked code does not import {sym:?}");
+    assert!(!has(&unchecked), "unchecked code imports {sym:?}");
+}
