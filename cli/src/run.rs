@@ -92,6 +92,10 @@ pub struct Args {
     /// `r0`, `engine`, trace output and records.
     #[arg(long)]
     json: bool,
+    /// After the run, wait this many milliseconds before writing the context
+    /// and maps out: bpf_timer callbacks the run armed fire meanwhile.
+    #[arg(long, value_name = "MS", default_value = "0")]
+    wait_ms: u64,
     /// Stop with an error after this many executed instructions (default:
     /// 2^32; 0: no limit). JIT code counts a basic block at a time.
     #[arg(long, value_name = "N")]
@@ -335,6 +339,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         total_ns += start.elapsed().as_nanos();
     }
     let duration = u64::try_from(total_ns / args.repeat as u128).unwrap_or(u64::MAX);
+    if args.wait_ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(args.wait_ms));
+    }
+    let timer_faults = bpfc_runtime::helpers::timers::take_faults();
 
     if let Some(path) = &args.ctx_out {
         std::fs::write(path, &ctx_mem).with_context(|| path.display().to_string())?;
@@ -358,6 +366,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             "engine": args.engine.name(),
             "trace": trace,
             "records": records,
+            "timer_faults": timer_faults,
         });
         return output::print(format!("{v}\n"));
     }
@@ -367,6 +376,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         if !trace.ends_with('\n') {
             err.push('\n');
         }
+    }
+    for f in &timer_faults {
+        err.push_str(&format!("{f}\n"));
     }
     for (map, recs) in records.as_object().into_iter().flatten() {
         for r in recs.as_array().into_iter().flatten() {

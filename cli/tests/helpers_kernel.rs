@@ -52,7 +52,7 @@ fn extra(name: &str) -> Extra {
             ),
             ..Default::default()
         },
-        "timer" => Extra {
+        "timer" | "timer_cancel" => Extra {
             wait_ms: 100,
             ..Default::default()
         },

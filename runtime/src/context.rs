@@ -4,6 +4,7 @@
 
 use crate::abi::RunState;
 use crate::regions::Regions;
+use std::sync::Arc;
 
 /// A callback stopped the run; the fault is recorded in the run state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +16,21 @@ pub trait Invoker {
     /// Run callback `cb` (a `CallbackNative` address the program loaded)
     /// with r1-r5 in the frame below `st.cb_fp`'s.
     fn invoke(&mut self, st: &mut RunState, cb: u64, args: [u64; 5]) -> Result<u64, CallbackFault>;
+
+    /// A callback of this run that can be called later, outside the run,
+    /// from another thread (timers): `None` if `cb` is not one of the
+    /// run's callbacks.
+    fn detach(&mut self, cb: u64) -> Option<Arc<dyn DetachedCallback>> {
+        let _ = cb;
+        None
+    }
+}
+
+/// A callback called outside the run that handed it out (a timer's): each
+/// call is a run of its own, on the calling thread, with `ctx` as its
+/// execution context. `Err` carries the fault, worded as a run error.
+pub trait DetachedCallback: Send + Sync {
+    fn call(&self, ctx: &mut ExecContext, args: [u64; 5]) -> Result<u64, String>;
 }
 
 /// State of one program run. Compiled code reads only `cpu` (copied into

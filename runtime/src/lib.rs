@@ -14,6 +14,6 @@ pub mod ports;
 pub mod programs;
 pub mod regions;
 
-pub use context::{ExecContext, Invoker};
+pub use context::{DetachedCallback, ExecContext, Invoker};
 pub use helpers::{Helper, HelperFn, HelperTable};
 pub use regions::Regions;

@@ -52,6 +52,11 @@ impl Regions {
         }
     }
 
+    /// The maps whose values are accessible.
+    pub fn maps(&self) -> &[Arc<Map>] {
+        &self.keep
+    }
+
     /// Make `[base, base + len)` accessible.
     pub fn add(&mut self, name: impl Into<String>, base: usize, len: usize, writable: bool) {
         self.dynamic.push(Region {

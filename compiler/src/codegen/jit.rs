@@ -43,6 +43,8 @@ pub struct JitProgram {
     checked: bool,
     /// The program asks for host stacks: take the stack when a run starts.
     reads_stack: bool,
+    /// Its callbacks' `struct bpfc_callback` addresses (timers hold them).
+    callbacks: Vec<u64>,
 }
 
 // SAFETY: the compiled code is immutable once finalized and reentrant; the
@@ -112,6 +114,11 @@ impl JitProgram {
         // which is exactly `EntryFn` under the host's default C calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
         let main = module.get_finalized_function(compiled.main);
+        let callbacks = compiled
+            .callbacks
+            .iter()
+            .map(|&(_, data)| module.get_finalized_data(data).0 as u64)
+            .collect();
         Ok(JitProgram {
             module: Some(module),
             entry,
@@ -122,6 +129,7 @@ impl JitProgram {
                 prog_type: bound.prog_type,
             },
             reads_stack: bound.reads_stack(),
+            callbacks,
             bound,
             checked: opts.checked,
         })
@@ -232,6 +240,8 @@ pub fn share(prog: JitProgram) -> Arc<JitProgram> {
 
 impl Drop for JitProgram {
     fn drop(&mut self) {
+        // Timers must not call into code about to be freed.
+        bpfc_runtime::helpers::timers::forget_callbacks(&self.callbacks);
         if let Some(module) = self.module.take() {
             // SAFETY: `entry` and `native.func` point into this module and are
             // dropped with it; prog arrays hold an `Arc` of the program, so no

@@ -107,6 +107,14 @@ impl<'a> Machine<'a> {
         self.execute(0)
     }
 
+    /// Run the callback function at `pc` with r1-r5 given, as the first
+    /// frame of this run (a timer's callback).
+    pub(super) fn run_callback(&mut self, pc: usize, args: [u64; 5]) -> Result<u64, RunError> {
+        self.regs[1..6].copy_from_slice(&args);
+        self.regs[10] = self.mem.frame_pointer(0);
+        self.execute(pc)
+    }
+
     /// Execute from `pc` in the current program until the function at the
     /// bottom of this nested run exits.
     fn execute(&mut self, mut pc: usize) -> Result<u64, RunError> {
@@ -480,6 +488,19 @@ impl<'a> Machine<'a> {
 }
 
 impl Invoker for Machine<'_> {
+    fn detach(&mut self, cb: u64) -> Option<Arc<dyn bpfc_runtime::DetachedCallback>> {
+        let (prog, pc) = self
+            .callbacks
+            .iter()
+            .find(|(_, _, c)| &**c as *const CallbackNative as u64 == cb)
+            .map(|(p, f, _)| (*p, *f))?;
+        Some(Arc::new(super::InterpCallback {
+            prog: self.prog(prog).clone(),
+            pc,
+            opts: self.opts.clone(),
+        }))
+    }
+
     fn invoke(&mut self, st: &mut RunState, cb: u64, args: [u64; 5]) -> Result<u64, CallbackFault> {
         let found = self
             .callbacks

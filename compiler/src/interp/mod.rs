@@ -197,6 +197,37 @@ pub fn run_bound_with(
     )
 }
 
+/// A callback handed out of a run to be called later (a timer's): the
+/// program it belongs to (kept alive with its maps) and its first pc.
+pub(crate) struct InterpCallback {
+    prog: BoundProgram,
+    pc: usize,
+    opts: Options,
+}
+
+impl bpfc_runtime::DetachedCallback for InterpCallback {
+    fn call(&self, ctx: &mut ExecContext, args: [u64; 5]) -> Result<u64, String> {
+        ctx.checked = true;
+        for m in self.prog.maps.iter().flatten() {
+            ctx.regions.add_map(m);
+        }
+        let opts = Options {
+            endian: self.prog.endian,
+            ..self.opts.clone()
+        };
+        bpfc_runtime::context::run_section(
+            false,
+            ctx,
+            |ctx| {
+                let memory = memory::Memory::new(&mut [], self.prog.endian);
+                exec::Machine::new(&self.prog, memory, ctx, &opts).run_callback(self.pc, args)
+            },
+            Result::is_err,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// A bound program the interpreter runs, as a prog array slot holds it.
 pub struct InterpProgram {
     pub bound: BoundProgram,

@@ -18,7 +18,7 @@ pub const MAX_LOOPS: u64 = 1 << 23;
 const FRAME: u64 = crate::abi::FRAME_SIZE;
 
 /// The callback behind `cb`, checked in checked runs.
-fn callback(st: &mut RunState, cb: u64) -> Result<&'static CallbackNative, Stopped> {
+pub(crate) fn callback(st: &mut RunState, cb: u64) -> Result<&'static CallbackNative, Stopped> {
     // SAFETY: a non-null ctx in a run state is the run's live context.
     let checked = unsafe { st.ctx.as_ref() }.is_none_or(|c| c.checked);
     if checked {

@@ -25,7 +25,7 @@ pub const HELPERS: &[(&str, HelperFn)] = &[
 /// `CONFIG_HZ` as the `.kconfig` defaults give it (docs/design.md).
 pub const HZ: u64 = 250;
 
-fn clock(id: libc::clockid_t) -> u64 {
+pub(crate) fn clock(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -54,6 +54,7 @@ mod names;
 pub mod probe;
 pub mod proto;
 pub mod strings;
+pub mod timers;
 pub mod trace;
 
 use crate::abi::{FaultCode, RunState};
@@ -190,6 +191,7 @@ impl HelperTable {
             .chain(strings::HELPERS)
             .chain(callbacks::HELPERS)
             .chain(events::HELPERS)
+            .chain(timers::HELPERS)
         {
             let id = kernel_id(name).expect("helper tables use the kernel's names");
             t.insert(Helper {

@@ -11,7 +11,7 @@
 use super::error::{errno, MapError, MapResult};
 use super::flags::{BPF_EXIST, BPF_F_LOCK, BPF_F_MMAPABLE, BPF_NOEXIST};
 use super::store::{check_fits_memory, Store, HEADER_SIZE};
-use super::{round8, values, MapImpl, MapSpec, MapType, NativeLayout, Slab};
+use super::{round8, values, KeyOf, MapImpl, MapSpec, MapType, NativeLayout, Slab};
 use std::any::Any;
 use std::path::Path;
 
@@ -164,14 +164,27 @@ impl MapImpl for ArrayMap {
                 // SAFETY: a whole value slot inside the block.
                 unsafe { values::store_value(&self.spec, self.value(index, cpu), v) };
             }
-        } else if flags & BPF_F_LOCK != 0 {
-            // SAFETY: a live value with a spin lock.
-            unsafe { values::store_value_locked(&self.spec, self.value(index, 0), value) };
         } else {
-            // SAFETY: a live value inside the block.
-            unsafe { values::store_value(&self.spec, self.value(index, 0), value) };
+            let v = self.value(index, 0);
+            if flags & BPF_F_LOCK != 0 {
+                // SAFETY: a live value with a spin lock.
+                unsafe { values::store_value_locked(&self.spec, v, value) };
+            } else {
+                // SAFETY: a live value inside the block.
+                unsafe { values::store_value(&self.spec, v, value) };
+            }
+            values::free_fields(&self.spec, v);
         }
         Ok(())
+    }
+
+    fn key_of_value(&self, value: usize) -> Option<KeyOf> {
+        if self.percpu {
+            return None;
+        }
+        let off = value.checked_sub(self.value(0, 0) as usize)?;
+        let index = u32::try_from(off / self.elem_size).ok()?;
+        (off % self.elem_size == 0 && index < self.spec.max_entries).then_some(KeyOf::Index(index))
     }
 
     fn delete(&self, _key: &[u8]) -> MapResult<()> {

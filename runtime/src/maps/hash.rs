@@ -411,6 +411,9 @@ impl HashMap {
         // The marker names no bucket, so such a reader starts over.
         self.next(e).store(RECYCLED, Ordering::Release);
         self.state(e).store(0, Ordering::Release);
+        if self.spec.timer_off.is_some() && !self.percpu {
+            values::free_fields(&self.spec, self.value_ptr(e, 0));
+        }
         let stripe = self.home_stripe(e);
         let _g = self.free_lock(stripe).lock();
         self.push_free_unlocked(stripe, e);
@@ -846,6 +849,17 @@ pub(crate) fn random_u32() -> u32 {
 }
 
 impl MapImpl for HashMap {
+    fn key_of_value(&self, value: usize) -> Option<super::KeyOf> {
+        if self.percpu {
+            return None;
+        }
+        let first = self.value_ptr(0, 0) as usize;
+        let off = value.checked_sub(first)?;
+        let e = off / self.l.elem_stride;
+        (off % self.l.elem_stride == 0 && e < self.l.n_elems as usize)
+            .then(|| super::KeyOf::At(self.key_ptr(e as Elem) as usize))
+    }
+
     fn lookup(&self, key: Option<&[u8]>, value: &mut [u8], flags: u64) -> MapResult<()> {
         let key = key.unwrap_or(&[]);
         let e = self.find(key, self.hash(key)).ok_or(MapError::NOENT)?;

@@ -253,6 +253,13 @@ pub trait MapImpl: Send + Sync + 'static {
     fn native(&self) -> NativeLayout {
         NativeLayout::default()
     }
+    /// The key of the value starting at `value` (an address in this map's
+    /// memory), for a timer's callback: `None` when `value` is not the
+    /// start of one of this map's values (or the family has no timers).
+    fn key_of_value(&self, value: usize) -> Option<KeyOf> {
+        let _ = value;
+        None
+    }
     /// The storage block, for maps that can be pinned.
     fn store(&self) -> Option<&store::Store> {
         None
@@ -838,6 +845,9 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
+        if self.spec.timer_off.is_some() {
+            crate::helpers::timers::map_dropped(self.id);
+        }
         let mut r = registry();
         r.by_id.remove(&self.id);
         r.by_addr.remove(&(self as *const Map as usize));
@@ -849,6 +859,15 @@ impl Drop for Map {
 unsafe impl Send for Map {}
 // SAFETY: as above.
 unsafe impl Sync for Map {}
+
+/// Where the key of a map value is (`MapImpl::key_of_value`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOf {
+    /// An array's index (the key is a `u32` holding it).
+    Index(u32),
+    /// The address of the key in map memory (hash maps keep it beside the value).
+    At(usize),
+}
 
 /// The kernel's `map_check_btf` rule (after the map is allocated): a
 /// `struct bpf_spin_lock` only in hash and array values, a `struct

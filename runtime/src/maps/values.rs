@@ -156,3 +156,12 @@ pub unsafe fn load_value_locked(spec: &MapSpec, src: *mut u8, dst: &mut [u8]) {
     // SAFETY: the caller's guarantees.
     unsafe { load_value(spec, src, dst) };
 }
+
+/// Free what a value's special fields hold (`bpf_obj_free_fields`): its
+/// timer is cancelled and freed, as the kernel does when an element is
+/// deleted or replaced or an array value is updated.
+pub fn free_fields(spec: &MapSpec, value: *mut u8) {
+    if let Some(off) = spec.timer_off {
+        crate::helpers::timers::free(value as usize + off as usize);
+    }
+}
