@@ -7,12 +7,14 @@ pub mod aot;
 pub mod bpftool;
 pub mod data;
 pub mod gen;
-pub mod kernel;
+/// The kernel oracle (the `bpf()` system call), shared with the runtime's tests.
+pub use bpfc_oracle as kernel;
 pub mod kernel_run;
 #[cfg(target_os = "linux")]
 pub mod kernel_verify;
 pub mod mapdiff;
-pub mod rawbtf;
+/// Raw BTF for the kernel oracle.
+pub use bpfc_oracle::btf as rawbtf;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 
@@ -98,29 +100,7 @@ pub fn elf_fixtures() -> Vec<PathBuf> {
     v
 }
 
-/// Whether tests must not skip for a missing optional tool (`BPFC_TEST_REQUIRE=all`).
-pub fn require_all() -> bool {
-    std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
-}
-
-/// Skip `test` because of `why`: writes `SKIP: test: why` to standard
-/// error, or fails the test under `BPFC_TEST_REQUIRE=all`, where nothing may
-/// skip.
-///
-/// The line goes to the process's standard error directly, not through
-/// `println!`/`eprintln!`, whose output the test harness captures and shows
-/// only for failed tests: written this way it appears among the results of
-/// a plain `cargo test`, where a skipped test otherwise counts as passed.
-pub fn skip(test: &str, why: &str) {
-    assert!(
-        !require_all(),
-        "{test}: {why} (nothing may skip with BPFC_TEST_REQUIRE=all)"
-    );
-    use std::io::Write as _;
-    // One write, so that lines of tests running in parallel do not mix; a
-    // closed standard error is no reason to fail the test.
-    let _ = std::io::stderr().write_all(format!("SKIP: {test}: {why}\n").as_bytes());
-}
+pub use bpfc_oracle::{require_all, skip};
 
 /// Whether `tool arg` can be started; otherwise [`skip`]s `test`.
 pub fn tool_or_skip(test: &str, tool: &str, arg: &str) -> bool {

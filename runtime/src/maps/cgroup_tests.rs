@@ -1,7 +1,7 @@
 use super::*;
 use crate::maps::flags::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
-use crate::maps::{kbpf, Map, MapOptions, MapType};
-use std::os::fd::OwnedFd;
+use crate::maps::{Map, MapOptions, MapType};
+use bpfc_oracle::{self as oracle, KernelMap, MapCreate};
 use std::sync::Arc;
 
 const HELPER_CURRENT_TASK_UNDER_CGROUP: i32 = 37;
@@ -51,7 +51,7 @@ fn own_dir(mount: &(PathBuf, String)) -> PathBuf {
 
 #[test]
 fn definitions_match_the_kernel() {
-    let kernel = kbpf::available("cgroup definitions_match_the_kernel");
+    let kernel = oracle::available("cgroup definitions_match_the_kernel");
     for (key, value, max, flags) in [
         (4u32, 4u32, 4u32, 0u32),
         (4, 8, 4, 0),
@@ -71,9 +71,9 @@ fn definitions_match_the_kernel() {
         };
         assert_eq!(ours, expect, "{key} {value} {max} {flags:#x}");
         if kernel {
-            let theirs = kbpf::map_create(8, key, value, max, flags, 0)
+            let theirs = KernelMap::create(&MapCreate::new(8, key, value, max).flags(flags))
                 .err()
-                .unwrap_or(0);
+                .map_or(0, i32::from);
             assert_eq!(ours, theirs, "vs kernel: {key} {value} {max} {flags:#x}");
         }
     }
@@ -149,10 +149,10 @@ fn user_space_ops_match_the_kernel() {
         errno::ENOTSUPP,
     ];
     assert_eq!(ours[..expect_start.len()], expect_start);
-    if !kbpf::available("cgroup user_space_ops_match_the_kernel") {
+    if !oracle::available("cgroup user_space_ops_match_the_kernel") {
         return;
     }
-    let kfd = kbpf::map_create(8, 4, 4, 4, 0, 0).unwrap();
+    let kfd = kernel_cgroup_array(4).unwrap();
     for ((what, f), ours) in ops.iter().zip(&ours) {
         assert_eq!(*ours, f(&Kernel(&kfd)), "{what}");
     }
@@ -170,7 +170,7 @@ trait Ops {
 }
 
 struct Ours<'a>(&'a Map);
-struct Kernel<'a>(&'a OwnedFd);
+struct Kernel<'a>(&'a KernelMap);
 
 impl Ops for Ours<'_> {
     fn lookup(&self, i: u32) -> i32 {
@@ -196,37 +196,42 @@ impl Ops for Ours<'_> {
 
 impl Ops for Kernel<'_> {
     fn lookup(&self, i: u32) -> i32 {
-        kbpf::lookup(self.0, &k(i), 4).err().unwrap_or(0)
+        self.0.get(&k(i)).err().map_or(0, i32::from)
     }
     fn update(&self, i: u32, v: [u8; 4], flags: u64) -> i32 {
-        kbpf::update(self.0, &k(i), &v, flags).err().unwrap_or(0)
+        self.0.update(&k(i), &v, flags).err().map_or(0, i32::from)
     }
     fn delete(&self, i: u32) -> i32 {
-        kbpf::delete(self.0, &k(i)).err().unwrap_or(0)
+        self.0.delete(&k(i)).err().map_or(0, i32::from)
     }
     fn next(&self, i: Option<u32>) -> i32 {
-        match kbpf::get_next_key(self.0, i.map(k).as_ref().map(|k| &k[..]), 4) {
+        match self.0.next_key(i.map(k).as_ref().map(|k| &k[..])) {
             Ok(n) => u32::from_ne_bytes(n[..4].try_into().unwrap()) as i32,
-            Err(e) => -e,
+            Err(e) => -e.0,
         }
     }
 }
 
 /// Slot `i` of both maps filled with `dir`.
-fn fill_both(m: &Map, kfd: Option<&OwnedFd>, i: u32, dir: &Path) {
+fn fill_both(m: &Map, kfd: Option<&KernelMap>, i: u32, dir: &Path) {
     let f = File::open(dir).unwrap();
     let v = (f.as_raw_fd() as u32).to_ne_bytes();
     m.update(&k(i), &v, 0).unwrap();
     if let Some(kfd) = kfd {
-        kbpf::update(kfd, &k(i), &v, 0).unwrap();
+        kfd.update(&k(i), &v, 0).unwrap();
     }
 }
 
 /// `bpf_current_task_under_cgroup(map, i)` run by the kernel on this thread.
-fn kernel_answer(kfd: &OwnedFd, i: u32) -> i64 {
-    let prog = kbpf::helper_prog(HELPER_CURRENT_TASK_UNDER_CGROUP, kfd, i as i32, true)
+fn kernel_answer(kfd: &KernelMap, i: u32) -> i64 {
+    let prog = oracle::helper_call(HELPER_CURRENT_TASK_UNDER_CGROUP, kfd.fd(), i as i32, true)
         .expect("load current_task_under_cgroup program");
-    kbpf::test_run(&prog).unwrap()
+    prog.run_once().unwrap()
+}
+
+/// A kernel cgroup array of `max` slots.
+fn kernel_cgroup_array(max: u32) -> Result<KernelMap, oracle::Errno> {
+    KernelMap::create(&MapCreate::new(8, 4, 4, max))
 }
 
 #[test]
@@ -235,8 +240,8 @@ fn current_thread_answers_match_the_kernel() {
         return;
     };
     let m = make(4);
-    let kernel = kbpf::available("current_thread_answers_match_the_kernel");
-    let kfd = kernel.then(|| kbpf::map_create(8, 4, 4, 4, 0, 0).unwrap());
+    let kernel = oracle::available("current_thread_answers_match_the_kernel");
+    let kfd = kernel.then(|| kernel_cgroup_array(4).unwrap());
     fill_both(&m, kfd.as_ref(), 0, &mount.0);
     fill_both(&m, kfd.as_ref(), 1, &own_dir(&mount));
     let ours: Vec<i64> = (0..5)
@@ -301,7 +306,7 @@ fn cgroup_probe_child() {
     let deep = dir.join("a/deep");
     std::fs::write(deep.join("cgroup.procs"), "0").unwrap();
     let m = make(5);
-    let kfd = kbpf::map_create(8, 4, 4, 5, 0, 0).ok();
+    let kfd = kernel_cgroup_array(5).ok();
     let slots = [
         mount.0.clone(),
         dir.clone(),

@@ -1,7 +1,7 @@
 use super::*;
 use crate::maps::flags::{BPF_ANY, BPF_F_NO_PREALLOC};
-use crate::maps::{kbpf, Map, MapOptions};
-use std::os::fd::OwnedFd;
+use crate::maps::{Map, MapOptions};
+use bpfc_oracle::{self as oracle, KernelMap, MapCreate, Rng};
 
 fn opts() -> MapOptions {
     MapOptions {
@@ -31,7 +31,7 @@ fn ktype(t: MapType) -> u32 {
 
 #[test]
 fn definitions_match_the_kernel() {
-    let kernel = kbpf::available("devmap definitions_match_the_kernel");
+    let kernel = oracle::available("devmap definitions_match_the_kernel");
     for t in [MapType::Devmap, MapType::DevmapHash] {
         for (key, value, max, flags) in [
             (4u32, 4u32, 4u32, 0u32),
@@ -54,31 +54,19 @@ fn definitions_match_the_kernel() {
             let ours = Map::create_with(&spec, &opts());
             let code = ours.as_ref().err().map_or(0, |e| e.code());
             if kernel {
-                let theirs = kbpf::map_create(ktype(t), key, value, max, flags, 0);
-                let tcode = theirs.as_ref().err().copied().unwrap_or(0);
+                let theirs =
+                    KernelMap::create(&MapCreate::new(ktype(t), key, value, max).flags(flags));
+                let tcode = theirs.as_ref().err().map_or(0, |e| e.0);
                 assert_eq!(code, tcode, "{t} {key} {value} {max} {flags:#x}");
-                if let (Ok(m), Ok(fd)) = (&ours, &theirs) {
-                    assert_eq!(m.spec().flags, kbpf::map_flags(fd), "reported flags");
+                if let (Ok(m), Ok(km)) = (&ours, &theirs) {
+                    let info = km.info().unwrap();
+                    assert_eq!(m.spec().flags, info.map_flags, "reported flags");
                 }
             } else {
                 let ok = key == 4 && max != 0 && matches!(value, 4 | 8) && flags == 0;
                 assert_eq!(code == 0, ok);
             }
         }
-    }
-}
-
-/// A small deterministic random source.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -108,16 +96,16 @@ fn run_ours(m: &Map, op: &Op) -> Out {
     }
 }
 
-fn run_kernel(fd: &OwnedFd, value_size: u32, op: &Op) -> Out {
+fn run_kernel(km: &KernelMap, op: &Op) -> Out {
     let r = match op {
-        Op::Update(key, v, f) => kbpf::update(fd, &k(*key), v, *f).map(|_| Vec::new()),
-        Op::Delete(key) => kbpf::delete(fd, &k(*key)).map(|_| Vec::new()),
-        Op::Lookup(key) => kbpf::lookup(fd, &k(*key), value_size as usize),
-        Op::Next(key) => kbpf::get_next_key(fd, key.map(k).as_ref().map(|k| &k[..]), 4),
+        Op::Update(key, v, f) => km.update(&k(*key), v, *f).map(|_| Vec::new()),
+        Op::Delete(key) => km.delete(&k(*key)).map(|_| Vec::new()),
+        Op::Lookup(key) => km.get(&k(*key)),
+        Op::Next(key) => km.next_key(key.map(k).as_ref().map(|k| &k[..])),
     };
     match r {
         Ok(v) => Out::Value(v),
-        Err(e) => Out::Code(e),
+        Err(e) => Out::Code(e.0),
     }
 }
 
@@ -133,7 +121,7 @@ enum Op {
 /// result, value and next key alike (the hash's order is the kernel's).
 #[test]
 fn random_operations_match_the_kernel() {
-    if !kbpf::available("devmap random_operations_match_the_kernel") {
+    if !oracle::available("devmap random_operations_match_the_kernel") {
         return;
     }
     let hosts: Vec<u32> = crate::ports::host_ports()
@@ -146,7 +134,7 @@ fn random_operations_match_the_kernel() {
         for value_size in [4u32, 8] {
             for max in [1u32, 3, 8] {
                 let m = make(t, value_size, max);
-                let fd = kbpf::map_create(ktype(t), 4, value_size, max, 0, 0).unwrap();
+                let km = KernelMap::create(&MapCreate::new(ktype(t), 4, value_size, max)).unwrap();
                 let mut log = Vec::new();
                 for _ in 0..1500 {
                     let key = rng.below(max as u64 * 2 + 2) as u32;
@@ -167,7 +155,7 @@ fn random_operations_match_the_kernel() {
                         _ => Op::Next((rng.below(4) != 0).then_some(key)),
                     };
                     let ours = run_ours(&m, &op);
-                    let theirs = run_kernel(&fd, value_size, &op);
+                    let theirs = run_kernel(&km, &op);
                     log.push(format!("{op:?} -> {ours:?}"));
                     assert_eq!(
                         ours,

@@ -928,8 +928,6 @@ fn check_compatible(path: &Path, have: &MapSpec, want: &MapSpec) -> MapResult<()
 }
 
 #[cfg(test)]
-mod kbpf;
-#[cfg(test)]
 mod kernel_bpf;
 #[cfg(test)]
 mod tests;

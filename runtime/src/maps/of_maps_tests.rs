@@ -1,7 +1,8 @@
 use super::*;
 use crate::maps::flags::{BPF_EXIST, BPF_F_LOCK, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_NOEXIST};
-use crate::maps::{kbpf, MapOptions};
-use std::os::fd::{AsRawFd, OwnedFd};
+use crate::maps::MapOptions;
+use bpfc_oracle::{self as oracle, KernelMap, MapCreate};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 fn opts() -> MapOptions {
     MapOptions {
@@ -26,15 +27,14 @@ fn k(i: u32) -> [u8; 4] {
     i.to_ne_bytes()
 }
 
-fn kernel_map(s: &MapSpec) -> Result<OwnedFd, i32> {
-    kbpf::map_create(
-        s.map_type as u32,
-        s.key_size,
-        s.value_size,
-        s.max_entries,
-        s.flags,
-        0,
-    )
+fn kernel_map(s: &MapSpec) -> Result<KernelMap, i32> {
+    let c = MapCreate::new(s.map_type as u32, s.key_size, s.value_size, s.max_entries);
+    KernelMap::create(&c.flags(s.flags)).map_err(i32::from)
+}
+
+/// A kernel map of maps of `t` (12: array, 13: hash) with template `inner`.
+fn kernel_outer(t: u32, max: u32, inner: BorrowedFd<'_>) -> Result<KernelMap, i32> {
+    KernelMap::create(&MapCreate::new(t, 4, 4, max).inner_map(inner)).map_err(i32::from)
 }
 
 /// Wait until deferred releases have run: other tests in this process may
@@ -96,19 +96,17 @@ fn templates_are_checked_as_the_kernel_checks_inner_maps() {
     assert_eq!(e.code(), errno::EINVAL);
     assert!(e.to_string().contains("inner map"), "{e}");
 
-    if !kbpf::available("templates_are_checked_as_the_kernel_checks_inner_maps") {
+    if !oracle::available("templates_are_checked_as_the_kernel_checks_inner_maps") {
         return;
     }
     for (inner, ours) in [(&aom, errno::EINVAL), (&progs, errno::ENOTSUPP)] {
         let ifd = if inner.map_type == MapType::ArrayOfMaps {
             let a = kernel_map(&array).unwrap();
-            kbpf::map_create(12, 4, 4, 4, 0, a.as_raw_fd() as u32).unwrap()
+            kernel_outer(12, 4, a.fd()).unwrap()
         } else {
             kernel_map(inner).unwrap()
         };
-        let theirs = kbpf::map_create(12, 4, 4, 4, 0, ifd.as_raw_fd() as u32)
-            .err()
-            .unwrap_or(0);
+        let theirs = kernel_outer(12, 4, ifd.fd()).err().unwrap_or(0);
         assert_eq!(ours, theirs, "template {}", inner.map_type);
     }
 }
@@ -156,7 +154,7 @@ fn inner_maps_match_templates_as_in_the_kernel() {
         ),
         (spec(LruHash, 4, 8, 4, 0), spec(Hash, 4, 8, 4, 0), false),
     ];
-    let kernel = kbpf::available("inner_maps_match_templates_as_in_the_kernel");
+    let kernel = oracle::available("inner_maps_match_templates_as_in_the_kernel");
     for (tmpl, cand, fits) in cases {
         let o = outer(MapType::ArrayOfMaps, 4, 2, tmpl).unwrap();
         let c = Map::create_with(cand, &opts()).unwrap();
@@ -167,11 +165,11 @@ fn inner_maps_match_templates_as_in_the_kernel() {
         }
         if kernel {
             let t = kernel_map(tmpl).unwrap();
-            let ko = kbpf::map_create(12, 4, 4, 2, 0, t.as_raw_fd() as u32).unwrap();
+            let ko = kernel_outer(12, 2, t.fd()).unwrap();
             let kc = kernel_map(cand).unwrap();
-            let kr = kbpf::update(&ko, &k(0), &(kc.as_raw_fd() as u32).to_ne_bytes(), 0);
+            let kr = ko.update(&k(0), &(kc.fd().as_raw_fd() as u32).to_ne_bytes(), 0);
             assert_eq!(
-                kr.err().unwrap_or(0),
+                kr.err().map_or(0, i32::from),
                 r.as_ref().err().map_or(0, |e| e.code()),
                 "{tmpl:?} / {cand:?}"
             );
@@ -253,17 +251,17 @@ impl Side for Ours {
 }
 
 struct Kernel {
-    fd: OwnedFd,
-    inners: [OwnedFd; 3],
+    map: KernelMap,
+    inners: [KernelMap; 3],
     ids: [u32; 3],
 }
 
 impl Side for Kernel {
     fn run(&self, op: &Op) -> Out {
         let fd = |i: Inner| match i {
-            Inner::A => self.inners[0].as_raw_fd() as u32,
-            Inner::B => self.inners[1].as_raw_fd() as u32,
-            Inner::C => self.inners[2].as_raw_fd() as u32,
+            Inner::A => self.inners[0].fd().as_raw_fd() as u32,
+            Inner::B => self.inners[1].fd().as_raw_fd() as u32,
+            Inner::C => self.inners[2].fd().as_raw_fd() as u32,
             Inner::Missing => 999_999,
         };
         let which = |v: u32| {
@@ -271,16 +269,22 @@ impl Side for Kernel {
             [Inner::A, Inner::B, Inner::C][n]
         };
         let r = match op {
-            Op::Update(key, i, f) => {
-                kbpf::update(&self.fd, &k(*key), &fd(*i).to_ne_bytes(), *f).map(|_| Out::Done)
-            }
-            Op::Delete(key) => kbpf::delete(&self.fd, &k(*key)).map(|_| Out::Done),
-            Op::Lookup(key) => kbpf::lookup(&self.fd, &k(*key), 4)
+            Op::Update(key, i, f) => self
+                .map
+                .update(&k(*key), &fd(*i).to_ne_bytes(), *f)
+                .map(|_| Out::Done),
+            Op::Delete(key) => self.map.delete(&k(*key)).map(|_| Out::Done),
+            Op::Lookup(key) => self
+                .map
+                .get(&k(*key))
                 .map(|v| Out::Found(which(u32::from_ne_bytes(v[..4].try_into().unwrap())))),
-            Op::Next(key) => kbpf::get_next_key(&self.fd, key.map(k).as_ref().map(|k| &k[..]), 4)
+            Op::Next(key) => self
+                .map
+                .next_key(key.map(k).as_ref().map(|k| &k[..]))
                 .map(|v| Out::Key(u32::from_ne_bytes(v[..4].try_into().unwrap()))),
-            Op::LookupAndDelete(_) => Err(errno::ENOTSUPP),
+            Op::LookupAndDelete(_) => Err(oracle::Errno(errno::ENOTSUPP)),
         };
+        let r = r.map_err(i32::from);
         r.unwrap_or_else(Out::Code)
     }
 }
@@ -300,7 +304,7 @@ fn sides(t: MapType, max: u32) -> Option<(Ours, Option<Kernel>)> {
             mk(&other),
         ],
     };
-    let kernel = kbpf::available("map of maps operations").then(|| {
+    let kernel = oracle::available("map of maps operations").then(|| {
         let inners = [
             kernel_map(&tmpl).unwrap(),
             kernel_map(&MapSpec {
@@ -310,13 +314,13 @@ fn sides(t: MapType, max: u32) -> Option<(Ours, Option<Kernel>)> {
             .unwrap(),
             kernel_map(&other).unwrap(),
         ];
-        let fd = kbpf::map_create(t as u32, 4, 4, max, 0, inners[0].as_raw_fd() as u32).unwrap();
+        let map = kernel_outer(t as u32, max, inners[0].fd()).unwrap();
         let ids = [
-            kbpf::obj_id(&inners[0]),
-            kbpf::obj_id(&inners[1]),
-            kbpf::obj_id(&inners[2]),
+            inners[0].id().unwrap(),
+            inners[1].id().unwrap(),
+            inners[2].id().unwrap(),
         ];
-        Kernel { fd, inners, ids }
+        Kernel { map, inners, ids }
     });
     Some((ours, kernel))
 }

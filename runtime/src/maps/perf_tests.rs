@@ -1,5 +1,5 @@
 use super::*;
-use crate::maps::kernel_bpf::{self as k, Asm, KMap, Rng};
+use crate::maps::kernel_bpf::{self as k, Asm, Rng};
 use crate::maps::{MapOptions, MapType};
 use std::time::Instant;
 
@@ -333,7 +333,7 @@ fn records(
     out
 }
 
-fn output_prog(map: &std::os::fd::OwnedFd, flags: u64, data: &[u8]) -> Vec<k::Insn> {
+fn output_prog(map: &k::KernelMap, flags: u64, data: &[u8]) -> Vec<k::Insn> {
     let top = data.len().next_multiple_of(8).max(8) as i16;
     let mut a = Asm::default();
     a.mov(6, 1).stack_bytes(top, data);
@@ -371,7 +371,7 @@ fn matches_the_kernel() {
             }
             let kmap = k::map_create(MapType::PerfEventArray as u32, 4, 4, 2, 0).unwrap();
             let ev0 = k::perf_event_open_bpf_output(0).unwrap();
-            let kbuf = KMap::new(&ev0, (1 + pages) * page, 0, true);
+            let kbuf = k::mapping(&ev0, (1 + pages) * page, 0, true);
             k::update(
                 &kmap,
                 &0u32.to_ne_bytes(),
@@ -456,7 +456,7 @@ fn matches_the_kernel() {
                 );
             }
             if let Ok(ev1) = ev1 {
-                let _kbuf1 = KMap::new(&ev1, 2 * page, 0, true);
+                let _kbuf1 = k::mapping(&ev1, 2 * page, 0, true);
                 k::update(
                     &kmap,
                     &1u32.to_ne_bytes(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::maps::kernel_bpf::{self as k, Asm, KMap, Rng};
+use crate::maps::kernel_bpf::{self as k, Asm, Rng};
 use crate::maps::ring::MAX_RECORD_SZ;
 use crate::maps::shm::page_size;
 use crate::maps::{MapOptions, MapType};
@@ -700,7 +700,7 @@ enum Op {
     },
 }
 
-fn kernel_prog(op: Op, seed: u64, map: &std::os::fd::OwnedFd) -> Vec<k::Insn> {
+fn kernel_prog(op: Op, seed: u64, map: &k::KernelMap) -> Vec<k::Insn> {
     let mut a = Asm::default();
     match op {
         Op::Output { size, flags } => {
@@ -833,8 +833,8 @@ fn our_op(r: &RingBuf, op: Op, seed: u64) -> u32 {
 /// libbpf's consumer loop over the kernel ring's mappings, stopping after
 /// `records` records.
 fn kernel_consume(
-    cons: &KMap,
-    prod: &KMap,
+    cons: &bpfc_oracle::perf::Mapping,
+    prod: &bpfc_oracle::perf::Mapping,
     page: usize,
     mask: u64,
     records: usize,
@@ -867,8 +867,8 @@ fn matches_the_kernel() {
     let size = 2 * page;
     let mask = size as u64 - 1;
     let kfd = k::map_create(MapType::Ringbuf as u32, 0, 0, size as u32, 0).unwrap();
-    let kcons = KMap::new(&kfd, page, 0, true);
-    let kprod = KMap::new(&kfd, page + 2 * size, page, false);
+    let kcons = k::mapping(&kfd, page, 0, true);
+    let kprod = k::mapping(&kfd, page + 2 * size, page, false);
     let m = ringbuf(size);
     let r = rb(&m);
     let mut c = r.consumer();
@@ -983,7 +983,7 @@ fn kernel_refuses_what_we_refuse() {
         // User-space operations.
         let kfd = k::map_create(t as u32, 0, 0, page, 0).unwrap();
         let m = Map::create_with(&MapSpec::new("r", t, 0, 0, page, 0), &opts()).unwrap();
-        let mut none = [0u8; 8];
+        let mut none = [0u8; 0];
         assert_eq!(
             m.lookup(&[], &mut []).map_err(|e| e.code()),
             k::lookup(&kfd, &[], &mut none),

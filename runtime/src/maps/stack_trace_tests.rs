@@ -1,6 +1,7 @@
 use super::*;
 use crate::maps::flags::{BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG};
-use crate::maps::{kbpf, Map, MapOptions, MapType};
+use crate::maps::{Map, MapOptions, MapType};
+use bpfc_oracle::{self as oracle, KernelMap, MapCreate};
 use std::sync::Arc;
 
 const USER: u64 = BPF_F_USER_STACK;
@@ -51,7 +52,7 @@ fn definitions_match_the_kernel() {
         (4, 8, 4, BPF_F_NO_PREALLOC),
         (4, 8, (1 << 31) + 1, 0),
     ];
-    let kernel = kbpf::available("definitions_match_the_kernel");
+    let kernel = oracle::available("definitions_match_the_kernel");
     for &(key, value, entries, flags) in cases {
         let spec = MapSpec::new("st", MapType::StackTrace, key, value, entries, flags);
         let ours = Map::create_with(&spec, &opts())
@@ -76,9 +77,9 @@ fn definitions_match_the_kernel() {
             "key {key} value {value} entries {entries} flags {flags:#x}"
         );
         if kernel {
-            let theirs = kbpf::map_create(7, key, value, entries, flags, 0)
+            let theirs = KernelMap::create(&MapCreate::new(7, key, value, entries).flags(flags))
                 .err()
-                .unwrap_or(0);
+                .map_or(0, i32::from);
             assert_eq!(
                 ours, theirs,
                 "vs kernel: key {key} value {value} entries {entries} flags {flags:#x}"
@@ -113,18 +114,19 @@ fn user_space_ops_on_an_empty_map_match_the_kernel() {
             errno::ENOTSUPP
         ]
     );
-    if !kbpf::available("user_space_ops_on_an_empty_map_match_the_kernel") {
+    if !oracle::available("user_space_ops_on_an_empty_map_match_the_kernel") {
         return;
     }
-    let fd = kbpf::map_create(7, 4, 32, 4, 0, 0).unwrap();
+    let km = KernelMap::create(&MapCreate::new(7, 4, 32, 4)).unwrap();
+    let code = |r: Result<(), oracle::Errno>| r.err().map_or(0, i32::from);
     let theirs = [
-        kbpf::lookup(&fd, &k(0), 32).err().unwrap_or(0),
-        kbpf::lookup(&fd, &k(4), 32).err().unwrap_or(0),
-        kbpf::update(&fd, &k(0), &[0; 32], 0).err().unwrap_or(0),
-        kbpf::delete(&fd, &k(0)).err().unwrap_or(0),
-        kbpf::delete(&fd, &k(4)).err().unwrap_or(0),
-        kbpf::get_next_key(&fd, None, 4).err().unwrap_or(0),
-        kbpf::get_next_key(&fd, Some(&k(2)), 4).err().unwrap_or(0),
+        code(km.get(&k(0)).map(drop)),
+        code(km.get(&k(4)).map(drop)),
+        code(km.update(&k(0), &[0; 32], 0)),
+        code(km.delete(&k(0))),
+        code(km.delete(&k(4))),
+        code(km.next_key(None).map(drop)),
+        code(km.next_key(Some(&k(2))).map(drop)),
     ];
     assert_eq!(ours[..7], theirs);
 }
@@ -142,20 +144,20 @@ fn jhash2_known_values() {
 /// computed here, and the same stack gets the same id in a bpfc map.
 #[test]
 fn ids_are_the_kernels() {
-    if !kbpf::available("ids_are_the_kernels") {
+    if !oracle::available("ids_are_the_kernels") {
         return;
     }
     let entries = 1 << 16;
-    let fd = kbpf::map_create(7, 4, 8 * 32, entries, 0, 0).unwrap();
+    let km = KernelMap::create(&MapCreate::new(7, 4, 8 * 32, entries)).unwrap();
     let ours = make(8 * 32, entries, 0);
     let sm = stack_map(&ours).unwrap();
     let mut checked = 0;
     for skip in 0..3 {
         // bpf_get_stackid (27) of the kernel stack, `skip` frames skipped.
-        let prog = kbpf::helper_prog(27, &fd, skip, false).expect("load get_stackid program");
-        let id = kbpf::test_run(&prog).unwrap();
+        let prog = oracle::helper_call(27, km.fd(), skip, false).expect("load get_stackid program");
+        let id = prog.run_once().unwrap();
         assert!(id >= 0, "kernel get_stackid: {id}");
-        let v = kbpf::lookup(&fd, &k(id as u32), 8 * 32).unwrap();
+        let v = km.get(&k(id as u32)).unwrap();
         let ips: Vec<u64> = ips_of(&v).into_iter().take_while(|&ip| ip != 0).collect();
         assert!(!ips.is_empty());
         assert_eq!(

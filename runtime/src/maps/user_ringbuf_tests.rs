@@ -1,8 +1,7 @@
 use super::*;
-use crate::maps::kernel_bpf::{self as k, Asm, KMap, Rng};
+use crate::maps::kernel_bpf::{self as k, Asm, Rng};
 use crate::maps::shm::page_size;
 use crate::maps::{MapOptions, MapType};
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -293,9 +292,9 @@ const DYNPTR_READ: i32 = 201;
 
 /// The kernel's user ring buffer as libbpf's producer sees it.
 struct KUser {
-    fd: OwnedFd,
-    cons: KMap,
-    prod: KMap,
+    fd: k::KernelMap,
+    cons: bpfc_oracle::perf::Mapping,
+    prod: bpfc_oracle::perf::Mapping,
     page: usize,
     size: usize,
 }
@@ -304,8 +303,8 @@ impl KUser {
     fn new(size: usize) -> KUser {
         let page = page_size();
         let fd = k::map_create(MapType::UserRingbuf as u32, 0, 0, size as u32, 0).unwrap();
-        let cons = KMap::new(&fd, page, 0, false);
-        let prod = KMap::new(&fd, page + 2 * size, page, true);
+        let cons = k::mapping(&fd, page, 0, false);
+        let prod = k::mapping(&fd, page + 2 * size, page, true);
         KUser {
             fd,
             cons,
@@ -358,7 +357,12 @@ impl KUser {
 /// bytes of each sample (0 when shorter) and counts samples in `out`
 /// (value words 1 and 2), returning 1 at the `stop_at`-th sample; the
 /// drain's result goes to word 0. Also returns where the callback starts.
-fn drain_prog(rb: &OwnedFd, out: &OwnedFd, flags: u64, stop_at: i32) -> (Vec<k::Insn>, u32) {
+fn drain_prog(
+    rb: &k::KernelMap,
+    out: &k::KernelMap,
+    flags: u64,
+    stop_at: i32,
+) -> (Vec<k::Insn>, u32) {
     let mut a = Asm::default();
     a.ld_map(1, rb)
         .ld_func(2, "cb")

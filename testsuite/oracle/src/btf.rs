@@ -10,6 +10,8 @@ const STRUCT: u32 = 4;
 const UNION: u32 = 5;
 const ENUM: u32 = 6;
 const TYPEDEF: u32 = 8;
+const FUNC: u32 = 12;
+const FUNC_PROTO: u32 = 13;
 const FLOAT: u32 = 16;
 
 /// `BTF_INT_SIGNED`, `BTF_INT_CHAR`, `BTF_INT_BOOL`.
@@ -145,6 +147,23 @@ impl BtfBuilder {
 
     pub fn typedef(&mut self, name: &str, to: u32) -> u32 {
         self.head(name, TYPEDEF, 0, to)
+    }
+
+    /// A function type returning `ret`; parameters are (name, type).
+    pub fn func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> u32 {
+        let id = self.head("", FUNC_PROTO, params.len() as u32, ret);
+        for &(n, ty) in params {
+            let off = self.name(n);
+            self.word(off);
+            self.word(ty);
+        }
+        id
+    }
+
+    /// A function of type `proto` (`global`: linkage global, else static),
+    /// what `func_info` records name.
+    pub fn func(&mut self, name: &str, proto: u32, global: bool) -> u32 {
+        self.head(name, FUNC, u32::from(global), proto)
     }
 
     /// The raw BTF: header, types, strings.

@@ -1,5 +1,10 @@
-//! The running kernel as a test oracle: a small, safe wrapper of the `bpf()`
-//! syscall for tests that compare bpfc's behaviour with the kernel's.
+//! The running kernel as bpfc's test oracle: a small, safe wrapper of the
+//! `bpf()` system call for tests that compare bpfc's behaviour with the
+//! kernel's, the one such wrapper in the workspace (the runtime's unit tests
+//! and the testsuite both use it). Beside it: [`btf`] writes raw BTF,
+//! [`asm`] hand-written instructions, [`perf`] the perf events and shared
+//! mappings that ring buffers and perf buffers are read through, and
+//! [`skip`] is how a test that cannot ask the kernel says so.
 //!
 //! # For test authors
 //!
@@ -8,7 +13,7 @@
 //! `BPFC_TEST_REQUIRE=all` (CI) it fails the test instead.
 //!
 //! ```no_run
-//! use bpfc_testsuite::kernel::{self, KernelMap, MapCreate};
+//! use bpfc_oracle::{self as kernel, KernelMap, MapCreate};
 //! if !kernel::available("my_test") {
 //!     return;
 //! }
@@ -31,7 +36,7 @@
 //!   [`Batch`] with the in/out batch tokens; `count` is in and out.
 //! - Pinning: [`obj_pin`] / [`obj_get`] on a bpffs path (`/sys/fs/bpf`),
 //!   [`KernelMap::open_pinned`].
-//! - BTF: [`btf_load`] loads raw BTF (build it with [`crate::rawbtf`]) and
+//! - BTF: [`btf_load`] loads raw BTF (build it with [`btf::BtfBuilder`]) and
 //!   returns its fd for [`MapCreate::btf`] or [`ProgLoad::btf_fd`].
 //! - Programs: [`ProgLoad`] (instructions, license, type, verifier log)
 //!   gives a [`Prog`]; [`Prog::test_run`] runs it with `BPF_PROG_TEST_RUN`
@@ -40,6 +45,10 @@
 //!
 //! Every fd is an [`OwnedFd`], closed on drop; kernel objects go away with
 //! their last fd unless pinned. Tests that pin must remove their pins.
+
+pub mod asm;
+pub mod btf;
+pub mod perf;
 
 use std::ffi::CString;
 use std::fmt;
@@ -78,16 +87,23 @@ pub struct Errno(pub i32);
 
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (errno {})",
-            bpfc_runtime::maps::strerror(self.0),
-            self.0
-        )
+        // ENOTSUPP (524) is the kernel's own; libc has no text for it.
+        if self.0 == 524 {
+            return write!(f, "operation not supported (errno 524, ENOTSUPP)");
+        }
+        let text = std::io::Error::from_raw_os_error(self.0).to_string();
+        let text = text.split(" (os error").next().unwrap_or_default();
+        write!(f, "{text} (errno {})", self.0)
     }
 }
 
 impl std::error::Error for Errno {}
+
+impl From<Errno> for i32 {
+    fn from(e: Errno) -> i32 {
+        e.0
+    }
+}
 
 pub type KResult<T> = Result<T, Errno>;
 
@@ -312,9 +328,43 @@ fn name_bytes(name: &str) -> [u8; OBJ_NAME_LEN] {
     out
 }
 
-/// The number of possible CPUs, as per-CPU values count them.
+/// The number of possible CPUs, as per-CPU values count them: one more
+/// than the highest CPU in `/sys/devices/system/cpu/possible` (a list of
+/// ranges such as `0-3,8`).
 pub fn possible_cpus() -> usize {
-    bpfc_runtime::maps::possible_cpus() as usize
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+        list.trim()
+            .split(',')
+            .filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(1, |last| last + 1)
+    })
+}
+
+/// Whether tests must not skip (`BPFC_TEST_REQUIRE=all`, as in CI).
+pub fn require_all() -> bool {
+    std::env::var("BPFC_TEST_REQUIRE").is_ok_and(|v| v == "all")
+}
+
+/// Skip `test` because of `why`: writes `SKIP: test: why` to standard
+/// error, or fails the test under `BPFC_TEST_REQUIRE=all`, where nothing may
+/// skip.
+///
+/// The line goes to the process's standard error directly, not through
+/// `println!`/`eprintln!`, whose output the test harness captures and shows
+/// only for failed tests: written this way it appears among the results of
+/// a plain `cargo test`, where a skipped test otherwise counts as passed.
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        !require_all(),
+        "{test}: {why} (nothing may skip with BPFC_TEST_REQUIRE=all)"
+    );
+    use std::io::Write as _;
+    // One write, so that lines of tests running in parallel do not mix; a
+    // closed standard error is no reason to fail the test.
+    let _ = std::io::stderr().write_all(format!("SKIP: {test}: {why}\n").as_bytes());
 }
 
 /// Whether the kernel oracle can be used: running as root and `bpf()`
@@ -334,7 +384,7 @@ pub fn available(test: &str) -> bool {
     match probe {
         Ok(()) => true,
         Err(why) => {
-            crate::skip(test, why);
+            skip(test, why);
             false
         }
     }
@@ -406,6 +456,12 @@ pub struct KernelMap {
     pub value_size: usize,
     pub max_entries: u32,
     pub flags: u32,
+}
+
+impl AsFd for KernelMap {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 /// Batch command arguments: the resume token going in (`None`: from the
@@ -672,6 +728,25 @@ impl KernelMap {
         r.map(drop)
     }
 
+    /// The value under `key`, as user space reads it.
+    pub fn get(&self, key: &[u8]) -> KResult<Vec<u8>> {
+        let mut v = vec![0u8; self.user_value_size()];
+        self.lookup(key, &mut v, 0)?;
+        Ok(v)
+    }
+
+    /// The key after `key` (the first key for `None`).
+    pub fn next_key(&self, key: Option<&[u8]>) -> KResult<Vec<u8>> {
+        let mut next = vec![0u8; self.key_size];
+        self.get_next_key(key, &mut next)?;
+        Ok(next)
+    }
+
+    /// The map's id.
+    pub fn id(&self) -> KResult<u32> {
+        self.info().map(|i| i.id)
+    }
+
     /// `BPF_OBJ_GET_INFO_BY_FD`.
     pub fn info(&self) -> KResult<MapInfo> {
         map_info(self.fd())
@@ -787,6 +862,9 @@ pub struct ProgLoad<'a> {
     pub btf_fd: Option<BorrowedFd<'a>>,
     /// Map fds the instructions refer to by index (`BPF_PSEUDO_MAP_IDX`).
     pub fd_array: &'a [i32],
+    /// `(instruction, BTF FUNC id)` of each function, with `btf_fd`
+    /// (needed by programs with callbacks or global functions).
+    pub func_info: &'a [(u32, u32)],
 }
 
 impl<'a> ProgLoad<'a> {
@@ -802,6 +880,7 @@ impl<'a> ProgLoad<'a> {
             prog_flags: 0,
             btf_fd: None,
             fd_array: &[],
+            func_info: &[],
         }
     }
 }
@@ -835,6 +914,7 @@ fn prog_load_once(p: &ProgLoad, level: u32, log: &mut [u8]) -> KResult<i64> {
         "instructions are 8 bytes each"
     );
     let license = CString::new(p.license).map_err(|_| Errno(libc::EINVAL))?;
+    let func_info: Vec<u32> = p.func_info.iter().flat_map(|&(i, id)| [i, id]).collect();
     let mut a = ProgLoadAttr {
         prog_type: p.prog_type,
         insn_cnt: (p.insns.len() / 8) as u32,
@@ -847,6 +927,13 @@ fn prog_load_once(p: &ProgLoad, level: u32, log: &mut [u8]) -> KResult<i64> {
         prog_name: name_bytes(p.name),
         expected_attach_type: p.expected_attach_type,
         prog_btf_fd: p.btf_fd.map_or(0, |f| f.as_raw_fd() as u32),
+        func_info_rec_size: if func_info.is_empty() { 0 } else { 8 },
+        func_info: if func_info.is_empty() {
+            0
+        } else {
+            func_info.as_ptr() as u64
+        },
+        func_info_cnt: p.func_info.len() as u32,
         fd_array: if p.fd_array.is_empty() {
             0
         } else {
@@ -854,8 +941,8 @@ fn prog_load_once(p: &ProgLoad, level: u32, log: &mut [u8]) -> KResult<i64> {
         },
         ..ProgLoadAttr::default()
     };
-    // SAFETY: the instructions, license and fd array are readable for the
-    // stated counts, the log writable for log_size bytes.
+    // SAFETY: the instructions, license, function records and fd array are
+    // readable for the stated counts, the log writable for log_size bytes.
     unsafe { sys_bpf(cmd::PROG_LOAD, &mut a) }
 }
 
@@ -934,6 +1021,35 @@ impl Prog {
     }
 }
 
+/// A raw-tracepoint program that returns `helper(map, arg)` (`map_first`)
+/// or `helper(ctx, map, arg)`: how a test asks the kernel what one helper
+/// answers on the calling thread ([`Prog::run_once`]).
+pub fn helper_call(
+    helper: i32,
+    map: BorrowedFd<'_>,
+    arg: i32,
+    map_first: bool,
+) -> Result<Prog, LoadError> {
+    const RAW_TRACEPOINT: u32 = 17;
+    let (map_reg, arg_reg) = if map_first { (1, 2) } else { (2, 3) };
+    let mut a = asm::Asm::default();
+    a.ld_map(map_reg, &map)
+        .mov_imm(arg_reg, arg)
+        .call(helper)
+        .exit();
+    Prog::load(&ProgLoad::new(RAW_TRACEPOINT, &asm::encode(&a.finish())))
+}
+
+impl Prog {
+    /// One `BPF_PROG_TEST_RUN` without data or context (raw tracepoints,
+    /// syscall programs); the 32-bit return value sign-extended, as a
+    /// helper's `-errno` reads.
+    pub fn run_once(&self) -> KResult<i64> {
+        self.test_run(&TestRun::default())
+            .map(|r| r.retval as i32 as i64)
+    }
+}
+
 /// What `BPF_PROG_TEST_RUN` is given.
 #[derive(Clone, Debug, Default)]
 pub struct TestRun<'a> {
@@ -980,5 +1096,24 @@ mod tests {
         assert_eq!(std::mem::offset_of!(BtfLoadAttr, btf_token_fd), 36);
         assert_eq!(std::mem::offset_of!(MapInfo, map_extra), 80);
         assert_eq!(std::mem::size_of::<MapInfo>(), 88);
+    }
+}
+
+/// A small deterministic generator (xorshift) for operation sequences that
+/// a test replays on the kernel and on bpfc alike.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
