@@ -81,38 +81,15 @@ fn close(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
-/// The kernel's `enum bpf_prog_type` number.
+/// The kernel's `enum bpf_prog_type` number of a type these tests load
+/// without an attach target (tracing, LSM, extension, struct_ops and
+/// sk_lookup programs need one).
 pub fn prog_type_number(t: ProgType) -> Option<u32> {
     use ProgType::*;
-    Some(match t {
-        SocketFilter => 1,
-        Kprobe => 2,
-        SchedCls => 3,
-        SchedAct => 4,
-        Tracepoint => 5,
-        Xdp => 6,
-        PerfEvent => 7,
-        CgroupSkb => 8,
-        CgroupSock => 9,
-        LwtIn => 10,
-        LwtOut => 11,
-        LwtXmit => 12,
-        SockOps => 13,
-        SkSkb => 14,
-        CgroupDevice => 15,
-        SkMsg => 16,
-        RawTracepoint => 17,
-        CgroupSockAddr => 18,
-        LwtSeg6local => 19,
-        SkReuseport => 21,
-        FlowDissector => 22,
-        CgroupSysctl => 23,
-        RawTracepointWritable => 24,
-        CgroupSockopt => 25,
-        Syscall => 31,
-        Netfilter => 32,
-        _ => return None,
-    })
+    match t {
+        Tracing | StructOps | Ext | Lsm | SkLookup | Unknown => None,
+        _ => Some(t.number()),
+    }
 }
 
 /// The kernel's `enum bpf_attach_type` number of libbpf's name.

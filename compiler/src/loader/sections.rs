@@ -41,6 +41,41 @@ pub enum ProgType {
 }
 
 impl ProgType {
+    /// Every type the kernel has, in `enum bpf_prog_type` order.
+    pub const ALL: &'static [ProgType] = &[
+        ProgType::SocketFilter,
+        ProgType::Kprobe,
+        ProgType::SchedCls,
+        ProgType::SchedAct,
+        ProgType::Tracepoint,
+        ProgType::Xdp,
+        ProgType::PerfEvent,
+        ProgType::CgroupSkb,
+        ProgType::CgroupSock,
+        ProgType::LwtIn,
+        ProgType::LwtOut,
+        ProgType::LwtXmit,
+        ProgType::SockOps,
+        ProgType::SkSkb,
+        ProgType::CgroupDevice,
+        ProgType::SkMsg,
+        ProgType::RawTracepoint,
+        ProgType::CgroupSockAddr,
+        ProgType::LwtSeg6local,
+        ProgType::SkReuseport,
+        ProgType::FlowDissector,
+        ProgType::CgroupSysctl,
+        ProgType::RawTracepointWritable,
+        ProgType::CgroupSockopt,
+        ProgType::Tracing,
+        ProgType::StructOps,
+        ProgType::Ext,
+        ProgType::Lsm,
+        ProgType::SkLookup,
+        ProgType::Syscall,
+        ProgType::Netfilter,
+    ];
+
     /// The kernel's `enum bpf_prog_type` number (0 for [`ProgType::Unknown`]).
     pub fn number(self) -> u32 {
         use ProgType::*;

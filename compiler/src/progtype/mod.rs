@@ -102,45 +102,11 @@ pub fn return_range(ty: ProgType, attach: Option<&str>) -> Option<(i32, i32)> {
 /// type names (`socket_filter`, `sched_cls`, `xdp` ...) or any section name
 /// libbpf knows (`socket`, `classifier`, `cgroup/skb`, `kprobe/...`).
 pub fn by_name(name: &str) -> Option<ProgType> {
-    use ProgType::*;
-    const ALL: &[ProgType] = &[
-        SocketFilter,
-        Kprobe,
-        SchedCls,
-        SchedAct,
-        Tracepoint,
-        Xdp,
-        PerfEvent,
-        CgroupSkb,
-        CgroupSock,
-        LwtIn,
-        LwtOut,
-        LwtXmit,
-        LwtSeg6local,
-        SockOps,
-        SkSkb,
-        CgroupDevice,
-        SkMsg,
-        RawTracepoint,
-        CgroupSockAddr,
-        SkReuseport,
-        FlowDissector,
-        CgroupSysctl,
-        RawTracepointWritable,
-        CgroupSockopt,
-        Tracing,
-        StructOps,
-        Ext,
-        Lsm,
-        SkLookup,
-        Syscall,
-        Netfilter,
-    ];
-    if let Some(t) = ALL.iter().find(|t| t.name() == name) {
+    if let Some(t) = ProgType::ALL.iter().find(|t| t.name() == name) {
         return Some(*t);
     }
     match crate::loader::classify(name).prog_type {
-        Unknown => None,
+        ProgType::Unknown => None,
         t => Some(t),
     }
 }
