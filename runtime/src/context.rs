@@ -57,6 +57,9 @@ pub struct ExecContext {
     /// program: the interpreter and checked code). Verified programs'
     /// arguments are proven by the verifier, as in the kernel.
     pub checked: bool,
+    /// The packet of a network program's run (XDP, skb), which packet
+    /// helpers and legacy packet loads work on.
+    pub net: Option<Box<crate::net::NetRun>>,
 }
 
 impl std::fmt::Debug for ExecContext {
@@ -79,6 +82,7 @@ impl Default for ExecContext {
             locks: Vec::new(),
             prandom: crate::helpers::misc::seed(),
             checked: true,
+            net: None,
         }
     }
 }

@@ -8,8 +8,10 @@
 
 pub mod abi;
 pub mod context;
+#[macro_use]
 pub mod helpers;
 pub mod maps;
+pub mod net;
 pub mod ports;
 pub mod programs;
 pub mod regions;

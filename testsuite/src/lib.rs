@@ -15,6 +15,8 @@ pub mod kernel_verify;
 pub mod mapdiff;
 /// Raw BTF for the kernel oracle.
 pub use bpfc_oracle::btf as rawbtf;
+pub mod net;
+pub mod packets;
 
 pub use data::{parse_data, read_data, DataError, DataFile};
 

@@ -95,6 +95,10 @@ impl JitProgram {
             regions::check_access as *const u8,
         );
         builder.symbol(
+            bpfc_runtime::net::ldabs::LOAD_PACKET_SYMBOL,
+            bpfc_runtime::net::ldabs::load_packet as *const u8,
+        );
+        builder.symbol(
             programs::TAIL_CALL_SYMBOL,
             programs::tail_call_target as *const u8,
         );

@@ -249,7 +249,24 @@ impl<'a> Machine<'a> {
                     src,
                     off,
                 } => self.atomic(pc, size, op, fetch, dst, src, off)?,
-                Insn::LdAbs { .. } | Insn::LdInd { .. } => return Err(RunError::PacketLoad { pc }),
+                Insn::LdAbs { size, imm } | Insn::LdInd { size, imm, .. } => {
+                    let Some(net) = self.ctx.net.as_deref() else {
+                        return Err(RunError::PacketLoad { pc });
+                    };
+                    let offset = match insn {
+                        Insn::LdInd { src, .. } => {
+                            regs[src.index()].wrapping_add(imm as i64 as u64)
+                        }
+                        _ => imm as i64 as u64,
+                    };
+                    let v = bpfc_runtime::net::ldabs::read(net, offset as u32 as i32, size.bytes());
+                    if v < 0 {
+                        // Outside the packet: the program ends with 0
+                        // (legacy loads never appear beside local calls).
+                        return Ok(0);
+                    }
+                    regs[0] = v as u64;
+                }
             }
             pc = next;
         }

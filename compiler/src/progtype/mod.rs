@@ -9,6 +9,7 @@
 //! sizes, kind)` so that the conversion of each access to native code can
 //! later key on the same entries.
 
+pub mod convert;
 pub mod ctx;
 pub mod helpers;
 

@@ -192,6 +192,9 @@ impl HelperTable {
             .chain(callbacks::HELPERS)
             .chain(events::HELPERS)
             .chain(timers::HELPERS)
+            .chain(crate::net::xdp::HELPERS)
+            .chain(crate::net::skb::HELPERS)
+            .chain(crate::net::csum::HELPERS)
         {
             let id = kernel_id(name).expect("helper tables use the kernel's names");
             t.insert(Helper {

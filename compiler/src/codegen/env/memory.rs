@@ -162,6 +162,50 @@ impl<M: Module> Env<'_, M> {
         b.inst_results(call)[0]
     }
 
+    /// `bpfc_load_packet(st, offset, size)` for `ldabs`/`ldind`: r0, or a
+    /// return of 0 from the function when the bytes are outside the packet
+    /// (legacy loads never share a program with local calls), or a
+    /// `PacketLoad` fault when the run has no packet.
+    pub(crate) fn load_packet(
+        &mut self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        size: Size,
+        offset: Value,
+    ) -> Value {
+        use bpfc_runtime::net::ldabs::{LOAD_PACKET_SYMBOL, NO_PACKET};
+        let ptr = self.ptr();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([
+            ir::AbiParam::new(ptr),
+            ir::AbiParam::new(types::I64),
+            ir::AbiParam::new(types::I64),
+        ]);
+        sig.returns.push(ir::AbiParam::new(types::I64));
+        let fid = self
+            .module
+            .declare_function(LOAD_PACKET_SYMBOL, cranelift_module::Linkage::Import, &sig)
+            .expect("bpfc_load_packet is declared with one signature");
+        let callee = self.func_ref(b, fid);
+        let st = self.st();
+        let n = b.ins().iconst(types::I64, size.bytes() as i64);
+        let call = b.ins().call(callee, &[st, offset, n]);
+        let v = b.inst_results(call)[0];
+        let has_packet = b.ins().icmp_imm_s(IntCC::NotEqual, v, NO_PACKET as i64);
+        self.fault_unless(b, has_packet, FaultCode::PacketLoad, pc, None);
+        let inside = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, v, 0);
+        let cont = b.create_block();
+        let outside = b.create_block();
+        b.ins().brif(inside, cont, &[], outside, &[]);
+        b.seal_block(cont);
+        b.seal_block(outside);
+        b.switch_to_block(outside);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().return_(&[zero]);
+        b.switch_to_block(cont);
+        v
+    }
+
     /// An address register for atomics, which take no offset.
     fn atomic_address(
         &mut self,

@@ -2,7 +2,6 @@
 
 use super::Translator;
 use crate::isa::{Reg, Size};
-use bpfc_runtime::abi::FaultCode;
 use cranelift_codegen::ir::{types, InstBuilder};
 use cranelift_module::Module;
 
@@ -26,9 +25,17 @@ impl<M: Module> Translator<'_, '_, '_, M> {
         self.env.store(self.b, pc, size, base, off, v);
     }
 
-    /// `ldabs`/`ldind` need a packet program type, which no environment
-    /// provides yet: they fault when reached.
-    pub(super) fn packet_load(&mut self, pc: usize) {
-        self.env.fault(self.b, FaultCode::PacketLoad, pc, 0);
+    /// `ldabs`/`ldind`: the runtime reads the run's packet; a read outside
+    /// it ends the program with 0, a run without a packet faults.
+    pub(super) fn packet_load(&mut self, pc: usize, size: Size, src: Option<Reg>, imm: i32) {
+        let offset = match src {
+            Some(r) => {
+                let v = self.get(r);
+                self.b.ins().iadd_imm_s(v, imm as i64)
+            }
+            None => self.b.ins().iconst(types::I64, imm as i64),
+        };
+        let r0 = self.env.load_packet(self.b, pc, size, offset);
+        self.set(Reg::R0, r0);
     }
 }

@@ -301,7 +301,8 @@ impl<M: Module> Translator<'_, '_, '_, M> {
                 src,
                 off,
             } => self.atomic(pc, size, op, fetch, dst, src, off),
-            Insn::LdAbs { .. } | Insn::LdInd { .. } => self.packet_load(pc),
+            Insn::LdAbs { size, imm } => self.packet_load(pc, size, None, imm),
+            Insn::LdInd { size, src, imm } => self.packet_load(pc, size, Some(src), imm),
         }
         Ok(())
     }
