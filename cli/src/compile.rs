@@ -2,7 +2,6 @@
 
 use crate::input;
 use anyhow::Context as _;
-use bpfc_compiler::bind::{self, BoundProgram};
 use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};
 use std::path::PathBuf;
 
@@ -124,23 +123,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     check_bindable(&args.file, &prog)?;
     let file = args.file.display().to_string();
     let ty = input::prog_type_arg(args.prog_type.as_deref())?;
-    let facts = match &prog.object {
-        _ if args.no_verify => None,
-        Some(obj) => {
-            let p = obj
-                .programs
-                .iter()
-                .find(|p| p.name == prog.name)
-                .expect("input::load picked a program of this object");
-            bind::verify_program(obj, p, ty).map_err(|e| input::rejected(&file, e))?
-        }
-        None => {
-            let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &Default::default());
-            bound.name = prog.name.clone();
-            input::verify_raw(&mut bound, ty, false).map_err(|e| input::rejected(&file, e))?;
-            bound.facts
-        }
-    };
+    let facts = input::verify(&prog, ty, args.no_verify).map_err(|e| input::rejected(&file, e))?;
     let opts = CodegenOptions {
         opt_level: args.opt_level.into(),
         // Code the verifier did not check is checked unless asked otherwise.
@@ -155,6 +138,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             binding: &Binding::object(&args.callx_helpers),
             opts: &opts,
             symbol: &symbol,
+            facts: facts.as_ref(),
         },
         &triple,
         None,

@@ -31,9 +31,14 @@ pub struct Args {
     /// Target of `--clif`/`--asm` (see `bpfc targets`).
     #[arg(long, default_value = "x86_64-unknown-linux-gnu")]
     target: String,
-    /// Lower in bounds-checked mode (`--clif`/`--asm`).
+    /// Lower in bounds-checked mode (`--clif`/`--asm`): as `compile
+    /// --checked`, without the checks of accesses the verifier proved safe.
     #[arg(long)]
     checked: bool,
+    /// Lower without the verifier's facts (`--clif`/`--asm`), as `compile
+    /// --no-verify` does.
+    #[arg(long)]
+    no_verify: bool,
 }
 
 /// What the object knows about one program's numbers: map, function and
@@ -115,6 +120,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
 fn lowered(args: &Args) -> anyhow::Result<()> {
     let prog = input::load(&args.file, &args.select)?;
     let triple = parse_triple(&args.target)?;
+    // A rejected program is still shown, with every check.
+    let facts = input::verify(&prog, None, args.no_verify).unwrap_or(None);
     let opts = CodegenOptions {
         checked: args.checked,
         ..Default::default()
@@ -131,6 +138,7 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
             binding: &Binding::object(&[]),
             opts: &opts,
             symbol: &symbol,
+            facts: facts.as_ref(),
         },
         &triple,
         Some(&mut dumps),

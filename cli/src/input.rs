@@ -243,3 +243,32 @@ pub fn verify_raw(
         }
     }
 }
+
+/// The verifier's facts for a loaded program, as `run` binds it: an
+/// object's program as its section's type (or `ty`), raw instructions as
+/// [`verify_raw`] does; `None` when not verified.
+pub fn verify(
+    prog: &Program,
+    ty: Option<ProgType>,
+    no_verify: bool,
+) -> Result<Option<bpfc_compiler::verifier::Facts>, BindError> {
+    if no_verify {
+        return Ok(None);
+    }
+    match &prog.object {
+        Some(obj) => {
+            let p = obj
+                .programs
+                .iter()
+                .find(|p| p.name == prog.name)
+                .expect("load picked a program of this object");
+            bpfc_compiler::bind::verify_program(obj, p, ty)
+        }
+        None => {
+            let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &Default::default());
+            bound.name = prog.name.clone();
+            verify_raw(&mut bound, ty, false)?;
+            Ok(bound.facts)
+        }
+    }
+}

@@ -133,3 +133,88 @@ fn compile_refuses_rejected_programs_and_checks_unverified_ones() {
     assert!(has(&checked), "checked code does not import {sym:?}");
     assert!(!has(&unchecked), "unchecked code imports {sym:?}");
 }
+
+fn helpers_fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testsuite/fixtures/helpers")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Cold blocks in checked code's IR: each unproven memory access has one
+/// (its slow path), as has each helper call's fault exit.
+fn cold_blocks(file: &str, extra: &[&str]) -> usize {
+    let o = bpfc(&[&["dump", file, "--clif", "--checked"], extra].concat());
+    assert!(o.status.success(), "{}", err(&o));
+    out(&o).matches(" cold:").count()
+}
+
+#[test]
+fn checked_code_drops_the_checks_the_verifier_proved() {
+    // Stack only: every check goes.
+    let st = raw(
+        "stack",
+        "mov %r0, 5\nstxdw [%r10-8], %r0\nldxdw %r0, [%r10-8]\nstw [%r10-16], 3\nexit\n",
+    );
+    assert_eq!(cold_blocks(&st, &[]), 0);
+    assert_eq!(cold_blocks(&st, &["--no-verify"]), 3);
+    // Atomics on map values after lookups, and the stack: fewer slow
+    // paths (the context's reads stay checked), and the run (checked JIT
+    // code both ways, unchecked code, the interpreter) leaves the same
+    // result, context and maps.
+    let obj = helpers_fixture("atomics.o");
+    let proven = cold_blocks(&obj, &[]);
+    let all = cold_blocks(&obj, &["--no-verify"]);
+    assert!(
+        proven < all,
+        "verified {proven} slow paths, unverified {all}"
+    );
+    let ctx: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+    let ctx_in = tmp("atomics-ctx", &ctx);
+    let mut results = Vec::new();
+    for extra in [
+        &[][..],
+        &["--no-verify"][..],
+        &["--unchecked"][..],
+        &["--engine", "interp"][..],
+    ] {
+        let n = results.len();
+        let maps_out = tmp(&format!("maps-out{n}"), b"");
+        let ctx_out = tmp(&format!("ctx-out{n}"), b"");
+        let o = bpfc(
+            &[
+                &[
+                    "run",
+                    &obj,
+                    "--json",
+                    "--ctx-in",
+                    &ctx_in,
+                    "--ctx-out",
+                    &ctx_out,
+                    "--maps-out",
+                    &maps_out,
+                ],
+                extra,
+            ]
+            .concat(),
+        );
+        assert!(o.status.success(), "{extra:?}: {}", err(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        results.push((
+            extra,
+            v["r0"].clone(),
+            std::fs::read(&ctx_out).unwrap(),
+            std::fs::read_to_string(&maps_out).unwrap(),
+        ));
+    }
+    assert_ne!(results[0].2, ctx, "the program wrote no result");
+    for r in &results[1..] {
+        assert_eq!(
+            (&r.1, &r.2, &r.3),
+            (&results[0].1, &results[0].2, &results[0].3),
+            "{:?}",
+            r.0
+        );
+    }
+}

@@ -121,7 +121,9 @@ impl BoundProgram {
             func_info: &[],
             endian: self.endian,
         };
-        let facts = run_verifier(&self.name, &input, &verifier::Options::new(ty), &[])?;
+        let mut opts = verifier::Options::new(ty);
+        opts.sleepable = ty == ProgType::Syscall;
+        let facts = run_verifier(&self.name, &input, &opts, &[])?;
         self.facts = Some(facts);
         self.prog_type = ty.number();
         Ok(())

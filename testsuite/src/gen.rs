@@ -15,6 +15,11 @@
 //!
 //! Optionally (see [`Generated::may_fault`]) a few accesses are out of bounds
 //! and local calls may nest deeper than the 8-frame limit.
+//!
+//! [`generate_verifiable`] leaves out what the kernel's verifier refuses
+//! whatever the values (`callx`, dead code, deliberate faults, reads of
+//! the argument registers the entry does not receive), so that most of its
+//! programs verify as `syscall` programs.
 
 use bpfc_compiler::isa::{
     AluOp, AtomicOp, ByteOrder, CallTarget, Insn, JmpCond, Reg, Size, Src, Width,
@@ -208,6 +213,8 @@ struct Gen {
     /// Local calls emitted in the current function (at most 2, bounding the
     /// number of calls a program makes).
     calls: u32,
+    /// Only constructs the verifier can accept ([`generate_verifiable`]).
+    verifiable: bool,
 }
 
 const IMM32: [i32; 12] = [0, 1, -1, 2, 7, 31, 32, 63, 64, i32::MIN, i32::MAX, 0x7fff];
@@ -466,7 +473,7 @@ impl Gen {
         if self.may_fault && self.rng.chance(5) {
             let id = self.rng.pick(&[0, 1, 6, 1000, -1]);
             out.push(Item::Insn(Insn::Call(CallTarget::Helper(id))));
-        } else if self.rng.chance(50) {
+        } else if self.verifiable || self.rng.chance(50) {
             out.push(Item::Insn(Insn::Call(CallTarget::Helper(5))));
         } else {
             let r = self.dst();
@@ -503,7 +510,7 @@ impl Gen {
                         body,
                     });
                 }
-                72..=73 if depth < 3 => {
+                72..=73 if depth < 3 && !self.verifiable => {
                     let mut body = Vec::new();
                     let len = self.rng.range(0, 3) as usize;
                     self.block(func, len, depth + 1, in_loop, &mut body);
@@ -552,8 +559,14 @@ impl Gen {
             dst: PTR,
             src: Src::Reg(Reg::R1),
         })];
-        // Registers a callee does not inherit, and r1 (the pointer).
-        for r in [0u8, 1, 6, 7] {
+        // Registers a callee does not inherit, and r1 (the pointer); the
+        // entry of a verifiable program receives only r1.
+        let entry_args: &[u8] = if self.verifiable && func == 0 {
+            &[2, 3, 4, 5]
+        } else {
+            &[]
+        };
+        for &r in [0u8, 1, 6, 7].iter().chain(entry_args) {
             self.define(reg(r), &mut out);
         }
         out.push(Item::Insn(mov_imm(Width::W64, CTR, 0)));
@@ -616,8 +629,18 @@ impl Gen {
 
 /// Generate the program of `seed`.
 pub fn generate(seed: u64) -> Generated {
+    generate_with(seed, false)
+}
+
+/// Generate the program of `seed` from constructs the verifier can accept
+/// (see the module documentation): no deliberate faults.
+pub fn generate_verifiable(seed: u64) -> Generated {
+    generate_with(seed, true)
+}
+
+fn generate_with(seed: u64, verifiable: bool) -> Generated {
     let mut rng = Rng::new(seed);
-    let may_fault = rng.chance(15);
+    let may_fault = rng.chance(15) && !verifiable;
     let nfuncs = if may_fault && rng.chance(50) {
         // Deep chains: 5-10 functions reach or pass the 8-frame limit.
         rng.range(5, 10) as usize
@@ -637,6 +660,7 @@ pub fn generate(seed: u64) -> Generated {
         window,
         may_fault,
         calls: 0,
+        verifiable,
     };
     let funcs: Vec<Vec<Item>> = (0..nfuncs).map(|f| g.function(f)).collect();
     let mut starts = Vec::with_capacity(nfuncs);

@@ -32,6 +32,7 @@ fn run_target(target: &AotTarget) {
                         binding: &Binding::object(&[5]),
                         opts: &opts,
                         symbol: "bpfc_prog",
+                        facts: None,
                     },
                     &triple,
                     None,

@@ -49,6 +49,7 @@ fn objects_for_every_supported_triple() {
                 binding: &Binding::object(&[]),
                 opts: &CodegenOptions::default(),
                 symbol: "my_prog",
+                facts: None,
             },
             &triple,
             None,

@@ -1,6 +1,9 @@
 //! Differential testing: generated programs (`bpfc_testsuite::gen`) run on
 //! the reference interpreter and on the Cranelift JIT, checked and
-//! unchecked; r0, the final input buffer and faults must agree.
+//! unchecked; r0, the final input buffer and faults must agree. Programs
+//! the verifier accepts (as `syscall` programs, whose context is the input)
+//! also run as checked code without the checks the verifier's facts drop;
+//! one case in four comes from the generator's verifiable mode for that.
 //!
 //! - `BPFC_DIFF_CASES`: number of programs (default 10000).
 //! - `BPFC_DIFF_SEED`: base seed (decimal or 0x-hex; default fixed, `random`
@@ -8,14 +11,17 @@
 //! - `BPFC_DIFF_ONLY`: run only the case with this case seed (as printed on
 //!   a failure).
 
+use bpfc_compiler::bind::BoundProgram;
 use bpfc_compiler::codegen::jit::{JitError, JitProgram};
 use bpfc_compiler::codegen::{CodegenOptions, OptLevel};
 use bpfc_compiler::disasm::{disassemble, Syntax};
 use bpfc_compiler::interp::{self, RunError};
 use bpfc_compiler::isa::Endian;
+use bpfc_compiler::loader::ProgType;
+use bpfc_compiler::verifier::{self, Facts};
 use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::{ExecContext, HelperTable};
-use bpfc_testsuite::gen::{case_seed, generate, Generated};
+use bpfc_testsuite::gen::{case_seed, generate, generate_verifiable, Generated};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -105,10 +111,27 @@ fn machine_order(g: &Generated) -> Endian {
     }
 }
 
+/// The verifier's facts when it accepts the program as a `syscall` program
+/// (r1: the input, of any length up to 64 KiB; its bounds stay checked).
+fn verified(g: &Generated) -> Option<Facts> {
+    let input = verifier::Input {
+        insns: &g.insns,
+        maps: &[],
+        btf: None,
+        func_info: &[],
+        endian: machine_order(g),
+    };
+    let mut opts = verifier::Options::new(ProgType::Syscall);
+    opts.sleepable = true;
+    opts.max_insns = 200_000;
+    verifier::verify(&input, &opts).ok().map(|v| v.facts)
+}
+
 fn run_jit(
     g: &Generated,
     helpers: &HelperTable,
     checked: bool,
+    facts: Option<Facts>,
 ) -> Result<(Outcome, Vec<u8>), String> {
     // Unchecked code is compiled at Speed; checked code mostly at None
     // (cheaper to compile), one case in four at Speed.
@@ -122,7 +145,9 @@ fn run_jit(
         checked,
         insn_limit: None,
     };
-    let prog = JitProgram::compile(&g.insns, machine_order(g), helpers, &opts, None)
+    let mut bound = BoundProgram::raw(&g.insns, machine_order(g), helpers);
+    bound.facts = facts;
+    let prog = JitProgram::from_bound(bound, &opts, None)
         .map_err(|e| format!("JIT compile (checked={checked}) failed: {e}"))?;
     let mut mem = g.input.clone();
     let mut ctx = ExecContext::new();
@@ -130,8 +155,16 @@ fn run_jit(
     Ok((jit_outcome(&r)?, mem))
 }
 
+/// Cases the verifier accepted, run as checked code with its facts too.
+static VERIFIED: AtomicUsize = AtomicUsize::new(0);
+
 fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
-    let g = generate(seed);
+    // One case in four comes from the verifiable generator.
+    let g = if (seed >> 16).is_multiple_of(4) {
+        generate_verifiable(seed)
+    } else {
+        generate(seed)
+    };
     let mut imem = g.input.clone();
     let mut ctx = ExecContext::new();
     let opts = interp::Options {
@@ -158,25 +191,36 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
             ..
         }
     );
-    for checked in [true, false] {
+    let facts = verified(&g);
+    let mut runs = vec![(true, None), (false, None)];
+    if let Some(f) = facts {
+        VERIFIED.fetch_add(1, Ordering::Relaxed);
+        runs.push((true, Some(f)));
+    }
+    for (checked, facts) in runs {
         if !checked && memory_fault {
             continue;
         }
-        let (jout, jmem) = match run_jit(&g, helpers, checked) {
+        let what = match (checked, facts.is_some()) {
+            (true, true) => "checked=true, verified",
+            (true, false) => "checked=true",
+            _ => "checked=false",
+        };
+        let (jout, jmem) = match run_jit(&g, helpers, checked, facts) {
             Ok(x) => x,
             Err(e) => return CaseResult::Fail(report(&g, &e, &format!("interpreter: {ir:?}\n"))),
         };
         if jout != iout || jmem != imem {
             let mut d = String::new();
             let _ = writeln!(d, "interpreter:   {iout:x?}  ({ir:?})");
-            let _ = writeln!(d, "jit (checked={checked}): {jout:x?}");
+            let _ = writeln!(d, "jit ({what}): {jout:x?}");
             if jmem != imem {
                 let _ = writeln!(d, "input after interpreter: {}", hex(&imem));
                 let _ = writeln!(d, "input after jit:         {}", hex(&jmem));
             }
             return CaseResult::Fail(report(
                 &g,
-                &format!("interpreter and JIT (checked={checked}) disagree"),
+                &format!("interpreter and JIT ({what}) disagree"),
                 &d,
             ));
         }
@@ -277,8 +321,10 @@ fn interpreter_and_jit_agree() {
         .zip(passed)
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
+    let verified = VERIFIED.load(Ordering::Relaxed);
     println!(
-        "differential: {} agreed ({}), {skipped} skipped (instruction limit), {} failed, {:.1?}",
+        "differential: {} agreed ({}), {skipped} skipped (instruction limit), {} failed, {:.1?}; \
+         {verified} accepted by the verifier also ran checked without the checks it proved",
         passed.iter().sum::<usize>(),
         by_kind.join(", "),
         failures.len(),
@@ -289,6 +335,13 @@ fn interpreter_and_jit_agree() {
         for (k, n) in KINDS.iter().zip(passed) {
             assert!(n > 0, "no case ended with outcome '{k}'");
         }
+    }
+    // Verified code must keep being exercised.
+    if cases >= 1000 {
+        assert!(
+            verified * 20 >= cases as usize,
+            "only {verified} of {cases} cases verified"
+        );
     }
     // Skips must stay rare or the test silently stops testing.
     assert!(

@@ -125,6 +125,7 @@ fn aot_object_reports_fault_code_9() {
             binding: &Binding::object(&[]),
             opts: &CodegenOptions::default(),
             symbol: "bpfc_prog",
+            facts: None,
         },
         &triple,
         None,

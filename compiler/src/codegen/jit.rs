@@ -110,6 +110,7 @@ impl JitProgram {
             binding: &binding,
             opts,
             symbol: "bpfc_entry",
+            facts: bound.facts.as_ref(),
         };
         let compiled = compile_program(&mut module, &req, dumps)?;
         module.finalize_definitions()?;

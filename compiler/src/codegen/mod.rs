@@ -202,6 +202,11 @@ pub struct Request<'a> {
     pub opts: &'a CodegenOptions,
     /// The exported entry's name; other symbols of the program start with it.
     pub symbol: &'a str,
+    /// What the verifier proved (`None`: not verified). Checked code
+    /// leaves out the check of an access proven in bounds of memory the
+    /// engines lay out as the verifier assumes (stack, map values, helper
+    /// memory).
+    pub facts: Option<&'a crate::verifier::Facts>,
 }
 
 /// The functions a compilation defined.

@@ -27,3 +27,7 @@ for src in *.c; do
 	fi
 	echo "$name: $((size / 8)) instructions"
 done
+# The verified programs (src/verified.rs): an object with maps and line info.
+"$CLANG" -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu -Wall -Werror \
+	-c verified/verified.c -o verified/verified.o
+echo "verified: verified/verified.o"

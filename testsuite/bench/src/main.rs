@@ -1,7 +1,8 @@
 //! bpfc-bench: runs each benchmark program natively (C built by `cc -O2`),
 //! in bpfc's engines and in rbpf, checks every engine's r0 against the
 //! native result (a mismatch aborts), and prints markdown tables of run
-//! times, ratios to native and JIT compile times.
+//! times, ratios to native and JIT compile times; then checked against
+//! unchecked code on programs the verifier accepts (`verified`).
 //!
 //! Usage: `bpfc-bench [PROGRAM...]` (default: all programs).
 
@@ -11,6 +12,7 @@ mod gen;
 mod measure;
 mod programs;
 mod report;
+mod verified;
 
 use engines::{Column, Compiled, Source};
 use measure::{measure, Sample, Timings, ROUNDS};
@@ -51,7 +53,7 @@ fn run() -> Result<(), String> {
         compile_rows.push(bench_generated(&columns, n)?);
     }
     report::print(&columns, &rows, &compile_rows);
-    Ok(())
+    verified::bench(&filter)
 }
 
 fn bench_program(

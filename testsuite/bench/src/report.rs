@@ -26,7 +26,7 @@ pub struct CompileRow {
     pub cells: Vec<Cell>,
 }
 
-fn ns(v: f64) -> String {
+pub(crate) fn ns(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2} ms", v / 1e6)
     } else if v >= 1e3 {

@@ -157,6 +157,7 @@ fn run_aot(insns: &[Insn], mem: &[u8], target: &str, opts: &CodegenOptions) -> R
             binding: &Binding::object(&[5]),
             opts,
             symbol: "bpfc_prog",
+            facts: None,
         },
         &triple,
         None,

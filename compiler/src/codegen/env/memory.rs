@@ -2,11 +2,14 @@
 //! bytecode's byte order whatever the target's, and the bounds checks of
 //! checked mode. Values cross this interface as 64-bit register values:
 //! narrow loads come back zero- or sign-extended, narrow stores take the low
-//! bits. This is where verifier facts will drop checks they prove needless.
+//! bits. Checked code leaves out the check of an access the verifier
+//! proved in bounds of memory the engines provide as the verifier assumes
+//! ([`trusted`]).
 
 use super::Env;
 use crate::codegen::state;
 use crate::isa::{self, Endian, Size};
+use crate::verifier::Region;
 use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::regions::CHECK_ACCESS_SYMBOL;
 use cranelift_codegen::ir::{
@@ -57,6 +60,16 @@ impl Order {
     }
 }
 
+/// Whether the verifier's proof that an access stays inside `r` holds for
+/// the memory the engines give a program: its 512-byte frames, map values
+/// of the defined size, and helper memory (ring buffer records) of the
+/// size the verifier knows. Not the context: the engines pass caller-given
+/// bytes of any length (`--mem`), not the type's context structure, so the
+/// packet pointers read from it are not the verifier's either.
+pub(crate) fn trusted(r: &Region) -> bool {
+    matches!(r, Region::Stack | Region::MapValue { .. } | Region::Mem)
+}
+
 /// Checked mode: what the current function may touch, loaded once in its
 /// entry block from the run state (the frames from its own up to the entry's,
 /// and the input).
@@ -103,6 +116,9 @@ impl<M: Module> Env<'_, M> {
         let Some(bounds) = self.bounds else {
             return (base, off as i32);
         };
+        if self.proven(pc) {
+            return (base, off as i32);
+        }
         let addr = b.ins().iadd_imm_s(base, off as i64);
         let end = b.ins().iadd_imm_s(addr, size as i64);
         let no_wrap = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
@@ -130,6 +146,15 @@ impl<M: Module> Env<'_, M> {
         self.emit_fault_exit(b, FaultCode::OutOfBounds, pc, Some(addr));
         b.switch_to_block(cont);
         (addr, 0)
+    }
+
+    /// Whether the verifier proved the access at `pc` in bounds of trusted
+    /// memory on every path that reaches it.
+    fn proven(&self, pc: usize) -> bool {
+        self.facts
+            .and_then(|f| f.access.get(pc))
+            .and_then(Option::as_ref)
+            .is_some_and(|a| a.in_bounds && !a.regions.is_empty() && a.regions.iter().all(trusted))
     }
 
     /// `bpfc_check_access(st, addr, size, write)`: whether the run's regions

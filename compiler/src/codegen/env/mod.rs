@@ -29,6 +29,8 @@ pub(crate) struct Env<'m, M: Module> {
     /// Callback data objects by function pc.
     callbacks: &'m [(usize, DataId)],
     opts: &'m CodegenOptions,
+    /// The verifier's facts: accesses proven in bounds go unchecked.
+    facts: Option<&'m crate::verifier::Facts>,
     endian: Endian,
     /// Data objects already imported into the current function.
     globals: BTreeMap<DataId, GlobalValue>,
@@ -58,6 +60,7 @@ impl<'m, M: Module> Env<'m, M> {
             funcs,
             callbacks,
             opts: req.opts,
+            facts: req.facts,
             endian: req.endian,
             globals: BTreeMap::new(),
             refs: BTreeMap::new(),

@@ -34,6 +34,7 @@ impl Engine for BpfcAot {
                 binding: &Binding::object(&[]),
                 opts: &CodegenOptions::default(),
                 symbol: SYMBOL,
+                facts: None,
             },
             &triple,
             None,
