@@ -1,85 +1,21 @@
-//! The running kernel as an oracle for the verifier: loading programs with
-//! `BPF_PROG_LOAD` (their verdict, log and statistics) and creating the
-//! maps an object's programs refer to. Linux only; every call fails
-//! cleanly without the privileges (`CAP_BPF`).
+//! The running kernel as an oracle for the verifier: loading bpfc's
+//! programs with `BPF_PROG_LOAD` (their verdict, log and statistics) and
+//! creating the maps an object's programs refer to, through the kernel
+//! oracle ([`bpfc_oracle`]). Linux only; every call fails cleanly without
+//! the privileges (`CAP_BPF`).
 
 use bpfc_compiler::isa::{encode_program, Endian, Insn, LddwSrc};
 use bpfc_compiler::loader::{GlobalKind, MapDef, MapOrigin, Object, ProgType};
+use bpfc_oracle::{MapCreate, Prog, ProgLoad};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-const BPF_MAP_CREATE: i64 = 0;
-const BPF_MAP_UPDATE_ELEM: i64 = 2;
-const BPF_PROG_LOAD: i64 = 5;
-const BPF_MAP_FREEZE: i64 = 22;
 /// `BPF_F_SLEEPABLE`.
 pub const F_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_F_TEST_STATE_FREQ`.
 pub const F_TEST_STATE_FREQ: u32 = 1 << 3;
 /// `BPF_F_STRICT_ALIGNMENT`.
 pub const F_STRICT_ALIGNMENT: u32 = 1;
-
-/// `union bpf_attr` for `BPF_PROG_LOAD`, as far as it is filled here.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    pad: [u64; 12],
-}
-
-/// `union bpf_attr` for `BPF_MAP_CREATE`.
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    pad: [u64; 14],
-}
-
-/// `union bpf_attr` for the map element and freeze commands.
-#[repr(C)]
-#[derive(Default)]
-struct MapElemAttr {
-    map_fd: u32,
-    pad0: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-    pad: [u64; 12],
-}
-
-fn bpf<T>(cmd: i64, attr: &mut T) -> i64 {
-    // SAFETY: `attr` is a live, zero-padded `repr(C)` attribute union of
-    // the size passed; the kernel reads it and writes at most that many
-    // bytes back (plus buffers the struct points to, owned by the caller
-    // for the duration of the call).
-    unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut u8,
-            std::mem::size_of::<T>(),
-        )
-    }
-}
-
-fn close(fd: i32) {
-    // SAFETY: `fd` is a descriptor this process owns and no longer uses.
-    unsafe { libc::close(fd) };
-}
 
 /// The kernel's `enum bpf_prog_type` number of a type these tests load
 /// without an attach target (tracing, LSM, extension, struct_ops and
@@ -166,40 +102,28 @@ pub struct LoadSpec {
 /// `BPF_PROG_LOAD` of `insns` (map references must be file descriptors).
 pub fn prog_load(insns: &[Insn], spec: &LoadSpec) -> KernelVerdict {
     let code = encode_program(insns, Endian::Little);
-    let license: &[u8] = if spec.gpl { b"GPL\0" } else { b"Proprietary\0" };
-    let mut log = vec![0u8; if spec.log_level > 0 { 1 << 24 } else { 0 }];
-    let mut attr = ProgLoadAttr {
-        prog_type: spec.prog_type,
-        insn_cnt: (code.len() / 8) as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: spec.log_level,
-        log_size: log.len() as u32,
-        log_buf: if log.is_empty() {
-            0
-        } else {
-            log.as_mut_ptr() as u64
-        },
-        prog_flags: spec.flags,
-        expected_attach_type: spec.expected_attach_type,
-        ..Default::default()
-    };
+    let mut load = ProgLoad::new(spec.prog_type, &code);
+    load.license = if spec.gpl { "GPL" } else { "Proprietary" };
+    load.log_level = spec.log_level;
+    // Level 0: no log and no second load for the reason (the time is the
+    // kernel's for the one load).
+    load.log_size = if spec.log_level > 0 { 1 << 24 } else { 0 };
+    load.prog_flags = spec.flags;
+    load.expected_attach_type = spec.expected_attach_type;
     let t0 = Instant::now();
-    let fd = bpf(BPF_PROG_LOAD, &mut attr);
+    let result = Prog::load(&load);
     let elapsed = t0.elapsed();
-    let errno = std::io::Error::last_os_error();
-    if fd >= 0 {
-        close(fd as i32);
-    }
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    let text = String::from_utf8_lossy(&log[..end]).into_owned();
+    let (accepted, text, errno) = match result {
+        Ok(p) => (true, p.log, None),
+        Err(e) => (false, e.log, Some(e.errno)),
+    };
     let stat = |prefix: &str| -> Option<u64> {
         text.lines()
             .find_map(|l| l.strip_prefix(prefix))
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse().ok())
     };
-    let message = if fd >= 0 {
+    let message = if accepted {
         String::new()
     } else {
         text.lines()
@@ -211,10 +135,10 @@ pub fn prog_load(insns: &[Insn], spec: &LoadSpec) -> KernelVerdict {
                     && !l.starts_with("stack depth")
             })
             .map(str::to_string)
-            .unwrap_or_else(|| format!("errno: {errno}"))
+            .unwrap_or_else(|| format!("errno: {}", errno.map_or(0, |e| e.0)))
     };
     KernelVerdict {
-        accepted: fd >= 0,
+        accepted,
         message,
         processed: stat("processed "),
         verification_time: stat("verification time ").map(Duration::from_micros),
@@ -245,70 +169,26 @@ pub fn available() -> bool {
     .accepted
 }
 
-/// A map created in the kernel (closed on drop).
-pub struct KernelMap(pub i32);
-
-impl Drop for KernelMap {
-    fn drop(&mut self) {
-        close(self.0);
-    }
-}
+pub use bpfc_oracle::KernelMap;
 
 /// Create a map of this definition; global data maps get their image,
 /// read-only ones are frozen, as libbpf does. Maps that need BTF in the
 /// kernel (spin locks, timers, struct_ops ...) fail.
 pub fn map_create(def: &MapDef) -> Result<KernelMap, String> {
-    let mut attr = MapCreateAttr {
-        map_type: def.map_type,
-        key_size: def.key_size,
-        value_size: def.value_size,
-        max_entries: def.max_entries,
-        map_flags: def.map_flags,
-        ..Default::default()
-    };
-    let fd = bpf(BPF_MAP_CREATE, &mut attr);
-    if fd < 0 {
-        return Err(format!(
-            "map {}: {}",
-            def.name,
-            std::io::Error::last_os_error()
-        ));
-    }
-    let map = KernelMap(fd as i32);
-    let global = matches!(def.origin, MapOrigin::Global(_) | MapOrigin::Kconfig);
-    if global {
+    let create = MapCreate::new(def.map_type, def.key_size, def.value_size, def.max_entries);
+    let map = KernelMap::create(&create.flags(def.map_flags))
+        .map_err(|e| format!("map {}: {e}", def.name))?;
+    if matches!(def.origin, MapOrigin::Global(_) | MapOrigin::Kconfig) {
         let mut value = def.data.clone();
         value.resize(def.value_size as usize, 0);
-        let key = 0u32;
-        let mut e = MapElemAttr {
-            map_fd: map.0 as u32,
-            key: &key as *const u32 as u64,
-            value: value.as_ptr() as u64,
-            ..Default::default()
-        };
-        if bpf(BPF_MAP_UPDATE_ELEM, &mut e) < 0 {
-            return Err(format!(
-                "map {} image: {}",
-                def.name,
-                std::io::Error::last_os_error()
-            ));
-        }
-        let rodata = matches!(
+        map.update(&0u32.to_ne_bytes(), &value, 0)
+            .map_err(|e| format!("map {} image: {e}", def.name))?;
+        if matches!(
             def.origin,
             MapOrigin::Global(GlobalKind::Rodata) | MapOrigin::Kconfig
-        );
-        if rodata {
-            let mut f = MapElemAttr {
-                map_fd: map.0 as u32,
-                ..Default::default()
-            };
-            if bpf(BPF_MAP_FREEZE, &mut f) < 0 {
-                return Err(format!(
-                    "map {} freeze: {}",
-                    def.name,
-                    std::io::Error::last_os_error()
-                ));
-            }
+        ) {
+            map.freeze()
+                .map_err(|e| format!("map {} freeze: {e}", def.name))?;
         }
     }
     Ok(map)
@@ -348,7 +228,9 @@ impl KernelMaps {
                     if matches!(src, LddwSrc::MapIdx | LddwSrc::MapIdxValue) =>
                 {
                     let (lo, hi) = Insn::lddw_halves(imm);
-                    let fd = self.maps[lo as u32 as usize].as_ref().map_or(-1, |m| m.0);
+                    let fd = self.maps[lo as u32 as usize]
+                        .as_ref()
+                        .map_or(-1, |m| m.as_fd().as_raw_fd());
                     Insn::Lddw {
                         dst,
                         src: if src == LddwSrc::MapIdx {

@@ -28,6 +28,7 @@ use bpfc_compiler::loader::{self, MapDef, MapOrigin, Object, ProgType};
 use bpfc_compiler::progtype;
 use bpfc_compiler::verifier::{self, Input, Options};
 use bpfc_testsuite::gen::{self, Rng};
+use std::os::fd::AsRawFd;
 
 use bpfc_testsuite::kernel_verify::{
     self as kernel, KernelMap, KernelMaps, LoadSpec, F_SLEEPABLE as BPF_F_SLEEPABLE,
@@ -492,7 +493,7 @@ fn verdicts_match_the_running_kernel() {
         return;
     }
     let map = create_map().expect("an array map");
-    let fd = map.0;
+    let fd = map.fd().as_raw_fd();
     let mut t = Tally::default();
     let base: u64 = std::env::var("BPFC_VERIFIER_KERNEL_SEED")
         .ok()
@@ -670,7 +671,10 @@ fn show_shaped() {
         bpfc_compiler::disasm::disassemble(&insns, bpfc_compiler::disasm::Syntax::Kernel)
     );
     let map = create_map().unwrap();
-    println!("kernel: {:?}", kernel_load(&with_fd(&insns, map.0), ty, 0));
+    println!(
+        "kernel: {:?}",
+        kernel_load(&with_fd(&insns, map.fd().as_raw_fd()), ty, 0)
+    );
     let maps = [bpfc_map()];
     let mut opts = Options::new(ty);
     opts.log_level = 2;
