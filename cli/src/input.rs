@@ -235,7 +235,8 @@ pub fn verify_raw(
                 bound.prog_type = ty.number();
                 return Ok(());
             }
-            bound.verify_as(ty)
+            bound.verify_as(ty)?;
+            bound.convert_context(ty, None)
         }
         None => {
             let _ = bound.verify_as(ProgType::SocketFilter);

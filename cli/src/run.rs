@@ -11,6 +11,7 @@ use bpfc_compiler::codegen::{
     CodegenOptions,
 };
 use bpfc_compiler::interp::{self, InterpProgram};
+use bpfc_compiler::progtype::convert;
 use bpfc_runtime::abi::FaultCode;
 use bpfc_runtime::maps::perf::PerfBuffer;
 use bpfc_runtime::maps::ringbuf::RingBuf;
@@ -53,6 +54,15 @@ pub struct Args {
     /// Write the context as the run left it to this file (ctx_out).
     #[arg(long, value_name = "FILE")]
     ctx_out: Option<PathBuf>,
+    /// Network programs (xdp, tc, socket filters, cgroup_skb, lwt): the
+    /// Ethernet frame to run on, as BPF_PROG_TEST_RUN's data_in. --ctx-in
+    /// then holds an `xdp_md` / `__sk_buff` with the fields the kernel
+    /// accepts there.
+    #[arg(long, value_name = "FILE")]
+    data_in: Option<PathBuf>,
+    /// Write the packet as the run left it to this file (data_out).
+    #[arg(long, value_name = "FILE")]
+    data_out: Option<PathBuf>,
     /// Execution engine.
     #[arg(long, value_enum, default_value = "jit")]
     engine: Engine,
@@ -232,13 +242,18 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let fail = |f: Failure| anyhow::anyhow!("{file}: {}{}", f.error, at(f.pc));
 
     // Maps, then the program bound to them; programs that the object's prog
-    // arrays name are bound and prepared for the same engine.
+    // arrays name are bound and prepared for the same engine. A network
+    // program's context accesses were converted (`net_ctx`): it runs on a
+    // packet, as the kernel's test run does.
+    let (net_ctx, net_ty);
     let (runnable, instance) = match &prog.object {
         None => {
             let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &helpers);
             bound.name = prog.name.clone();
             input::verify_raw(&mut bound, prog_type, args.no_verify)
                 .map_err(|e| input::rejected(&file, e))?;
+            net_ctx = bound.ctx;
+            net_ty = prog_type;
             (prepare(bound, &args, max_insns).map_err(fail)?, None)
         }
         Some(obj) => {
@@ -261,6 +276,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             let bound = inst
                 .bind(obj, main, &helpers)
                 .map_err(|e| input::rejected(&file, e))?;
+            net_ctx = bound.ctx;
+            net_ty = Some(prog_type.unwrap_or(main.kind.prog_type));
             let runnable = prepare(bound, &args, max_insns).map_err(fail)?;
             let mut prepared: Vec<(String, Arc<dyn TailTarget>)> =
                 vec![(main.name.clone(), runnable.target())];
@@ -325,20 +342,64 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
 
     let ctx_in = input::read_mem(args.ctx_in.as_deref())?;
-    let mut ctx_mem = ctx_in.clone();
     let mut ctx = ExecContext::new();
     ctx.cpu = args.cpu;
-    let mut total_ns: u128 = 0;
-    let mut r0 = 0;
-    for i in 0..args.repeat {
-        if i > 0 {
-            ctx_mem.copy_from_slice(&ctx_in);
+    let (r0, duration, ctx_mem, data_out) = if net_ctx.is_some() || args.data_in.is_some() {
+        let data_in = match &args.data_in {
+            Some(p) => std::fs::read(p).with_context(|| p.display().to_string())?,
+            None => bail!(
+                "{file}: {} programs run on a packet: --data-in FILE gives the Ethernet frame (BPF_PROG_TEST_RUN's data_in)",
+                net_ty.map_or("this", |t| t.name())
+            ),
+        };
+        let ty = match (net_ty, net_ctx) {
+            (Some(t), Some(_)) => t,
+            (Some(t), None) if convert::net_setup(t, &[], None).is_some() => bail!(
+                "{file}: --data-in: the context accesses of an unverified {} program cannot be converted; run it verified (without --no-verify)",
+                t.name()
+            ),
+            _ => bail!(
+                "{file}: --data-in needs a network program (xdp, tc, socket_filter, cgroup_skb, lwt); --type chooses the type of raw instructions"
+            ),
+        };
+        // As in the kernel, asking for ctx_out without a ctx_in runs with a
+        // zeroed context.
+        let ctx_given =
+            (args.ctx_in.is_some() || args.ctx_out.is_some()).then_some(ctx_in.as_slice());
+        let net = convert::net_setup(ty, &data_in, ctx_given)
+            .expect("a converted program is a network program")
+            .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        let out = bpfc_runtime::net::test_run(net, &mut ctx, args.repeat, |mem, ctx| {
+            runnable.run(mem, ctx)
+        })
+        .map_err(fail)?;
+        let ctx_out = if ctx_given.is_some() {
+            out.ctx_out
+        } else {
+            Vec::new()
+        };
+        (out.r0, out.duration, ctx_out, Some(out.data_out))
+    } else {
+        let mut ctx_mem = ctx_in.clone();
+        let mut total_ns: u128 = 0;
+        let mut r0 = 0;
+        for i in 0..args.repeat {
+            if i > 0 {
+                ctx_mem.copy_from_slice(&ctx_in);
+            }
+            let start = Instant::now();
+            r0 = runnable.run(&mut ctx_mem, &mut ctx).map_err(fail)?;
+            total_ns += start.elapsed().as_nanos();
         }
-        let start = Instant::now();
-        r0 = runnable.run(&mut ctx_mem, &mut ctx).map_err(fail)?;
-        total_ns += start.elapsed().as_nanos();
+        let duration = u64::try_from(total_ns / args.repeat as u128).unwrap_or(u64::MAX);
+        (r0, duration, ctx_mem, None)
+    };
+    if args.data_out.is_some() && data_out.is_none() {
+        bail!("{file}: --data-out needs --data-in");
     }
-    let duration = u64::try_from(total_ns / args.repeat as u128).unwrap_or(u64::MAX);
+    if let (Some(path), Some(d)) = (&args.data_out, &data_out) {
+        std::fs::write(path, d).with_context(|| path.display().to_string())?;
+    }
     if args.wait_ms > 0 {
         std::thread::sleep(std::time::Duration::from_millis(args.wait_ms));
     }
@@ -368,6 +429,15 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             "records": records,
             "timer_faults": timer_faults,
         });
+        let mut v = v;
+        if let Some(d) = &data_out {
+            v["data_out"] =
+                serde_json::Value::String(d.iter().map(|b| format!("{b:02x}")).collect());
+            if !ctx_mem.is_empty() {
+                v["ctx_out"] =
+                    serde_json::Value::String(ctx_mem.iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
         return output::print(format!("{v}\n"));
     }
     let mut err = String::new();

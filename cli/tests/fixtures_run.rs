@@ -5,6 +5,7 @@
 
 use bpfc_compiler::isa::{CallTarget, Insn, LddwSrc};
 use bpfc_compiler::loader::Object;
+use bpfc_compiler::progtype::convert;
 use bpfc_testsuite::elf_fixtures;
 use std::process::{Command, Output};
 
@@ -30,11 +31,27 @@ fn without_regions(message: &str) -> String {
     }
 }
 
-fn run(file: &str, program: &str, engine: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfc"))
-        .args(["run", file, "--program", program, "--engine", engine])
-        .output()
-        .expect("bpfc runs")
+/// A frame for network programs, which run on a packet as the kernel's
+/// test run does: Ethernet, IPv4, UDP and a few bytes.
+fn frame_file() -> std::path::PathBuf {
+    let mut f = vec![0xff; 6];
+    f.extend([0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    f.extend([
+        0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f.extend([0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]);
+    let p = std::env::temp_dir().join(format!("bpfc-fixtures-run-{}.bin", std::process::id()));
+    std::fs::write(&p, f).expect("temp file writable");
+    p
+}
+
+fn run(file: &str, program: &str, engine: &str, packet: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bpfc"));
+    cmd.args(["run", file, "--program", program, "--engine", engine]);
+    if packet {
+        cmd.arg("--data-in").arg(frame_file());
+    }
+    cmd.output().expect("bpfc runs")
 }
 
 #[test]
@@ -45,8 +62,9 @@ fn both_engines_agree_on_every_self_contained_fixture_program() {
         let obj = Object::parse(&std::fs::read(&path).expect("fixture readable"))
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         for prog in obj.programs.iter().filter(|p| self_contained(&p.insns)) {
-            let jit = run(&file, &prog.name, "jit");
-            let interp = run(&file, &prog.name, "interp");
+            let packet = convert::net_setup(prog.kind.prog_type, &[], None).is_some();
+            let jit = run(&file, &prog.name, "jit", packet);
+            let interp = run(&file, &prog.name, "interp", packet);
             let text = |o: &Output| {
                 (
                     String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -70,6 +70,12 @@ pub enum BindError {
         pc: Option<usize>,
         text: String,
     },
+    #[error("program {program} instruction {pc}: {message}")]
+    Context {
+        program: String,
+        pc: usize,
+        message: String,
+    },
     #[error("map {map}: initial slot {slot} names {what} {name}, which {why}")]
     BadInitial {
         map: String,
@@ -95,6 +101,11 @@ pub struct BoundProgram {
     /// (skipped, or a program type the verifier does not model), so the
     /// engines must check every access.
     pub facts: Option<Facts>,
+    /// The context conversion the instructions went through
+    /// ([`progtype::convert`]): `Some(Xdp | Skb)`: r1 must point at the
+    /// runtime's native `xdp_md` / `__sk_buff` of a packet run; `None`: the
+    /// context is the bytes the host passes.
+    pub ctx: Option<progtype::convert::CtxKind>,
 }
 
 impl BoundProgram {
@@ -108,6 +119,7 @@ impl BoundProgram {
             maps: Vec::new(),
             prog_type: 0,
             facts: None,
+            ctx: None,
         }
     }
 
@@ -126,6 +138,31 @@ impl BoundProgram {
         let facts = run_verifier(&self.name, &input, &opts, &[])?;
         self.facts = Some(facts);
         self.prog_type = ty.number();
+        Ok(())
+    }
+
+    /// Convert the context accesses of a verified program of type `ty`
+    /// (expected attach type `attach`) to the runtime's native context, as
+    /// the kernel's `convert_ctx_access` does; programs whose context needs
+    /// no conversion are left as they are.
+    pub fn convert_context(&mut self, ty: ProgType, attach: Option<&str>) -> Result<(), BindError> {
+        use progtype::convert::{self, CtxKind};
+        let Some(facts) = &self.facts else {
+            return Ok(());
+        };
+        let kind = convert::ctx_kind(ty);
+        if !matches!(kind, Some(CtxKind::Xdp | CtxKind::Skb)) {
+            return Ok(());
+        }
+        self.insns =
+            convert::convert(&self.insns, facts, ty, attach, self.endian).map_err(|e| {
+                BindError::Context {
+                    program: self.name.clone(),
+                    pc: e.pc,
+                    message: e.message,
+                }
+            })?;
+        self.ctx = kind;
         Ok(())
     }
 
@@ -228,13 +265,31 @@ fn run_verifier(
     opts: &verifier::Options,
     line_info: &[LineInfo],
 ) -> Result<Facts, BindError> {
-    verifier::verify(input, opts)
-        .map(|v| v.facts)
-        .map_err(|r| BindError::Rejected {
+    verifier::verify(input, opts).map(|v| v.facts).map_err(|r| {
+        let mut text = report::rejection_text(name, opts.prog_type, input.insns, line_info, &r);
+        if let Some(note) = ctx_field_note(opts.prog_type, input.insns, &r) {
+            text = format!("{}\n  ({note})", text.trim_end());
+        }
+        BindError::Rejected {
             program: name.to_string(),
             pc: r.pc,
-            text: report::rejection_text(name, opts.prog_type, input.insns, line_info, &r),
-        })
+            text,
+        }
+    })
+}
+
+/// For a rejected context access, which field of the context it names.
+fn ctx_field_note(ty: ProgType, insns: &[Insn], r: &verifier::Rejection) -> Option<String> {
+    r.message.strip_prefix("invalid bpf_context access")?;
+    let layout = progtype::ctx::layout(ty)?;
+    let (size, off, write, sx) = match insns.get(r.pc?)? {
+        Insn::Ldx { size, sx, off, .. } => (*size, *off, false, *sx),
+        Insn::St { size, off, .. } | Insn::Stx { size, off, .. } => (*size, *off, true, false),
+        _ => return None,
+    };
+    Some(progtype::convert::describe_invalid(
+        layout, off, size, write, sx,
+    ))
 }
 
 /// Verify `prog` of `obj` as type `ty` (default: the one its section name
@@ -521,7 +576,7 @@ impl Instance {
             Verify::Yes => verify_program(obj, prog, Some(ty))?,
             Verify::No => None,
         };
-        Ok(BoundProgram {
+        let mut bound = BoundProgram {
             name: prog.name.clone(),
             insns: prog.insns.clone(),
             endian: obj.endian,
@@ -529,7 +584,11 @@ impl Instance {
             maps: self.maps.clone(),
             prog_type: ty.number(),
             facts,
-        })
+            ctx: None,
+        };
+        let attach = classify(prog.section.trim_start_matches('?')).attach_type;
+        bound.convert_context(ty, attach)?;
+        Ok(bound)
     }
 }
 

@@ -10,7 +10,6 @@ use bpfc_compiler::codegen::{jit::JitProgram, CodegenOptions};
 use bpfc_compiler::interp;
 use bpfc_compiler::loader::{self, LoadOptions, ProgType};
 use bpfc_compiler::progtype::convert;
-use bpfc_compiler::verifier;
 use bpfc_runtime::{ExecContext, HelperTable};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -81,31 +80,20 @@ pub struct Loaded {
     pub bound: BoundProgram,
 }
 
-/// Load `prog` of the object at `path`, create its maps, bind, verify and
-/// convert it.
+/// Load `prog` of the object at `path`, create its maps and bind it (the
+/// binding verifies it and converts its context accesses).
 pub fn load(path: &Path, prog: &str) -> Result<Loaded, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let obj = loader::load(&bytes, &LoadOptions::default()).map_err(|e| e.to_string())?;
     let p = obj.program(prog).map_err(|e| e.to_string())?;
     let inst = Instance::new(&obj, &InstanceOptions::default()).map_err(|e| e.to_string())?;
-    let mut bound = inst
+    let bound = inst
         .bind(&obj, p, &HelperTable::kernel())
         .map_err(|e| e.to_string())?;
-    let kind = loader::classify(&p.section);
-    let ty = kind.prog_type;
-    let mut opts = verifier::Options::new(ty);
-    opts.attach_type = kind.attach_type.map(str::to_string);
-    let func_info: Vec<(usize, u32)> = p.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
-    let input = verifier::Input {
-        insns: &p.insns,
-        maps: &obj.maps,
-        btf: obj.btf.as_ref(),
-        func_info: &func_info,
-        endian: obj.endian,
-    };
-    let v = verifier::verify(&input, &opts).map_err(|r| format!("verifier: {r}"))?;
-    bound.insns = convert::convert(&bound.insns, &v.facts, ty, kind.attach_type, obj.endian)
-        .map_err(|e| e.to_string())?;
+    let ty = p.kind.prog_type;
+    if bound.facts.is_none() || bound.ctx.is_none() {
+        return Err(format!("{prog}: not verified and converted by the binding"));
+    }
     Ok(Loaded { ty, inst, bound })
 }
 

@@ -1,0 +1,129 @@
+//! `bpfc run` of network programs with the kernel's test-run semantics
+//! (data_in/data_out/ctx_in/ctx_out), and context accesses a program type
+//! forbids refused at load in every engine and by `bpfc compile`, naming
+//! the instruction and the field.
+
+use bpfc_compiler::asm::assemble;
+use bpfc_compiler::isa::{encode_program, Endian};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tmp(name: &str, bytes: &[u8]) -> String {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("net-run-{name}"));
+    std::fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+fn raw(name: &str, src: &str) -> String {
+    tmp(
+        name,
+        &encode_program(&assemble(src).unwrap(), Endian::Little),
+    )
+}
+
+fn bpfc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfc"))
+        .args(args)
+        .output()
+        .expect("bpfc runs")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Ethernet + IPv4 + UDP to port 53.
+fn frame() -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend([0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    f.extend([
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f.extend([0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+    f
+}
+
+#[test]
+fn forbidden_context_accesses_are_load_errors_naming_the_field() {
+    let data = tmp("frame", &frame());
+    let cases = [
+        (
+            "write-len",
+            "stw [%r1+0], 5\nmov %r0, 0\nexit\n",
+            "write of field len of __sk_buff",
+        ),
+        (
+            "narrow-data",
+            "ldxh %r2, [%r1+76]\nmov %r0, 0\nexit\n",
+            "2-byte read of field data of __sk_buff",
+        ),
+        (
+            "past-end",
+            "ldxw %r2, [%r1+196]\nmov %r0, 0\nexit\n",
+            "__sk_buff at offset 196: no field there",
+        ),
+    ];
+    for (name, src, field) in cases {
+        let p = raw(name, src);
+        for engine in ["jit", "interp"] {
+            let o = bpfc(&[
+                "run",
+                &p,
+                "--type",
+                "sched_cls",
+                "--engine",
+                engine,
+                "--data-in",
+                &data,
+            ]);
+            assert_eq!(o.status.code(), Some(1), "{name} {engine}");
+            let e = err(&o);
+            assert!(
+                e.contains("instruction 0") && e.contains(field),
+                "{name} {engine}: {e}"
+            );
+        }
+        let out = tmp(&format!("{name}.o"), b"");
+        let o = bpfc(&["compile", &p, "--type", "sched_cls", "-o", &out]);
+        assert_eq!(o.status.code(), Some(1), "{name} compile");
+        assert!(err(&o).contains(field), "{name} compile: {}", err(&o));
+    }
+}
+
+#[test]
+fn xdp_run_reports_data_out_and_refuses_what_the_kernel_refuses() {
+    // Pop the Ethernet header, then XDP_TX: data_out is the IP packet.
+    let p = raw("pop", "mov %r2, 14\ncall 44\nmov %r0, 3\nexit\n");
+    let data = tmp("frame2", &frame());
+    let out_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("net-run-out");
+    for engine in ["jit", "interp"] {
+        let o = bpfc(&[
+            "run",
+            &p,
+            "--type",
+            "xdp",
+            "--engine",
+            engine,
+            "--data-in",
+            &data,
+            "--json",
+            "--data-out",
+            out_file.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", err(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["retval"], 3);
+        let want: String = frame()[14..].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(v["data_out"], want.as_str());
+        assert_eq!(std::fs::read(&out_file).unwrap(), frame()[14..].to_vec());
+    }
+    // Shorter than an Ethernet header: refused, as by the kernel.
+    let short = tmp("short", &[0; 13]);
+    let o = bpfc(&["run", &p, "--type", "xdp", "--data-in", &short]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("data_in of 13 bytes"), "{}", err(&o));
+    // A network program without a packet.
+    let o = bpfc(&["run", &p, "--type", "xdp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("--data-in"), "{}", err(&o));
+}
