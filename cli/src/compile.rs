@@ -1,4 +1,9 @@
-//! `bpfc compile`: a native relocatable object for a target triple.
+//! `bpfc compile`: a native relocatable object for a target triple. Raw
+//! bytecode becomes one entry symbol; an ELF object becomes a
+//! self-describing object ([`described`]): every program, the maps' table
+//! and the descriptor a host's runtime loads it from.
+
+mod described;
 
 use crate::input;
 use anyhow::Context as _;
@@ -59,43 +64,52 @@ pub struct Args {
     /// Stop a run with fault code 8 after this many eBPF instructions (counted a basic block at a time).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
-    /// Name of the exported entry symbol (default: from the file name).
+    /// Raw bytecode: the name of the exported entry symbol (default: from the file name).
     #[arg(long)]
     symbol: Option<String>,
+    /// ELF objects: the object's name, which prefixes every symbol
+    /// (default: the file name without `.o` and `.bpf`).
+    #[arg(long)]
+    name: Option<String>,
     /// Helper ids `callx` may dispatch to, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     callx_helpers: Vec<u32>,
 }
 
 /// Refuse a program whose compiled code could only fault: one that loads a
-/// map, global data, a `.kconfig` value or a function address (fault code
-/// 7: nothing binds them to the host yet), calls a kfunc, or makes a legacy
-/// packet load (which needs a packet context). Names the first such
-/// instruction, its map or helper, and its source line.
-fn check_bindable(file: &std::path::Path, prog: &input::Program) -> anyhow::Result<()> {
+/// map by file descriptor or a `.kconfig`-less kernel variable, calls a
+/// kfunc, or makes a legacy packet load (which needs a packet context).
+/// Raw bytecode has no maps, so any map reference is refused too. Names
+/// the first such instruction and its source line.
+fn check_bindable(
+    file: &std::path::Path,
+    prog: &input::Program,
+    maps_bound: bool,
+) -> anyhow::Result<()> {
     use bpfc_compiler::isa::{CallTarget, Insn, LddwSrc};
     for (pc, insn) in prog.insns.iter().enumerate() {
         let what = match *insn {
             Insn::Lddw {
-                src: src @ (LddwSrc::MapFd | LddwSrc::MapValue | LddwSrc::MapIdx | LddwSrc::MapIdxValue),
+                src: src @ (LddwSrc::MapIdx | LddwSrc::MapIdxValue),
                 imm,
                 ..
-            } => {
+            } if !maps_bound => {
                 let idx = imm as u32 as usize;
                 let name = prog
                     .maps
                     .get(idx)
                     .map_or_else(|| format!("#{idx}"), |m| m.name.clone());
-                let whose = if matches!(src, LddwSrc::MapValue | LddwSrc::MapIdxValue) {
+                let whose = if src == LddwSrc::MapIdxValue {
                     "the value of map"
                 } else {
                     "map"
                 };
-                format!("loads {whose} {name}; compiled code cannot bind maps or global data yet")
+                format!("loads {whose} {name}; raw bytecode has no maps to bind")
             }
-            Insn::Lddw { src: LddwSrc::Func, .. } => {
-                "loads a function's address (a callback, e.g. for bpf_loop); compiled code cannot bind callbacks yet".to_string()
-            }
+            Insn::Lddw {
+                src: LddwSrc::MapFd | LddwSrc::MapValue,
+                ..
+            } => "loads a map by file descriptor, which only the kernel can resolve".to_string(),
             Insn::Lddw { src: LddwSrc::BtfId, .. } => {
                 "loads a kernel variable (__ksym), which compiled code cannot bind".to_string()
             }
@@ -117,19 +131,38 @@ fn check_bindable(file: &std::path::Path, prog: &input::Program) -> anyhow::Resu
     Ok(())
 }
 
+/// The code generator's options: code the verifier did not check
+/// (`verified` false) is checked unless asked otherwise.
+fn options(args: &Args, verified: bool) -> CodegenOptions {
+    CodegenOptions {
+        opt_level: args.opt_level.into(),
+        checked: args.checked || (!verified && !args.unchecked),
+        insn_limit: args.max_insns,
+    }
+}
+
 pub fn main(args: Args) -> anyhow::Result<()> {
     let triple = parse_triple(&args.target)?;
-    let prog = input::load(&args.file, &args.select)?;
-    check_bindable(&args.file, &prog)?;
     let file = args.file.display().to_string();
     let ty = input::prog_type_arg(args.prog_type.as_deref())?;
+    let bytes = std::fs::read(&args.file).with_context(|| file.clone())?;
+    if input::is_elf(&bytes) {
+        if args.symbol.is_some() {
+            anyhow::bail!(
+                "{file}: --symbol names a raw program's entry; an object's symbols are prefixed with --name"
+            );
+        }
+        return described::compile(&args, &bytes, &triple, ty);
+    }
+    if args.name.is_some() {
+        anyhow::bail!(
+            "{file}: --name applies to ELF objects; this is a raw instruction file (use --symbol)"
+        );
+    }
+    let prog = input::load(&args.file, &args.select)?;
+    check_bindable(&args.file, &prog, false)?;
     let facts = input::verify(&prog, ty, args.no_verify).map_err(|e| input::rejected(&file, e))?;
-    let opts = CodegenOptions {
-        opt_level: args.opt_level.into(),
-        // Code the verifier did not check is checked unless asked otherwise.
-        checked: args.checked || (facts.is_none() && !args.unchecked),
-        insn_limit: args.max_insns,
-    };
+    let opts = options(&args, facts.is_some());
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));
     let object = aot::compile_object(
         &Request {

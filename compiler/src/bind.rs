@@ -187,6 +187,7 @@ impl BoundProgram {
                 })
                 .collect(),
             map_table: None,
+            helper_table: None,
         }
     }
 

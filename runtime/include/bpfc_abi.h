@@ -77,6 +77,28 @@ struct bpfc_prog_native {
     uint32_t prog_type;
 };
 
+/* A self-describing object's descriptor, exported as NAME__object by
+ * `bpfc compile FILE.bpf.o` (docs/abi.md, "Self-describing objects"). */
+struct bpfc_prog_code {
+    const void *entry; /* the entry point (bpfc_entry_fn) */
+    const void *main;  /* the first eBPF function (tail call target) */
+};
+
+struct bpfc_object_desc {
+    uint64_t magic;     /* BPFC_OBJECT_MAGIC */
+    uint32_t version;   /* BPFC_DESC_VERSION */
+    uint32_t nprogs;
+    const uint8_t *image; /* the descriptor image (little-endian) */
+    uint64_t image_len;
+    void **maps;        /* NAME__maps: map addresses by map index */
+    uint64_t nmaps;
+    void **helpers;     /* helper functions, by the image's helper list */
+    uint64_t nhelpers;
+    const struct bpfc_prog_code *progs; /* nprogs entries */
+};
+#define BPFC_OBJECT_MAGIC 0x314a424f43465042ULL /* "BPFCOBJ1" */
+#define BPFC_DESC_VERSION 1
+
 /* Entry point of a compiled program (bpfc compile --symbol SYM). */
 typedef uint64_t (*bpfc_entry_fn)(uint64_t r1, uint64_t r2, void *exec_ctx,
                                   struct bpfc_fault *fault);

@@ -10,6 +10,7 @@ pub mod abi;
 pub mod context;
 #[macro_use]
 pub mod helpers;
+pub mod host;
 pub mod maps;
 pub mod net;
 pub mod ports;

@@ -3,6 +3,7 @@
 //! size and field offset, and each must equal Rust's `size_of`/`offset_of!`.
 
 use bpfc_runtime::abi::{CallbackNative, Fault, MapNative, ProgNative, RunState};
+use bpfc_runtime::host::desc::{ObjectNative, ProgCode, DESC_VERSION, OBJECT_MAGIC};
 use bpfc_testsuite::{aot::abi_include_dir, tool_or_skip};
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
@@ -48,6 +49,12 @@ fn rust_layout() -> Vec<(&'static str, &'static str, usize)> {
         ProgNative,
         [func, prog, id, prog_type]
     ));
+    v.extend(fields!("bpfc_prog_code", ProgCode, [entry, main]));
+    v.extend(fields!(
+        "bpfc_object_desc",
+        ObjectNative,
+        [magic, version, nprogs, image, image_len, maps, nmaps, helpers, nhelpers, progs]
+    ));
     v
 }
 
@@ -72,7 +79,7 @@ fn header_matches_rust_layouts() {
         }
     }
     c.push_str(
-        "  printf(\"magic . %llu\\n\", (unsigned long long)BPFC_CALLBACK_MAGIC);\n  return 0;\n}\n",
+        "  printf(\"magic . %llu\\n\", (unsigned long long)BPFC_CALLBACK_MAGIC);\n  printf(\"objmagic . %llu\\n\", (unsigned long long)BPFC_OBJECT_MAGIC);\n  printf(\"version . %d\\n\", BPFC_DESC_VERSION);\n  return 0;\n}\n",
     );
     let dir = std::env::temp_dir().join(format!("bpfc-abi-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -116,5 +123,111 @@ fn header_matches_rust_layouts() {
     assert_eq!(
         got.get(&("magic".to_string(), ".".to_string())),
         Some(&CallbackNative::MAGIC)
+    );
+    assert_eq!(
+        got.get(&("objmagic".to_string(), ".".to_string())),
+        Some(&OBJECT_MAGIC)
+    );
+    assert_eq!(
+        got.get(&("version".to_string(), ".".to_string())),
+        Some(&u64::from(DESC_VERSION))
+    );
+}
+
+/// The functions `#[no_mangle]` exports in `runtime/src/host/capi`.
+fn exported_functions() -> std::collections::BTreeSet<String> {
+    let dir = bpfc_testsuite::workspace_root().join("runtime/src/host/capi");
+    let mut names = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let mut exported = false;
+        for line in text.lines() {
+            let l = line.trim();
+            if l == "#[no_mangle]" {
+                exported = true;
+            } else if exported && l.contains("extern \"C\" fn ") {
+                let rest = l.split("extern \"C\" fn ").nth(1).unwrap();
+                names.insert(rest.split('(').next().unwrap().to_string());
+                exported = false;
+            }
+        }
+    }
+    names
+}
+
+/// Function names the C headers declare (`name(` after a type).
+fn declared_functions() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for h in ["bpfc.h", "bpfc_abi.h"] {
+        let text = std::fs::read_to_string(abi_include_dir().join(h)).unwrap();
+        for stmt in text.split(';') {
+            let s: String = stmt
+                .lines()
+                .filter(|l| {
+                    !l.trim_start().starts_with('#')
+                        && !l.trim_start().starts_with("/*")
+                        && !l.trim_start().starts_with('*')
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let s = s.trim();
+            if s.contains("typedef") || s.contains('{') || s.contains('}') {
+                continue;
+            }
+            if let Some(open) = s.find('(') {
+                let head = &s[..open];
+                if let Some(name) = head.split([' ', '*']).next_back() {
+                    if name.starts_with("bpfc_") {
+                        names.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn c_library_header_declares_every_export() {
+    let exported = exported_functions();
+    let declared = declared_functions();
+    assert!(exported.len() > 30, "{exported:?}");
+    assert_eq!(
+        exported, declared,
+        "bpfc.h and runtime/src/host/capi differ"
+    );
+    if !tool_or_skip("c_library_header_declares_every_export", "cc", "--version") {
+        return;
+    }
+    // Every declared function links from the static library.
+    let lib = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libbpfc_runtime.a");
+    let dir = std::env::temp_dir().join(format!("bpfc-capi-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = String::from("#include \"bpfc.h\"\n#include <stdio.h>\nint main(void) {\n");
+    for f in &declared {
+        c.push_str(&format!("  printf(\"%p\\n\", (void *)&{f});\n"));
+    }
+    c.push_str("  return 0;\n}\n");
+    std::fs::write(dir.join("all.c"), c).unwrap();
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Werror", "-Wno-pedantic"])
+        .arg(format!("-I{}", abi_include_dir().display()))
+        .arg(dir.join("all.c"))
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(dir.join("all"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -44,6 +44,10 @@ pub struct Binding {
     /// Objects: the symbol of the table of map pointers (`void *[N]`, by map
     /// index) that the host fills in. `None`: addresses are embedded (JIT).
     pub map_table: Option<String>,
+    /// Objects with a descriptor: the symbol of the table of helper
+    /// functions (`void *[N]`, one per id of `helpers` in id order) that
+    /// the host fills in. `None`: helpers are bound by symbol.
+    pub helper_table: Option<String>,
 }
 
 impl Binding {

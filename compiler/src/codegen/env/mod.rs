@@ -15,7 +15,8 @@ use crate::isa::{self, Endian, LddwSrc};
 use bpfc_runtime::abi::{helper_symbol, FaultCode};
 use bpfc_runtime::helpers::{calls_back, ids};
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types, Block, FuncRef, GlobalValue, InstBuilder, MemFlagsData, Type, Value,
+    condcodes::IntCC, types, Block, FuncRef, GlobalValue, InstBuilder, MemFlagsData, SigRef, Type,
+    Value,
 };
 use cranelift_frontend::{FunctionBuilder, Switch};
 use cranelift_module::{DataId, FuncId, Linkage, Module};
@@ -44,6 +45,17 @@ pub(crate) struct Env<'m, M: Module> {
     /// Checked mode: the bounds of the current function's accessible memory,
     /// loaded once in its entry block.
     bounds: Option<memory::Bounds>,
+    /// The helper signature imported into the current function (helper
+    /// tables).
+    helper_sig: Option<SigRef>,
+}
+
+/// A helper to call: an imported symbol, or a function loaded from the
+/// helper table.
+#[derive(Clone, Copy)]
+enum Callee {
+    Direct(FuncRef),
+    Table(Value, SigRef),
 }
 
 impl<'m, M: Module> Env<'m, M> {
@@ -68,6 +80,7 @@ impl<'m, M: Module> Env<'m, M> {
             st: None,
             fp: None,
             bounds: None,
+            helper_sig: None,
         }
     }
 
@@ -237,7 +250,30 @@ impl<'m, M: Module> Env<'m, M> {
         Some(self.data_addr(b, data))
     }
 
-    fn helper_ref(&mut self, b: &mut FunctionBuilder, id: u32) -> Option<FuncRef> {
+    /// How to call helper `id`: its imported symbol, or its slot of the
+    /// helper table (objects with a descriptor). `None`: not bound.
+    fn helper_ref(&mut self, b: &mut FunctionBuilder, id: u32) -> Option<Callee> {
+        if let Some(table) = self.binding.helper_table.clone() {
+            let slot = self.binding.helpers.iter().position(|&h| h == id)?;
+            let data = self
+                .module
+                .declare_data(&table, Linkage::Import, true, false)
+                .ok()?;
+            let base = self.data_addr(b, data);
+            let ptr = self.ptr();
+            let func = b
+                .ins()
+                .load(ptr, MemFlagsData::trusted(), base, (slot * 8) as i32);
+            let sig = match self.helper_sig {
+                Some(s) => s,
+                None => {
+                    let s = b.import_signature(helper_signature(self.module));
+                    self.helper_sig = Some(s);
+                    s
+                }
+            };
+            return Some(Callee::Table(func, sig));
+        }
         if !self.binding.import_any_helper && !self.binding.helpers.contains(&id) {
             return None;
         }
@@ -246,7 +282,7 @@ impl<'m, M: Module> Env<'m, M> {
             .module
             .declare_function(&helper_symbol(id), Linkage::Import, &sig)
             .ok()?;
-        Some(self.func_ref(b, fid))
+        Some(Callee::Direct(self.func_ref(b, fid)))
     }
 
     /// Call a helper with r1-r5 and the run state; stop the run at `pc` if
@@ -257,7 +293,7 @@ impl<'m, M: Module> Env<'m, M> {
         b: &mut FunctionBuilder,
         pc: usize,
         id: Option<u32>,
-        callee: FuncRef,
+        callee: Callee,
         args: [Value; 5],
     ) -> Value {
         let st = self.st();
@@ -266,9 +302,11 @@ impl<'m, M: Module> Env<'m, M> {
             let fp = self.fp();
             b.ins().store(flags, fp, st, state::CB_FP);
         }
-        let call = b
-            .ins()
-            .call(callee, &[args[0], args[1], args[2], args[3], args[4], st]);
+        let argv = [args[0], args[1], args[2], args[3], args[4], st];
+        let call = match callee {
+            Callee::Direct(f) => b.ins().call(f, &argv),
+            Callee::Table(f, sig) => b.ins().call_indirect(sig, f, &argv),
+        };
         let r0 = b.inst_results(call)[0];
         self.check_fault_after_call(b, pc, true);
         r0

@@ -1,0 +1,249 @@
+//! Host applications through the C library: every helper fixture is
+//! compiled with `bpfc compile` into a self-describing object, linked with
+//! a C host (`testsuite/harness/host_run.c`) and `libbpfc_runtime.a`, and
+//! run; its return value, context and map contents must equal `bpfc run`'s
+//! (the JIT) on the same object and context.
+
+use bpfc_compiler::loader::Object;
+use bpfc_testsuite::{tool_or_skip, workspace_root};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BPFC: &str = env!("CARGO_BIN_EXE_bpfc");
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bpfc-host-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `target/debug` (or release): where the runtime's C libraries are.
+fn lib_dir() -> PathBuf {
+    Path::new(BPFC).parent().unwrap().to_path_buf()
+}
+
+fn run(cmd: &mut Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Compile `fixture` and link it with the C host; returns the executable.
+pub fn build_host(dir: &Path, fixture: &Path, name: &str) -> PathBuf {
+    let obj = dir.join(format!("{name}.o"));
+    ok(
+        run(
+            Command::new(BPFC)
+                .arg("compile")
+                .arg(fixture)
+                .arg("-o")
+                .arg(&obj),
+            b"",
+        ),
+        "bpfc compile",
+    );
+    let exe = dir.join(name);
+    let inc = workspace_root().join("runtime/include");
+    ok(
+        run(
+            Command::new("cc")
+                .args(["-O1", "-Wall", "-Werror", "-std=c11", "-rdynamic"])
+                .arg(format!("-I{}", inc.display()))
+                .arg(workspace_root().join("testsuite/harness/host_run.c"))
+                .arg(&obj)
+                .arg(lib_dir().join("libbpfc_runtime.a"))
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(&exe),
+            b"",
+        ),
+        "linking the host",
+    );
+    exe
+}
+
+/// Hex of a JSON array of "0x.." strings.
+fn hex_of(v: &serde_json::Value) -> String {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().trim_start_matches("0x").to_string())
+        .collect()
+}
+
+/// `bpfc run --maps-out` as the host prints maps: name -> lines.
+fn json_maps(v: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for (name, elems) in v.as_object().unwrap() {
+        let mut set = BTreeSet::new();
+        for e in elems.as_array().unwrap() {
+            let key = hex_of(&e["key"]);
+            let value = match e.get("values") {
+                Some(per_cpu) => per_cpu
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        let mut h = hex_of(&c["value"]);
+                        while !h.len().is_multiple_of(16) {
+                            h.push_str("00");
+                        }
+                        h
+                    })
+                    .collect(),
+                None => hex_of(&e["value"]),
+            };
+            set.insert(format!("{key} {value}"));
+        }
+        out.insert(name.clone(), set);
+    }
+    out
+}
+
+/// Fixtures whose results depend on the time, randomness, the process or
+/// the host's memory (they differ between any two runs).
+/// `perf_output`: `bpfc run` opens a perf buffer on the perf event array
+/// before the run, so outputs succeed; the host opens none, so they fail
+/// with -ENOENT as in the kernel (its own test below reads them).
+const NONDETERMINISTIC: &[&str] = &[
+    "ktime",
+    "prandom",
+    "ids",
+    "task",
+    "probe_read",
+    "perf_output",
+];
+
+#[test]
+fn c_host_runs_fixtures_as_bpfc_run() {
+    if !tool_or_skip("c_host_runs_fixtures_as_bpfc_run", "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("fixtures");
+    let fixtures = workspace_root().join("testsuite/fixtures/helpers");
+    let mut names: Vec<String> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "o").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .filter(|n| !NONDETERMINISTIC.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut compared = 0;
+    for name in &names {
+        let path = fixtures.join(format!("{name}.o"));
+        let obj = Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let exe = build_host(&dir, &path, name);
+        for prog in &obj.programs {
+            let ctx: Vec<u8> = (0..8)
+                .flat_map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    seed.to_le_bytes()
+                })
+                .collect();
+            let what = format!("{name} {}", prog.name);
+            let ctx_in = dir.join("ctx.in");
+            let ctx_out = dir.join("ctx.out");
+            let maps_out = dir.join("maps.json");
+            std::fs::write(&ctx_in, &ctx).unwrap();
+            let jit = run(
+                Command::new(BPFC)
+                    .arg("run")
+                    .arg(&path)
+                    .args(["--program", &prog.name, "--json", "--ctx-in"])
+                    .arg(&ctx_in)
+                    .arg("--ctx-out")
+                    .arg(&ctx_out)
+                    .arg("--maps-out")
+                    .arg(&maps_out),
+                b"",
+            );
+            let host = run(Command::new(&exe).args([name.as_str(), &prog.name]), &ctx);
+            let text = String::from_utf8_lossy(&host.stdout).into_owned();
+            if !jit.status.success() {
+                // Both refuse or stop the run.
+                assert!(
+                    text.starts_with("error "),
+                    "{what}: bpfc run failed ({}), the host did not: {text}",
+                    String::from_utf8_lossy(&jit.stderr)
+                );
+                continue;
+            }
+            assert!(
+                host.status.success(),
+                "{what}: {text}{}",
+                String::from_utf8_lossy(&host.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&jit.stdout).unwrap();
+            let r0 = v["r0"].as_u64().unwrap();
+            let mut lines = text.lines();
+            assert_eq!(
+                lines.next(),
+                Some(format!("retval {r0:#x}").as_str()),
+                "{what}"
+            );
+            let ctx_after = std::fs::read(&ctx_out).unwrap();
+            let ctx_hex: String = ctx_after.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(
+                lines.next(),
+                Some(format!("ctx {ctx_hex}").as_str()),
+                "{what}"
+            );
+            let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let mut skipped = BTreeSet::new();
+            for l in lines {
+                let w: Vec<&str> = l.split(' ').collect();
+                match w[..] {
+                    ["map", m, k, v] => {
+                        got.entry(m.to_string())
+                            .or_default()
+                            .insert(format!("{k} {v}"));
+                    }
+                    ["skip", m] => {
+                        skipped.insert(m.to_string());
+                    }
+                    _ => panic!("{what}: unexpected line {l:?}"),
+                }
+            }
+            let want =
+                json_maps(&serde_json::from_slice(&std::fs::read(&maps_out).unwrap()).unwrap());
+            for (m, elems) in &want {
+                if skipped.contains(m) {
+                    continue;
+                }
+                let empty = BTreeSet::new();
+                assert_eq!(got.get(m).unwrap_or(&empty), elems, "{what}: map {m}");
+            }
+            for m in got.keys() {
+                assert!(
+                    want.contains_key(m),
+                    "{what}: map {m} is not in bpfc run's output"
+                );
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "only {compared} runs compared");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,433 @@
+//! The C library (`runtime/include/bpfc.h`): objects, programs and maps
+//! through opaque handles, in libbpf's manner. Every function returns 0 or
+//! a negative errno (NULL for handles) and records a message that
+//! `bpfc_strerror()` returns on the calling thread. A panic never crosses
+//! into C: it becomes `-EFAULT` with its message.
+//!
+//! Handles: a `bpfc_object` owns its `bpfc_program`s and `bpfc_map`s,
+//! which stay valid until `bpfc_object_destroy`. Loading and destroying an
+//! object must not race with other calls on it; runs and map operations
+//! may come from any number of threads at once (a destroy waits for runs
+//! in progress).
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+mod buffers;
+mod maps;
+
+use super::desc::ObjectNative;
+use super::object::{HostError, HostObject};
+use crate::maps::errno;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, OnceLock, RwLock};
+
+thread_local! {
+    static LAST: RefCell<(c_int, CString)> = RefCell::new((0, CString::default()));
+}
+
+/// Record `e` for this thread; returns `-errno`.
+fn set_error(e: &HostError) -> c_int {
+    let msg = CString::new(e.message.replace('\0', " ")).unwrap_or_default();
+    LAST.with(|l| *l.borrow_mut() = (e.errno, msg));
+    -e.errno
+}
+
+/// Run `f`, turning its error or panic into `-errno` (or `fail`).
+fn guard<T>(fail: impl FnOnce(c_int) -> T, f: impl FnOnce() -> Result<T, HostError>) -> T {
+    let e = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => return v,
+        Ok(Err(e)) => e,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            HostError::new(errno::EFAULT, format!("internal error: {what}"))
+        }
+    };
+    fail(set_error(&e))
+}
+
+fn status(f: impl FnOnce() -> Result<(), HostError>) -> c_int {
+    guard(|e| e, || f().map(|()| 0))
+}
+
+fn inval(msg: impl Into<String>) -> HostError {
+    HostError::new(errno::EINVAL, msg)
+}
+
+/// A C string argument.
+unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, HostError> {
+    if p.is_null() {
+        return Err(inval(format!("{what} is NULL")));
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| inval(format!("{what} is not UTF-8")))
+}
+
+/// The message of the calling thread's last failed call ("" if none).
+#[no_mangle]
+pub extern "C" fn bpfc_strerror() -> *const c_char {
+    LAST.with(|l| l.borrow().1.as_ptr())
+}
+
+/// The calling thread's last error as a negative errno (0 if none).
+#[no_mangle]
+pub extern "C" fn bpfc_errno() -> c_int {
+    LAST.with(|l| -l.borrow().0)
+}
+
+/// `struct bpfc_object`.
+pub struct bpfc_object {
+    obj: RwLock<HostObject>,
+    progs: Vec<bpfc_program>,
+    maps: Vec<maps::bpfc_map>,
+    name: CString,
+}
+
+/// `struct bpfc_program`: one program of an object.
+pub struct bpfc_program {
+    obj: *const bpfc_object,
+    index: usize,
+    name: CString,
+    section: CString,
+}
+
+// SAFETY: the handle only refers to its object, which is shared.
+unsafe impl Send for bpfc_program {}
+// SAFETY: as above.
+unsafe impl Sync for bpfc_program {}
+
+/// Objects alive, by handle address (a double destroy is refused).
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<usize>> {
+    static L: OnceLock<Mutex<BTreeSet<usize>>> = OnceLock::new();
+    L.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn object<'a>(p: *const bpfc_object) -> Result<&'a bpfc_object, HostError> {
+    if p.is_null() || !live().contains(&(p as usize)) {
+        return Err(HostError::new(errno::EBADF, "not a live bpfc object"));
+    }
+    // SAFETY: a live handle made by `bpfc_object_open`.
+    Ok(unsafe { &*p })
+}
+
+fn read(o: &bpfc_object) -> std::sync::RwLockReadGuard<'_, HostObject> {
+    o.obj.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+/// Open the object `desc` describes (`&NAME__object`), without creating
+/// anything yet. NULL on failure.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_open(desc: *const ObjectNative) -> *mut bpfc_object {
+    guard(
+        |_| std::ptr::null_mut(),
+        || {
+            // SAFETY: the caller passes a linked descriptor or NULL.
+            let obj = unsafe { HostObject::open(desc) }?;
+            let name = cstring(obj.name());
+            let mut handle = Box::new(bpfc_object {
+                progs: Vec::new(),
+                maps: Vec::new(),
+                name,
+                obj: RwLock::new(obj),
+            });
+            let me: *const bpfc_object = &*handle;
+            let (progs, maps) = {
+                let o = read(&handle);
+                let progs = o
+                    .desc
+                    .progs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, p)| bpfc_program {
+                        obj: me,
+                        index,
+                        name: cstring(&p.name),
+                        section: cstring(&p.section),
+                    })
+                    .collect();
+                let maps = o
+                    .desc
+                    .maps
+                    .iter()
+                    .enumerate()
+                    .map(|(index, m)| maps::bpfc_map::of_object(me, index, &m.name))
+                    .collect();
+                (progs, maps)
+            };
+            handle.progs = progs;
+            handle.maps = maps;
+            let p = Box::into_raw(handle);
+            live().insert(p as usize);
+            Ok(p)
+        },
+    )
+}
+
+/// Open the object called `name` from its symbol `NAME__object`, found
+/// with `dlsym` (the executable must export it: link with `-rdynamic`, or
+/// put the object in a shared library).
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_open_linked(name: *const c_char) -> *mut bpfc_object {
+    let sym = guard(
+        |_| std::ptr::null(),
+        || {
+            // SAFETY: the caller passes a C string.
+            let name = unsafe { c_str(name, "name") }?;
+            let sym = cstring(&format!("{name}__object"));
+            // SAFETY: dlsym with a valid C string.
+            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) };
+            if p.is_null() {
+                return Err(HostError::new(
+                    errno::ENOENT,
+                    format!("no linked object {name}: symbol {name}__object is not exported (link with -rdynamic)"),
+                ));
+            }
+            Ok(p as *const ObjectNative)
+        },
+    );
+    if sym.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the symbol is the descriptor `bpfc compile` exported.
+    unsafe { bpfc_object_open(sym) }
+}
+
+/// Where maps pinned by name live for this object (before load).
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_set_pin_root(
+    obj: *mut bpfc_object,
+    dir: *const c_char,
+) -> c_int {
+    status(|| {
+        let o = object(obj)?;
+        // SAFETY: the caller passes a C string.
+        let dir = unsafe { c_str(dir, "dir") }?;
+        let mut w = o.obj.write().unwrap_or_else(|e| e.into_inner());
+        if w.loaded() {
+            return Err(HostError::new(errno::EBUSY, "the object is already loaded"));
+        }
+        w.opts.pin_root = Some(dir.into());
+        Ok(())
+    })
+}
+
+/// Create the object's maps and make its programs runnable.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_load(obj: *mut bpfc_object) -> c_int {
+    status(|| {
+        let o = object(obj)?;
+        let mut w = o.obj.write().unwrap_or_else(|e| e.into_inner());
+        w.load()
+    })
+}
+
+/// Free the object, its maps (unless pinned or held elsewhere) and its
+/// program and map handles. A handle that is not a live object (already
+/// destroyed, or NULL) is refused with `-EBADF`.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_destroy(obj: *mut bpfc_object) -> c_int {
+    status(|| {
+        if obj.is_null() || !live().remove(&(obj as usize)) {
+            return Err(HostError::new(
+                errno::EBADF,
+                "not a live bpfc object (destroyed twice?)",
+            ));
+        }
+        // SAFETY: made by `Box::into_raw` in `bpfc_object_open`, removed
+        // from the live set just now, so freed once. Waits for runs.
+        let b = unsafe { Box::from_raw(obj) };
+        drop(b.obj.write().unwrap_or_else(|e| e.into_inner()));
+        drop(b);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_name(obj: *const bpfc_object) -> *const c_char {
+    guard(|_| std::ptr::null(), || Ok(object(obj)?.name.as_ptr()))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_program_count(obj: *const bpfc_object) -> c_int {
+    guard(|e| e, || Ok(object(obj)?.progs.len() as c_int))
+}
+
+/// Program `i` in the object's order, NULL when out of range.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_program(
+    obj: *const bpfc_object,
+    i: usize,
+) -> *const bpfc_program {
+    guard(
+        |_| std::ptr::null(),
+        || {
+            let o = object(obj)?;
+            o.progs
+                .get(i)
+                .map(|p| p as *const bpfc_program)
+                .ok_or_else(|| {
+                    HostError::new(
+                        errno::ENOENT,
+                        format!("object has {} programs", o.progs.len()),
+                    )
+                })
+        },
+    )
+}
+
+/// The program called `name`. NULL (`-ENOENT`) when there is none.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_object_find_program(
+    obj: *const bpfc_object,
+    name: *const c_char,
+) -> *const bpfc_program {
+    guard(
+        |_| std::ptr::null(),
+        || {
+            let o = object(obj)?;
+            // SAFETY: the caller passes a C string.
+            let name = unsafe { c_str(name, "name") }?;
+            let r = read(o);
+            let i = r.prog_index(name).ok_or_else(|| {
+                let names: Vec<&str> = r.desc.progs.iter().map(|p| p.name.as_str()).collect();
+                HostError::new(
+                    errno::ENOENT,
+                    format!(
+                        "object {} has no program {name} (programs: {})",
+                        r.name(),
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            Ok(&o.progs[i] as *const bpfc_program)
+        },
+    )
+}
+
+fn program<'a>(p: *const bpfc_program) -> Result<&'a bpfc_program, HostError> {
+    // SAFETY: a handle from an object; valid until it is destroyed.
+    unsafe { p.as_ref() }.ok_or_else(|| inval("program is NULL"))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_program_name(prog: *const bpfc_program) -> *const c_char {
+    guard(|_| std::ptr::null(), || Ok(program(prog)?.name.as_ptr()))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_program_section(prog: *const bpfc_program) -> *const c_char {
+    guard(|_| std::ptr::null(), || Ok(program(prog)?.section.as_ptr()))
+}
+
+/// `enum bpf_prog_type`.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_program_type(prog: *const bpfc_program) -> c_int {
+    guard(
+        |e| e,
+        || {
+            let p = program(prog)?;
+            // SAFETY: the program's object outlives its handles.
+            let o = unsafe { &*p.obj };
+            Ok(read(o).desc.progs[p.index].prog_type as c_int)
+        },
+    )
+}
+
+/// Run `prog` with r1 = `ctx` and r2 = `ctx_size` on CPU slot `cpu`;
+/// `*retval` gets r0. A fault is `-EFAULT` with its message.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_prog_run_on_cpu(
+    prog: *const bpfc_program,
+    ctx: *mut std::ffi::c_void,
+    ctx_size: usize,
+    cpu: u32,
+    retval: *mut u64,
+) -> c_int {
+    status(|| {
+        let p = program(prog)?;
+        if ctx.is_null() != (ctx_size == 0) {
+            return Err(inval(format!(
+                "context {} with size {ctx_size}",
+                if ctx.is_null() { "NULL" } else { "given" }
+            )));
+        }
+        // SAFETY: the program's object outlives its handles.
+        let o = unsafe { &*p.obj };
+        // Held for the run: a destroy waits until it ends.
+        let r = read(o);
+        let run = r.progs.get(p.index).ok_or_else(|| {
+            inval(format!(
+                "object {} is not loaded (call bpfc_object_load first)",
+                r.name()
+            ))
+        })?;
+        let ncpus = crate::maps::possible_cpus();
+        if cpu >= ncpus {
+            return Err(inval(format!("CPU slot {cpu} of {ncpus}")));
+        }
+        let r0 = run
+            .run(ctx as u64, ctx_size as u64, cpu)
+            .map_err(|f| HostError::new(errno::EFAULT, f.message))?;
+        // SAFETY: the caller passes a writable u64 or NULL.
+        if let Some(out) = unsafe { retval.as_mut() } {
+            *out = r0;
+        }
+        Ok(())
+    })
+}
+
+/// [`bpfc_prog_run_on_cpu`] on CPU slot 0.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_prog_run(
+    prog: *const bpfc_program,
+    ctx: *mut std::ffi::c_void,
+    ctx_size: usize,
+    retval: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { bpfc_prog_run_on_cpu(prog, ctx, ctx_size, 0, retval) }
+}
+
+/// CPU slots of per-CPU maps: a per-CPU lookup fills this many values,
+/// each rounded up to 8 bytes.
+#[no_mangle]
+pub extern "C" fn bpfc_num_possible_cpus() -> c_int {
+    crate::maps::possible_cpus() as c_int
+}
+
+/// Runtime entry point of checked code (`docs/abi.md`).
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_check_access(
+    st: *mut crate::abi::RunState,
+    addr: u64,
+    size: u64,
+    write: u32,
+) -> u32 {
+    // SAFETY: forwarded from generated code.
+    unsafe { crate::regions::check_access(st, addr, size, write) }
+}
+
+/// Runtime entry point of tail calls (`docs/abi.md`).
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_tail_call_target(
+    st: *mut crate::abi::RunState,
+    map: u64,
+    index: u64,
+) -> *const u8 {
+    // SAFETY: forwarded from generated code.
+    unsafe { crate::programs::tail_call_target(st, map, index) }
+}

@@ -1,0 +1,7 @@
+//! Host applications: AOT objects that carry their own description
+//! ([`desc`]), loading them into live maps and programs ([`object`]), and
+//! the C library over that (`capi`, `runtime/include/bpfc.h`).
+
+pub mod capi;
+pub mod desc;
+pub mod object;

@@ -1,0 +1,531 @@
+//! A self-describing AOT object linked into this process, opened from its
+//! descriptor (`NAME__object`) and loaded as libbpf loads an object: its
+//! maps created (pinned ones reused, global data written, `.rodata` and
+//! `.kconfig` frozen), the map and helper tables filled in, prog arrays
+//! and maps of maps given their initial slots. Programs then run on a
+//! context from any thread.
+
+use super::desc::{Desc, MapDesc, MapKind, ObjectNative, ProgCode, SlotInit, OBJECT_MAGIC};
+use crate::abi::{Fault, FaultCode, ProgNative};
+use crate::maps::{self, errno, Map, MapBtf, MapError, MapOptions, MapSpec, MapType};
+use crate::programs::{self, TailTarget};
+use crate::{ExecContext, HelperTable};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// An error with the errno the C API returns for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostError {
+    pub errno: i32,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn new(errno: i32, message: impl Into<String>) -> HostError {
+        HostError {
+            errno,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl From<MapError> for HostError {
+    fn from(e: MapError) -> HostError {
+        HostError::new(e.code(), e.to_string())
+    }
+}
+
+type EntryFn = unsafe extern "C" fn(u64, u64, *mut ExecContext, *mut Fault) -> u64;
+
+/// One program of a loaded object.
+pub struct AotProgram {
+    pub name: String,
+    pub section: String,
+    pub prog_type: u32,
+    entry: EntryFn,
+    native: ProgNative,
+    /// The maps of the object (checked runs list their memory).
+    maps: Vec<Arc<Map>>,
+    checked: bool,
+    reads_stack: bool,
+}
+
+/// How a run of a program ended without a return value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunFault {
+    pub code: u32,
+    pub pc: u32,
+    pub detail: u64,
+    pub message: String,
+}
+
+impl AotProgram {
+    /// Run with r1 = `r1`, r2 = `r2` on CPU slot `cpu`.
+    pub fn run(&self, r1: u64, r2: u64, cpu: u32) -> Result<u64, RunFault> {
+        let mut ctx = ExecContext::new();
+        ctx.cpu = cpu;
+        ctx.checked = self.checked;
+        if self.checked {
+            for m in &self.maps {
+                ctx.regions.add_map(m);
+            }
+        }
+        let mut fault = Fault::default();
+        let entry = self.entry;
+        let (r0, fault) = crate::context::run_section(
+            self.reads_stack,
+            &mut ctx,
+            |ctx| {
+                // SAFETY: `entry` is the object's entry function with the
+                // documented ABI; it touches its frames, the context the
+                // caller vouches for, map memory (the maps live as long as
+                // `self`) and `fault`.
+                let r0 = unsafe { entry(r1, r2, ctx, &mut fault) };
+                (r0, fault)
+            },
+            |(_, f)| f.code != 0,
+        );
+        if fault.code == 0 {
+            return Ok(r0);
+        }
+        let what = FaultCode::from_raw(fault.code).map_or("unknown fault", FaultCode::describe);
+        let mut message = format!("program {}: instruction {}: {what}", self.name, fault.pc);
+        if fault.detail != 0 {
+            message.push_str(&format!(" ({:#x})", fault.detail));
+        }
+        if let Some(m) = ctx.fault.take() {
+            message.push_str(&format!(": {m}"));
+        }
+        Err(RunFault {
+            code: fault.code,
+            pc: fault.pc,
+            detail: fault.detail,
+            message,
+        })
+    }
+}
+
+impl TailTarget for AotProgram {
+    fn native(&self) -> &ProgNative {
+        &self.native
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+// SAFETY: the entry is reentrant code; the rest is owned data and maps,
+// which are themselves shared between threads.
+unsafe impl Send for AotProgram {}
+// SAFETY: as above.
+unsafe impl Sync for AotProgram {}
+
+/// Descriptors whose objects are open: an object's tables exist once in
+/// the process, so it can be open once at a time.
+fn claimed() -> std::sync::MutexGuard<'static, BTreeSet<usize>> {
+    static C: OnceLock<Mutex<BTreeSet<usize>>> = OnceLock::new();
+    C.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A global data map's value before the object is loaded: the host may
+/// change it (skeletons' `rodata`, `data`, `bss`), load writes it.
+pub struct Image {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Image {
+    fn new(m: &MapDesc) -> Image {
+        let len = m.value_size as usize;
+        let mut words = vec![0u64; len.div_ceil(8).max(1)];
+        // SAFETY: `words` has at least `len` bytes; any bytes are valid u64s.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        let n = m.data.len().min(len);
+        bytes[..n].copy_from_slice(&m.data[..n]);
+        Image { words, len }
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.words.as_mut_ptr().cast()
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: as in `new`.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// How an object is loaded.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub maps: MapOptions,
+    /// Where maps with `pinning = LIBBPF_PIN_BY_NAME` live (default: the
+    /// maps' pin directory).
+    pub pin_root: Option<PathBuf>,
+}
+
+/// An opened (and maybe loaded) object.
+pub struct HostObject {
+    native: *const ObjectNative,
+    pub desc: Desc,
+    /// Global data images until load, by map index.
+    pub images: Vec<Option<Image>>,
+    pub maps: Vec<Option<Arc<Map>>>,
+    pub progs: Vec<Arc<AotProgram>>,
+    pub opts: LoadOptions,
+    loaded: bool,
+}
+
+// SAFETY: `native` points at the object's static data, which is only
+// written (its tables) under `&mut self`.
+unsafe impl Send for HostObject {}
+// SAFETY: as above.
+unsafe impl Sync for HostObject {}
+
+impl HostObject {
+    /// Open the object `native` describes (checks its version and image).
+    ///
+    /// # Safety
+    /// `native` must be NULL or point at a `struct bpfc_object_desc` as
+    /// `bpfc compile` wrote it, linked into this process.
+    pub unsafe fn open(native: *const ObjectNative) -> Result<HostObject, HostError> {
+        let bad = |m: String| HostError::new(errno::EINVAL, m);
+        // SAFETY: the caller's promise; NULL is refused.
+        let n = unsafe { native.as_ref() }.ok_or_else(|| bad("no object descriptor".into()))?;
+        if n.magic != OBJECT_MAGIC {
+            return Err(bad(
+                "not a bpfc object descriptor (bad magic): is the object compiled for this target?"
+                    .into(),
+            ));
+        }
+        if n.version != super::desc::DESC_VERSION {
+            return Err(bad(format!(
+                "object descriptor version {} (this runtime reads version {}): recompile the object with this bpfc",
+                n.version,
+                super::desc::DESC_VERSION
+            )));
+        }
+        if n.image.is_null() || n.image_len > (64 << 20) {
+            return Err(bad("corrupt object descriptor: bad image".into()));
+        }
+        // SAFETY: the image the descriptor points at, of its length.
+        let image = unsafe { std::slice::from_raw_parts(n.image, n.image_len as usize) };
+        let desc =
+            Desc::decode(image).map_err(|e| bad(format!("corrupt object descriptor: {e}")))?;
+        if desc.progs.len() != n.nprogs as usize
+            || desc.maps.len() as u64 != n.nmaps
+            || desc.helpers.len() as u64 != n.nhelpers
+            || n.maps.is_null()
+            || n.helpers.is_null()
+            || (n.progs.is_null() && n.nprogs > 0)
+        {
+            return Err(bad(format!(
+                "corrupt object descriptor of {}: its tables do not match its image",
+                desc.name
+            )));
+        }
+        if !claimed().insert(native as usize) {
+            return Err(HostError::new(
+                errno::EBUSY,
+                format!(
+                    "object {} is already open in this process; destroy it first",
+                    desc.name
+                ),
+            ));
+        }
+        let images = desc
+            .maps
+            .iter()
+            .map(|m| m.kind.is_global().then(|| Image::new(m)))
+            .collect();
+        Ok(HostObject {
+            native,
+            images,
+            maps: vec![None; desc.maps.len()],
+            progs: Vec::new(),
+            desc,
+            opts: LoadOptions::default(),
+            loaded: false,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.desc.name
+    }
+
+    pub fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    fn native(&self) -> &'static ObjectNative {
+        // SAFETY: checked non-null in `open`; static data of the process.
+        unsafe { &*self.native }
+    }
+
+    /// Create the maps, fill the tables, make the programs.
+    pub fn load(&mut self) -> Result<(), HostError> {
+        if self.loaded() {
+            return Err(HostError::new(
+                errno::EBUSY,
+                format!("object {} is already loaded", self.desc.name),
+            ));
+        }
+        let r = self.load_inner();
+        match r {
+            Ok(()) => self.loaded = true,
+            Err(_) => self.unload(),
+        }
+        r
+    }
+
+    fn load_inner(&mut self) -> Result<(), HostError> {
+        let obj = self.desc.name.clone();
+        let ctx = |m: &MapDesc| {
+            let what = format!("object {obj}: map {}", m.name);
+            move |e: MapError| HostError::new(e.code(), format!("{what}: {e}"))
+        };
+        for i in 0..self.desc.maps.len() {
+            let m = self.desc.maps[i].clone();
+            if m.kind == MapKind::Absent {
+                continue;
+            }
+            let spec = self.spec(&m)?;
+            let map = if m.pinning == 1 {
+                let root = self
+                    .opts
+                    .pin_root
+                    .clone()
+                    .unwrap_or_else(|| self.opts.maps.pin_dir.clone());
+                let path = root.join(&m.name);
+                if path.exists() {
+                    Map::open_pinned(&path, Some(&spec)).map_err(ctx(&m))?
+                } else {
+                    let map = Map::create_with(&spec, &self.opts.maps).map_err(ctx(&m))?;
+                    self.init_data(i, &map).map_err(ctx(&m))?;
+                    match map.pin(&path) {
+                        Ok(()) => map,
+                        Err(e) if e.code() == errno::EEXIST => {
+                            Map::open_pinned(&path, Some(&spec)).map_err(ctx(&m))?
+                        }
+                        Err(e) => return Err(ctx(&m)(e)),
+                    }
+                }
+            } else {
+                let map = Map::create_with(&spec, &self.opts.maps).map_err(ctx(&m))?;
+                self.init_data(i, &map).map_err(ctx(&m))?;
+                map
+            };
+            self.maps[i] = Some(map);
+        }
+        let n = self.native();
+        // The helper table.
+        let table = HelperTable::kernel();
+        for (slot, &id) in self.desc.helpers.iter().enumerate() {
+            let h = table.get(id).ok_or_else(|| {
+                HostError::new(
+                    errno::ENOTSUP,
+                    format!(
+                        "object {}: helper {id}{} is not provided by this runtime",
+                        self.desc.name,
+                        crate::helpers::kernel_name(id.into())
+                            .map(|n| format!(" (bpf_{n})"))
+                            .unwrap_or_default()
+                    ),
+                )
+            })?;
+            // SAFETY: the helper table has `nhelpers` slots (checked in
+            // `open`); nothing runs the object's code before load returns.
+            unsafe { *n.helpers.add(slot) = h.func as *const u8 };
+        }
+        for (i, m) in self.maps.iter().enumerate() {
+            let p = m
+                .as_ref()
+                .map_or(std::ptr::null(), |m| m.as_ptr().cast::<u8>());
+            // SAFETY: the map table has `nmaps` slots (checked in `open`).
+            unsafe { *n.maps.add(i) = p };
+        }
+        let all: Vec<Arc<Map>> = self.maps.iter().flatten().cloned().collect();
+        for (i, p) in self.desc.progs.iter().enumerate() {
+            // SAFETY: `progs` has `nprogs` entries (checked in `open`).
+            let code: &ProgCode = unsafe { &*n.progs.add(i) };
+            if code.entry.is_null() || code.main.is_null() {
+                return Err(HostError::new(
+                    errno::EINVAL,
+                    format!("corrupt object descriptor: program {} has no code", p.name),
+                ));
+            }
+            // SAFETY: the entry `bpfc compile` wrote, with the entry ABI.
+            let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code.entry) };
+            let prog = Arc::new(AotProgram {
+                name: p.name.clone(),
+                section: p.section.clone(),
+                prog_type: p.prog_type,
+                entry,
+                native: ProgNative {
+                    func: code.main,
+                    prog: std::ptr::null(),
+                    id: programs::next_id(),
+                    prog_type: p.prog_type,
+                },
+                maps: all.clone(),
+                checked: self.desc.checked,
+                reads_stack: p.reads_stack,
+            });
+            let t: Arc<dyn TailTarget> = prog.clone();
+            programs::register(&t);
+            self.progs.push(prog);
+        }
+        self.fill_slots()?;
+        for img in &mut self.images {
+            *img = None;
+        }
+        Ok(())
+    }
+
+    /// The runtime definition of map `m`.
+    fn spec(&self, m: &MapDesc) -> Result<MapSpec, HostError> {
+        let map_type = MapType::from_raw(m.map_type).ok_or_else(|| {
+            HostError::new(
+                errno::EINVAL,
+                format!(
+                    "object {}: map {}: type {} is not a map bpfc can create",
+                    self.desc.name, m.name, m.map_type
+                ),
+            )
+        })?;
+        let inner = match &m.inner {
+            Some(i) => Some(Box::new(self.spec(i)?)),
+            None => None,
+        };
+        let mut max_entries = m.max_entries;
+        if map_type == MapType::PerfEventArray && max_entries == 0 {
+            max_entries = maps::possible_cpus();
+        }
+        let btf = (!self.desc.btf.is_empty() && m.value_type_id != 0).then(|| MapBtf {
+            raw: self.desc.btf.clone(),
+            key_type_id: m.key_type_id,
+            value_type_id: m.value_type_id,
+        });
+        Ok(MapSpec {
+            name: m.name.clone(),
+            map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries,
+            flags: m.flags,
+            map_extra: m.map_extra,
+            inner,
+            spin_lock_off: m.spin_lock_off,
+            timer_off: m.timer_off,
+            btf,
+        })
+    }
+
+    /// Global data: the image (as the host left it), frozen for `.rodata`
+    /// and `.kconfig`.
+    fn init_data(&self, i: usize, map: &Arc<Map>) -> Result<(), MapError> {
+        let m = &self.desc.maps[i];
+        if !m.kind.is_global() {
+            return Ok(());
+        }
+        if let Some(img) = &self.images[i] {
+            let mut value = vec![0u8; map.user_value_size()];
+            let n = img.bytes().len().min(value.len());
+            value[..n].copy_from_slice(&img.bytes()[..n]);
+            map.update(&0u32.to_ne_bytes(), &value, 0)?;
+        }
+        if matches!(m.kind, MapKind::Rodata | MapKind::Kconfig) {
+            map.freeze()?;
+        }
+        Ok(())
+    }
+
+    /// Initial slots of maps of maps and prog arrays.
+    fn fill_slots(&self) -> Result<(), HostError> {
+        for (i, m) in self.desc.maps.iter().enumerate() {
+            let Some(outer) = &self.maps[i] else { continue };
+            for (slot, init) in &m.initial {
+                let bad = |what: String, why: String| {
+                    HostError::new(
+                        errno::EINVAL,
+                        format!(
+                            "object {}: map {}: initial slot {slot} names {what}, which {why}",
+                            self.desc.name, m.name
+                        ),
+                    )
+                };
+                match init {
+                    SlotInit::Map(idx) => {
+                        let inner = self
+                            .maps
+                            .get(*idx as usize)
+                            .and_then(Option::as_ref)
+                            .ok_or_else(|| bad(format!("map #{idx}"), "was not created".into()))?;
+                        outer
+                            .update(&slot.to_ne_bytes(), &inner.id().to_ne_bytes(), 0)
+                            .map_err(|e| bad(format!("map {}", inner.name()), e.to_string()))?;
+                    }
+                    SlotInit::Program(name) => {
+                        let prog =
+                            self.progs.iter().find(|p| &p.name == name).ok_or_else(|| {
+                                bad(format!("program {name}"), "is not in this object".into())
+                            })?;
+                        outer
+                            .update(&slot.to_ne_bytes(), &prog.native.id.to_ne_bytes(), 0)
+                            .map_err(|e| bad(format!("program {name}"), e.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Empty the tables, drop the maps and programs.
+    fn unload(&mut self) {
+        let n = self.native();
+        for i in 0..self.desc.maps.len() {
+            // SAFETY: `nmaps` slots, checked in `open`.
+            unsafe { *n.maps.add(i) = std::ptr::null() };
+        }
+        for i in 0..self.desc.helpers.len() {
+            // SAFETY: `nhelpers` slots, checked in `open`.
+            unsafe { *n.helpers.add(i) = std::ptr::null() };
+        }
+        self.progs.clear();
+        for m in &mut self.maps {
+            *m = None;
+        }
+    }
+
+    pub fn map_index(&self, name: &str) -> Option<usize> {
+        self.desc.map_index(name)
+    }
+
+    pub fn prog_index(&self, name: &str) -> Option<usize> {
+        self.desc.progs.iter().position(|p| p.name == name)
+    }
+}
+
+impl Drop for HostObject {
+    fn drop(&mut self) {
+        self.unload();
+        claimed().remove(&(self.native as usize));
+    }
+}

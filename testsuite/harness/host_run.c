@@ -1,0 +1,100 @@
+/* A host built on the bpfc C library (bpfc.h): opens the linked object
+ * NAME (argv[1], found by its NAME__object symbol: link with -rdynamic),
+ * loads it, runs program argv[2] on the context read from stdin, and
+ * prints
+ *   retval 0x<r0>
+ *   ctx <hex of the context after the run>
+ *   map <name> <key hex> <value hex>      (every element, key order)
+ *   skip <name>                           (maps that cannot be walked,
+ *                                          prog arrays)
+ * Errors print "error <negative errno> <message>" and exit 1. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpfc.h"
+
+static void hex(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", p[i]);
+    if (n == 0)
+        printf("-");
+}
+
+static int fail(int err) {
+    printf("error %d %s\n", err, bpfc_strerror());
+    return 1;
+}
+
+static void dump_map(const struct bpfc_map *m) {
+    int ksz = bpfc_map_key_size(m), vsz = bpfc_map_value_size(m);
+    int type = bpfc_map_type(m);
+    /* Per-CPU hashes (5, 10) and arrays (6): one 8-aligned slot per CPU. */
+    if (type == 5 || type == 6 || type == 10)
+        vsz = ((vsz + 7) / 8 * 8) * bpfc_num_possible_cpus();
+    unsigned char *key = calloc(1, ksz + 1), *next = calloc(1, ksz + 1);
+    unsigned char *val = calloc(1, vsz + 1);
+    const void *prev = NULL;
+    int err;
+    /* Walk first, so a map that cannot be walked prints nothing else. */
+    err = bpfc_map_get_next_key(m, NULL, next);
+    /* Prog arrays hold program ids, which are the process's own. */
+    if (ksz == 0 || type == 3 || (err != 0 && err != -2)) {
+        printf("skip %s\n", bpfc_map_name(m));
+        goto out;
+    }
+    while (err == 0) {
+        memcpy(key, next, ksz);
+        prev = key;
+        if (bpfc_map_lookup_elem(m, key, val) == 0) {
+            printf("map %s ", bpfc_map_name(m));
+            hex(key, ksz);
+            printf(" ");
+            hex(val, vsz);
+            printf("\n");
+        }
+        err = bpfc_map_get_next_key(m, prev, next);
+    }
+out:
+    free(key);
+    free(next);
+    free(val);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s OBJECT PROGRAM < ctx\n", argv[0]);
+        return 2;
+    }
+    static unsigned char ctx[1 << 16];
+    size_t len = fread(ctx, 1, sizeof ctx, stdin);
+    struct bpfc_object *obj = bpfc_object_open_linked(argv[1]);
+    if (obj == NULL)
+        return fail(bpfc_errno());
+    int err = bpfc_object_load(obj);
+    if (err)
+        return fail(err);
+    const struct bpfc_program *prog = bpfc_object_find_program(obj, argv[2]);
+    if (prog == NULL)
+        return fail(bpfc_errno());
+    uint64_t r0 = 0;
+    err = bpfc_prog_run(prog, len ? ctx : NULL, len, &r0);
+    if (err)
+        return fail(err);
+    printf("retval 0x%llx\nctx ", (unsigned long long)r0);
+    hex(ctx, len);
+    printf("\n");
+    for (int i = 0; i < bpfc_object_map_count(obj); i++) {
+        const struct bpfc_map *m = bpfc_object_map(obj, i);
+        /* Inner map templates and struct_ops maps exist only as
+         * definitions. */
+        if (bpfc_map_lookup_elem(m, NULL, NULL) == -22 &&
+            strstr(bpfc_strerror(), "does not exist") != NULL)
+            continue;
+        dump_map(m);
+    }
+    err = bpfc_object_destroy(obj);
+    if (err)
+        return fail(err);
+    return 0;
+}
