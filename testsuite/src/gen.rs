@@ -13,8 +13,16 @@
 //!   callee does not inherit, and r1-r5 are redefined after every call.
 //! - The stack is read only inside a 32-byte window the prologue initialises.
 //!
-//! Optionally (see [`Generated::may_fault`]) a few accesses are out of bounds
-//! and local calls may nest deeper than the 8-frame limit.
+//! Optionally (see [`Generated::may_fault`]) a few accesses are out of bounds,
+//! local calls may nest deeper than the 8-frame limit, a helper is unknown or
+//! [`FAIL_HELPER`] fails (stopping the run at the call).
+//!
+//! Some programs use maps ([`Generated::maps`], the maps of [`MAPS`]): map
+//! lookups whose value pointer (in r0, and only there) is used for loads,
+//! stores and atomics inside the value and then overwritten, updates and
+//! deletes whose return codes are data, and tail calls through the prog
+//! array into [`Generated::tail_targets`] (programs of their own, which may
+//! tail call again, themselves included: the 33-call limit is reached).
 //!
 //! [`generate_verifiable`] leaves out what the kernel's verifier refuses
 //! whatever the values (`callx`, dead code, deliberate faults, reads of
@@ -33,6 +41,30 @@ const WINDOW: i16 = 32;
 const PTR: Reg = Reg::R9;
 /// The loop counter register.
 const CTR: Reg = Reg::R8;
+
+/// The helper id of a test helper that fails when r1 is odd (and returns
+/// `r1 * 3` otherwise); the test's helper table provides it.
+pub const FAIL_HELPER: i32 = 6;
+
+/// The maps of a program with [`Generated::maps`], by index (lddw
+/// `BPF_PSEUDO_MAP_IDX` imm): (name, type, key size, value size, max entries).
+pub const MAPS: [(&str, MapKind, u32, u32, u32); 3] = [
+    ("arr", MapKind::Array, 4, 16, 8),
+    ("hash", MapKind::Hash, 4, 8, 16),
+    ("progs", MapKind::ProgArray, 4, 4, 3),
+];
+
+/// The map families the generator uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    Array,
+    Hash,
+    ProgArray,
+}
+
+const ARR: u32 = 0;
+const HASH: u32 = 1;
+const PROGS: u32 = 2;
 
 /// SplitMix64: small, seedable, good enough for test generation.
 #[derive(Clone, Debug)]
@@ -85,6 +117,10 @@ pub struct Generated {
     /// Whether the program was allowed out-of-bounds accesses or deep call
     /// chains (an engine fault is then an expected outcome).
     pub may_fault: bool,
+    /// Whether the program (and its tail targets) use the maps of [`MAPS`].
+    pub maps: bool,
+    /// Programs for the prog array's slots 0.. (slot 2 stays empty).
+    pub tail_targets: Vec<Vec<Insn>>,
 }
 
 /// A structured piece of code, flattened to slots by [`flatten`].
@@ -113,6 +149,8 @@ enum Item {
     },
     /// Local call of function `func`.
     Call(usize),
+    /// `lddw dst, map` (`BPF_PSEUDO_MAP_IDX`, two slots).
+    MapRef(Reg, u32),
 }
 
 fn slots(items: &[Item]) -> usize {
@@ -122,7 +160,7 @@ fn slots(items: &[Item]) -> usize {
 fn item_slots(item: &Item) -> usize {
     match item {
         Item::Insn(_) | Item::Call(_) => 1,
-        Item::Lddw(..) => 2,
+        Item::Lddw(..) | Item::MapRef(..) => 2,
         Item::Skip { body, .. } | Item::Jump { body, .. } => 1 + slots(body),
         Item::Loop { body, .. } => 3 + slots(body),
     }
@@ -137,6 +175,14 @@ fn flatten(items: &[Item], starts: &[usize], out: &mut Vec<Insn>) {
                     dst: *dst,
                     src: bpfc_compiler::isa::LddwSrc::Imm,
                     imm: *imm,
+                });
+                out.push(Insn::LddwHigh);
+            }
+            Item::MapRef(dst, idx) => {
+                out.push(Insn::Lddw {
+                    dst: *dst,
+                    src: bpfc_compiler::isa::LddwSrc::MapIdx,
+                    imm: *idx as u64,
                 });
                 out.push(Insn::LddwHigh);
             }
@@ -215,6 +261,8 @@ struct Gen {
     calls: u32,
     /// Only constructs the verifier can accept ([`generate_verifiable`]).
     verifiable: bool,
+    /// Emit map helper calls, value accesses and tail calls.
+    maps: bool,
 }
 
 const IMM32: [i32; 12] = [0, 1, -1, 2, 7, 31, 32, 63, 64, i32::MIN, i32::MAX, 0x7fff];
@@ -471,8 +519,17 @@ impl Gen {
 
     fn helper_call(&mut self, out: &mut Vec<Item>) {
         if self.may_fault && self.rng.chance(5) {
-            let id = self.rng.pick(&[0, 1, 6, 1000, -1]);
+            let id = self.rng.pick(&[0, 7, 1000, -1]);
             out.push(Item::Insn(Insn::Call(CallTarget::Helper(id))));
+        } else if !self.verifiable && self.rng.chance(15) {
+            // The failing helper: fails only for an odd r1, which only
+            // programs allowed to fault pass.
+            let mut arg = self.imm32() & !1;
+            if self.may_fault && self.rng.chance(30) {
+                arg |= 1;
+            }
+            out.push(Item::Insn(mov_imm(Width::W64, Reg::R1, arg)));
+            out.push(Item::Insn(Insn::Call(CallTarget::Helper(FAIL_HELPER))));
         } else if self.verifiable || self.rng.chance(50) {
             out.push(Item::Insn(Insn::Call(CallTarget::Helper(5))));
         } else {
@@ -480,6 +537,159 @@ impl Gen {
             out.push(Item::Insn(mov_imm(Width::W64, r, 5)));
             out.push(Item::Insn(Insn::Callx { reg: r }));
         }
+        self.redefine_args(out);
+    }
+
+    /// `*(u32 *)(r10 + window + 24) = key; r2 = r10 + window + 24`, the key
+    /// of a map call (in the stack window).
+    fn key_arg(&mut self, max: u32, out: &mut Vec<Item>) {
+        let off = self.window + 24;
+        let key = if self.rng.chance(80) {
+            self.rng.below(max as u64) as i32
+        } else {
+            self.rng.pick(&[max as i32, max as i32 + 1, -1, i32::MAX])
+        };
+        out.push(Item::Insn(Insn::St {
+            size: Size::W,
+            dst: Reg::FP,
+            off,
+            imm: key,
+        }));
+        out.push(Item::Insn(Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst: Reg::R2,
+            src: Src::Reg(Reg::FP),
+        }));
+        out.push(Item::Insn(Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Add,
+            dst: Reg::R2,
+            src: Src::Imm(off as i32),
+        }));
+    }
+
+    /// A map helper call: a lookup whose value is accessed, an update or a
+    /// delete (return codes are data), on the array or the hash map.
+    fn map_call(&mut self, out: &mut Vec<Item>) {
+        let map = if self.rng.chance(50) { ARR } else { HASH };
+        let (_, _, _, value_size, max) = MAPS[map as usize];
+        out.push(Item::MapRef(Reg::R1, map));
+        let key_max = if map == HASH { max + 4 } else { max };
+        self.key_arg(key_max, out);
+        match self.rng.below(4) {
+            0 | 1 => {
+                out.push(Item::Insn(Insn::Call(CallTarget::Helper(1))));
+                self.redefine_args(out);
+                let mut body = Vec::new();
+                for _ in 0..self.rng.range(1, 3) {
+                    body.push(self.value_access(value_size));
+                }
+                out.push(Item::Skip {
+                    width: Width::W64,
+                    cond: JmpCond::Eq,
+                    dst: Reg::R0,
+                    src: Src::Imm(0),
+                    body,
+                });
+                // The pointer goes: r0 is data again.
+                let imm = self.imm32();
+                out.push(Item::Insn(mov_imm(Width::W64, Reg::R0, imm)));
+            }
+            2 => {
+                out.push(Item::Insn(Insn::Alu {
+                    width: Width::W64,
+                    op: AluOp::Mov,
+                    dst: Reg::R3,
+                    src: Src::Reg(Reg::FP),
+                }));
+                out.push(Item::Insn(Insn::Alu {
+                    width: Width::W64,
+                    op: AluOp::Add,
+                    dst: Reg::R3,
+                    src: Src::Imm(self.window as i32),
+                }));
+                let flags = self.rng.pick(&[0, 0, 1, 2, 4]);
+                out.push(Item::Insn(mov_imm(Width::W64, Reg::R4, flags)));
+                out.push(Item::Insn(Insn::Call(CallTarget::Helper(2))));
+                self.redefine_args(out);
+            }
+            _ => {
+                out.push(Item::Insn(Insn::Call(CallTarget::Helper(3))));
+                self.redefine_args(out);
+            }
+        }
+    }
+
+    /// A load, store or atomic at `r0 + off` inside a map value (past its
+    /// end, rarely, in programs allowed to fault); data in r1-r7.
+    fn value_access(&mut self, value_size: u32) -> Item {
+        let kind = self.rng.below(4);
+        let size = if kind < 3 {
+            self.size()
+        } else if value_size.is_multiple_of(8) && self.rng.chance(50) {
+            Size::DW
+        } else {
+            Size::W
+        };
+        let n = size.bytes() as i16;
+        let vs = value_size as i16;
+        let off = if self.may_fault && self.rng.chance(5) {
+            vs - n + self.rng.range(1, 8) as i16
+        } else {
+            let o = self.rng.range(0, (vs - n) as i64) as i16;
+            o - o % n
+        };
+        let data = reg(self.rng.range(1, 7) as u8);
+        Item::Insn(match kind {
+            0 => Insn::Ldx {
+                size,
+                sx: false,
+                dst: data,
+                src: Reg::R0,
+                off,
+            },
+            1 => Insn::St {
+                size,
+                dst: Reg::R0,
+                off,
+                imm: self.imm32(),
+            },
+            2 => Insn::Stx {
+                size,
+                dst: Reg::R0,
+                src: data,
+                off,
+            },
+            _ => Insn::Atomic {
+                size,
+                op: self
+                    .rng
+                    .pick(&[AtomicOp::Add, AtomicOp::Xor, AtomicOp::Xchg]),
+                fetch: true,
+                dst: Reg::R0,
+                src: data,
+                off,
+            },
+        })
+    }
+
+    /// `bpf_tail_call(ctx, progs, index)`: slots 0 and 1 hold programs (when
+    /// generated), 2 is empty, 3 and up are out of range. On a fall
+    /// through r0-r5 are data again.
+    fn tail_call(&mut self, out: &mut Vec<Item>) {
+        out.push(Item::Insn(Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst: Reg::R1,
+            src: Src::Reg(PTR),
+        }));
+        out.push(Item::MapRef(Reg::R2, PROGS));
+        let index = self.rng.pick(&[0, 0, 1, 1, 2, 3, -1]);
+        out.push(Item::Insn(mov_imm(Width::W64, Reg::R3, index)));
+        out.push(Item::Insn(Insn::Call(CallTarget::Helper(12))));
+        let imm = self.imm32();
+        out.push(Item::Insn(mov_imm(Width::W64, Reg::R0, imm)));
         self.redefine_args(out);
     }
 
@@ -529,7 +739,15 @@ impl Gen {
                         body,
                     });
                 }
-                79..=83 => self.helper_call(out),
+                79..=83 => {
+                    if self.maps && self.rng.chance(60) {
+                        self.map_call(out)
+                    } else {
+                        self.helper_call(out)
+                    }
+                }
+                90..=92 if self.maps && func == 0 && !in_loop => self.tail_call(out),
+                93..=98 if self.maps => self.map_call(out),
                 84..=89 if !in_loop && func + 1 < self.nfuncs && self.calls < 2 => {
                     self.calls += 1;
                     let target = if self.rng.chance(60) {
@@ -654,6 +872,7 @@ fn generate_with(seed: u64, verifiable: bool) -> Generated {
     for b in input.iter_mut() {
         *b = rng.next_u64() as u8;
     }
+    let maps = rng.chance(30) && !verifiable;
     let mut g = Gen {
         rng,
         nfuncs,
@@ -661,9 +880,31 @@ fn generate_with(seed: u64, verifiable: bool) -> Generated {
         may_fault,
         calls: 0,
         verifiable,
+        maps,
     };
-    let funcs: Vec<Vec<Item>> = (0..nfuncs).map(|f| g.function(f)).collect();
-    let mut starts = Vec::with_capacity(nfuncs);
+    let insns = program(&mut g);
+    // Tail targets: single-function programs with the same maps.
+    let mut tail_targets = Vec::new();
+    if maps {
+        g.nfuncs = 1;
+        for _ in 0..g.rng.range(0, 2) {
+            tail_targets.push(program(&mut g));
+        }
+    }
+    Generated {
+        seed,
+        insns,
+        input,
+        may_fault,
+        maps,
+        tail_targets,
+    }
+}
+
+/// The functions of one program, flattened.
+fn program(g: &mut Gen) -> Vec<Insn> {
+    let funcs: Vec<Vec<Item>> = (0..g.nfuncs).map(|f| g.function(f)).collect();
+    let mut starts = Vec::with_capacity(g.nfuncs);
     let mut at = 0;
     for f in &funcs {
         starts.push(at);
@@ -673,12 +914,7 @@ fn generate_with(seed: u64, verifiable: bool) -> Generated {
     for f in &funcs {
         flatten(f, &starts, &mut insns);
     }
-    Generated {
-        seed,
-        insns,
-        input,
-        may_fault,
-    }
+    insns
 }
 
 #[cfg(test)]
@@ -691,6 +927,9 @@ mod tests {
         for seed in 0..500 {
             let g = generate(seed);
             assert!(isa::validate(&g.insns).is_ok(), "seed {seed}");
+            for t in &g.tail_targets {
+                assert!(isa::validate(t).is_ok(), "seed {seed} tail target");
+            }
         }
     }
 

@@ -1,7 +1,10 @@
 //! Differential testing: generated programs (`bpfc_testsuite::gen`) run on
 //! the reference interpreter and on the Cranelift JIT, checked and
-//! unchecked; r0, the final input buffer and faults must agree. Programs
-//! the verifier accepts (as `syscall` programs, whose context is the input)
+//! unchecked; r0, the final input buffer, faults (with their pc) and, for
+//! programs with maps, every map's contents after the run must agree. Map
+//! programs get fresh maps per run and prog arrays holding tail targets of
+//! the same engine; a test helper ([`gen::FAIL_HELPER`]) fails on odd r1.
+//! Programs the verifier accepts (as `syscall` programs, whose context is the input)
 //! also run as checked code without the checks the verifier's facts drop;
 //! one case in four comes from the generator's verifiable mode for that.
 //!
@@ -12,18 +15,22 @@
 //!   a failure).
 
 use bpfc_compiler::bind::BoundProgram;
-use bpfc_compiler::codegen::jit::{JitError, JitProgram};
+use bpfc_compiler::codegen::jit::{self, JitError, JitProgram};
 use bpfc_compiler::codegen::{CodegenOptions, OptLevel};
 use bpfc_compiler::disasm::{disassemble, Syntax};
-use bpfc_compiler::interp::{self, RunError};
-use bpfc_compiler::isa::Endian;
+use bpfc_compiler::interp::{self, InterpProgram, RunError};
+use bpfc_compiler::isa::{Endian, Insn};
 use bpfc_compiler::loader::ProgType;
 use bpfc_compiler::verifier::{self, Facts};
-use bpfc_runtime::abi::FaultCode;
+use bpfc_runtime::abi::{FaultCode, RunState};
+use bpfc_runtime::maps::prog_array::ProgArray;
+use bpfc_runtime::maps::{Map, MapSpec, MapType};
+use bpfc_runtime::programs::TailTarget;
 use bpfc_runtime::{ExecContext, HelperTable};
-use bpfc_testsuite::gen::{case_seed, generate, generate_verifiable, Generated};
+use bpfc_testsuite::gen::{self, case_seed, generate, generate_verifiable, Generated, MapKind};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 const DEFAULT_SEED: u64 = 0x6270_6663_6469_6666;
@@ -54,6 +61,10 @@ fn interp_outcome(r: &Result<u64, RunError>) -> Result<Option<Outcome>, String> 
         },
         Err(RunError::UnknownHelper { pc, .. }) => Outcome::Fault {
             code: FaultCode::UnknownHelper,
+            pc: *pc,
+        },
+        Err(RunError::HelperFault { pc, .. }) => Outcome::Fault {
+            code: FaultCode::HelperFault,
             pc: *pc,
         },
         Err(e) => return Err(format!("unexpected interpreter error: {e}")),
@@ -91,6 +102,10 @@ fn report(g: &Generated, what: &str, details: &str) -> String {
     let _ = writeln!(s, "input: {}", hex(&g.input));
     let _ = writeln!(s, "--- program (LLVM syntax)");
     s.push_str(&disassemble(&g.insns, Syntax::Llvm));
+    for (i, t) in g.tail_targets.iter().enumerate() {
+        let _ = writeln!(s, "--- tail target in slot {i} (LLVM syntax)");
+        s.push_str(&disassemble(t, Syntax::Llvm));
+    }
     let _ = writeln!(s, "--- program (conformance syntax)");
     s.push_str(&disassemble(&g.insns, Syntax::Conformance));
     s
@@ -100,11 +115,91 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The test helper [`gen::FAIL_HELPER`]: fails on an odd r1, else `r1 * 3`.
+unsafe extern "C" fn fail_odd(r1: u64, _: u64, _: u64, _: u64, _: u64, st: *mut RunState) -> u64 {
+    if r1 & 1 == 1 {
+        // SAFETY: the engine passes its live run state.
+        return bpfc_runtime::helpers::fail(unsafe { &mut *st }, "odd argument");
+    }
+    r1.wrapping_mul(3)
+}
+
+/// The helpers of generated programs: the conformance suite's helper 5,
+/// the map helpers and the failing helper.
+fn helper_table() -> HelperTable {
+    let mut t = HelperTable::conformance();
+    let kernel = HelperTable::kernel();
+    for id in [1, 2, 3] {
+        t.insert(*kernel.get(id).expect("a kernel map helper"));
+    }
+    t.add(gen::FAIL_HELPER as u32, "fail_odd", fail_odd);
+    t
+}
+
+/// Fresh maps for one run of a map program.
+fn make_maps() -> Vec<Option<Arc<Map>>> {
+    gen::MAPS
+        .iter()
+        .map(|&(name, kind, key, value, n)| {
+            let t = match kind {
+                MapKind::Array => MapType::Array,
+                MapKind::Hash => MapType::Hash,
+                MapKind::ProgArray => MapType::ProgArray,
+            };
+            Some(Map::create(&MapSpec::new(name, t, key, value, n, 0)).expect("creating a map"))
+        })
+        .collect()
+}
+
+fn bound(insns: &[Insn], helpers: &HelperTable, maps: &[Option<Arc<Map>>]) -> BoundProgram {
+    BoundProgram {
+        maps: maps.to_vec(),
+        ..BoundProgram::raw(insns, Endian::Little, helpers)
+    }
+}
+
+/// Put the tail targets into the prog array (slots 0..).
+fn fill_progs(maps: &[Option<Arc<Map>>], targets: Vec<Arc<dyn TailTarget>>) {
+    let m = maps[2].as_ref().expect("the prog array");
+    let arr = m
+        .imp()
+        .as_any()
+        .downcast_ref::<ProgArray>()
+        .expect("a prog array");
+    for (i, t) in targets.into_iter().enumerate() {
+        arr.set(i as u32, t).expect("filling a prog array slot");
+    }
+}
+
+/// Every map's entries after a run (sorted), and the prog array emptied
+/// (its programs hold the maps: the cycle is broken here).
+fn dump_maps(maps: &[Option<Arc<Map>>]) -> String {
+    let mut s = String::new();
+    for m in maps.iter().flatten() {
+        if m.map_type() == MapType::ProgArray {
+            for i in 0..m.spec().max_entries {
+                let _ = m.delete(&i.to_ne_bytes());
+            }
+            continue;
+        }
+        let mut e = m.entries().expect("dumping a map");
+        e.sort();
+        let _ = write!(s, "{}:", m.name());
+        for (k, v) in e {
+            if v.iter().any(|b| *b != 0) || m.map_type() == MapType::Hash {
+                let _ = write!(s, " {}={}", hex(&k), hex(&v));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// One case in four runs as a big-endian eBPF machine (as `bpfeb` bytecode
 /// does): memory in big-endian order and `le`/`be` swapped, which the JIT
 /// implements with byte swaps on this little-endian host.
 fn machine_order(g: &Generated) -> Endian {
-    if (g.seed >> 8).is_multiple_of(4) {
+    if !g.maps && (g.seed >> 8).is_multiple_of(4) {
         Endian::Big
     } else {
         Endian::Little
@@ -132,7 +227,7 @@ fn run_jit(
     helpers: &HelperTable,
     checked: bool,
     facts: Option<Facts>,
-) -> Result<(Outcome, Vec<u8>), String> {
+) -> Result<(Outcome, Vec<u8>, String), String> {
     // Unchecked code is compiled at Speed; checked code mostly at None
     // (cheaper to compile), one case in four at Speed.
     let opt_level = if checked && !g.seed.is_multiple_of(4) {
@@ -145,18 +240,60 @@ fn run_jit(
         checked,
         insn_limit: None,
     };
-    let mut bound = BoundProgram::raw(&g.insns, machine_order(g), helpers);
-    bound.facts = facts;
-    let prog = JitProgram::from_bound(bound, &opts, None)
-        .map_err(|e| format!("JIT compile (checked={checked}) failed: {e}"))?;
+    let compile_err = |e| format!("JIT compile (checked={checked}) failed: {e}");
     let mut mem = g.input.clone();
     let mut ctx = ExecContext::new();
+    if !g.maps {
+        let mut b = BoundProgram::raw(&g.insns, machine_order(g), helpers);
+        b.facts = facts;
+        let prog = JitProgram::from_bound(b, &opts, None).map_err(compile_err)?;
+        let r = prog.run(&mut mem, &mut ctx);
+        return Ok((jit_outcome(&r)?, mem, String::new()));
+    }
+    let maps = make_maps();
+    let mut targets: Vec<Arc<dyn TailTarget>> = Vec::new();
+    for t in &g.tail_targets {
+        let p =
+            JitProgram::from_bound(bound(t, helpers, &maps), &opts, None).map_err(compile_err)?;
+        targets.push(jit::share(p));
+    }
+    fill_progs(&maps, targets);
+    let prog = JitProgram::from_bound(bound(&g.insns, helpers, &maps), &opts, None)
+        .map_err(compile_err)?;
     let r = prog.run(&mut mem, &mut ctx);
-    Ok((jit_outcome(&r)?, mem))
+    Ok((jit_outcome(&r)?, mem, dump_maps(&maps)))
 }
 
 /// Cases the verifier accepted, run as checked code with its facts too.
 static VERIFIED: AtomicUsize = AtomicUsize::new(0);
+
+/// The interpreter's run; map programs with fresh maps and tail targets.
+fn run_interp(g: &Generated, helpers: &HelperTable) -> (Result<u64, RunError>, Vec<u8>, String) {
+    let mut mem = g.input.clone();
+    let mut ctx = ExecContext::new();
+    let opts = interp::Options {
+        max_insns: Some(MAX_INSNS),
+        endian: machine_order(g),
+    };
+    if !g.maps {
+        let r = interp::run(&g.insns, &mut mem, helpers, &mut ctx, &opts);
+        return (r, mem, String::new());
+    }
+    let maps = make_maps();
+    let targets = g
+        .tail_targets
+        .iter()
+        .map(|t| InterpProgram::share(bound(t, helpers, &maps)) as Arc<dyn TailTarget>)
+        .collect();
+    fill_progs(&maps, targets);
+    let r = interp::run_bound(&bound(&g.insns, helpers, &maps), &mut mem, &mut ctx, &opts);
+    (r, mem, dump_maps(&maps))
+}
+
+/// Map programs run, those that left entries in a map, those with tail targets.
+static MAP_CASES: AtomicUsize = AtomicUsize::new(0);
+static MAP_WRITES: AtomicUsize = AtomicUsize::new(0);
+static TAIL_CASES: AtomicUsize = AtomicUsize::new(0);
 
 fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
     // One case in four comes from the verifiable generator.
@@ -165,13 +302,16 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
     } else {
         generate(seed)
     };
-    let mut imem = g.input.clone();
-    let mut ctx = ExecContext::new();
-    let opts = interp::Options {
-        max_insns: Some(MAX_INSNS),
-        endian: machine_order(&g),
-    };
-    let ir = interp::run(&g.insns, &mut imem, helpers, &mut ctx, &opts);
+    let (ir, imem, imaps) = run_interp(&g, helpers);
+    if g.maps {
+        MAP_CASES.fetch_add(1, Ordering::Relaxed);
+        if imaps.contains('=') {
+            MAP_WRITES.fetch_add(1, Ordering::Relaxed);
+        }
+        if !g.tail_targets.is_empty() {
+            TAIL_CASES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let iout = match interp_outcome(&ir) {
         Ok(Some(o)) => o,
         Ok(None) => return CaseResult::Skipped,
@@ -206,17 +346,21 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
             (true, false) => "checked=true",
             _ => "checked=false",
         };
-        let (jout, jmem) = match run_jit(&g, helpers, checked, facts) {
+        let (jout, jmem, jmaps) = match run_jit(&g, helpers, checked, facts) {
             Ok(x) => x,
             Err(e) => return CaseResult::Fail(report(&g, &e, &format!("interpreter: {ir:?}\n"))),
         };
-        if jout != iout || jmem != imem {
+        if jout != iout || jmem != imem || jmaps != imaps {
             let mut d = String::new();
             let _ = writeln!(d, "interpreter:   {iout:x?}  ({ir:?})");
             let _ = writeln!(d, "jit ({what}): {jout:x?}");
             if jmem != imem {
                 let _ = writeln!(d, "input after interpreter: {}", hex(&imem));
                 let _ = writeln!(d, "input after jit:         {}", hex(&jmem));
+            }
+            if jmaps != imaps {
+                let _ = writeln!(d, "maps after interpreter:\n{imaps}");
+                let _ = writeln!(d, "maps after jit:\n{jmaps}");
             }
             return CaseResult::Fail(report(
                 &g,
@@ -228,7 +372,13 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
     CaseResult::Pass(kind(&iout))
 }
 
-const KINDS: [&str; 4] = ["ok", "out-of-bounds", "call-depth", "unknown-helper"];
+const KINDS: [&str; 5] = [
+    "ok",
+    "out-of-bounds",
+    "call-depth",
+    "unknown-helper",
+    "helper-fault",
+];
 
 fn kind(o: &Outcome) -> usize {
     match o {
@@ -241,6 +391,10 @@ fn kind(o: &Outcome) -> usize {
             code: FaultCode::CallDepth,
             ..
         } => 2,
+        Outcome::Fault {
+            code: FaultCode::HelperFault,
+            ..
+        } => 4,
         Outcome::Fault { .. } => 3,
     }
 }
@@ -255,7 +409,7 @@ fn parse_u64(s: &str) -> Option<u64> {
 
 #[test]
 fn interpreter_and_jit_agree() {
-    let helpers = HelperTable::conformance();
+    let helpers = helper_table();
     if let Some(only) = std::env::var("BPFC_DIFF_ONLY")
         .ok()
         .and_then(|s| parse_u64(&s))
@@ -282,7 +436,7 @@ fn interpreter_and_jit_agree() {
     println!("differential: {cases} cases, BPFC_DIFF_SEED={base:#x}");
     let start = Instant::now();
     let next = AtomicUsize::new(0);
-    let passed: [AtomicUsize; 4] = Default::default();
+    let passed: [AtomicUsize; KINDS.len()] = Default::default();
     let skipped = AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::<(u64, String)>::new());
     let threads = std::thread::available_parallelism()
@@ -330,8 +484,20 @@ fn interpreter_and_jit_agree() {
         failures.len(),
         start.elapsed()
     );
+    let (map_cases, map_writes, tail_cases) = (
+        MAP_CASES.load(Ordering::Relaxed),
+        MAP_WRITES.load(Ordering::Relaxed),
+        TAIL_CASES.load(Ordering::Relaxed),
+    );
+    println!(
+        "differential: {map_cases} programs with maps ({map_writes} left map entries), {tail_cases} with tail targets"
+    );
     // The generator must keep reaching every outcome, faults included.
     if cases >= 1000 {
+        assert!(
+            map_writes > 0 && tail_cases > 0,
+            "no map or tail-call programs"
+        );
         for (k, n) in KINDS.iter().zip(passed) {
             assert!(n > 0, "no case ended with outcome '{k}'");
         }
