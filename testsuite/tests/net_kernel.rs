@@ -85,8 +85,24 @@ fn inputs(ty: &str, seed: u64) -> (Vec<Input>, Vec<String>) {
 /// (object, program, type family) of every fixture program.
 const PROGRAMS: &[(&str, &str, &str)] = &[
     ("xdp_parse", "xdp_parse", "xdp"),
+    ("xdp_adjust_head", "xdp_adjust_head", "xdp"),
+    ("xdp_adjust_tail", "xdp_adjust_tail", "xdp"),
+    ("xdp_meta", "xdp_meta", "xdp"),
+    ("xdp_tx_swap", "xdp_tx_swap", "xdp"),
+    ("xdp_load_store", "xdp_load_store", "xdp"),
+    ("xdp_ctx", "xdp_ctx", "xdp"),
+    ("xdp_lpm", "xdp_lpm", "xdp"),
     ("tc_fields", "tc_fields", "skb"),
+    ("tc_nat", "tc_nat", "skb"),
+    ("tc_load_bytes", "tc_load_bytes", "skb"),
+    ("tc_direct", "tc_direct", "skb"),
+    ("tc_ldabs", "tc_ldabs", "skb"),
+    ("tc_hash", "tc_hash", "skb"),
+    ("tc_csum_diff", "tc_csum_diff", "skb"),
     ("sf_ldabs", "sf_ldabs", "skb"),
+    ("sf_load_bytes", "sf_load_bytes", "skb"),
+    ("sf_ctx", "sf_ctx", "skb"),
+    ("cg_skb", "cg_skb", "skb"),
 ];
 
 #[test]

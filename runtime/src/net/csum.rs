@@ -50,7 +50,15 @@ pub fn partial(buf: &[u8], seed: u32) -> u32 {
     acc as u32
 }
 
-/// `bpf_csum_diff`'s arithmetic.
+/// Fold a 32-bit sum to 16 bits without complementing it: what
+/// `bpf_csum_diff` returns (the same on every architecture since 6.12).
+pub fn fold16(sum: u32) -> u16 {
+    let mut s = (sum & 0xffff) + (sum >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s as u16
+}
+
+/// `bpf_csum_diff`'s 32-bit arithmetic (folded by [`fold16`]).
 pub fn diff(from: &[u8], to: &[u8], seed: u32) -> u32 {
     let mut acc = seed;
     for c in from.chunks_exact(4) {
@@ -167,7 +175,7 @@ helper!(
         let f = unsafe { args::bytes(st, "csum_diff from", from, fs as u64)? };
         // SAFETY: as above.
         let t = unsafe { args::bytes(st, "csum_diff to", to, ts as u64)? };
-        Ok(diff(f, t, seed as u32) as u64)
+        Ok(fold16(diff(f, t, seed as u32)) as u64)
     }
 );
 

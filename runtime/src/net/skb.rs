@@ -108,7 +108,8 @@ pub struct SkbKind {
     /// Data starts at the Ethernet header (tc); otherwise at L3 and the
     /// Ethernet header comes back zeroed in data_out.
     pub l2: bool,
-    /// `data`/`data_end` are set (tc, lwt); otherwise data_end reads 0.
+    /// Direct packet access (tc, lwt), as `bpf_prog_test_run_skb` records
+    /// it; data and data_end are set for every type all the same.
     pub direct: bool,
 }
 
@@ -370,11 +371,7 @@ impl SkbRun {
         s.len = self.pkt.len() as u32;
         s.data = base + self.pkt.data as u64;
         s.data_meta = base + self.pkt.meta as u64;
-        s.data_end = if self.kind.direct {
-            base + self.pkt.end as u64
-        } else {
-            0
-        };
+        s.data_end = base + self.pkt.end as u64;
     }
 
     pub fn skb_addr(&self) -> u64 {
@@ -541,7 +538,7 @@ helper!(
         // SAFETY: as above.
         let src = unsafe { args::bytes(st, "skb_store_bytes from", from, len as u64)? };
         if off + len > s.len() {
-            return Ok(-(errno::ENOMEM as i64) as u64);
+            return Ok(efault());
         }
         let start = s.pkt.data + off;
         s.pkt.buf[start..start + len].copy_from_slice(src);
