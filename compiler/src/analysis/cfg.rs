@@ -129,7 +129,7 @@ pub fn succs(insns: &[Insn], pc: usize) -> Succs {
             fall: None,
             jump: target(&insns[pc], pc).map(|t| t as usize),
         },
-        Insn::Jmp { .. } => Succs {
+        Insn::Jmp { .. } | Insn::MayGoto { .. } => Succs {
             fall,
             jump: target(&insns[pc], pc).map(|t| t as usize),
         },
@@ -174,7 +174,10 @@ pub fn analyze(insns: &[Insn]) -> Result<Cfg, CfgError> {
         functions.push(Function { start, end, kind });
     }
     for (pc, insn) in insns.iter().enumerate() {
-        if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. }) {
+        if matches!(
+            insn,
+            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::MayGoto { .. }
+        ) {
             let t = target(insn, pc).expect("jumps have targets") as usize;
             let f = functions[func_of[pc] as usize];
             if !f.range().contains(&t) {
@@ -211,7 +214,7 @@ pub fn analyze(insns: &[Insn]) -> Result<Cfg, CfgError> {
         if jump_target[pc] {
             leader[pc] = true;
         }
-        if matches!(insns[pc], Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit) && pc + 1 < len {
+        if insns[pc].is_jump_or_exit() && pc + 1 < len {
             leader[pc + 1] = true;
         }
     }

@@ -88,6 +88,10 @@ pub(crate) fn parse<'a>(
             let (off, label) = cur.rel_target(if long { 32 } else { 16 })?;
             return Ok((Insn::Ja { off, long }, label));
         }
+        "may_goto" => {
+            let (off, label) = cur.rel_target(16)?;
+            return Ok((Insn::MayGoto { off: off as i16 }, label));
+        }
         "call" => return call(cur),
         "lddw" => return lddw(cur),
         "lock" => return lock(cur).map(|i| (i, None)),

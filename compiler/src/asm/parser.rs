@@ -377,7 +377,7 @@ impl Assembler {
             match insn {
                 Insn::Ja { off, long: false } => *off = rel16()? as i32,
                 Insn::Ja { off, long: true } => *off = rel32()?,
-                Insn::Jmp { off, .. } => *off = rel16()?,
+                Insn::Jmp { off, .. } | Insn::MayGoto { off } => *off = rel16()?,
                 Insn::Call(CallTarget::Local(imm)) => *imm = rel32()?,
                 Insn::Lddw {
                     src: LddwSrc::Func,

@@ -62,6 +62,7 @@ pub(super) fn format(insn: &Insn) -> String {
             format!("{name}{bits} %{dst}")
         }
         Insn::Ja { off, long } => format!("ja{} {off:+}", if long { "32" } else { "" }),
+        Insn::MayGoto { off } => format!("may_goto {off:+}"),
         Insn::Jmp {
             width,
             cond,

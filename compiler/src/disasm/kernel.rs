@@ -60,6 +60,7 @@ fn text(insn: &Insn) -> String {
         }
         Insn::Ja { off, long: false } => format!("goto pc{off:+}"),
         Insn::Ja { off, long: true } => format!("gotol pc{off:+}"),
+        Insn::MayGoto { off } => format!("may_goto pc{off:+}"),
         Insn::Jmp {
             width,
             cond: c,

@@ -146,6 +146,7 @@ pub(super) fn format(insn: &Insn) -> String {
         }
         Insn::Ja { off, long: false } => format!("goto {}", rel(off as i64)),
         Insn::Ja { off, long: true } => format!("gotol {}", rel(off as i64)),
+        Insn::MayGoto { off } => format!("may_goto {}", rel(off as i64)),
         Insn::Jmp {
             width,
             cond,

@@ -6,7 +6,9 @@ use super::alu;
 use super::memory::Memory;
 use super::{InterpProgram, Options, RunError};
 use crate::bind::BoundProgram;
-use crate::isa::{AtomicOp, CallTarget, Insn, LddwSrc, Reg, Size, Src, Width, MAX_CALL_FRAMES};
+use crate::isa::{
+    AtomicOp, CallTarget, Insn, LddwSrc, Reg, Size, Src, Width, MAX_CALL_FRAMES, MAY_GOTO_BUDGET,
+};
 use bpfc_runtime::abi::CORE_POISON_HELPER;
 use bpfc_runtime::abi::{CallbackNative, FaultCode, RunState};
 use bpfc_runtime::context::CallbackFault;
@@ -23,6 +25,8 @@ struct Frame {
     prog: usize,
     saved: [u64; 4],
     callback: bool,
+    /// The caller's remaining `may_goto` budget.
+    may_goto: u64,
 }
 
 /// One run of the interpreter.
@@ -33,6 +37,8 @@ pub(super) struct Machine<'a> {
     cur: usize,
     regs: [u64; Reg::COUNT],
     frames: Vec<Frame>,
+    /// The current function call's remaining `may_goto` budget.
+    may_goto: u64,
     mem: Memory<'a>,
     ctx: &'a mut ExecContext,
     limit: u64,
@@ -80,6 +86,7 @@ impl<'a> Machine<'a> {
             cur: 0,
             regs: [0; Reg::COUNT],
             frames: Vec::with_capacity(MAX_CALL_FRAMES),
+            may_goto: MAY_GOTO_BUDGET,
             mem,
             ctx,
             limit: opts.max_insns.unwrap_or(u64::MAX),
@@ -112,6 +119,7 @@ impl<'a> Machine<'a> {
     pub(super) fn run_callback(&mut self, pc: usize, args: [u64; 5]) -> Result<u64, RunError> {
         self.regs[1..6].copy_from_slice(&args);
         self.regs[10] = self.mem.frame_pointer(0);
+        self.may_goto = MAY_GOTO_BUDGET;
         self.execute(pc)
     }
 
@@ -153,6 +161,13 @@ impl<'a> Machine<'a> {
                     regs[dst.index()] = alu::end(order, bits, regs[dst.index()], self.opts.endian)
                 }
                 Insn::Ja { off, .. } => next = target(pc, off as i64),
+                Insn::MayGoto { off } => {
+                    if self.may_goto == 0 {
+                        next = target(pc, off as i64);
+                    } else {
+                        self.may_goto -= 1;
+                    }
+                }
                 Insn::Jmp {
                     width,
                     cond,
@@ -191,6 +206,7 @@ impl<'a> Machine<'a> {
                     None => return Ok(self.regs[0]),
                     Some(f) => {
                         self.regs[6..10].copy_from_slice(&f.saved);
+                        self.may_goto = f.may_goto;
                         let depth = self.frames.len();
                         self.mem.set_depth(depth);
                         self.regs[10] = self.mem.frame_pointer(depth);
@@ -286,7 +302,9 @@ impl<'a> Machine<'a> {
             prog: self.cur,
             saved: [self.regs[6], self.regs[7], self.regs[8], self.regs[9]],
             callback,
+            may_goto: self.may_goto,
         });
+        self.may_goto = MAY_GOTO_BUDGET;
         self.mem.set_depth(depth);
         self.regs[10] = self.mem.frame_pointer(depth);
         Ok(())
@@ -449,6 +467,7 @@ impl<'a> Machine<'a> {
             }
         };
         self.cur = idx;
+        self.may_goto = MAY_GOTO_BUDGET;
         let ctx = self.regs[1];
         let fp = self.regs[10];
         self.regs = [0; Reg::COUNT];

@@ -399,6 +399,13 @@ fn decode_jmp(c: &Ctx) -> Result<Insn, DecodeError> {
             c.zero_off()?;
             return Ok(Insn::Call(target));
         }
+        JMP_JCOND if !jmp32 && source(code) == SRC_K => {
+            // `BPF_MAY_GOTO` is source register 0, the only kind there is.
+            c.zero_src()?;
+            c.zero_dst()?;
+            c.zero_imm()?;
+            return Ok(Insn::MayGoto { off: c.raw.off });
+        }
         JMP_EXIT if !jmp32 && source(code) == SRC_K => {
             c.zero_src()?;
             c.zero_dst()?;

@@ -100,6 +100,7 @@ pub(crate) fn to_raw(insn: &Insn) -> ([Raw; 2], usize) {
         }
         Insn::Ja { off, long: false } => one(raw(CLASS_JMP | JMP_JA, 0, 0, off as i16, 0)),
         Insn::Ja { off, long: true } => one(raw(CLASS_JMP32 | JMP_JA, 0, 0, 0, off)),
+        Insn::MayGoto { off } => one(raw(CLASS_JMP | JMP_JCOND, 0, 0, off, 0)),
         Insn::Jmp {
             width,
             cond,

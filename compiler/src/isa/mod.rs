@@ -50,6 +50,9 @@ impl Endian {
 pub const INSN_SIZE: usize = 8;
 /// Size of a function's stack frame in bytes.
 pub const STACK_SIZE: usize = 512;
+/// The number of times `may_goto` falls through in one function call
+/// before it jumps (the kernel's `BPF_MAX_LOOPS`).
+pub const MAY_GOTO_BUDGET: u64 = 8 * 1024 * 1024;
 /// Deepest nesting of local calls (frames, including the entry function).
 pub const MAX_CALL_FRAMES: usize = 8;
 
@@ -404,6 +407,13 @@ pub enum Insn {
         src: Src,
         off: i16,
     },
+    /// `may_goto` (opcode 0xe5, `BPF_JMP | BPF_JCOND`): jump to
+    /// `pc + 1 + off` once the current function's loop budget is spent,
+    /// otherwise spend one unit and fall through. Each call of a function
+    /// starts with a budget of [`MAY_GOTO_BUDGET`], as the kernel's.
+    MayGoto {
+        off: i16,
+    },
     Call(CallTarget),
     /// Indirect call (opcode 0x8d) through the register in the `dst` field.
     Callx {
@@ -478,11 +488,20 @@ impl Insn {
     pub fn branch_target(&self, pc: usize) -> Option<i64> {
         let rel = match *self {
             Insn::Ja { off, .. } => off as i64,
-            Insn::Jmp { off, .. } => off as i64,
+            Insn::Jmp { off, .. } | Insn::MayGoto { off } => off as i64,
             Insn::Call(CallTarget::Local(imm)) => imm as i64,
             _ => return None,
         };
         Some(pc as i64 + 1 + rel)
+    }
+
+    /// Whether the instruction ends a basic block: a jump (`ja`,
+    /// conditional, `may_goto`) or `exit`.
+    pub const fn is_jump_or_exit(&self) -> bool {
+        matches!(
+            self,
+            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::MayGoto { .. } | Insn::Exit
+        )
     }
 
     /// Whether control never falls through to the next slot.

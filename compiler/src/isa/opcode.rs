@@ -46,6 +46,8 @@ pub const JMP_JLT: u8 = 0xa0;
 pub const JMP_JLE: u8 = 0xb0;
 pub const JMP_JSLT: u8 = 0xc0;
 pub const JMP_JSLE: u8 = 0xd0;
+/// `BPF_JCOND`: with source register 0 (`BPF_MAY_GOTO`), `may_goto`.
+pub const JMP_JCOND: u8 = 0xe0;
 
 // Load/store size (bits 3-4) and mode (bits 5-7).
 pub const SIZE_W: u8 = 0x00;

@@ -532,3 +532,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn may_goto_decodes_encodes_and_rejects_other_jcond_forms() {
+    // `may_goto +2`: BPF_JMP | BPF_JCOND, source register 0 (BPF_MAY_GOTO).
+    let insns = decode(&[slot(0xe5, 0, 0, 2, 0), EXIT, EXIT, EXIT]).unwrap();
+    assert_eq!(insns[0], Insn::MayGoto { off: 2 });
+    assert_eq!(insns[0].branch_target(0), Some(3));
+    assert_eq!(
+        crate::isa::encode_program(&insns, Endian::Little),
+        bytes(&[slot(0xe5, 0, 0, 2, 0), EXIT, EXIT, EXIT])
+    );
+    // Another JCOND kind, a register, an immediate, the JMP32 class.
+    let bad = |s: [u8; 8]| decode(&[s, EXIT, EXIT]).unwrap_err();
+    assert!(matches!(
+        bad(slot(0xe5, 0, 1, 1, 0)),
+        DecodeError::BadField {
+            field: "source register",
+            ..
+        }
+    ));
+    assert!(matches!(
+        bad(slot(0xe5, 1, 0, 1, 0)),
+        DecodeError::BadField {
+            field: "destination register",
+            ..
+        }
+    ));
+    assert!(matches!(
+        bad(slot(0xe5, 0, 0, 1, 7)),
+        DecodeError::BadField {
+            field: "immediate",
+            ..
+        }
+    ));
+    assert!(matches!(
+        bad(slot(0xe6, 0, 0, 1, 0)),
+        DecodeError::UnknownOpcode { opcode: 0xe6, .. }
+    ));
+}

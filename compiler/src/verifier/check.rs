@@ -348,6 +348,13 @@ impl<'a> Env<'a> {
                     let t = (pc as i64 + 1 + off as i64) as usize;
                     self.prune_point[t] = true;
                 }
+                Insn::MayGoto { off } => {
+                    // A conditional jump whose every visit is a checkpoint.
+                    self.prune_point[pc] = true;
+                    self.force_checkpoint[pc] = true;
+                    let t = (pc as i64 + 1 + off as i64) as usize;
+                    self.prune_point[t] = true;
+                }
                 _ => {}
             }
         }
@@ -529,6 +536,12 @@ impl<'a> Env<'a> {
                 Insn::Jmp { .. } => {
                     self.jmps_processed += 1;
                     jmp::check_cond_jmp(self, &insn)?;
+                }
+                Insn::MayGoto { off } => {
+                    self.jmps_processed += 1;
+                    jmp::check_may_goto(self, off)?;
+                    self.insn_idx = (pc as i64 + 1 + off as i64) as usize;
+                    continue;
                 }
                 Insn::Lddw { dst, src, imm } => {
                     self.check_ld_imm(dst, src, imm)?;

@@ -5,7 +5,7 @@
 
 use super::bounds::{self, Cond};
 use super::state::{flag, Reg, RegType, State, ADD_CONST, AT_PKT_END, BEYOND_PKT_END};
-use super::{Env, VResult};
+use super::{bail, Env, VResult};
 use crate::isa::{Insn, Src, Width};
 
 pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
@@ -189,6 +189,25 @@ pub(crate) fn check_cond_jmp(env: &mut Env, insn: &Insn) -> VResult<()> {
 }
 
 /// `is_branch_taken` with the pointer special cases.
+/// `may_goto` (`BPF_JCOND`): the current path takes the jump (the budget
+/// spent); the fall-through path is queued one `may_goto` deeper, with the
+/// scalars that changed since the previous visit of this instruction on
+/// the path and are not precise forgotten, so a loop bounded only by
+/// `may_goto` converges.
+pub(crate) fn check_may_goto(env: &mut Env, off: i16) -> VResult<()> {
+    if off == 0 {
+        bail!("invalid may_goto off {off} imm 0");
+    }
+    let pc = env.insn_idx;
+    let prev = env.prev_entry(pc);
+    let queued = env.push_branch(pc + 1, pc)?;
+    queued.may_goto_depth += 1;
+    if let Some(old) = prev {
+        super::prune::widen_imprecise_scalars(&old, queued);
+    }
+    Ok(())
+}
+
 fn is_branch_taken(a: &Reg, b: &Reg, c: Cond, jmp32: bool) -> Option<bool> {
     if a.is_pkt_any() && b.is_pkt_any() && !jmp32 {
         return is_pkt_ptr_branch_taken(a, b, c);

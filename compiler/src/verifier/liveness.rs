@@ -40,7 +40,7 @@ fn use_def(insn: &Insn) -> (u16, u16) {
             (s | d, bit(dst))
         }
         Insn::Neg { dst, .. } | Insn::End { dst, .. } => (bit(dst), bit(dst)),
-        Insn::Ja { .. } => (0, 0),
+        Insn::Ja { .. } | Insn::MayGoto { .. } => (0, 0),
         Insn::Jmp { dst, src, .. } => (
             bit(dst)
                 | match src {

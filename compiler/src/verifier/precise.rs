@@ -379,7 +379,7 @@ impl Env<'_> {
                     }
                 }
             }
-            Insn::Ja { .. } => {}
+            Insn::Ja { .. } | Insn::MayGoto { .. } => {}
             Insn::Lddw { dst, .. } => {
                 bt.clear(dst.num());
                 return Ok(());

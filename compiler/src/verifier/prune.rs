@@ -12,6 +12,7 @@
 
 use super::state::{Frame, Reg, RegType, Slot, StackSlot, State, ADD_CONST};
 use super::{bail, fmt, Checkpoint, Env, VResult};
+use crate::isa::Insn;
 
 /// How strictly to compare (`enum exact_level`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,32 @@ fn same_shape(old: &Reg, cur: &Reg) -> bool {
         && old.mem_size == cur.mem_size
         && old.subprog == cur.subprog
         && old.b == cur.b
+}
+
+/// Forget the scalars of `cur` that are imprecise in both states and not
+/// exactly as in `old` (`widen_imprecise_scalars`): registers and spilled
+/// scalars of every frame `old` has.
+pub(crate) fn widen_imprecise_scalars(old: &State, cur: &mut State) {
+    let mut idmap = IdMap::new(0);
+    let widen = |o: &Reg, c: &mut Reg, idmap: &mut IdMap| {
+        if o.ty != RegType::Scalar || c.ty != o.ty {
+            return;
+        }
+        if o.precise || c.precise || regs_exact(o, c, idmap) {
+            return;
+        }
+        c.mark_unknown();
+    };
+    for (fo, fc) in old.frames.iter().zip(cur.frames.iter_mut()).rev() {
+        for (o, c) in fo.regs.iter().zip(fc.regs.iter_mut()) {
+            widen(o, c, &mut idmap);
+        }
+        for (so, sc) in fo.stack.iter().zip(fc.stack.iter_mut()) {
+            if so.is_spill() && sc.is_spill() {
+                widen(&so.spilled, &mut sc.spilled, &mut idmap);
+            }
+        }
+    }
 }
 
 fn regs_exact(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
@@ -309,6 +336,26 @@ impl Env<'_> {
         true
     }
 
+    /// The state this path saved at `pc` on an earlier visit, before the
+    /// checkpoint just taken there (`find_prev_entry`): a loop's previous
+    /// round.
+    pub(crate) fn prev_entry(&self, pc: usize) -> Option<State> {
+        let callsite = self.cur.cur().callsite;
+        let mut p = self.cur.parent.and_then(|i| self.checkpoints[i].parent);
+        while let Some(i) = p {
+            let cp = &self.checkpoints[i];
+            if cp.insn == pc && cp.branches > 0 {
+                if let Some(s) = &cp.state {
+                    if s.cur().callsite == callsite && s.frames.len() == self.cur.frames.len() {
+                        return Some(s.clone());
+                    }
+                }
+            }
+            p = cp.parent;
+        }
+        None
+    }
+
     /// `is_state_visited`: true when the current path can stop here.
     pub(crate) fn is_state_visited(&mut self, pc: usize) -> VResult<bool> {
         // A long history also forces a checkpoint (the kernel's limit of 40
@@ -344,7 +391,14 @@ impl Env<'_> {
             let matched = if cp.branches > 0 {
                 // The saved state's paths are still being explored: this is
                 // a loop back to it.
-                if self.calls_callback[pc]
+                if matches!(self.insns[pc], Insn::MayGoto { .. })
+                    && old.may_goto_depth != self.cur.may_goto_depth
+                    && self.states_equal(old, &self.cur, pc, ExactLevel::RangeWithin)
+                {
+                    // Another round of a loop bounded by may_goto, no
+                    // more permissive than the one still being explored.
+                    true
+                } else if self.calls_callback[pc]
                     && self.states_equal(old, &self.cur, pc, ExactLevel::RangeWithin)
                 {
                     true

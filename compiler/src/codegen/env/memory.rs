@@ -63,9 +63,10 @@ impl Order {
 /// Whether the verifier's proof that an access stays inside `r` holds for
 /// the memory the engines give a program: its 512-byte frames, map values
 /// of the defined size, and helper memory (ring buffer records) of the
-/// size the verifier knows. Not the context: the engines pass caller-given
-/// bytes of any length (`--mem`), not the type's context structure, so the
-/// packet pointers read from it are not the verifier's either.
+/// size the verifier knows. Not the context and the packet: a raw or
+/// syscall program's context is caller-given bytes of any length
+/// (`--ctx-in`), not the size the verifier assumed, and packet bounds come
+/// from context fields.
 pub(crate) fn trusted(r: &Region) -> bool {
     matches!(r, Region::Stack | Region::MapValue { .. } | Region::Mem)
 }

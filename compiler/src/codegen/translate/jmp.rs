@@ -59,6 +59,17 @@ impl<M: Module> Translator<'_, '_, '_, M> {
                 let next = self.block(pc + 1);
                 self.b.ins().brif(taken, target, &[], next, &[]);
             }
+            Insn::MayGoto { .. } => {
+                // Jump once the budget is spent; otherwise spend one unit.
+                let left = self.b.use_var(self.may_goto);
+                let spent = self.b.ins().icmp_imm_s(IntCC::Equal, left, 0);
+                let less = self.b.ins().iadd_imm_s(left, -1);
+                let after = self.b.ins().select(spent, left, less);
+                self.b.def_var(self.may_goto, after);
+                let target = self.block(insn.branch_target(pc).unwrap_or_default() as usize);
+                let next = self.block(pc + 1);
+                self.b.ins().brif(spent, target, &[], next, &[]);
+            }
             _ => unreachable!("jmp() is only called for jumps and exit"),
         }
     }

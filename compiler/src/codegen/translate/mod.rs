@@ -41,6 +41,8 @@ pub(crate) struct Translator<'a, 'b, 'm, M: Module> {
     /// Recovered switches by the slot of their root jump.
     switches: BTreeMap<usize, switch::SwitchTree>,
     insns: &'a [Insn],
+    /// This call's remaining `may_goto` budget.
+    may_goto: Variable,
 }
 
 /// Translate the eBPF function occupying `range` of `insns` into `b`.
@@ -64,6 +66,11 @@ pub(crate) fn translate_function<M: Module>(
         };
         b.def_var(*var, v);
     }
+    let may_goto = b.declare_var(types::I64);
+    let budget = b
+        .ins()
+        .iconst(types::I64, crate::isa::MAY_GOTO_BUDGET as i64);
+    b.def_var(may_goto, budget);
     env.enter_function(b, params[6], params[5]);
 
     b.seal_block(entry);
@@ -105,6 +112,7 @@ pub(crate) fn translate_function<M: Module>(
         hammock: None,
         switches,
         insns,
+        may_goto,
     };
     let mut open = true;
     for pc in range.clone() {
@@ -148,8 +156,7 @@ pub(crate) fn translate_function<M: Module>(
         }
         t.insn(pc, insn)?;
         t.end_hammock_at(pc);
-        open =
-            t.hammock.is_some() || !matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit);
+        open = t.hammock.is_some() || !insn.is_jump_or_exit();
     }
     if open {
         // Unreachable: `functions` and `validate` ensure every function ends in exit or ja.
@@ -180,7 +187,7 @@ fn block_starts(
         if hammocks.contains_key(&pc) {
             continue;
         }
-        if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit) {
+        if insn.is_jump_or_exit() {
             let from = switch_root.get(&pc).map_or(pc, |&root| root.max(pc));
             if let Some(t) = insn.branch_target(pc) {
                 let t = t as usize;
@@ -271,7 +278,9 @@ impl<M: Module> Translator<'_, '_, '_, M> {
                 }
             }
             Insn::LddwHigh => {}
-            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::Exit => self.jmp(pc, insn),
+            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::MayGoto { .. } | Insn::Exit => {
+                self.jmp(pc, insn)
+            }
             Insn::Call(target) => return self.call(pc, target),
             Insn::Callx { reg } => self.callx(pc, reg),
             Insn::Ldx {

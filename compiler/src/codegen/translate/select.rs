@@ -59,7 +59,12 @@ pub(super) fn find(
 ) -> BTreeMap<usize, usize> {
     let targets: BTreeSet<usize> = range
         .clone()
-        .filter(|&pc| matches!(insns[pc], Insn::Ja { .. } | Insn::Jmp { .. }))
+        .filter(|&pc| {
+            matches!(
+                insns[pc],
+                Insn::Ja { .. } | Insn::Jmp { .. } | Insn::MayGoto { .. }
+            )
+        })
         .filter_map(|pc| insns[pc].branch_target(pc))
         .map(|t| t as usize)
         .collect();

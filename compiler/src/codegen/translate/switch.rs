@@ -131,7 +131,10 @@ fn predecessors(insns: &[Insn], range: &Range<usize>) -> BTreeMap<usize, usize> 
                 *preds.entry(pc).or_insert(0) += 1;
             }
         }
-        if matches!(insn, Insn::Ja { .. } | Insn::Jmp { .. }) {
+        if matches!(
+            insn,
+            Insn::Ja { .. } | Insn::Jmp { .. } | Insn::MayGoto { .. }
+        ) {
             if let Some(t) = insn.branch_target(pc) {
                 *preds.entry(t as usize).or_insert(0) += 1;
             }

@@ -133,16 +133,17 @@ pub(super) fn struct_ops_maps(
             .filter(|&i| elf.sections[i].is_exec() && sym.is_func())
             .map(|i| &elf.sections[i].name);
         match prog_section {
-            Some(s) if classify(s).prog_type == ProgType::StructOps => {}
+            // `?struct_ops/...`: a program libbpf does not load by default.
+            Some(s) if classify(s.trim_start_matches('?')).prog_type == ProgType::StructOps => {}
             Some(s) => {
                 return Err(bad_target(
-                    format!("a function in section {s}"),
+                    format!("function in section {s}"),
                     "a SEC(\"struct_ops/...\") program",
                 ))
             }
             None => {
                 return Err(bad_target(
-                    "a symbol that is not a function".into(),
+                    "symbol that is not a function".into(),
                     "a SEC(\"struct_ops/...\") program",
                 ))
             }
