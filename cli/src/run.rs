@@ -95,7 +95,8 @@ pub struct Args {
     /// entries by map name; global data as `.data`, `.rodata`, `.bss`).
     #[arg(long, value_name = "FILE")]
     maps_in: Option<PathBuf>,
-    /// Write every map's contents after the run to this JSON file.
+    /// Write every map's contents after the run to this JSON file (`-`:
+    /// print them after the return value).
     #[arg(long, value_name = "FILE")]
     maps_out: Option<PathBuf>,
     /// Print one JSON object: `retval`, `duration` as bpftool does, plus
@@ -408,10 +409,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.ctx_out {
         std::fs::write(path, &ctx_mem).with_context(|| path.display().to_string())?;
     }
+    // `--maps-out -`: the maps go to stdout after the return value (in
+    // `--json`, as its `maps`).
+    let mut maps_stdout = None;
     if let Some(path) = &args.maps_out {
         let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
-        std::fs::write(path, format!("{}\n", v.write(true)))
-            .with_context(|| path.display().to_string())?;
+        let text = format!("{}\n", v.write(true));
+        if path.as_os_str() == "-" {
+            maps_stdout = Some(text);
+        } else {
+            std::fs::write(path, text).with_context(|| path.display().to_string())?;
+        }
     }
     let trace = String::from_utf8_lossy(&ctx.trace).into_owned();
     let records = drain_records(&named_maps, &mut perf);
@@ -430,6 +438,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             "timer_faults": timer_faults,
         });
         let mut v = v;
+        if let Some(text) = &maps_stdout {
+            v["maps"] = serde_json::from_str(text).context("--maps-out -")?;
+        }
         if let Some(d) = &data_out {
             v["data_out"] =
                 serde_json::Value::String(d.iter().map(|b| format!("{b:02x}")).collect());
@@ -461,7 +472,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let avg = if args.repeat > 1 { " (average)" } else { "" };
     output::print(format!(
-        "Return value: {retval}, duration{avg}: {duration}ns\n"
+        "Return value: {retval}, duration{avg}: {duration}ns\n{}",
+        maps_stdout.unwrap_or_default()
     ))
 }
 
