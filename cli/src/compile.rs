@@ -5,6 +5,8 @@
 
 mod described;
 
+pub use described::{map_kind, object_name};
+
 use crate::input;
 use anyhow::Context as _;
 use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};

@@ -9,6 +9,7 @@ mod btfdump;
 mod compile;
 mod disasm;
 mod dump;
+mod gen;
 mod input;
 mod map;
 mod mapjson;
@@ -55,6 +56,9 @@ enum Command {
     /// Compile a program to a native object file for a target.
     #[command(after_help = EXIT_STATUS)]
     Compile(compile::Args),
+    /// Generate code for host applications from an object (`gen skeleton`).
+    #[command(after_help = EXIT_STATUS)]
+    Gen(gen::Args),
     /// List the targets `compile` supports.
     #[command(after_help = EXIT_STATUS)]
     Targets(targets::Args),
@@ -88,6 +92,7 @@ fn main() {
         Command::Run(a) => run::main(a),
         Command::Compile(a) => compile::main(a),
         Command::Targets(a) => targets::main(a),
+        Command::Gen(a) => gen::main(a),
         Command::Map(a) => map::main(a),
         Command::Verify(a) => match verify::main(a) {
             Ok(status) => std::process::exit(status),

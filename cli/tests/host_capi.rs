@@ -256,3 +256,229 @@ fn c_host_runs_fixtures_as_bpfc_run() {
     assert!(compared >= 20, "only {compared} runs compared");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Copy `examples/c-host` and build it with `make` against this build's
+/// bpfc and runtime library.
+fn build_c_example(dir: &Path) -> PathBuf {
+    let src = workspace_root().join("examples/c-host");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    // `make` would rebuild the committed object with clang if the copy
+    // looked newer than it; keep the committed one.
+    ok(
+        run(
+            Command::new("make")
+                .arg("-s")
+                .arg("-C")
+                .arg(dir)
+                .arg("-o")
+                .arg("counter.bpf.o")
+                .arg(format!("BPFC={BPFC}"))
+                .arg(format!("LIB={}", runtime_lib().display()))
+                .arg(format!(
+                    "INCLUDE={}",
+                    workspace_root().join("runtime/include").display()
+                )),
+            b"",
+        ),
+        "make in examples/c-host",
+    );
+    dir.join("counter-host")
+}
+
+/// What `counter-host THREADS REQUESTS THRESHOLD` must print.
+fn expected_counter_output(threads: u64, requests: u64) -> Vec<String> {
+    let mut v = Vec::new();
+    let per_key = |k: u64| threads * (requests / 8 + u64::from(k < requests % 8));
+    for k in 0..8 {
+        if per_key(k) > 0 {
+            v.push(format!("count {k} {}", per_key(k)));
+        }
+    }
+    v.push(format!("hits {}", threads * requests));
+    // The host starts the total at 1000000 after load; thread t adds
+    // weight t + 1 per request.
+    v.push(format!(
+        "total {}",
+        1_000_000 + requests * threads * (threads + 1) / 2
+    ));
+    v
+}
+
+#[test]
+fn c_example_with_skeleton_counts_across_threads() {
+    let test = "c_example_with_skeleton_counts_across_threads";
+    if !tool_or_skip(test, "cc", "--version") || !tool_or_skip(test, "make", "--version") {
+        return;
+    }
+    let dir = tmpdir("example");
+    let exe = build_c_example(&dir);
+    let threads = u64::from(bpfc_runtime::maps::possible_cpus().clamp(1, 4));
+    let (requests, threshold) = (3000u64, 5u64);
+    let out = ok(
+        run(
+            Command::new(&exe).args([
+                threads.to_string(),
+                requests.to_string(),
+                threshold.to_string(),
+            ]),
+            b"",
+        ),
+        "counter-host",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let want = expected_counter_output(threads, requests);
+    assert_eq!(&lines[..want.len()], want.as_slice(), "{out}");
+    // .data: the last key some thread wrote.
+    let last: u32 = lines[want.len()]
+        .strip_prefix("last_key ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last < 8, "{out}");
+    // One event per key, from the run that took its count to the
+    // threshold set through .rodata before load.
+    let mut events: Vec<&str> = lines[want.len() + 1..].to_vec();
+    events.sort();
+    let want_events: Vec<String> = (0..8)
+        .map(|k| format!("event key {k} count {threshold}"))
+        .collect();
+    assert_eq!(events, want_events, "{out}");
+    // Under valgrind: no invalid access and nothing leaked after destroy.
+    if tool_or_skip(test, "valgrind", "--version") {
+        let out = run(
+            Command::new("valgrind")
+                .args([
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite,indirect",
+                    "--error-exitcode=9",
+                    "--quiet",
+                ])
+                .arg(&exe)
+                .args(["2", "200", "3"]),
+            b"",
+        );
+        assert!(
+            out.status.success(),
+            "valgrind: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_use_is_an_error_never_a_crash() {
+    let test = "bad_use_is_an_error_never_a_crash";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("misuse");
+    let obj = dir.join("counter.o");
+    ok(
+        run(
+            Command::new(BPFC)
+                .arg("compile")
+                .arg(workspace_root().join("examples/c-host/counter.bpf.o"))
+                .arg("-o")
+                .arg(&obj),
+            b"",
+        ),
+        "bpfc compile",
+    );
+    let exe = dir.join("misuse");
+    ok(
+        run(
+            Command::new("cc")
+                .args(["-O1", "-Wall", "-Werror", "-std=c11"])
+                .arg(format!(
+                    "-I{}",
+                    workspace_root().join("runtime/include").display()
+                ))
+                .arg(workspace_root().join("testsuite/harness/host_misuse.c"))
+                .arg(&obj)
+                .arg(runtime_lib())
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(&exe),
+            b"",
+        ),
+        "linking",
+    );
+    let out = run(&mut Command::new(&exe), b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("ok ")).count() >= 25,
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn skeletons_of_fixtures_compile_as_c11() {
+    let test = "skeletons_of_fixtures_compile_as_c11";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("skeletons");
+    let mut n = 0;
+    for sub in [
+        "testsuite/fixtures/helpers",
+        "testsuite/fixtures/elf",
+        "examples/c-host",
+    ] {
+        let fixtures = workspace_root().join(sub);
+        for e in std::fs::read_dir(&fixtures).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "o") {
+                continue;
+            }
+            let Ok(obj) = Object::parse(&std::fs::read(&path).unwrap()) else {
+                continue;
+            };
+            if obj.btf.is_none() || obj.endian != bpfc_compiler::isa::Endian::Little {
+                continue;
+            }
+            let out = run(
+                Command::new(BPFC).arg("gen").arg("skeleton").arg(&path),
+                b"",
+            );
+            let header = ok(out, &format!("gen skeleton {}", path.display()));
+            let stem = path
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .replace('.', "_");
+            let h = dir.join(format!("{stem}.skel.h"));
+            std::fs::write(&h, &header).unwrap();
+            let c = dir.join(format!("{stem}.c"));
+            std::fs::write(&c, format!("#include \"{stem}.skel.h\"\n")).unwrap();
+            ok(
+                run(
+                    Command::new("cc")
+                        .args(["-std=c11", "-Wall", "-Werror", "-c"])
+                        .arg(format!(
+                            "-I{}",
+                            workspace_root().join("runtime/include").display()
+                        ))
+                        .arg(format!("-I{}", dir.display()))
+                        .arg(&c)
+                        .arg("-o")
+                        .arg(dir.join(format!("{stem}.o"))),
+                    b"",
+                ),
+                &format!("compiling the skeleton of {}:\n{header}", path.display()),
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 30, "only {n} skeletons");
+    let _ = std::fs::remove_dir_all(&dir);
+}

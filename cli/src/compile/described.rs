@@ -197,16 +197,21 @@ pub fn compile(
     Ok(())
 }
 
-/// The descriptor's view of a map definition.
-fn map_desc(obj: &Object, def: &MapDef, btf: Option<&Btf>) -> anyhow::Result<MapDesc> {
-    let kind = match def.origin {
+/// What the runtime makes of a map definition.
+pub fn map_kind(def: &MapDef) -> MapKind {
+    match def.origin {
         MapOrigin::Btf | MapOrigin::Legacy => MapKind::Plain,
         MapOrigin::Global(GlobalKind::Data) => MapKind::Data,
         MapOrigin::Global(GlobalKind::Rodata) => MapKind::Rodata,
         MapOrigin::Global(GlobalKind::Bss) => MapKind::Bss,
         MapOrigin::Kconfig => MapKind::Kconfig,
         MapOrigin::Inner | MapOrigin::StructOps => MapKind::Absent,
-    };
+    }
+}
+
+/// The descriptor's view of a map definition.
+fn map_desc(obj: &Object, def: &MapDef, btf: Option<&Btf>) -> anyhow::Result<MapDesc> {
+    let kind = map_kind(def);
     let (spin_lock_off, timer_off) = if kind == MapKind::Absent {
         (None, None)
     } else {

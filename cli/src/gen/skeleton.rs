@@ -1,0 +1,262 @@
+//! `bpfc gen skeleton`: a C header in the manner of `bpftool gen
+//! skeleton` for an object that `bpfc compile` turns into `NAME.o`: a
+//! `struct NAME` with the object, its maps and programs by name, and typed
+//! pointers to its global data (one struct per data section, from the
+//! section's BTF), and the functions that open, load and destroy it.
+
+use super::ctypes::Emitter;
+use crate::compile::map_kind;
+use bpfc_compiler::loader::btf::TypeKind;
+use bpfc_compiler::loader::Object;
+use bpfc_runtime::host::desc::MapKind;
+use std::fmt::Write as _;
+
+/// A C identifier for a map or section name (`.rodata` -> `rodata`).
+pub fn ident(name: &str) -> String {
+    let s: String = name
+        .trim_start_matches('.')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+/// One global data section with typed variables.
+struct Section {
+    member: String,
+    /// The struct definition.
+    def: String,
+}
+
+/// Offsets and sizes of the object's variables by (section, name), from
+/// its symbol table: a relocatable object's BTF leaves them 0 (libbpf
+/// fills them in the same way).
+type Symbols = std::collections::BTreeMap<(String, String), (u64, u64)>;
+
+pub fn symbols(bytes: &[u8]) -> Symbols {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    let mut out = Symbols::new();
+    let Ok(f) = object::File::parse(bytes) else {
+        return out;
+    };
+    for sym in f.symbols() {
+        let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else {
+            continue;
+        };
+        let Ok(sec) = f.section_by_index(idx) else {
+            continue;
+        };
+        let Ok(sec_name) = sec.name() else { continue };
+        out.insert(
+            (sec_name.to_string(), name.to_string()),
+            (sym.address(), sym.size()),
+        );
+    }
+    out
+}
+
+fn sections(obj: &Object, syms: &Symbols, name: &str, types: &mut String) -> Vec<Section> {
+    let Some(btf) = &obj.btf else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut em = Emitter::new(btf);
+    for def in &obj.maps {
+        if !matches!(
+            map_kind(def),
+            MapKind::Data | MapKind::Rodata | MapKind::Bss
+        ) {
+            continue;
+        }
+        let Some(sec) = btf
+            .types
+            .iter()
+            .find(|t| t.name == def.name && matches!(t.kind, TypeKind::Datasec { .. }))
+        else {
+            continue;
+        };
+        let TypeKind::Datasec { vars, .. } = &sec.kind else {
+            continue;
+        };
+        let mut vars: Vec<_> = vars
+            .iter()
+            .filter_map(|v| {
+                let var = btf.get(v.type_id)?;
+                // Static variables stay private, as in bpftool's skeletons.
+                let TypeKind::Var { type_id, linkage } = var.kind else {
+                    return None;
+                };
+                if linkage == 0
+                    || !var
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return None;
+                }
+                let (off, size) = match syms.get(&(def.name.clone(), var.name.clone())) {
+                    Some(&(o, s)) => (o as u32, s as u32),
+                    None => (v.offset, v.size),
+                };
+                Some((off, size, var.name.clone(), type_id))
+            })
+            .collect();
+        if vars.is_empty() {
+            continue;
+        }
+        vars.sort();
+        let member = ident(&def.name);
+        let sname = format!("{name}__{member}");
+        let mut s = format!("struct {sname} {{\n");
+        let mut at = 0u32;
+        let mut asserts = String::new();
+        for (i, (off, size, var, ty)) in vars.iter().enumerate() {
+            if *off > at {
+                let _ = writeln!(s, "\tchar __pad{i}[{}];", off - at);
+            }
+            let _ = writeln!(s, "\t{};", em.decl(*ty, var));
+            let _ = writeln!(
+                asserts,
+                "_Static_assert(offsetof(struct {sname}, {var}) == {off}, \"{var}\");"
+            );
+            at = off + size;
+        }
+        s.push_str("};\n");
+        s.push_str(&asserts);
+        out.push(Section { member, def: s });
+    }
+    types.push_str(&em.out);
+    out
+}
+
+/// The header for object `obj` compiled as `name`.
+pub fn generate(obj: &Object, syms: &Symbols, name: &str) -> String {
+    let guard = format!("BPFC_SKEL_{}_H", name.to_ascii_uppercase());
+    let maps: Vec<(String, String)> = obj
+        .maps
+        .iter()
+        .filter(|d| map_kind(d) != MapKind::Absent)
+        .map(|d| (ident(&d.name), d.name.clone()))
+        .collect();
+    let progs: Vec<&str> = obj
+        .programs
+        .iter()
+        .filter(|p| p.error.is_none() && p.externs.is_empty())
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut types = String::new();
+    let secs = sections(obj, syms, name, &mut types);
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "/* Generated by `bpfc gen skeleton` for object {name}: link with\n \
+         * {name}.o from `bpfc compile` and the bpfc runtime library. */\n\
+         #ifndef {guard}\n#define {guard}\n\n\
+         #include <stddef.h>\n#include <stdlib.h>\n\n#include \"bpfc.h\"\n\n\
+         #ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n\
+         extern const struct bpfc_object_desc {name}__object;\n\n"
+    );
+    h.push_str(&types);
+    for s in &secs {
+        h.push_str(&s.def);
+        h.push('\n');
+    }
+    let _ = writeln!(
+        h,
+        "struct {name} {{\n\tstruct bpfc_object *obj;\n\tstruct {{"
+    );
+    for (m, _) in &maps {
+        let _ = writeln!(h, "\t\tconst struct bpfc_map *{m};");
+    }
+    if maps.is_empty() {
+        h.push_str("\t\tchar __none;\n");
+    }
+    h.push_str("\t} maps;\n\tstruct {\n");
+    for p in &progs {
+        let _ = writeln!(h, "\t\tconst struct bpfc_program *{p};");
+    }
+    if progs.is_empty() {
+        h.push_str("\t\tchar __none;\n");
+    }
+    h.push_str("\t} progs;\n");
+    for s in &secs {
+        let _ = writeln!(h, "\tstruct {name}__{} *{};", s.member, s.member);
+    }
+    h.push_str("};\n\n");
+    // destroy
+    let _ = write!(
+        h,
+        "static inline void {name}__destroy(struct {name} *skel)\n{{\n\
+         \tif (skel == NULL)\n\t\treturn;\n\
+         \tif (skel->obj != NULL)\n\t\tbpfc_object_destroy(skel->obj);\n\
+         \tfree(skel);\n}}\n\n"
+    );
+    // Point each section member at the map's value: the image before
+    // load, the live value after.
+    let _ = writeln!(
+        h,
+        "static inline int {name}__map_data(struct {name} *skel)\n{{"
+    );
+    for s in &secs {
+        let _ = writeln!(
+            h,
+            "\tskel->{m} = (struct {name}__{m} *)bpfc_map_initial_value(skel->maps.{m}, NULL);\n\
+             \tif (skel->{m} == NULL)\n\t\treturn bpfc_errno();",
+            m = s.member
+        );
+    }
+    h.push_str("\treturn 0;\n}\n\n");
+    // open
+    let _ = writeln!(
+        h,
+        "static inline struct {name} *{name}__open(void)\n{{\n\
+         \tstruct {name} *skel = (struct {name} *)calloc(1, sizeof(*skel));\n\n\
+         \tif (skel == NULL)\n\t\treturn NULL;\n\
+         \tskel->obj = bpfc_object_open(&{name}__object);\n\
+         \tif (skel->obj == NULL)\n\t\tgoto err;"
+    );
+    for (m, real) in &maps {
+        let _ = writeln!(
+            h,
+            "\tskel->maps.{m} = bpfc_object_find_map(skel->obj, \"{real}\");\n\
+             \tif (skel->maps.{m} == NULL)\n\t\tgoto err;"
+        );
+    }
+    for p in &progs {
+        let _ = writeln!(
+            h,
+            "\tskel->progs.{p} = bpfc_object_find_program(skel->obj, \"{p}\");\n\
+             \tif (skel->progs.{p} == NULL)\n\t\tgoto err;"
+        );
+    }
+    let _ = write!(
+        h,
+        "\tif ({name}__map_data(skel) != 0)\n\t\tgoto err;\n\
+         \treturn skel;\nerr:\n\t{name}__destroy(skel);\n\treturn NULL;\n}}\n\n"
+    );
+    // load, open_and_load, attach, detach
+    let _ = write!(
+        h,
+        "static inline int {name}__load(struct {name} *skel)\n{{\n\
+         \tint err = bpfc_object_load(skel->obj);\n\n\
+         \tif (err != 0)\n\t\treturn err;\n\
+         \treturn {name}__map_data(skel);\n}}\n\n\
+         static inline struct {name} *{name}__open_and_load(void)\n{{\n\
+         \tstruct {name} *skel = {name}__open();\n\n\
+         \tif (skel == NULL)\n\t\treturn NULL;\n\
+         \tif ({name}__load(skel) != 0) {{\n\t\t{name}__destroy(skel);\n\t\treturn NULL;\n\t}}\n\
+         \treturn skel;\n}}\n\n\
+         /* Hook points are not implemented yet: programs run when the host\n \
+         * calls bpfc_prog_run(skel->progs.NAME, ...). Attaching succeeds\n \
+         * and does nothing. */\n\
+         static inline int {name}__attach(struct {name} *skel)\n{{\n\
+         \treturn skel != NULL && skel->obj != NULL ? 0 : -22;\n}}\n\n\
+         static inline void {name}__detach(struct {name} *skel)\n{{\n\t(void)skel;\n}}\n\n\
+         #ifdef __cplusplus\n}}\n#endif\n#endif\n"
+    );
+    h
+}

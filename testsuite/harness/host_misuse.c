@@ -1,0 +1,103 @@
+/* Bad use of the bpfc C library must give errors, never crashes: links
+ * examples/c-host's counter.o and prints "ok <check>" for each check that
+ * behaves, "FAIL <check>: <details>" otherwise; exits 1 on a failure. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpfc.h"
+
+extern const struct bpfc_object_desc counter__object;
+
+static int failed;
+
+static void check(int ok, const char *what) {
+    if (ok) {
+        printf("ok %s\n", what);
+    } else {
+        printf("FAIL %s: errno %d: %s\n", what, bpfc_errno(), bpfc_strerror());
+        failed = 1;
+    }
+}
+
+static int says(const char *part) {
+    return strstr(bpfc_strerror(), part) != NULL;
+}
+
+int main(void) {
+    struct bpfc_object_desc d;
+    struct bpfc_object *o;
+
+    check(bpfc_object_open(NULL) == NULL && bpfc_errno() == -EINVAL,
+          "open NULL");
+    d = counter__object;
+    d.magic ^= 1;
+    check(bpfc_object_open(&d) == NULL && says("bad magic"), "bad magic");
+    d = counter__object;
+    d.version = 99;
+    check(bpfc_object_open(&d) == NULL && says("version 99"),
+          "other descriptor version");
+    /* A corrupt image: every truncation and a flipped header byte. */
+    int all = 1;
+    for (uint64_t len = 0; len < counter__object.image_len; len += 7) {
+        d = counter__object;
+        d.image_len = len;
+        if (bpfc_object_open(&d) != NULL || !says("corrupt"))
+            all = 0;
+    }
+    check(all, "truncated images");
+    uint8_t *copy = malloc(counter__object.image_len);
+    memcpy(copy, counter__object.image, counter__object.image_len);
+    copy[9] ^= 0x40; /* the image's version */
+    d = counter__object;
+    d.image = copy;
+    check(bpfc_object_open(&d) == NULL && says("version"), "image version");
+    free(copy);
+    d = counter__object;
+    d.nmaps += 1;
+    check(bpfc_object_open(&d) == NULL && says("do not match"),
+          "tables that do not match the image");
+
+    o = bpfc_object_open(&counter__object);
+    check(o != NULL, "open");
+    check(bpfc_object_open(&counter__object) == NULL && bpfc_errno() == -EBUSY,
+          "open twice");
+    const struct bpfc_program *p = bpfc_object_find_program(o, "count");
+    uint64_t r0;
+    unsigned req[2] = {1, 1};
+    check(p != NULL && bpfc_prog_run(p, req, sizeof req, &r0) == -EINVAL &&
+              says("not loaded"),
+          "run before load");
+    check(bpfc_object_find_map(o, "nosuch") == NULL &&
+              bpfc_errno() == -ENOENT && says("nosuch") && says("counts"),
+          "missing map");
+    check(bpfc_object_find_program(o, "nosuch") == NULL &&
+              bpfc_errno() == -ENOENT && says("count"),
+          "missing program");
+    check(bpfc_object_load(o) == 0, "load");
+    check(bpfc_object_load(o) == -EBUSY, "load twice");
+    check(bpfc_prog_run(p, NULL, 8, &r0) == -EINVAL, "NULL context of size 8");
+    check(bpfc_prog_run(p, req, 0, &r0) == -EINVAL, "context of size 0");
+    check(bpfc_prog_run_on_cpu(p, req, sizeof req, 1u << 20, &r0) == -EINVAL,
+          "CPU slot out of range");
+    check(bpfc_prog_run(p, req, sizeof req, &r0) == 0 && r0 == 1, "run");
+    const struct bpfc_map *m = bpfc_object_find_map(o, "counts");
+    unsigned key = 99;
+    uint64_t v;
+    check(bpfc_map_lookup_elem(m, &key, &v) == -ENOENT, "lookup missing key");
+    check(bpfc_map_lookup_elem(m, NULL, &v) == -EINVAL, "NULL key");
+    check(bpfc_map_close((struct bpfc_map *)m) == -EINVAL,
+          "close an object's map");
+    check(bpfc_ring_buffer_new(m, NULL, NULL) == NULL, "ring buffer on a hash");
+    check(bpfc_object_destroy(o) == 0, "destroy");
+    check(bpfc_object_destroy(o) == -EBADF, "destroy twice");
+    check(bpfc_object_destroy(NULL) == -EBADF, "destroy NULL");
+    o = bpfc_object_open(&counter__object);
+    check(o != NULL && bpfc_object_load(o) == 0, "open again after destroy");
+    p = bpfc_object_find_program(o, "count");
+    check(bpfc_prog_run(p, req, sizeof req, &r0) == 0 && r0 == 1,
+          "fresh maps after reopening");
+    check(bpfc_object_destroy(o) == 0, "destroy again");
+    return failed;
+}
