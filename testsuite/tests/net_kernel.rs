@@ -103,6 +103,11 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("sf_load_bytes", "sf_load_bytes", "skb"),
     ("sf_ctx", "sf_ctx", "skb"),
     ("cg_skb", "cg_skb", "skb"),
+    ("tc_reshape", "tc_reshape", "skb"),
+    ("tc_vlan", "tc_vlan", "skb"),
+    ("tc_adjust_room", "tc_adjust_room", "skb"),
+    ("xdp_redirect", "xdp_redirect", "xdp"),
+    ("tc_redirect", "tc_redirect", "skb"),
 ];
 
 #[test]

@@ -195,6 +195,7 @@ impl HelperTable {
             .chain(crate::net::xdp::HELPERS)
             .chain(crate::net::skb::HELPERS)
             .chain(crate::net::csum::HELPERS)
+            .chain(crate::net::reshape::HELPERS)
         {
             let id = kernel_id(name).expect("helper tables use the kernel's names");
             t.insert(Helper {

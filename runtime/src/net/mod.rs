@@ -15,6 +15,7 @@
 
 pub mod csum;
 pub mod ldabs;
+pub mod reshape;
 pub mod skb;
 pub mod xdp;
 
@@ -178,6 +179,8 @@ pub struct TestOutput {
     pub ctx_out: Vec<u8>,
     /// Nanoseconds per run, averaged over the repetitions.
     pub duration: u64,
+    /// The ifindex a redirect helper sent the packet to.
+    pub redirect: Option<u32>,
 }
 
 /// Run a network program `repeat` times on `net` as the kernel's test run
@@ -215,9 +218,9 @@ pub fn test_run<E>(
     let duration = (start.elapsed().as_nanos() / repeat.max(1) as u128) as u64;
     let net = uninstall(ctx).expect("installed above");
     result?;
-    let (data_out, ctx_out) = match *net {
-        NetRun::Xdp(x) => (x.data_out().to_vec(), x.ctx_out()),
-        NetRun::Skb(mut s) => (s.data_out(), s.ctx_out()),
+    let (data_out, ctx_out, redirect) = match *net {
+        NetRun::Xdp(x) => (x.data_out().to_vec(), x.ctx_out(), x.redirect),
+        NetRun::Skb(mut s) => (s.data_out(), s.ctx_out(), s.redirect),
     };
     Ok(TestOutput {
         retval: r0 as u32,
@@ -225,5 +228,6 @@ pub fn test_run<E>(
         data_out,
         ctx_out,
         duration,
+        redirect,
     })
 }

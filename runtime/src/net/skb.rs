@@ -130,6 +130,8 @@ pub struct SkbRun {
     pub mac: usize,
     /// Offset of the network header in the buffer.
     pub network: usize,
+    /// Where `bpf_redirect` or `bpf_redirect_map` sent the packet (ifindex).
+    pub redirect: Option<u32>,
 }
 
 /// The native struct with room for the 8-byte aligned loads of `cb`.
@@ -359,6 +361,7 @@ impl SkbRun {
             ctx_in: ctx,
             mac,
             network,
+            redirect: None,
         };
         run.sync();
         Ok(run)
@@ -471,7 +474,7 @@ pub fn flow_hash(s: &SkbRun) -> u32 {
     h.max(1)
 }
 
-pub(super) fn skb<'a>(st: &mut RunState, r1: u64, what: &str) -> Option<&'a mut SkbRun> {
+pub(crate) fn skb<'a>(st: &mut RunState, r1: u64, what: &str) -> Option<&'a mut SkbRun> {
     match current(st, r1, what)? {
         super::NetRun::Skb(s) => Some(s),
         _ => {
