@@ -10,6 +10,7 @@ pub use described::{map_kind, object_name};
 use crate::input;
 use anyhow::Context as _;
 use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};
+use bpfc_compiler::progtype::convert;
 use std::path::PathBuf;
 
 /// `--opt-level` of `compile` and `run`.
@@ -164,11 +165,19 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let prog = input::load(&args.file, &args.select)?;
     check_bindable(&args.file, &prog, false)?;
     let facts = input::verify(&prog, ty, args.no_verify).map_err(|e| input::rejected(&file, e))?;
+    // A network program's context accesses become accesses of the
+    // runtime's native context, as for the engines.
+    let mut insns = prog.insns.clone();
+    if let (Some(f), Some(t)) = (&facts, ty) {
+        insns = convert::convert(&insns, f, t, None, prog.endian).map_err(|e| {
+            anyhow::anyhow!("{file}: program {}: {e}{}", prog.name, prog.source_at(e.pc))
+        })?;
+    }
     let opts = options(&args, facts.is_some());
     let symbol = args.symbol.unwrap_or_else(|| input::symbol_for(&prog.name));
     let object = aot::compile_object(
         &Request {
-            insns: &prog.insns,
+            insns: &insns,
             endian: prog.endian,
             binding: &Binding::object(&args.callx_helpers),
             opts: &opts,

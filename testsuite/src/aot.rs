@@ -207,10 +207,27 @@ pub fn link_and_run(
     mem: &[u8],
 ) -> Result<u64, AotRunError> {
     let exe = link(target, &[object], symbol)?;
-    let result = run(target, &exe.1, mem);
+    let result = run(target, &exe.1, mem, &[]);
     drop(exe);
     result
 }
+
+/// Link `object` like [`link_and_run`] and run it with r1 pointing at the
+/// target's own `struct pt_regs` the driver fills (`--pt-regs`: argument
+/// registers 1 to 5 hold [`PT_REGS_ARGS`], every other byte is 0xab).
+pub fn link_and_run_pt_regs(
+    target: &AotTarget,
+    object: &[u8],
+    symbol: &str,
+) -> Result<u64, AotRunError> {
+    let exe = link(target, &[object], symbol)?;
+    let result = run(target, &exe.1, &[], &["--pt-regs"]);
+    drop(exe);
+    result
+}
+
+/// The argument values the driver's `--pt-regs` mode puts in pt_regs.
+pub const PT_REGS_ARGS: [u64; 5] = [0x1111, 0x2222_0000, 0x3333_0000_0000, 0x44, 0x5500];
 
 /// Link objects into an executable in a fresh directory; returns the guard and the path.
 fn link(
@@ -244,7 +261,7 @@ fn link(
 }
 
 /// Run a linked driver executable on `mem` and interpret its output.
-fn run(target: &AotTarget, exe: &Path, mem: &[u8]) -> Result<u64, AotRunError> {
+fn run(target: &AotTarget, exe: &Path, mem: &[u8], args: &[&str]) -> Result<u64, AotRunError> {
     let mut cmd = match target.runner {
         Some(runner) => {
             let mut c = Command::new(runner);
@@ -256,6 +273,7 @@ fn run(target: &AotTarget, exe: &Path, mem: &[u8]) -> Result<u64, AotRunError> {
         }
         None => Command::new(exe),
     };
+    cmd.args(args);
     let program = target.runner.unwrap_or("the driver").to_string();
     let mut child = cmd
         .stdin(Stdio::piped())

@@ -68,6 +68,24 @@ pub fn compile(
         facts.push(f);
     }
     let opts = &super::options(args, facts.iter().all(Option::is_some));
+    // Network programs' context accesses become accesses of the runtime's
+    // native contexts, as for the engines.
+    let mut converted = Vec::with_capacity(progs.len());
+    for (p, f) in progs.iter().zip(&facts) {
+        let kind = bpfc_compiler::loader::classify(p.section.trim_start_matches('?'));
+        let t = ty.unwrap_or(kind.prog_type);
+        converted.push(match f {
+            Some(f) => bpfc_compiler::progtype::convert::convert(
+                &p.insns,
+                f,
+                t,
+                kind.attach_type,
+                obj.endian,
+            )
+            .map_err(|e| anyhow::anyhow!("{shown}: program {}: {e}", p.name))?,
+            None => p.insns.clone(),
+        });
+    }
     let kernel = HelperTable::kernel();
     let mut helpers: BTreeSet<u32> = args.callx_helpers.iter().copied().collect();
     for p in &progs {
@@ -182,8 +200,9 @@ pub fn compile(
                 .iter()
                 .zip(&desc.progs)
                 .zip(&facts)
-                .map(|((p, d), f)| aot::DescribedProgram {
-                    insns: &p.insns,
+                .zip(&converted)
+                .map(|(((_, d), f), insns)| aot::DescribedProgram {
+                    insns,
                     symbol: d.entry_symbol.clone(),
                     facts: f.as_ref(),
                 })

@@ -83,8 +83,10 @@ pub fn convert(
     endian: Endian,
 ) -> Result<Vec<Insn>, ConvertError> {
     let mut out = insns.to_vec();
+    // Contexts that are kernel objects (bpf_sock_ops ...) stay as they
+    // are: bpfc runs them on the bytes the host passes, like raw ones.
     let kind = ctx_kind(ty);
-    if kind == Some(CtxKind::Raw) {
+    if !matches!(kind, Some(CtxKind::Xdp | CtxKind::Skb)) {
         return Ok(out);
     }
     let layout = super::ctx::layout(ty);
@@ -97,10 +99,7 @@ pub fn convert(
         }
         let err = |message: String| ConvertError { pc, message };
         let (Some(kind), Some(layout)) = (kind, layout) else {
-            return Err(err(format!(
-                "the context of {} programs is a kernel object bpfc cannot run",
-                ty.name()
-            )));
+            return Ok(out);
         };
         if fact.regions.len() > 1 {
             return Err(err(
