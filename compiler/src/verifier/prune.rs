@@ -307,11 +307,7 @@ impl Env<'_> {
             if of.callback_depth > cf.callback_depth {
                 return false;
             }
-            let live = if std::env::var_os("HACK_ALLDEAD").is_some() && i + 1 < cur.frames.len() {
-                0
-            } else {
-                self.live_mask(cur, i, pc)
-            };
+            let live = self.live_mask(cur, i, pc);
             for r in 0..11 {
                 if exact != ExactLevel::Exact && live & (1 << r) == 0 {
                     continue;
