@@ -88,6 +88,7 @@ fn check_bindable(
     file: &std::path::Path,
     prog: &input::Program,
     maps_bound: bool,
+    packet: bool,
 ) -> anyhow::Result<()> {
     use bpfc_compiler::isa::{CallTarget, Insn, LddwSrc};
     for (pc, insn) in prog.insns.iter().enumerate() {
@@ -119,7 +120,7 @@ fn check_bindable(
             Insn::Call(CallTarget::Kfunc { btf_id, .. }) => {
                 format!("calls kfunc (btf id {btf_id}), which compiled code cannot bind")
             }
-            Insn::LdAbs { .. } | Insn::LdInd { .. } => {
+            Insn::LdAbs { .. } | Insn::LdInd { .. } if !packet => {
                 "makes a legacy packet load (ldabs/ldind), which needs a packet context compiled code cannot bind yet".to_string()
             }
             _ => continue,
@@ -163,7 +164,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     let prog = input::load(&args.file, &args.select)?;
-    check_bindable(&args.file, &prog, false)?;
+    check_bindable(&args.file, &prog, false, false)?;
     let facts = input::verify(&prog, ty, args.no_verify).map_err(|e| input::rejected(&file, e))?;
     // A network program's context accesses become accesses of the
     // runtime's native context, as for the engines.

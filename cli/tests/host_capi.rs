@@ -219,41 +219,154 @@ fn c_host_runs_fixtures_as_bpfc_run() {
                 Some(format!("ctx {ctx_hex}").as_str()),
                 "{what}"
             );
-            let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            let mut skipped = BTreeSet::new();
-            for l in lines {
-                let w: Vec<&str> = l.split(' ').collect();
-                match w[..] {
-                    ["map", m, k, v] => {
-                        got.entry(m.to_string())
-                            .or_default()
-                            .insert(format!("{k} {v}"));
-                    }
-                    ["skip", m] => {
-                        skipped.insert(m.to_string());
-                    }
-                    _ => panic!("{what}: unexpected line {l:?}"),
-                }
-            }
-            let want =
-                json_maps(&serde_json::from_slice(&std::fs::read(&maps_out).unwrap()).unwrap());
-            for (m, elems) in &want {
-                if skipped.contains(m) {
-                    continue;
-                }
-                let empty = BTreeSet::new();
-                assert_eq!(got.get(m).unwrap_or(&empty), elems, "{what}: map {m}");
-            }
-            for m in got.keys() {
-                assert!(
-                    want.contains_key(m),
-                    "{what}: map {m} is not in bpfc run's output"
-                );
-            }
+            compare_maps(&what, lines, &maps_out);
             compared += 1;
         }
     }
     assert!(compared >= 20, "only {compared} runs compared");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The host's `map`/`skip` lines against `bpfc run --maps-out`'s file.
+fn compare_maps<'a>(what: &str, lines: impl Iterator<Item = &'a str>, maps_out: &Path) {
+    let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut skipped = BTreeSet::new();
+    for l in lines {
+        let w: Vec<&str> = l.split(' ').collect();
+        match w[..] {
+            ["map", m, k, v] => {
+                got.entry(m.to_string())
+                    .or_default()
+                    .insert(format!("{k} {v}"));
+            }
+            ["skip", m] => {
+                skipped.insert(m.to_string());
+            }
+            _ => panic!("{what}: unexpected line {l:?}"),
+        }
+    }
+    let want = json_maps(&serde_json::from_slice(&std::fs::read(maps_out).unwrap()).unwrap());
+    for (m, elems) in &want {
+        if skipped.contains(m) {
+            continue;
+        }
+        let empty = BTreeSet::new();
+        assert_eq!(got.get(m).unwrap_or(&empty), elems, "{what}: map {m}");
+    }
+    for m in got.keys() {
+        assert!(
+            want.contains_key(m),
+            "{what}: map {m} is not in bpfc run's output"
+        );
+    }
+}
+
+#[test]
+fn c_host_test_runs_network_programs_as_bpfc_run() {
+    let test = "c_host_test_runs_network_programs_as_bpfc_run";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("net");
+    let fixtures = workspace_root().join("testsuite/fixtures/net");
+    let frames = bpfc_testsuite::packets::frames(0x5eed, 10);
+    let mut names: Vec<String> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "o").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    let (mut compared, mut refused) = (0, 0);
+    for name in &names {
+        let path = fixtures.join(format!("{name}.o"));
+        let obj = Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let exe = build_host(&dir, &path, name);
+        for prog in &obj.programs {
+            for (i, frame) in frames.iter().enumerate() {
+                let what = format!("{name} {} frame {i} ({})", prog.name, frame.what);
+                let pkt = dir.join("pkt.bin");
+                std::fs::write(&pkt, &frame.data).unwrap();
+                // XDP: an xdp_md whose data_end is the packet's size (a
+                // zeroed one, what ctx_out alone gives, is refused).
+                let ctx: Vec<u8> = if prog.section.starts_with("xdp") {
+                    let mut c = vec![0u8; 24];
+                    c[4..8].copy_from_slice(&(frame.data.len() as u32).to_ne_bytes());
+                    c
+                } else {
+                    Vec::new()
+                };
+                let ctx_in = dir.join("ctx.in");
+                std::fs::write(&ctx_in, &ctx).unwrap();
+                let (data_out, ctx_out, maps_out) = (
+                    dir.join("data.out"),
+                    dir.join("ctx.out"),
+                    dir.join("maps.json"),
+                );
+                let jit = run(
+                    Command::new(BPFC)
+                        .arg("run")
+                        .arg(&path)
+                        .args(["--program", &prog.name, "--json", "--data-in"])
+                        .arg(&pkt)
+                        .arg("--ctx-in")
+                        .arg(&ctx_in)
+                        .arg("--data-out")
+                        .arg(&data_out)
+                        .arg("--ctx-out")
+                        .arg(&ctx_out)
+                        .arg("--maps-out")
+                        .arg(&maps_out),
+                    b"",
+                );
+                let host = run(Command::new(&exe).arg(name).arg(&prog.name).arg(&pkt), &ctx);
+                let text = String::from_utf8_lossy(&host.stdout).into_owned();
+                if !jit.status.success() {
+                    assert!(
+                        text.starts_with("error "),
+                        "{what}: bpfc run failed ({}), the host did not: {text}",
+                        String::from_utf8_lossy(&jit.stderr)
+                    );
+                    eprintln!("{what}: both refuse: {}", text.trim());
+                    refused += 1;
+                    continue;
+                }
+                assert!(host.status.success(), "{what}: {text}");
+                let v: serde_json::Value = serde_json::from_slice(&jit.stdout).unwrap();
+                let hex = |p: &Path| -> String {
+                    let b = std::fs::read(p).unwrap_or_default();
+                    if b.is_empty() {
+                        "-".into()
+                    } else {
+                        b.iter().map(|b| format!("{b:02x}")).collect()
+                    }
+                };
+                let mut lines = text.lines();
+                assert_eq!(
+                    lines.next(),
+                    Some(format!("retval {:#x}", v["retval"].as_u64().unwrap()).as_str()),
+                    "{what}"
+                );
+                assert_eq!(
+                    lines.next(),
+                    Some(format!("data {}", hex(&data_out)).as_str()),
+                    "{what}"
+                );
+                assert_eq!(
+                    lines.next(),
+                    Some(format!("ctx {}", hex(&ctx_out)).as_str()),
+                    "{what}"
+                );
+                compare_maps(&what, lines, &maps_out);
+                compared += 1;
+            }
+        }
+    }
+    assert!(
+        compared >= 90 && compared > refused,
+        "only {compared} runs compared, {refused} refused"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

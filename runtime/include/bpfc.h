@@ -64,6 +64,30 @@ int bpfc_prog_run_on_cpu(const struct bpfc_program *prog, void *ctx,
                          size_t ctx_size, uint32_t cpu, uint64_t *retval);
 int bpfc_num_possible_cpus(void);
 
+/* As the kernel's BPF_PROG_TEST_RUN (libbpf's bpf_test_run_opts): network
+ * programs (xdp, tc, socket filters, cgroup_skb, lwt) run on the packet
+ * data_in (an Ethernet frame) with their context built from ctx_in (an
+ * xdp_md / __sk_buff); others on a copy of ctx_in. data_size_out and
+ * ctx_size_out give the room on entry and the size on return (-ENOSPC
+ * when it is too small). bpfc_prog_run refuses network programs. */
+struct bpfc_test_run_opts {
+    size_t sz; /* sizeof(struct bpfc_test_run_opts) */
+    const void *data_in;
+    size_t data_size_in;
+    void *data_out;
+    size_t data_size_out;
+    const void *ctx_in;
+    size_t ctx_size_in;
+    void *ctx_out;
+    size_t ctx_size_out;
+    uint32_t repeat;
+    uint32_t cpu;
+    uint32_t retval;   /* out: the low 32 bits of r0 */
+    uint32_t duration; /* out: nanoseconds per run */
+};
+int bpfc_prog_test_run(const struct bpfc_program *prog,
+                       struct bpfc_test_run_opts *opts);
+
 /* Maps. Per-CPU lookups fill bpfc_num_possible_cpus() values, each
  * rounded up to 8 bytes. */
 const char *bpfc_map_name(const struct bpfc_map *map);

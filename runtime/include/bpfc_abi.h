@@ -113,6 +113,10 @@ uint32_t bpfc_check_access(struct bpfc_run_state *st, uint64_t addr,
                            uint64_t size, uint32_t write);
 const void *bpfc_tail_call_target(struct bpfc_run_state *st, uint64_t map,
                                   uint64_t index);
+/* ldabs/ldind: the bytes at offset of the run's packet, or a negative
+ * value outside it (runtime/src/net/ldabs.rs). */
+uint64_t bpfc_load_packet(struct bpfc_run_state *st, uint64_t offset,
+                          uint64_t size);
 
 #ifdef __cplusplus
 }

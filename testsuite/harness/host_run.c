@@ -1,8 +1,10 @@
 /* A host built on the bpfc C library (bpfc.h): opens the linked object
  * NAME (argv[1], found by its NAME__object symbol: link with -rdynamic),
- * loads it, runs program argv[2] on the context read from stdin, and
+ * loads it, runs program argv[2] on the context read from stdin (with a
+ * packet file argv[3]: a test run on that packet, stdin its ctx_in), and
  * prints
- *   retval 0x<r0>
+ *   retval 0x<r0>                         (a test run: the low 32 bits)
+ *   data <hex of the packet after the run> (test runs only)
  *   ctx <hex of the context after the run>
  *   map <name> <key hex> <value hex>      (every element, key order)
  *   skip <name>                           (maps that cannot be walked,
@@ -62,8 +64,8 @@ out:
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s OBJECT PROGRAM < ctx\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s OBJECT PROGRAM [PACKET] < ctx\n", argv[0]);
         return 2;
     }
     static unsigned char ctx[1 << 16];
@@ -77,13 +79,44 @@ int main(int argc, char **argv) {
     const struct bpfc_program *prog = bpfc_object_find_program(obj, argv[2]);
     if (prog == NULL)
         return fail(bpfc_errno());
-    uint64_t r0 = 0;
-    err = bpfc_prog_run(prog, len ? ctx : NULL, len, &r0);
-    if (err)
-        return fail(err);
-    printf("retval 0x%llx\nctx ", (unsigned long long)r0);
-    hex(ctx, len);
-    printf("\n");
+    if (argc == 4) {
+        static unsigned char pkt[1 << 16], data_out[1 << 16], ctx_out[1 << 16];
+        FILE *f = fopen(argv[3], "rb");
+        if (f == NULL) {
+            perror(argv[3]);
+            return 3;
+        }
+        size_t plen = fread(pkt, 1, sizeof pkt, f);
+        fclose(f);
+        struct bpfc_test_run_opts o = {
+            .sz = sizeof o,
+            .data_in = pkt,
+            .data_size_in = plen,
+            .data_out = data_out,
+            .data_size_out = sizeof data_out,
+            .ctx_in = len ? ctx : NULL,
+            .ctx_size_in = len,
+            .ctx_out = ctx_out,
+            .ctx_size_out = sizeof ctx_out,
+            .repeat = 1,
+        };
+        err = bpfc_prog_test_run(prog, &o);
+        if (err)
+            return fail(err);
+        printf("retval 0x%x\ndata ", o.retval);
+        hex(data_out, o.data_size_out);
+        printf("\nctx ");
+        hex(ctx_out, o.ctx_size_out);
+        printf("\n");
+    } else {
+        uint64_t r0 = 0;
+        err = bpfc_prog_run(prog, len ? ctx : NULL, len, &r0);
+        if (err)
+            return fail(err);
+        printf("retval 0x%llx\nctx ", (unsigned long long)r0);
+        hex(ctx, len);
+        printf("\n");
+    }
     for (int i = 0; i < bpfc_object_map_count(obj); i++) {
         const struct bpfc_map *m = bpfc_object_map(obj, i);
         /* Inner map templates and struct_ops maps exist only as

@@ -3,6 +3,7 @@
 //! size and field offset, and each must equal Rust's `size_of`/`offset_of!`.
 
 use bpfc_runtime::abi::{CallbackNative, Fault, MapNative, ProgNative, RunState};
+use bpfc_runtime::host::capi::bpfc_test_run_opts;
 use bpfc_runtime::host::desc::{ObjectNative, ProgCode, DESC_VERSION, OBJECT_MAGIC};
 use bpfc_testsuite::{aot::abi_include_dir, tool_or_skip};
 use std::collections::BTreeMap;
@@ -51,6 +52,25 @@ fn rust_layout() -> Vec<(&'static str, &'static str, usize)> {
     ));
     v.extend(fields!("bpfc_prog_code", ProgCode, [entry, main]));
     v.extend(fields!(
+        "bpfc_test_run_opts",
+        bpfc_test_run_opts,
+        [
+            sz,
+            data_in,
+            data_size_in,
+            data_out,
+            data_size_out,
+            ctx_in,
+            ctx_size_in,
+            ctx_out,
+            ctx_size_out,
+            repeat,
+            cpu,
+            retval,
+            duration
+        ]
+    ));
+    v.extend(fields!(
         "bpfc_object_desc",
         ObjectNative,
         [magic, version, nprogs, image, image_len, maps, nmaps, helpers, nhelpers, progs]
@@ -65,7 +85,7 @@ fn header_matches_rust_layouts() {
     }
     let layout = rust_layout();
     let mut c = String::from(
-        "#include <stddef.h>\n#include <stdio.h>\n#include \"bpfc_abi.h\"\nint main(void) {\n",
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"bpfc.h\"\nint main(void) {\n",
     );
     for (s, f, _) in &layout {
         if f.is_empty() {

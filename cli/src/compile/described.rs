@@ -11,9 +11,12 @@ use bpfc_compiler::isa::{CallTarget, Insn};
 use bpfc_compiler::loader::{
     Btf, GlobalKind, MapDef, MapInit, MapOrigin, Object, ProgType, Program,
 };
+use bpfc_compiler::progtype::convert::{self, CtxKind};
 use bpfc_runtime::abi::CORE_POISON_HELPER;
 use bpfc_runtime::helpers::{ids, kernel_name};
-use bpfc_runtime::host::desc::{Desc, MapDesc, MapKind, ProgDesc, SlotInit};
+use bpfc_runtime::host::desc::{
+    Desc, MapDesc, MapKind, ProgDesc, SlotInit, CTX_BYTES, CTX_SKB, CTX_XDP,
+};
 use bpfc_runtime::HelperTable;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -68,23 +71,21 @@ pub fn compile(
         facts.push(f);
     }
     let opts = &super::options(args, facts.iter().all(Option::is_some));
-    // Network programs' context accesses become accesses of the runtime's
-    // native contexts, as for the engines.
-    let mut converted = Vec::with_capacity(progs.len());
+    // Network programs the verifier accepted run on the native contexts:
+    // their context accesses are converted as the JIT's are.
+    let mut code = Vec::with_capacity(progs.len());
     for (p, f) in progs.iter().zip(&facts) {
-        let kind = bpfc_compiler::loader::classify(p.section.trim_start_matches('?'));
-        let t = ty.unwrap_or(kind.prog_type);
-        converted.push(match f {
-            Some(f) => bpfc_compiler::progtype::convert::convert(
-                &p.insns,
-                f,
-                t,
-                kind.attach_type,
-                obj.endian,
-            )
-            .map_err(|e| anyhow::anyhow!("{shown}: program {}: {e}", p.name))?,
-            None => p.insns.clone(),
-        });
+        let ty = ty.unwrap_or(p.kind.prog_type);
+        let kind = f.as_ref().and_then(|_| convert::ctx_kind(ty));
+        let (insns, ctx) = match (f, kind) {
+            (Some(f), Some(k @ (CtxKind::Xdp | CtxKind::Skb))) => {
+                let insns = convert::convert(&p.insns, f, ty, p.kind.attach_type, obj.endian)
+                    .map_err(|e| anyhow::anyhow!("{shown}: program {}: {e}", p.name))?;
+                (insns, if k == CtxKind::Xdp { CTX_XDP } else { CTX_SKB })
+            }
+            _ => (p.insns.clone(), CTX_BYTES),
+        };
+        code.push((insns, ctx, ty.number()));
     }
     let kernel = HelperTable::kernel();
     let mut helpers: BTreeSet<u32> = args.callx_helpers.iter().copied().collect();
@@ -109,7 +110,8 @@ pub fn compile(
             poisoned: p.poisoned.clone(),
             object: None,
         };
-        check_bindable(file, &view, true)?;
+        let packet = code[progs.iter().position(|q| q.name == p.name).unwrap_or(0)].1 == CTX_SKB;
+        check_bindable(file, &view, true, packet)?;
         for (pc, insn) in p.insns.iter().enumerate() {
             let Insn::Call(CallTarget::Helper(id)) = *insn else {
                 continue;
@@ -174,10 +176,12 @@ pub fn compile(
         helpers: helpers.into_iter().collect(),
         progs: progs
             .iter()
-            .map(|p| ProgDesc {
+            .zip(&code)
+            .map(|(p, (_, ctx, prog_type))| ProgDesc {
                 name: p.name.clone(),
                 section: p.section.clone(),
-                prog_type: p.kind.prog_type.number(),
+                prog_type: *prog_type,
+                ctx: *ctx,
                 attach_type: p.kind.attach_type.unwrap_or_default().to_string(),
                 entry_symbol: format!("{name}__{}", p.name),
                 reads_stack: p.insns.iter().any(|i| {
@@ -200,8 +204,8 @@ pub fn compile(
                 .iter()
                 .zip(&desc.progs)
                 .zip(&facts)
-                .zip(&converted)
-                .map(|(((_, d), f), insns)| aot::DescribedProgram {
+                .zip(&code)
+                .map(|(((_, d), f), (insns, _, _))| aot::DescribedProgram {
                     insns,
                     symbol: d.entry_symbol.clone(),
                     facts: f.as_ref(),

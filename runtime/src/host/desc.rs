@@ -84,7 +84,17 @@ pub struct ProgDesc {
     pub entry_symbol: String,
     /// Calls a helper that reads the host's stack.
     pub reads_stack: bool,
+    /// What r1 points to: [`CTX_BYTES`], [`CTX_XDP`] or [`CTX_SKB`].
+    pub ctx: u32,
 }
+
+/// The program's context is the bytes the host passes.
+pub const CTX_BYTES: u32 = 0;
+/// The context accesses were converted to the runtime's native `xdp_md`
+/// (`bpfc_runtime::net::XdpMd`): the program runs on a packet.
+pub const CTX_XDP: u32 = 1;
+/// ... to the native `__sk_buff` (`bpfc_runtime::net::SkBuff`).
+pub const CTX_SKB: u32 = 2;
 
 /// What a map is for, as libbpf distinguishes them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -377,6 +387,7 @@ impl Desc {
             w.str(&p.attach_type);
             w.str(&p.entry_symbol);
             w.u32(u32::from(p.reads_stack));
+            w.u32(p.ctx);
         }
         w.u32(self.maps.len() as u32);
         for m in &self.maps {
@@ -411,7 +422,7 @@ impl Desc {
         for _ in 0..r.count(4)? {
             d.helpers.push(r.u32()?);
         }
-        for _ in 0..r.count(24)? {
+        for _ in 0..r.count(28)? {
             d.progs.push(ProgDesc {
                 name: r.str()?,
                 section: r.str()?,
@@ -419,6 +430,7 @@ impl Desc {
                 attach_type: r.str()?,
                 entry_symbol: r.str()?,
                 reads_stack: r.u32()? != 0,
+                ctx: r.u32()?,
             });
         }
         for _ in 0..r.count(60)? {
@@ -459,6 +471,7 @@ mod tests {
                 attach_type: "BPF_XDP".into(),
                 entry_symbol: "demo__count".into(),
                 reads_stack: false,
+                ctx: CTX_XDP,
             }],
             maps: vec![
                 MapDesc {

@@ -51,6 +51,8 @@ pub struct AotProgram {
     pub name: String,
     pub section: String,
     pub prog_type: u32,
+    /// What r1 points to (`desc::CTX_*`).
+    pub ctx: u32,
     entry: EntryFn,
     native: ProgNative,
     /// The maps of the object (checked runs list their memory).
@@ -71,6 +73,12 @@ pub struct RunFault {
 impl AotProgram {
     /// Run with r1 = `r1`, r2 = `r2` on CPU slot `cpu`.
     pub fn run(&self, r1: u64, r2: u64, cpu: u32) -> Result<u64, RunFault> {
+        let mut ctx = self.exec_context(cpu);
+        self.run_in(r1, r2, &mut ctx)
+    }
+
+    /// A fresh execution context for a run on CPU slot `cpu`.
+    pub fn exec_context(&self, cpu: u32) -> ExecContext {
         let mut ctx = ExecContext::new();
         ctx.cpu = cpu;
         ctx.checked = self.checked;
@@ -79,11 +87,16 @@ impl AotProgram {
                 ctx.regions.add_map(m);
             }
         }
+        ctx
+    }
+
+    /// Run in `ctx` (a packet run's context holds its packet).
+    pub fn run_in(&self, r1: u64, r2: u64, ctx: &mut ExecContext) -> Result<u64, RunFault> {
         let mut fault = Fault::default();
         let entry = self.entry;
         let (r0, fault) = crate::context::run_section(
             self.reads_stack,
-            &mut ctx,
+            ctx,
             |ctx| {
                 // SAFETY: `entry` is the object's entry function with the
                 // documented ABI; it touches its frames, the context the
@@ -111,6 +124,82 @@ impl AotProgram {
             detail: fault.detail,
             message,
         })
+    }
+}
+
+/// What a packet run ([`AotProgram::test_run`]) is given.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TestRun<'a> {
+    pub data_in: &'a [u8],
+    pub ctx_in: Option<&'a [u8]>,
+    pub repeat: u32,
+    pub cpu: u32,
+}
+
+impl AotProgram {
+    /// Run as the kernel's `BPF_PROG_TEST_RUN`: network programs on a
+    /// packet (`data_in`, an Ethernet frame) and their native context
+    /// built from `ctx_in`; other programs on a copy of `ctx_in`.
+    pub fn test_run(&self, t: &TestRun) -> Result<crate::net::TestOutput, HostError> {
+        use super::desc::{CTX_BYTES, CTX_SKB, CTX_XDP};
+        use crate::net::{skb::SkbKind, NetRun, SkbRun, XdpRun};
+        let setup = |e: crate::net::SetupError| HostError::new(e.errno(), e.to_string());
+        let fault = |f: RunFault| HostError::new(errno::EFAULT, f.message);
+        let mut ctx = self.exec_context(t.cpu);
+        if self.ctx == CTX_BYTES {
+            if !t.data_in.is_empty() {
+                return Err(HostError::new(
+                    errno::EINVAL,
+                    format!(
+                        "program {} does not run on packets (data_in given)",
+                        self.name
+                    ),
+                ));
+            }
+            let mut mem = t.ctx_in.unwrap_or_default().to_vec();
+            let start = std::time::Instant::now();
+            let mut r0 = 0;
+            for _ in 0..t.repeat.max(1) {
+                let (r1, r2) = if mem.is_empty() {
+                    (0, 0)
+                } else {
+                    (mem.as_mut_ptr() as u64, mem.len() as u64)
+                };
+                r0 = self.run_in(r1, r2, &mut ctx).map_err(fault)?;
+            }
+            return Ok(crate::net::TestOutput {
+                retval: r0 as u32,
+                r0,
+                data_out: Vec::new(),
+                ctx_out: mem,
+                duration: (start.elapsed().as_nanos() / u128::from(t.repeat.max(1))) as u64,
+            });
+        }
+        let net = if self.ctx == CTX_XDP {
+            NetRun::Xdp(XdpRun::new(t.data_in, t.ctx_in).map_err(setup)?)
+        } else {
+            debug_assert_eq!(self.ctx, CTX_SKB);
+            // The kernel's view of the skb by program type (net/bpf/test_run.c).
+            let kind = match self.prog_type {
+                3 | 4 => SkbKind {
+                    l2: true,
+                    direct: true,
+                }, // tc
+                10..=12 => SkbKind {
+                    l2: false,
+                    direct: true,
+                }, // lwt
+                _ => SkbKind {
+                    l2: false,
+                    direct: false,
+                }, // socket filter, cgroup_skb
+            };
+            NetRun::Skb(SkbRun::new(kind, t.data_in, t.ctx_in).map_err(setup)?)
+        };
+        crate::net::test_run(net, &mut ctx, t.repeat, |mem, ctx| {
+            self.run_in(mem.as_mut_ptr() as u64, mem.len() as u64, ctx)
+        })
+        .map_err(fault)
     }
 }
 
@@ -377,6 +466,7 @@ impl HostObject {
                 name: p.name.clone(),
                 section: p.section.clone(),
                 prog_type: p.prog_type,
+                ctx: p.ctx,
                 entry,
                 native: ProgNative {
                     func: code.main,

@@ -379,6 +379,12 @@ pub unsafe extern "C" fn bpfc_prog_run_on_cpu(
         if cpu >= ncpus {
             return Err(inval(format!("CPU slot {cpu} of {ncpus}")));
         }
+        if run.ctx != super::desc::CTX_BYTES {
+            return Err(inval(format!(
+                "program {} runs on a packet: use bpfc_prog_test_run",
+                run.name
+            )));
+        }
         let r0 = run
             .run(ctx as u64, ctx_size as u64, cpu)
             .map_err(|f| HostError::new(errno::EFAULT, f.message))?;
@@ -400,6 +406,130 @@ pub unsafe extern "C" fn bpfc_prog_run(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe { bpfc_prog_run_on_cpu(prog, ctx, ctx_size, 0, retval) }
+}
+
+/// `struct bpfc_test_run_opts`, as libbpf's `bpf_test_run_opts`.
+#[repr(C)]
+pub struct bpfc_test_run_opts {
+    /// `sizeof(struct bpfc_test_run_opts)`.
+    pub sz: usize,
+    pub data_in: *const std::ffi::c_void,
+    pub data_size_in: usize,
+    /// Room for the packet after the run (NULL: not wanted);
+    /// `data_size_out` is its size on entry, the packet's on return.
+    pub data_out: *mut std::ffi::c_void,
+    pub data_size_out: usize,
+    pub ctx_in: *const std::ffi::c_void,
+    pub ctx_size_in: usize,
+    pub ctx_out: *mut std::ffi::c_void,
+    pub ctx_size_out: usize,
+    pub repeat: u32,
+    pub cpu: u32,
+    /// Out: the low 32 bits of r0, and nanoseconds per run.
+    pub retval: u32,
+    pub duration: u32,
+}
+
+/// Copy `src` out to a caller's buffer of `*size` bytes; `-ENOSPC` (the
+/// kernel's) when it does not fit, with `*size` the size needed.
+unsafe fn copy_out(
+    src: &[u8],
+    dst: *mut std::ffi::c_void,
+    size: &mut usize,
+) -> Result<(), HostError> {
+    if dst.is_null() {
+        *size = src.len();
+        return Ok(());
+    }
+    let room = *size;
+    *size = src.len();
+    let n = src.len().min(room);
+    // SAFETY: the caller gives `room` writable bytes at `dst`.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), n) };
+    if src.len() > room {
+        return Err(HostError::new(
+            errno::ENOSPC,
+            format!("output of {} bytes, room for {room}", src.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Run `prog` as the kernel's `BPF_PROG_TEST_RUN`: network programs (xdp,
+/// tc, socket filters, cgroup_skb, lwt) on the packet `data_in` with their
+/// native context made from `ctx_in`; other programs on a copy of
+/// `ctx_in`. Outputs as libbpf's `bpf_prog_test_run_opts`.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_prog_test_run(
+    prog: *const bpfc_program,
+    opts: *mut bpfc_test_run_opts,
+) -> c_int {
+    status(|| {
+        let p = program(prog)?;
+        // SAFETY: the caller passes its options or NULL.
+        let o = unsafe { opts.as_mut() }.ok_or_else(|| inval("opts is NULL"))?;
+        if o.sz < std::mem::size_of::<bpfc_test_run_opts>() {
+            return Err(inval(format!(
+                "opts.sz {} is not sizeof(struct bpfc_test_run_opts)",
+                o.sz
+            )));
+        }
+        let bytes =
+            |ptr: *const std::ffi::c_void, len: usize, what: &str| -> Result<&[u8], HostError> {
+                match (ptr.is_null(), len) {
+                    (_, 0) => Ok(&[]),
+                    (true, _) => Err(inval(format!("{what} is NULL with size {len}"))),
+                    // SAFETY: the caller gives `len` readable bytes.
+                    (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }),
+                }
+            };
+        let data_in = bytes(o.data_in, o.data_size_in, "data_in")?;
+        let ctx_in = bytes(o.ctx_in, o.ctx_size_in, "ctx_in")?;
+        // SAFETY: the program's object outlives its handles.
+        let obj = unsafe { &*p.obj };
+        let r = read(obj);
+        let run = r.progs.get(p.index).ok_or_else(|| {
+            inval(format!(
+                "object {} is not loaded (call bpfc_object_load first)",
+                r.name()
+            ))
+        })?;
+        let ncpus = crate::maps::possible_cpus();
+        if o.cpu >= ncpus {
+            return Err(inval(format!("CPU slot {} of {ncpus}", o.cpu)));
+        }
+        // As in the kernel, asking for ctx_out without a ctx_in runs with
+        // a zeroed context; with neither, the run has none.
+        let ctx_given = !ctx_in.is_empty() || !o.ctx_out.is_null();
+        let mut out = run.test_run(&super::object::TestRun {
+            data_in,
+            ctx_in: ctx_given.then_some(ctx_in),
+            repeat: o.repeat,
+            cpu: o.cpu,
+        })?;
+        if !ctx_given {
+            out.ctx_out.clear();
+        }
+        o.retval = out.retval;
+        o.duration = out.duration.min(u64::from(u32::MAX)) as u32;
+        // SAFETY: the caller's output buffers of the sizes it gave.
+        unsafe {
+            copy_out(&out.data_out, o.data_out, &mut o.data_size_out)?;
+            copy_out(&out.ctx_out, o.ctx_out, &mut o.ctx_size_out)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runtime entry point of `ldabs`/`ldind` in compiled code.
+#[no_mangle]
+pub unsafe extern "C" fn bpfc_load_packet(
+    st: *mut crate::abi::RunState,
+    offset: u64,
+    size: u64,
+) -> u64 {
+    // SAFETY: forwarded from generated code.
+    unsafe { crate::net::ldabs::load_packet(st, offset, size) }
 }
 
 /// CPU slots of per-CPU maps: a per-CPU lookup fills this many values,
