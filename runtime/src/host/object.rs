@@ -173,6 +173,7 @@ impl AotProgram {
                 data_out: Vec::new(),
                 ctx_out: mem,
                 duration: (start.elapsed().as_nanos() / u128::from(t.repeat.max(1))) as u64,
+                redirect: None,
             });
         }
         let net = if self.ctx == CTX_XDP {
