@@ -15,6 +15,7 @@ mod map;
 mod mapjson;
 mod native;
 mod output;
+mod pcap;
 mod run;
 mod targets;
 mod verify;

@@ -63,6 +63,14 @@ pub struct Args {
     /// Write the packet as the run left it to this file (data_out).
     #[arg(long, value_name = "FILE")]
     data_out: Option<PathBuf>,
+    /// Network programs: run on every packet of this capture (pcap,
+    /// Ethernet) and print how many got each verdict.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data_in", "ctx_in", "repeat"])]
+    pcap: Option<PathBuf>,
+    /// With --pcap: write the packets the program passed or transmitted,
+    /// as it left them, to this capture.
+    #[arg(long, value_name = "FILE", requires = "pcap")]
+    pcap_out: Option<PathBuf>,
     /// Execution engine.
     #[arg(long, value_enum, default_value = "jit")]
     engine: Engine,
@@ -342,6 +350,57 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    if let Some(pcap) = &args.pcap {
+        let ty = match (net_ty, net_ctx) {
+            (Some(t), Some(_)) => t,
+            _ => bail!(
+                "{file}: --pcap needs a verified network program (xdp, tc, socket_filter, cgroup_skb, lwt)"
+            ),
+        };
+        let mut ctx = ExecContext::new();
+        ctx.cpu = args.cpu;
+        let r = crate::pcap::replay(ty, pcap, args.pcap_out.as_deref(), &mut ctx, |mem, ctx| {
+            runnable
+                .run(mem, ctx)
+                .map_err(|f| format!("{}{}", f.error, at(f.pc)))
+        })?;
+        if let Some(path) = &args.maps_out {
+            let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
+            std::fs::write(path, format!("{}\n", v.write(true)))
+                .with_context(|| path.display().to_string())?;
+        }
+        let per = if r.packets > r.refused {
+            (r.ns / (r.packets - r.refused) as u128) as u64
+        } else {
+            0
+        };
+        if args.json {
+            let v = serde_json::json!({
+                "packets": r.packets,
+                "verdicts": r.verdicts,
+                "refused": r.refused,
+                "written": r.written,
+                "ns_per_packet": per,
+                "engine": args.engine.name(),
+            });
+            return output::print(format!("{v}\n"));
+        }
+        let mut text = format!("{} packets", r.packets);
+        for (v, n) in &r.verdicts {
+            text.push_str(&format!(", {v}: {n}"));
+        }
+        if r.refused > 0 {
+            text.push_str(&format!(
+                ", refused (not a frame a test run accepts): {}",
+                r.refused
+            ));
+        }
+        text.push_str(&format!("; {per}ns per packet"));
+        if args.pcap_out.is_some() {
+            text.push_str(&format!("; {} written", r.written));
+        }
+        return output::print(format!("{text}\n"));
+    }
     let ctx_in = input::read_mem(args.ctx_in.as_deref())?;
     let mut ctx = ExecContext::new();
     ctx.cpu = args.cpu;
