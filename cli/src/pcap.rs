@@ -130,7 +130,7 @@ pub fn replay<E: std::fmt::Display>(
         r.packets += 1;
         read += 16 + pkt.data.len() as u64;
         if let Some(b) = &bar {
-            if r.packets % 1024 == 0 {
+            if r.packets.is_multiple_of(1024) {
                 b.set_position(read);
             }
         }
