@@ -5,7 +5,8 @@
 
 use crate::{input, native, output};
 use anyhow::Context;
-use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, Dumps, Request};
+use bpfc_compiler::bind::map_spec;
+use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, Dumps, MapSlot, Request};
 use bpfc_compiler::disasm::{disassemble, format_named, Names, Syntax};
 use bpfc_compiler::isa::{Insn, LddwSrc};
 use bpfc_compiler::loader::{MapDef, MapInit, Object, Program};
@@ -131,11 +132,32 @@ fn lowered(args: &Args) -> anyhow::Result<()> {
         native: args.asm.then(Vec::new),
     };
     let symbol = input::symbol_for(&prog.name);
+    // An object's maps are bound as a self-describing object binds them:
+    // through the map table the host fills in (array lookups inlined).
+    let binding = match &prog.object {
+        Some(obj) => Binding {
+            maps: obj
+                .maps
+                .iter()
+                .map(|d| {
+                    map_spec(d, obj.btf.as_ref()).ok().map(|spec| MapSlot {
+                        spec,
+                        addr: None,
+                        values: None,
+                        ncpus: None,
+                    })
+                })
+                .collect(),
+            map_table: Some(aot::table_symbols(&symbol).0),
+            ..Binding::object(&[])
+        },
+        None => Binding::object(&[]),
+    };
     aot::compile_object(
         &Request {
             insns: &prog.insns,
             endian: prog.endian,
-            binding: &Binding::object(&[]),
+            binding: &binding,
             opts: &opts,
             symbol: &symbol,
             facts: facts.as_ref(),

@@ -409,9 +409,10 @@ int main(int argc, char **argv)
 	if (bpf_program__type(prog) == BPF_PROG_TYPE_SYSCALL)
 		print_hex(ctx_in, ctx_len, "");
 	else
-		print_hex(ctx_out, opts.ctx_size_out, "");
+		print_hex(ctx_out, ctx_out ? opts.ctx_size_out : 0, "");
 	printf("\", \"data_out\": \"");
-	print_hex(data_out, opts.data_size_out, "");
+	/* The kernel reports the sizes even when no buffer was given. */
+	print_hex(data_out, data_out ? opts.data_size_out : 0, "");
 	printf("\", \"maps\": {");
 
 	int ncpus = libbpf_num_possible_cpus(), first = 1, first_err = 1;
