@@ -1,6 +1,7 @@
 //! `bpfc gen`: code generated from an object for host applications.
 
 mod ctypes;
+mod rust;
 mod skeleton;
 
 use crate::input;
@@ -29,6 +30,15 @@ struct SkeletonArgs {
     /// give `bpfc compile` the same.
     #[arg(long)]
     name: Option<String>,
+    /// The language: a C header, or a Rust module (what bpfc-build uses).
+    #[arg(long, value_enum, default_value = "c")]
+    lang: Lang,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Lang {
+    C,
+    Rust,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -45,7 +55,11 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 Some(n) => anyhow::bail!("--name {n:?}: a name must be a C identifier"),
                 None => crate::compile::object_name(&a.file),
             };
-            crate::output::print(skeleton::generate(&obj, &skeleton::symbols(&bytes), &name))
+            let syms = skeleton::symbols(&bytes);
+            crate::output::print(match a.lang {
+                Lang::C => skeleton::generate(&obj, &syms, &name),
+                Lang::Rust => rust::generate(&obj, &syms, &name),
+            })
         }
     }
 }

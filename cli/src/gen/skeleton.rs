@@ -35,7 +35,7 @@ struct Section {
 /// Offsets and sizes of the object's variables by (section, name), from
 /// its symbol table: a relocatable object's BTF leaves them 0 (libbpf
 /// fills them in the same way).
-type Symbols = std::collections::BTreeMap<(String, String), (u64, u64)>;
+pub type Symbols = std::collections::BTreeMap<(String, String), (u64, u64)>;
 
 pub fn symbols(bytes: &[u8]) -> Symbols {
     use object::{Object as _, ObjectSection as _, ObjectSymbol as _};

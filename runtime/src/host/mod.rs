@@ -5,3 +5,4 @@
 pub mod capi;
 pub mod desc;
 pub mod object;
+pub mod typed;

@@ -609,6 +609,64 @@ impl HostObject {
         self.desc.map_index(name)
     }
 
+    /// The live map called `name` (after load).
+    pub fn map(&self, name: &str) -> Result<Arc<Map>, HostError> {
+        let i = self.map_index(name).ok_or_else(|| {
+            HostError::new(
+                errno::ENOENT,
+                format!("object {} has no map {name}", self.desc.name),
+            )
+        })?;
+        self.maps[i].clone().ok_or_else(|| {
+            HostError::new(
+                errno::EINVAL,
+                format!(
+                    "map {name} of object {} does not exist yet: load the object first",
+                    self.desc.name
+                ),
+            )
+        })
+    }
+
+    /// The program called `name` (after load).
+    pub fn program(&self, name: &str) -> Result<&AotProgram, HostError> {
+        let i = self.prog_index(name).ok_or_else(|| {
+            HostError::new(
+                errno::ENOENT,
+                format!("object {} has no program {name}", self.desc.name),
+            )
+        })?;
+        self.progs.get(i).map(|p| &**p).ok_or_else(|| {
+            HostError::new(
+                errno::EINVAL,
+                format!("object {} is not loaded", self.desc.name),
+            )
+        })
+    }
+
+    /// [`HostObject::global_ptr`] for reading.
+    pub fn global_ptr_const(&self, name: &str) -> Option<*const u8> {
+        let i = self.map_index(name)?;
+        if let Some(img) = self.images.get(i).and_then(Option::as_ref) {
+            return Some(img.bytes().as_ptr());
+        }
+        let m = self.maps.get(i)?.as_ref()?;
+        let v = m.native().values;
+        (!v.is_null() && !m.map_type().is_percpu()).then_some(v.cast_const())
+    }
+
+    /// Global data `name` (`.bss` ...): the image load will write, before
+    /// load; the map's value memory after.
+    pub fn global_ptr(&mut self, name: &str) -> Option<*mut u8> {
+        let i = self.map_index(name)?;
+        if let Some(img) = self.images.get_mut(i).and_then(Option::as_mut) {
+            return Some(img.as_mut_ptr());
+        }
+        let m = self.maps.get(i)?.as_ref()?;
+        let v = m.native().values;
+        (!v.is_null() && !m.map_type().is_percpu()).then_some(v)
+    }
+
     pub fn prog_index(&self, name: &str) -> Option<usize> {
         self.desc.progs.iter().position(|p| p.name == name)
     }
