@@ -151,6 +151,8 @@ fn global_data_and_maps_run_in_both_engines() {
     // use_globals (globals.c): counter 7 -> 8, zeroed += threshold (42),
     // bss_arr[1] = big_data[2] + foo_var = 3 + 99; returns counter + zeroed.
     let obj = fixture("globals.o");
+    // A socket filter runs on a packet (its contents do not matter here).
+    let packet = tmp("globals-packet", &[0u8; 64]);
     for engine in ["jit", "interp"] {
         let out_json = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("object-cli-globals-{engine}.json"));
@@ -158,6 +160,8 @@ fn global_data_and_maps_run_in_both_engines() {
             "run",
             "--program",
             "use_globals",
+            "--data-in",
+            &packet,
             "--engine",
             engine,
             "--maps-out",
