@@ -124,8 +124,6 @@ fn json_maps(v: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
 
 /// Fixtures whose results depend on the time, randomness, the process or
 /// the host's memory (they differ between any two runs).
-/// `timer`, `timer_cancel`: callbacks fire after the run, which `bpfc run` waits for and
-/// the host does not.
 /// `perf_output`: `bpfc run` opens a perf buffer on the perf event array
 /// before the run, so outputs succeed; the host opens none, so they fail
 /// with -ENOENT as in the kernel.
@@ -136,8 +134,6 @@ const NONDETERMINISTIC: &[&str] = &[
     "task",
     "probe_read",
     "perf_output",
-    "timer",
-    "timer_cancel",
 ];
 
 #[test]
@@ -157,7 +153,7 @@ fn c_host_runs_fixtures_as_bpfc_run() {
         .collect();
     names.sort();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut compared = 0;
+    let (mut compared, mut timers) = (0, 0);
     for name in &names {
         let path = fixtures.join(format!("{name}.o"));
         let obj = Object::parse(&std::fs::read(&path).unwrap()).unwrap();
@@ -176,6 +172,13 @@ fn c_host_runs_fixtures_as_bpfc_run() {
             let ctx_out = dir.join("ctx.out");
             let maps_out = dir.join("maps.json");
             std::fs::write(&ctx_in, &ctx).unwrap();
+            // Timer fixtures: both wait for the callbacks (AOT code's
+            // callbacks fire on the runtime's timer thread).
+            let wait = if name.starts_with("timer") {
+                "100"
+            } else {
+                "0"
+            };
             let jit = run(
                 Command::new(BPFC)
                     .arg("run")
@@ -185,10 +188,16 @@ fn c_host_runs_fixtures_as_bpfc_run() {
                     .arg("--ctx-out")
                     .arg(&ctx_out)
                     .arg("--maps-out")
-                    .arg(&maps_out),
+                    .arg(&maps_out)
+                    .args(["--wait-ms", wait]),
                 b"",
             );
-            let host = run(Command::new(&exe).args([name.as_str(), &prog.name]), &ctx);
+            let host = run(
+                Command::new(&exe)
+                    .args([name.as_str(), &prog.name])
+                    .env("BPFC_HOST_WAIT_MS", wait),
+                &ctx,
+            );
             let text = String::from_utf8_lossy(&host.stdout).into_owned();
             if !jit.status.success() {
                 // Both refuse or stop the run.
@@ -221,9 +230,11 @@ fn c_host_runs_fixtures_as_bpfc_run() {
             );
             compare_maps(&what, lines, &maps_out);
             compared += 1;
+            timers += name.starts_with("timer") as usize;
         }
     }
     assert!(compared >= 20, "only {compared} runs compared");
+    assert!(timers >= 2, "the timer fixtures did not run in the C host");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -9,10 +9,14 @@
  *   map <name> <key hex> <value hex>      (every element, key order)
  *   skip <name>                           (maps that cannot be walked,
  *                                          prog arrays)
- * Errors print "error <negative errno> <message>" and exit 1. */
+ * Errors print "error <negative errno> <message>" and exit 1.
+ * BPFC_HOST_WAIT_MS=N waits N ms after the run before the maps are read
+ * (bpf_timer callbacks fire meanwhile). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bpfc.h"
 
@@ -116,6 +120,11 @@ int main(int argc, char **argv) {
         printf("retval 0x%llx\nctx ", (unsigned long long)r0);
         hex(ctx, len);
         printf("\n");
+    }
+    const char *wait = getenv("BPFC_HOST_WAIT_MS");
+    if (wait != NULL && atoi(wait) > 0) {
+        struct timespec ts = {atoi(wait) / 1000, (atoi(wait) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
     }
     for (int i = 0; i < bpfc_object_map_count(obj); i++) {
         const struct bpfc_map *m = bpfc_object_map(obj, i);

@@ -41,6 +41,18 @@ pub(crate) fn callback(st: &mut RunState, cb: u64) -> Result<&'static CallbackNa
 /// callback (or the call) faulted; the fault is in `st`.
 pub fn invoke(st: &mut RunState, cb_fp: u64, cb: u64, args: [u64; 5]) -> Result<u64, Stopped> {
     let c = callback(st, cb)?;
+    invoke_resolved(st, cb_fp, cb, c, args)
+}
+
+/// [`invoke`] of a callback already checked by [`callback`] (helpers that
+/// call one callback many times check it once).
+fn invoke_resolved(
+    st: &mut RunState,
+    cb_fp: u64,
+    cb: u64,
+    c: &CallbackNative,
+    args: [u64; 5],
+) -> Result<u64, Stopped> {
     if c.func.is_null() {
         let invoker = context(st).and_then(|ctx| ctx.invoker);
         let Some(invoker) = invoker else {
@@ -88,8 +100,13 @@ helper!(
             // programs see 0xfffffff9, not the helper's 64-bit -7.
             return Ok(neg(errno::E2BIG) & 0xffff_ffff);
         }
+        if nr == 0 {
+            return Ok(0);
+        }
+        // Checked once (in a checked run, a read of host memory).
+        let c = callback(st, cb)?;
         for i in 0..nr {
-            if invoke(st, cb_fp, cb, [i, cb_ctx, 0, 0, 0])? != 0 {
+            if invoke_resolved(st, cb_fp, cb, c, [i, cb_ctx, 0, 0, 0])? != 0 {
                 return Ok(i + 1);
             }
         }
