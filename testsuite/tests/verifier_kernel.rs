@@ -5,7 +5,8 @@
 //! - the differential generator (`bpfc_testsuite::gen`), loaded as syscall
 //!   programs (their input pointer is then the context);
 //! - a generator of verifier-shaped programs here (stack, map values after
-//!   lookups, packet bounds, context fields, loops, helper arguments), each
+//!   lookups, packet bounds, context fields, loops, loops bounded by
+//!   `may_goto`, helper arguments), each
 //!   also in mutated forms that break safety: out-of-range offsets, missing
 //!   null checks, unbounded loops, uninitialised registers, wrong helper
 //!   arguments, bad returns.
@@ -62,13 +63,32 @@ fn create_map() -> Option<KernelMap> {
 }
 
 fn bpfc_map() -> MapDef {
+    map_def("values", 2, 4, 64, 4)
+}
+
+/// The maps of the differential generator's programs (`gen::MAPS`).
+fn gen_maps() -> Vec<MapDef> {
+    gen::MAPS
+        .iter()
+        .map(|&(name, kind, key, value, max)| {
+            let ty = match kind {
+                gen::MapKind::Array => 2,
+                gen::MapKind::Hash => 1,
+                gen::MapKind::ProgArray => 3,
+            };
+            map_def(name, ty, key, value, max)
+        })
+        .collect()
+}
+
+fn map_def(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> MapDef {
     MapDef {
-        name: "values".into(),
+        name: name.into(),
         origin: MapOrigin::Btf,
-        map_type: 2,
-        key_size: 4,
-        value_size: 64,
-        max_entries: 4,
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
         map_flags: 0,
         numa_node: 0,
         map_extra: 0,
@@ -84,12 +104,20 @@ fn bpfc_map() -> MapDef {
 }
 
 fn bpfc_verify(insns: &[Insn], ty: ProgType, sleepable: bool) -> Result<(), String> {
-    let maps = [bpfc_map()];
+    bpfc_verify_with(insns, ty, sleepable, &[bpfc_map()])
+}
+
+fn bpfc_verify_with(
+    insns: &[Insn],
+    ty: ProgType,
+    sleepable: bool,
+    maps: &[MapDef],
+) -> Result<(), String> {
     let mut opts = Options::new(ty);
     opts.sleepable = sleepable;
     let input = Input {
         insns,
-        maps: &maps,
+        maps,
         btf: None,
         func_info: &[],
         endian: Endian::Little,
@@ -101,17 +129,22 @@ fn bpfc_verify(insns: &[Insn], ty: ProgType, sleepable: bool) -> Result<(), Stri
 
 /// The kernel's copy: map references by index become the map's fd.
 fn with_fd(insns: &[Insn], fd: i32) -> Vec<Insn> {
+    with_fds(insns, &[fd])
+}
+
+/// The kernel's copy: a reference to map `i` becomes `fds[i]`.
+fn with_fds(insns: &[Insn], fds: &[i32]) -> Vec<Insn> {
     insns
         .iter()
         .map(|i| match *i {
             Insn::Lddw {
                 dst,
                 src: LddwSrc::MapIdx,
-                ..
+                imm,
             } => Insn::Lddw {
                 dst,
                 src: LddwSrc::MapFd,
-                imm: fd as u32 as u64,
+                imm: fds[imm as u32 as usize] as u32 as u64,
             },
             other => other,
         })
@@ -345,6 +378,9 @@ fn packet_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
 }
 
 fn loop_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
+    if rng.chance(35) {
+        return may_goto_loop(rng, m, out);
+    }
     let n = rng.range(1, 40) as i32;
     out.push(mov(Reg::R8, Src::Imm(n)));
     out.push(mov(Reg::R9, Src::Imm(0)));
@@ -376,6 +412,32 @@ fn loop_block(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
             imm: 1,
         });
     }
+}
+
+/// A loop bounded only by `may_goto`: each round moves a value the
+/// verifier cannot bound by counting (it widens it, which lets the loop
+/// converge) and stores it masked on the stack; the offset mutation moves
+/// the store out of the frame. (The value is not used as an offset: that
+/// makes it precise, and then neither verifier converges before its
+/// instruction limit.)
+fn may_goto_loop(rng: &mut Rng, m: Mutation, out: &mut Vec<Insn>) {
+    let step = rng.pick(&[1, 3, 8]);
+    let off = if m == Mutation::Offset { 8 } else { -64 };
+    let body = [
+        alu(AluOp::Add, Reg::R9, Src::Imm(step)),
+        mov(Reg::R4, Src::Reg(Reg::R9)),
+        alu(AluOp::And, Reg::R4, Src::Imm(0x3f)),
+        stx(Size::DW, Reg::FP, Reg::R4, off),
+    ];
+    out.push(mov(Reg::R9, Src::Imm(rng.range(0, 3) as i32)));
+    out.push(Insn::MayGoto {
+        off: body.len() as i16 + 1,
+    });
+    out.extend(body);
+    out.push(Insn::Ja {
+        off: -(body.len() as i32) - 2,
+        long: false,
+    });
 }
 
 fn ctx_block(rng: &mut Rng, ty: ProgType, m: Mutation, out: &mut Vec<Insn>) {
@@ -503,13 +565,24 @@ fn verdicts_match_the_running_kernel() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(150);
-    // The differential generator's programs, as syscall programs.
+    // The differential generator's programs, as syscall programs, with
+    // its maps.
+    let defs = gen_maps();
+    let gen_maps: Vec<KernelMap> = defs
+        .iter()
+        .map(|d| kernel::map_create(d).expect("the generator's maps"))
+        .collect();
+    let gen_fds: Vec<i32> = gen_maps.iter().map(|m| m.fd().as_raw_fd()).collect();
     for i in 0..n {
         let g = gen::generate(gen::case_seed(base, i));
         let t0 = std::time::Instant::now();
-        let k = kernel_load(&g.insns, ProgType::Syscall, BPF_F_SLEEPABLE);
+        let k = kernel_load(
+            &with_fds(&g.insns, &gen_fds),
+            ProgType::Syscall,
+            BPF_F_SLEEPABLE,
+        );
         let t1 = std::time::Instant::now();
-        let b = bpfc_verify(&g.insns, ProgType::Syscall, true);
+        let b = bpfc_verify_with(&g.insns, ProgType::Syscall, true, &defs);
         t.kernel_time += t1 - t0;
         t.bpfc_time += t1.elapsed();
         t.compare(&format!("gen seed {:#x}", g.seed), k, b);
