@@ -215,7 +215,10 @@ fn json(file: &str, t: &Target, r: &Result<Verified, Rejection>) -> serde_json::
                 "insn": e.pc.map(|pc| insn_text(t, pc)),
                 "source": line,
                 "message": e.message,
-                "path": e.path,
+                // The last branches (a path that hit the instruction
+                // budget holds up to a million), and how many came before.
+                "path": &e.path[e.path.len().saturating_sub(report::MAX_PATH_SHOWN)..],
+                "path_earlier": e.path.len().saturating_sub(report::MAX_PATH_SHOWN),
                 "insns_processed": e.stats.insns_processed,
                 "log": e.log,
             })
