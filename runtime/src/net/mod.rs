@@ -203,6 +203,9 @@ pub fn test_run<E>(
     // network state, which stays in `ctx` (and alive) until `uninstall`
     // below; the engine and the helpers reach it only during `run`.
     let mem = unsafe { std::slice::from_raw_parts_mut(addr, len) };
+    // One read-side section over all repetitions, as the kernel's test run
+    // holds rcu_read_lock around its loop: each run's own section nests.
+    let section = crate::maps::rcu::read_lock();
     let start = std::time::Instant::now();
     let mut r0 = 0;
     let mut result = Ok(());
@@ -216,6 +219,7 @@ pub fn test_run<E>(
         }
     }
     let duration = (start.elapsed().as_nanos() / repeat.max(1) as u128) as u64;
+    drop(section);
     let net = uninstall(ctx).expect("installed above");
     result?;
     let (data_out, ctx_out, redirect) = match *net {
