@@ -4,6 +4,8 @@
 //! programs with maps, every map's contents after the run must agree. Map
 //! programs get fresh maps per run and prog arrays holding tail targets of
 //! the same engine; a test helper ([`gen::FAIL_HELPER`]) fails on odd r1.
+//! One case in 50 without maps or helpers other than 5 also runs as a
+//! checked AOT object (linked with the C driver) and must agree.
 //! Programs the verifier accepts (as `syscall` programs, whose context is the input)
 //! also run as checked code without the checks the verifier's facts drop;
 //! one case in four comes from the generator's verifiable mode for that.
@@ -15,11 +17,12 @@
 //!   a failure).
 
 use bpfc_compiler::bind::BoundProgram;
+use bpfc_compiler::codegen::aot::compile_object;
 use bpfc_compiler::codegen::jit::{self, JitError, JitProgram};
-use bpfc_compiler::codegen::{CodegenOptions, OptLevel};
+use bpfc_compiler::codegen::{parse_triple, Binding, CodegenOptions, OptLevel, Request};
 use bpfc_compiler::disasm::{disassemble, Syntax};
 use bpfc_compiler::interp::{self, InterpProgram, RunError};
-use bpfc_compiler::isa::{Endian, Insn};
+use bpfc_compiler::isa::{CallTarget, Endian, Insn};
 use bpfc_compiler::loader::ProgType;
 use bpfc_compiler::verifier::{self, Facts};
 use bpfc_runtime::abi::{FaultCode, RunState};
@@ -27,6 +30,7 @@ use bpfc_runtime::maps::prog_array::ProgArray;
 use bpfc_runtime::maps::{Map, MapSpec, MapType};
 use bpfc_runtime::programs::TailTarget;
 use bpfc_runtime::{ExecContext, HelperTable};
+use bpfc_testsuite::aot;
 use bpfc_testsuite::gen::{self, case_seed, generate, generate_verifiable, Generated, MapKind};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -290,6 +294,64 @@ fn run_interp(g: &Generated, helpers: &HelperTable) -> (Result<u64, RunError>, V
     (r, mem, dump_maps(&maps))
 }
 
+/// One case in 50 that uses no maps and calls no helper but 5 (the only one
+/// the AOT driver defines) also runs as a checked AOT object for this host,
+/// linked with the C driver of `bpfc_testsuite::aot`: its r0, or its fault
+/// and pc, must be the interpreter's (the driver does not report the input
+/// after the run).
+fn aot_eligible(g: &Generated) -> bool {
+    !g.maps
+        && (g.seed >> 24).is_multiple_of(50)
+        && g.insns.iter().all(|i| match i {
+            Insn::Call(CallTarget::Helper(id)) => *id == 5,
+            _ => true,
+        })
+}
+
+fn run_aot(g: &Generated) -> Result<Outcome, String> {
+    let opts = CodegenOptions {
+        opt_level: OptLevel::Speed,
+        checked: true,
+        insn_limit: None,
+    };
+    let triple = parse_triple(aot::AotTarget::X86_64.triple).map_err(|e| e.to_string())?;
+    let object = compile_object(
+        &Request {
+            insns: &g.insns,
+            endian: machine_order(g),
+            binding: &Binding::object(&[5]),
+            opts: &opts,
+            symbol: "diff_prog",
+            facts: None,
+        },
+        &triple,
+        None,
+    )
+    .map_err(|e| format!("AOT compile failed: {e}"))?;
+    match aot::link_and_run(&aot::AotTarget::X86_64, &object, "diff_prog", &g.input) {
+        Ok(r0) => Ok(Outcome::Ok(r0)),
+        Err(aot::AotRunError::Fault { code, pc, .. }) => Ok(Outcome::Fault {
+            code: FaultCode::from_raw(code).ok_or(format!("AOT fault code {code}"))?,
+            pc: pc as usize,
+        }),
+        Err(e) => Err(format!("AOT run failed: {e}")),
+    }
+}
+
+/// Whether the AOT toolchain is here (checked once; a skip line if not).
+fn aot_available() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| match aot::tool_available(&aot::AotTarget::X86_64) {
+        Ok(()) => true,
+        Err(e) => {
+            bpfc_testsuite::skip("differential (AOT cases)", &e);
+            false
+        }
+    })
+}
+
+static AOT_CASES: AtomicUsize = AtomicUsize::new(0);
+
 /// Map programs run, those that left entries in a map, those with tail targets.
 static MAP_CASES: AtomicUsize = AtomicUsize::new(0);
 static MAP_WRITES: AtomicUsize = AtomicUsize::new(0);
@@ -367,6 +429,20 @@ fn check_case(seed: u64, helpers: &HelperTable) -> CaseResult {
                 &format!("interpreter and JIT ({what}) disagree"),
                 &d,
             ));
+        }
+    }
+    if aot_eligible(&g) && aot_available() {
+        AOT_CASES.fetch_add(1, Ordering::Relaxed);
+        match run_aot(&g) {
+            Ok(aout) if aout == iout => {}
+            Ok(aout) => {
+                return CaseResult::Fail(report(
+                    &g,
+                    "interpreter and AOT (checked) disagree",
+                    &format!("interpreter: {iout:x?}  ({ir:?})\naot:         {aout:x?}\n"),
+                ))
+            }
+            Err(e) => return CaseResult::Fail(report(&g, &e, &format!("interpreter: {ir:?}\n"))),
         }
     }
     CaseResult::Pass(kind(&iout))
@@ -489,14 +565,19 @@ fn interpreter_and_jit_agree() {
         MAP_WRITES.load(Ordering::Relaxed),
         TAIL_CASES.load(Ordering::Relaxed),
     );
+    let aot_cases = AOT_CASES.load(Ordering::Relaxed);
     println!(
-        "differential: {map_cases} programs with maps ({map_writes} left map entries), {tail_cases} with tail targets"
+        "differential: {map_cases} programs with maps ({map_writes} left map entries), {tail_cases} with tail targets; {aot_cases} also ran as AOT objects"
     );
     // The generator must keep reaching every outcome, faults included.
     if cases >= 1000 {
         assert!(
             map_writes > 0 && tail_cases > 0,
             "no map or tail-call programs"
+        );
+        assert!(
+            aot_cases > 0 || !aot_available(),
+            "no case ran as an AOT object"
         );
         for (k, n) in KINDS.iter().zip(passed) {
             assert!(n > 0, "no case ended with outcome '{k}'");
