@@ -92,8 +92,9 @@ pub struct Args {
     /// JIT: how much compile time to spend on faster code (default: speed).
     #[arg(long, value_enum)]
     opt_level: Option<Opt>,
-    /// Run the program N times (each on a fresh copy of the context) and
-    /// print the average duration, as `bpftool prog run repeat N`.
+    /// Run the program N times (each on a fresh copy of the context; a
+    /// network program, as the kernel's test run, on the same packet each
+    /// time) and print the average duration, as `bpftool prog run repeat N`.
     #[arg(long, value_name = "N", default_value = "1")]
     repeat: u32,
     /// The CPU slot the run executes on (per-CPU maps, bpf_get_smp_processor_id).
@@ -404,6 +405,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let ctx_in = input::read_mem(args.ctx_in.as_deref())?;
     let mut ctx = ExecContext::new();
     ctx.cpu = args.cpu;
+    // Where a redirect helper sent the packet.
+    let mut redirect = None;
     let (r0, duration, ctx_mem, data_out) = if net_ctx.is_some() || args.data_in.is_some() {
         let data_in = match &args.data_in {
             Some(p) => std::fs::read(p).with_context(|| p.display().to_string())?,
@@ -438,6 +441,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         } else {
             Vec::new()
         };
+        redirect = out.redirect;
         (out.r0, out.duration, ctx_out, Some(out.data_out))
     } else {
         let mut ctx_mem = ctx_in.clone();
@@ -499,6 +503,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         let mut v = v;
         if let Some(text) = &maps_stdout {
             v["maps"] = serde_json::from_str(text).context("--maps-out -")?;
+        }
+        if let Some(ifindex) = redirect {
+            v["redirect"] = serde_json::json!(ifindex);
         }
         if let Some(d) = &data_out {
             v["data_out"] =

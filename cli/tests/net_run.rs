@@ -117,6 +117,27 @@ fn xdp_run_reports_data_out_and_refuses_what_the_kernel_refuses() {
         assert_eq!(v["data_out"], want.as_str());
         assert_eq!(std::fs::read(&out_file).unwrap(), frame()[14..].to_vec());
     }
+    // bpf_redirect: XDP_REDIRECT, the target port in the JSON.
+    let r = raw("redir", "mov %r1, 1\nmov %r2, 0\ncall 23\nexit\n");
+    for engine in ["jit", "interp"] {
+        let o = bpfc(&[
+            "run",
+            &r,
+            "--type",
+            "xdp",
+            "--engine",
+            engine,
+            "--data-in",
+            &data,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", err(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (v["retval"].as_u64(), v["redirect"].as_u64()),
+            (Some(4), Some(1))
+        );
+    }
     // Shorter than an Ethernet header: refused, as by the kernel.
     let short = tmp("short", &[0; 13]);
     let o = bpfc(&["run", &p, "--type", "xdp", "--data-in", &short]);

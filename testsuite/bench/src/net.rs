@@ -29,13 +29,18 @@ fn frame() -> Vec<u8> {
     let mut ip = vec![
         0x45, 0, 0, 60, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 1, 0, 7,
     ];
-    let mut s: u32 = ip.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    let mut s: u32 = ip
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
     while s >> 16 != 0 {
         s = (s & 0xffff) + (s >> 16);
     }
     ip[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
     f.extend(ip);
-    f.extend([0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend([
+        0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
     f.extend([0xaa; 20]);
     f
 }
@@ -108,8 +113,6 @@ fn main() {
             let k = median(kern);
             (format!("{k:.0} ns"), format!("{:.2}", jit / k))
         };
-        println!(
-            "| {prog} | {jit:.0} ns | {chk:.0} ns | {interp:.0} ns | {kcell} | {ratio} |"
-        );
+        println!("| {prog} | {jit:.0} ns | {chk:.0} ns | {interp:.0} ns | {kcell} | {ratio} |");
     }
 }
