@@ -108,6 +108,57 @@ typedef uint64_t (*bpfc_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3,
                                    uint64_t r4, uint64_t r5,
                                    struct bpfc_run_state *st);
 
+/* The native contexts of network programs (runtime/src/net): compiled
+ * XDP programs read `struct bpfc_xdp_md`, skb programs (tc, socket filters,
+ * cgroup_skb, lwt) `struct bpfc_sk_buff`; the binding step rewrote their
+ * `xdp_md` / `__sk_buff` accesses to these fields. Pointers are host
+ * pointers into the packet; 16-bit kernel fields are widened to 32 bits. */
+struct bpfc_xdp_md {
+    uint64_t data;
+    uint64_t data_end;
+    uint64_t data_meta;
+    uint32_t ingress_ifindex;
+    uint32_t rx_queue_index;
+    uint32_t egress_ifindex;
+    uint32_t pad;
+};
+
+struct bpfc_sk_buff {
+    uint64_t data;
+    uint64_t data_end;
+    uint64_t data_meta;
+    uint64_t tstamp;
+    uint64_t hwtstamp;
+    uint32_t len;
+    uint32_t pkt_type;
+    uint32_t mark;
+    uint32_t queue_mapping;
+    uint32_t protocol;     /* the ethertype as the kernel's __be16 reads */
+    uint32_t vlan_present;
+    uint32_t vlan_tci;
+    uint32_t vlan_proto;
+    uint32_t priority;
+    uint32_t ingress_ifindex;
+    uint32_t ifindex;
+    uint32_t tc_index;
+    uint32_t cb[5];
+    uint32_t hash;
+    uint32_t tc_classid;
+    uint32_t napi_id;
+    uint32_t family;
+    uint32_t remote_ip4;
+    uint32_t local_ip4;
+    uint32_t remote_ip6[4];
+    uint32_t local_ip6[4];
+    uint32_t remote_port;
+    uint32_t local_port;
+    uint32_t wire_len;
+    uint32_t gso_segs;
+    uint32_t gso_size;
+    uint8_t tstamp_type;
+    uint8_t pad[3];
+};
+
 /* Runtime entry points compiled code may import. */
 uint32_t bpfc_check_access(struct bpfc_run_state *st, uint64_t addr,
                            uint64_t size, uint32_t write);

@@ -5,6 +5,7 @@
 use bpfc_runtime::abi::{CallbackNative, Fault, MapNative, ProgNative, RunState};
 use bpfc_runtime::host::capi::bpfc_test_run_opts;
 use bpfc_runtime::host::desc::{ObjectNative, ProgCode, DESC_VERSION, OBJECT_MAGIC};
+use bpfc_runtime::net::{SkBuff, XdpMd};
 use bpfc_testsuite::{aot::abi_include_dir, tool_or_skip};
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
@@ -68,6 +69,58 @@ fn rust_layout() -> Vec<(&'static str, &'static str, usize)> {
             cpu,
             retval,
             duration
+        ]
+    ));
+    v.extend(fields!(
+        "bpfc_xdp_md",
+        XdpMd,
+        [
+            data,
+            data_end,
+            data_meta,
+            ingress_ifindex,
+            rx_queue_index,
+            egress_ifindex,
+            pad
+        ]
+    ));
+    v.extend(fields!(
+        "bpfc_sk_buff",
+        SkBuff,
+        [
+            data,
+            data_end,
+            data_meta,
+            tstamp,
+            hwtstamp,
+            len,
+            pkt_type,
+            mark,
+            queue_mapping,
+            protocol,
+            vlan_present,
+            vlan_tci,
+            vlan_proto,
+            priority,
+            ingress_ifindex,
+            ifindex,
+            tc_index,
+            cb,
+            hash,
+            tc_classid,
+            napi_id,
+            family,
+            remote_ip4,
+            local_ip4,
+            remote_ip6,
+            local_ip6,
+            remote_port,
+            local_port,
+            wire_len,
+            gso_segs,
+            gso_size,
+            tstamp_type,
+            pad
         ]
     ));
     v.extend(fields!(
