@@ -12,11 +12,28 @@ use std::process::{Command, Stdio};
 
 const BPFC: &str = env!("CARGO_BIN_EXE_bpfc");
 
-fn tmpdir(tag: &str) -> PathBuf {
+/// A fresh directory, removed when dropped (also when a test fails: the
+/// linked hosts are big).
+struct Tmp(PathBuf);
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(tag: &str) -> Tmp {
     let d = std::env::temp_dir().join(format!("bpfc-host-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Tmp(d)
 }
 
 /// The runtime's static library as cargo built it for this test: a
@@ -232,10 +249,10 @@ fn c_host_runs_fixtures_as_bpfc_run() {
             compared += 1;
             timers += name.starts_with("timer") as usize;
         }
+        let _ = std::fs::remove_file(&exe);
     }
     assert!(compared >= 20, "only {compared} runs compared");
     assert!(timers >= 2, "the timer fixtures did not run in the C host");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The host's `map`/`skip` lines against `bpfc run --maps-out`'s file.
@@ -373,12 +390,12 @@ fn c_host_test_runs_network_programs_as_bpfc_run() {
                 compared += 1;
             }
         }
+        let _ = std::fs::remove_file(&exe);
     }
     assert!(
         compared >= 90 && compared > refused,
         "only {compared} runs compared, {refused} refused"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Copy `examples/c-host` and build it with `make` against this build's
@@ -490,7 +507,6 @@ fn c_example_with_skeleton_counts_across_threads() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -542,7 +558,6 @@ fn bad_use_is_an_error_never_a_crash() {
         text.lines().filter(|l| l.starts_with("ok ")).count() >= 25,
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -604,5 +619,4 @@ fn skeletons_of_fixtures_compile_as_c11() {
         }
     }
     assert!(n >= 30, "only {n} skeletons");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,7 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _WIN32
+/* Windows (mingw-w64, run under wine): stdin in binary mode; no pt_regs. */
+#include <fcntl.h>
+#include <io.h>
+#else
 #include <asm/ptrace.h>
+#endif
 
 #include "bpfc_abi.h"
 
@@ -28,7 +34,9 @@
 #define PT_REGS_ARG4 0x44ULL
 #define PT_REGS_ARG5 0x5500ULL
 
-#if defined(__x86_64__)
+#if defined(_WIN32)
+/* No --pt-regs mode. */
+#elif defined(__x86_64__)
 typedef struct pt_regs regs_t;
 #define SET_ARGS(r) ((r).rdi = PT_REGS_ARG1, (r).rsi = PT_REGS_ARG2, (r).rdx = PT_REGS_ARG3, \
                      (r).rcx = PT_REGS_ARG4, (r).r8 = PT_REGS_ARG5)
@@ -97,6 +105,9 @@ int main(int argc, char **argv) {
 #endif
     (void)argc;
     (void)argv;
+#ifdef _WIN32
+    _setmode(_fileno(stdin), _O_BINARY);
+#endif
     size_t cap = 4096, len = 0;
     unsigned char *buf = malloc(cap);
     if (buf == NULL) {

@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+mod batch;
+pub use batch::{link_and_run_batch, BatchResult};
+
 /// A Linux target the harness can link for and run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AotTarget {
@@ -52,11 +55,28 @@ impl AotTarget {
         sysroot: Some("/usr/s390x-linux-gnu"),
     };
 
+    /// Windows x64 (COFF objects): linked by mingw-w64, run under wine.
+    pub const WINDOWS: AotTarget = AotTarget {
+        triple: "x86_64-pc-windows-msvc",
+        cc: "x86_64-w64-mingw32-gcc",
+        runner: Some("wine"),
+        sysroot: None,
+    };
+
     /// The four Linux targets, host (x86_64) first.
     pub const LINUX: [AotTarget; 4] = [Self::X86_64, Self::AARCH64, Self::RISCV64, Self::S390X];
 
-    /// The target for `triple` (exact match, or the architecture alone).
+    /// Whether executables for this target are Windows ones (`.exe`, wine).
+    pub fn is_windows(&self) -> bool {
+        self.triple.contains("windows")
+    }
+
+    /// The target for `triple` (exact match, or the architecture alone for
+    /// the Linux ones).
     pub fn for_triple(triple: &str) -> Option<AotTarget> {
+        if triple == Self::WINDOWS.triple {
+            return Some(Self::WINDOWS);
+        }
         Self::LINUX.into_iter().find(|t| {
             t.triple == triple || t.triple.split('-').next() == Some(triple) || {
                 // riscv64 / riscv64gc spellings.
@@ -238,7 +258,12 @@ fn link(
     let driver = driver_object(target)?;
     let dir = TempDir(fresh_dir("run")?);
     let mut cmd = Command::new(target.cc);
-    cmd.arg("-static").arg("-o").arg(dir.0.join("prog"));
+    let exe = dir.0.join(if target.is_windows() {
+        "prog.exe"
+    } else {
+        "prog"
+    });
+    cmd.arg("-static").arg("-o").arg(&exe);
     cmd.arg(&driver);
     for (i, bytes) in objects.iter().enumerate() {
         let path = dir.0.join(format!("prog{i}.o"));
@@ -256,7 +281,6 @@ fn link(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    let exe = dir.0.join("prog");
     Ok((dir, exe))
 }
 
@@ -267,6 +291,12 @@ fn run(target: &AotTarget, exe: &Path, mem: &[u8], args: &[&str]) -> Result<u64,
             let mut c = Command::new(runner);
             if let Some(root) = target.sysroot {
                 c.arg("-L").arg(root);
+            }
+            if target.is_windows() {
+                // A prefix of our own (made on first use), and wine's
+                // diagnostics off: stderr carries the driver's fault line.
+                c.env("WINEPREFIX", std::env::temp_dir().join("bpfc-wine"))
+                    .env("WINEDEBUG", "-all");
             }
             c.arg(exe);
             c

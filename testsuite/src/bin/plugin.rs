@@ -147,8 +147,9 @@ fn run_jit(insns: &[Insn], mem: &mut [u8], opts: &CodegenOptions) -> Result<u64,
 
 /// Compile `insns` to an object for `target`, link it with the C driver and run it.
 fn run_aot(insns: &[Insn], mem: &[u8], target: &str, opts: &CodegenOptions) -> Result<u64, String> {
-    let aot_target = AotTarget::for_triple(target)
-        .ok_or_else(|| format!("--aot runs Linux targets only, not {target}"))?;
+    let aot_target = AotTarget::for_triple(target).ok_or_else(|| {
+        format!("--aot runs the Linux targets and x86_64-pc-windows-msvc, not {target}")
+    })?;
     let triple = parse_triple(target).map_err(|e| e.to_string())?;
     let object = compile_object(
         &Request {
