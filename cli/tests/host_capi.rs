@@ -620,3 +620,46 @@ fn skeletons_of_fixtures_compile_as_c11() {
     }
     assert!(n >= 30, "only {n} skeletons");
 }
+
+#[test]
+fn two_objects_link_into_one_program() {
+    let test = "two_objects_link_into_one_program";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("two");
+    let src = workspace_root().join("examples/c-host/counter.bpf.o");
+    for name in ["one", "two"] {
+        ok(
+            run(
+                Command::new(BPFC)
+                    .arg("compile")
+                    .arg(&src)
+                    .args(["--name", name, "-o"])
+                    .arg(dir.join(format!("{name}.o"))),
+                b"",
+            ),
+            "bpfc compile --name",
+        );
+    }
+    let exe = dir.join("two");
+    ok(
+        run(
+            Command::new("cc")
+                .args(["-O1", "-Wall", "-Werror", "-std=c11"])
+                .arg(format!(
+                    "-I{}",
+                    workspace_root().join("runtime/include").display()
+                ))
+                .arg(workspace_root().join("testsuite/harness/host_two.c"))
+                .arg(dir.join("one.o"))
+                .arg(dir.join("two.o"))
+                .arg(runtime_lib())
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(&exe),
+            b"",
+        ),
+        "linking two objects",
+    );
+    assert_eq!(ok(run(&mut Command::new(&exe), b""), "two objects"), "ok\n");
+}
