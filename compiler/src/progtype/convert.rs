@@ -225,3 +225,62 @@ pub fn net_setup(
     };
     Some(SkbRun::new(kind, data_in, ctx_in).map(NetRun::Skb))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asm::assemble;
+    use crate::verifier::{self, Input, Options};
+    use bpfc_runtime::net::SkBuff;
+
+    fn converted(src: &str, ty: ProgType) -> Vec<Insn> {
+        let insns = assemble(src).unwrap();
+        let input = Input {
+            insns: &insns,
+            maps: &[],
+            btf: None,
+            func_info: &[],
+            endian: Endian::Little,
+        };
+        let v = verifier::verify(&input, &Options::new(ty)).unwrap();
+        convert(&insns, &v.facts, ty, None, Endian::Little).unwrap()
+    }
+
+    #[test]
+    fn one_instruction_per_access_at_the_native_field() {
+        let out = converted(
+            "ldxw %r2, [%r1+76]\nldxb %r3, [%r1+17]\nstxw [%r1+12], %r3\nstxw [%r1+8], %r3\nmov %r0, 0\nexit\n",
+            ProgType::SchedCls,
+        );
+        let native = |f: usize| f as i16;
+        assert!(
+            matches!(out[0], Insn::Ldx { size: Size::DW, off, .. } if off == native(offset_of!(SkBuff, data)))
+        );
+        assert!(
+            matches!(out[1], Insn::Ldx { size: Size::B, off, .. } if off == native(offset_of!(SkBuff, protocol) + 1))
+        );
+        // queue_mapping is 16 bits in the kernel: the store writes the low half.
+        assert!(
+            matches!(out[2], Insn::Stx { size: Size::H, off, .. } if off == native(offset_of!(SkBuff, queue_mapping)))
+        );
+        assert!(
+            matches!(out[3], Insn::Stx { size: Size::W, off, .. } if off == native(offset_of!(SkBuff, mark)))
+        );
+        assert_eq!(out.len(), 6);
+        // XDP: data_end becomes a 64-bit load of the native pointer.
+        let x = converted("ldxw %r2, [%r1+4]\nmov %r0, 2\nexit\n", ProgType::Xdp);
+        assert!(
+            matches!(x[0], Insn::Ldx { size: Size::DW, off, .. } if off == native(offset_of!(XdpMd, data_end)))
+        );
+        // Tracing contexts keep their layout.
+        let k = converted("ldxdw %r2, [%r1+112]\nmov %r0, 0\nexit\n", ProgType::Kprobe);
+        assert!(matches!(
+            k[0],
+            Insn::Ldx {
+                size: Size::DW,
+                off: 112,
+                ..
+            }
+        ));
+    }
+}
