@@ -663,3 +663,118 @@ fn two_objects_link_into_one_program() {
     );
     assert_eq!(ok(run(&mut Command::new(&exe), b""), "two objects"), "ok\n");
 }
+
+/// Self-describing objects on the other Linux targets, where the Rust
+/// runtime library cannot be built here: linked with the C stand-in
+/// (`host_standin.c`: array maps and global data from the descriptor) and
+/// run under qemu-user; the same as `bpfc run` on x86_64.
+#[test]
+fn other_targets_run_described_objects_through_a_stand_in() {
+    use bpfc_testsuite::aot::{tool_available, AotTarget};
+    let dir = tmpdir("standin");
+    let fixtures = workspace_root().join("testsuite/fixtures/helpers");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut runs = 0;
+    for target in AotTarget::LINUX {
+        if let Err(why) = tool_available(&target) {
+            bpfc_testsuite::skip(
+                "other_targets_run_described_objects_through_a_stand_in",
+                &why,
+            );
+            continue;
+        }
+        for name in ["globals", "array_ops"] {
+            let path = fixtures.join(format!("{name}.o"));
+            let obj = dir.join(format!("{name}-{}.o", target.triple));
+            ok(
+                run(
+                    Command::new(BPFC)
+                        .arg("compile")
+                        .arg(&path)
+                        .args(["--target", target.triple, "-o"])
+                        .arg(&obj),
+                    b"",
+                ),
+                "bpfc compile",
+            );
+            let exe = dir.join(format!("{name}-{}", target.triple));
+            ok(
+                run(
+                    Command::new(target.cc)
+                        .args(["-O1", "-std=c11", "-Wall", "-Werror", "-static"])
+                        .arg(format!(
+                            "-I{}",
+                            workspace_root().join("runtime/include").display()
+                        ))
+                        .arg(workspace_root().join("testsuite/harness/host_standin.c"))
+                        .arg(&obj)
+                        .arg(format!("-Wl,--defsym,bpfc_standin_object={name}__object"))
+                        .arg("-o")
+                        .arg(&exe),
+                    b"",
+                ),
+                "linking the stand-in",
+            );
+            for _ in 0..4 {
+                let ctx: Vec<u8> = (0..8)
+                    .flat_map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed.to_le_bytes()
+                    })
+                    .collect();
+                let ctx_in = dir.join("ctx.in");
+                let (ctx_out, maps_out) = (dir.join("ctx.out"), dir.join("maps.json"));
+                std::fs::write(&ctx_in, &ctx).unwrap();
+                let jit = ok(
+                    run(
+                        Command::new(BPFC)
+                            .arg("run")
+                            .arg(&path)
+                            .args(["--json", "--ctx-in"])
+                            .arg(&ctx_in)
+                            .arg("--ctx-out")
+                            .arg(&ctx_out)
+                            .arg("--maps-out")
+                            .arg(&maps_out),
+                        b"",
+                    ),
+                    "bpfc run",
+                );
+                let mut cmd = match target.runner {
+                    Some(q) => {
+                        let mut c = Command::new(q);
+                        if let Some(root) = target.sysroot {
+                            c.arg("-L").arg(root);
+                        }
+                        c.arg(&exe);
+                        c
+                    }
+                    None => Command::new(&exe),
+                };
+                let text = ok(run(cmd.arg("run"), &ctx), "the stand-in");
+                let what = format!("{name} on {}", target.triple);
+                let v: serde_json::Value = serde_json::from_str(&jit).unwrap();
+                let mut lines = text.lines();
+                assert_eq!(
+                    lines.next(),
+                    Some(format!("retval {:#x}", v["r0"].as_u64().unwrap()).as_str()),
+                    "{what}"
+                );
+                let hex: String = std::fs::read(&ctx_out)
+                    .unwrap()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                assert_eq!(lines.next(), Some(format!("ctx {hex}").as_str()), "{what}");
+                compare_maps(&what, lines, &maps_out);
+                runs += 1;
+            }
+        }
+    }
+    assert!(
+        runs >= 8 || !bpfc_testsuite::require_all(),
+        "only {runs} runs"
+    );
+}
