@@ -7,7 +7,9 @@
  *   pkt_run OBJ PROG PACKETS [REPEAT]
  *
  * PACKETS has one packet a line: "DATAHEX CTXHEX" (CTXHEX "-": no ctx_in;
- * ctx_out is asked for only with a ctx_in). Output, one line a packet:
+ * ctx_out is asked for only with a ctx_in), or a map element to write
+ * before the packets that follow: "map NAME KEYHEX VALUEHEX". Output, one
+ * line a packet:
  *   ok RETVAL DATAOUTHEX CTXOUTHEX|-
  *   err ERRNO                         (the test run refused the input)
  * then one line per map element: "map NAME KEYHEX VALUEHEX" (maps whose
@@ -84,6 +86,22 @@ int main(int argc, char **argv)
 		char *c = strtok(NULL, " \n");
 		if (!d || !c)
 			continue;
+		if (!strcmp(d, "map")) {
+			char *k = strtok(NULL, " \n"), *v = strtok(NULL, " \n");
+			struct bpf_map *m = bpf_object__find_map_by_name(obj, c);
+			static unsigned char key[256], val[4096];
+			if (!m || !k || !v) {
+				fprintf(stderr, "bad map line for %s\n", c);
+				return 1;
+			}
+			unhex(k, key, sizeof(key));
+			unhex(v, val, sizeof(val));
+			if (bpf_map_update_elem(bpf_map__fd(m), key, val, 0)) {
+				fprintf(stderr, "map %s update: %s\n", c, strerror(errno));
+				return 1;
+			}
+			continue;
+		}
 		size_t dn = unhex(d, data, sizeof(data));
 		size_t cn = strcmp(c, "-") ? unhex(c, ctx, sizeof(ctx)) : 0;
 		if (!first_len) {

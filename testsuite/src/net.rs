@@ -23,6 +23,9 @@ pub struct Input {
     pub ctx: Option<Vec<u8>>,
 }
 
+/// A map element written before the packets: (map name, key, value).
+pub type Fill = (String, Vec<u8>, Vec<u8>);
+
 /// What one test run gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -99,6 +102,20 @@ pub fn load(path: &Path, prog: &str) -> Result<Loaded, String> {
 
 /// Run every input through `engine`, in order, on one set of maps.
 pub fn run_bpfc(l: &Loaded, engine: Engine, inputs: &[Input]) -> Result<Results, String> {
+    run_bpfc_with(l, engine, &[], inputs)
+}
+
+/// [`run_bpfc`] after writing `fills` into the maps.
+pub fn run_bpfc_with(
+    l: &Loaded,
+    engine: Engine,
+    fills: &[Fill],
+    inputs: &[Input],
+) -> Result<Results, String> {
+    for (name, k, v) in fills {
+        let m = l.inst.map(name).ok_or(format!("no map {name}"))?;
+        m.update(k, v, 0).map_err(|e| format!("map {name}: {e}"))?;
+    }
     let jit = match engine {
         Engine::Interp => None,
         e => {
@@ -198,12 +215,27 @@ pub fn run_kernel(
     inputs: &[Input],
     repeat: Option<u32>,
 ) -> Result<(Results, Option<u64>), String> {
+    run_kernel_with(driver, obj, prog, &[], inputs, repeat)
+}
+
+/// [`run_kernel`] after writing `fills` into the maps.
+pub fn run_kernel_with(
+    driver: &Path,
+    obj: &Path,
+    prog: &str,
+    fills: &[Fill],
+    inputs: &[Input],
+    repeat: Option<u32>,
+) -> Result<(Results, Option<u64>), String> {
     let list = std::env::temp_dir().join(format!(
         "bpfc-pkts-{}-{prog}-{}",
         std::process::id(),
         inputs.len()
     ));
     let mut text = String::new();
+    for (name, k, v) in fills {
+        let _ = writeln!(text, "map {name} {} {}", hex(k), hex(v));
+    }
     for i in inputs {
         let ctx = i.ctx.as_ref().map_or("-".to_string(), |c| hex(c));
         let _ = writeln!(text, "{} {ctx}", hex(&i.data));
