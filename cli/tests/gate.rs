@@ -4,46 +4,12 @@
 //! `--type` or, without it, as socket_filter with checked mode as the
 //! fallback, and `--unchecked` needs a verified program or `--no-verify`.
 
-use bpfc_compiler::asm::assemble;
-use bpfc_compiler::isa::{encode_program, Endian};
+mod common;
+
+use common::{
+    bpfc, raw, scratch_file as tmp, stderr as err, stdout as out, verifier_corpus as corpus,
+};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn tmp(name: &str, bytes: &[u8]) -> String {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gate-{name}"));
-    std::fs::write(&path, bytes).unwrap();
-    path.display().to_string()
-}
-
-fn raw(name: &str, src: &str) -> String {
-    tmp(
-        name,
-        &encode_program(&assemble(src).unwrap(), Endian::Little),
-    )
-}
-
-fn bpfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfc"))
-        .args(args)
-        .output()
-        .expect("bpfc runs")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn corpus(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testsuite/fixtures/verifier")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 #[test]
 fn run_refuses_a_rejected_object_program_with_the_report() {

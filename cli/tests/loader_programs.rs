@@ -2,44 +2,12 @@
 //! instructions, on libbpf's `.kconfig` values (`--kconfig-host`), and on
 //! programs `compile` cannot bind.
 
-use bpfc_testsuite::{elf_fixture_dir, skip};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> String {
-    elf_fixture_dir().join(name).to_str().unwrap().to_string()
-}
-
-fn bpfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfc"))
-        .args(args)
-        .output()
-        .expect("bpfc runs")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The one stderr line of a failed command.
-fn error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    err.trim_end().to_string()
-}
-
-fn tmp(name: &str) -> String {
-    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("loader-programs-{name}"))
-        .to_str()
-        .unwrap()
-        .to_string()
-}
+use bpfc_testsuite::skip;
+use common::{
+    bpfc, elf_fixture as fixture, one_line_error as error, scratch as tmp, success as stdout,
+};
 
 #[test]
 fn a_broken_program_is_reported_and_the_other_stays_usable() {

@@ -3,44 +3,13 @@
 //! that uses them, programs with global data and maps run, `--kconfig`
 //! overrides reach the `.kconfig` map, and dumps name maps and offsets.
 
+mod common;
+
 use bpfc_compiler::loader::{self, LoadOptions};
-use bpfc_testsuite::elf_fixture_dir;
+use common::{
+    bpfc, elf_fixture as fixture, one_line_error as error, scratch_file as tmp, success as stdout,
+};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn fixture(name: &str) -> String {
-    elf_fixture_dir().join(name).to_str().unwrap().to_string()
-}
-
-fn tmp(name: &str, bytes: &[u8]) -> String {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("object-cli-{name}"));
-    std::fs::write(&path, bytes).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-fn bpfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfc"))
-        .args(args)
-        .output()
-        .expect("bpfc runs")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The one stderr line of a failed command.
-fn error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    err.trim_end().to_string()
-}
 
 #[test]
 fn a_bad_btf_file_is_named_not_the_object() {

@@ -2,47 +2,18 @@
 //! instruction, source line, the kernel's words, branches), the log, JSON,
 //! and usage and load errors.
 
-use bpfc_compiler::asm::assemble;
-use bpfc_compiler::isa::{encode_program, Endian};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("verify-{name}"));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn raw(name: &str, src: &str) -> PathBuf {
-    tmp(
-        name,
-        &encode_program(&assemble(src).unwrap(), Endian::Little),
-    )
-}
-
-fn bpfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfc"))
-        .args(args)
-        .output()
-        .expect("bpfc runs")
-}
+use common::{bpfc, raw, scratch_file as tmp, verifier_corpus as corpus};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn corpus(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testsuite/fixtures/verifier")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 #[test]
 fn accepted_exits_zero() {
     let p = raw("ok", "mov %r0, 0\nexit\n");
-    let out = bpfc(&["verify", p.to_str().unwrap()]);
+    let out = bpfc(&["verify", &p]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(
@@ -57,7 +28,7 @@ fn rejection_names_instruction_reason_and_branches() {
         "bad",
         "ldxw %r2, [%r1]\njgt %r2, 5, big\nmov %r0, 0\nexit\nbig:\nldxdw %r0, [%r2]\nexit\n",
     );
-    let out = bpfc(&["verify", p.to_str().unwrap()]);
+    let out = bpfc(&["verify", &p]);
     assert_eq!(out.status.code(), Some(1));
     let s = text(&out.stdout);
     assert!(
@@ -66,7 +37,7 @@ fn rejection_names_instruction_reason_and_branches() {
     );
     assert!(s.contains("R2 invalid mem access 'scalar'"), "{s}");
     assert!(s.contains("branches taken: 1->4"), "{s}");
-    let log = bpfc(&["verify", p.to_str().unwrap(), "--log-level", "1"]);
+    let log = bpfc(&["verify", &p, "--log-level", "1"]);
     let l = text(&log.stdout);
     assert!(l.contains("0: (61) r2 = *(u32 *)(r1 +0)"), "{l}");
     assert!(l.contains("4: (79) r0 = *(u64 *)(r2 +0)"), "{l}");
@@ -96,28 +67,28 @@ fn source_line_and_json_from_an_object() {
 fn program_type_from_flag() {
     // Reading __sk_buff->data (offset 76) is a socket filter error but fine for tc.
     let p = raw("ctx", "ldxw %r2, [%r1+76]\nmov %r0, 0\nexit\n");
-    let sf = bpfc(&["verify", p.to_str().unwrap()]);
+    let sf = bpfc(&["verify", &p]);
     assert_eq!(sf.status.code(), Some(1));
     assert!(text(&sf.stdout).contains("invalid bpf_context access off=76 size=4"));
-    let tc = bpfc(&["verify", p.to_str().unwrap(), "--type", "sched_cls"]);
+    let tc = bpfc(&["verify", &p, "--type", "sched_cls"]);
     assert_eq!(tc.status.code(), Some(0), "{}", text(&tc.stdout));
 }
 
 #[test]
 fn usage_and_load_errors_exit_two() {
     let p = raw("u", "mov %r0, 0\nexit\n");
-    let bad_type = bpfc(&["verify", p.to_str().unwrap(), "--type", "nonsense"]);
+    let bad_type = bpfc(&["verify", &p, "--type", "nonsense"]);
     assert_eq!(bad_type.status.code(), Some(2));
     assert!(text(&bad_type.stderr).contains("--type nonsense"));
-    let lsm = bpfc(&["verify", p.to_str().unwrap(), "--type", "lsm"]);
+    let lsm = bpfc(&["verify", &p, "--type", "lsm"]);
     assert_eq!(lsm.status.code(), Some(2));
     assert!(text(&lsm.stderr).contains("does not model program type lsm"));
     let missing = bpfc(&["verify", "/nonexistent/prog.o"]);
     assert_eq!(missing.status.code(), Some(2));
     let junk = tmp("junk", &[1, 2, 3]);
-    let j = bpfc(&["verify", junk.to_str().unwrap()]);
+    let j = bpfc(&["verify", &junk]);
     assert_eq!(j.status.code(), Some(2));
     assert_eq!(text(&j.stderr).lines().count(), 1);
-    let level = bpfc(&["verify", p.to_str().unwrap(), "--log-level", "7"]);
+    let level = bpfc(&["verify", &p, "--log-level", "7"]);
     assert_eq!(level.status.code(), Some(2));
 }
