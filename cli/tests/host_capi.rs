@@ -623,11 +623,26 @@ fn skeletons_of_fixtures_compile_as_c11() {
 
 #[test]
 fn two_objects_link_into_one_program() {
-    let test = "two_objects_link_into_one_program";
+    two_objects("two_objects_link_into_one_program", "host_two.c");
+}
+
+/// Hooks: programs of two objects attached to one hook run in attach
+/// order; attach, detach and fire on threads at once lose no run.
+#[test]
+fn hooks_run_attached_programs_in_order_across_threads() {
+    two_objects(
+        "hooks_run_attached_programs_in_order_across_threads",
+        "host_hooks.c",
+    );
+}
+
+/// examples/c-host's counter compiled as `one` and `two`, linked with the
+/// C program `harness/SRC`, which prints "ok".
+fn two_objects(test: &str, src_c: &str) {
     if !tool_or_skip(test, "cc", "--version") {
         return;
     }
-    let dir = tmpdir("two");
+    let dir = tmpdir(&src_c.replace(".c", ""));
     let src = workspace_root().join("examples/c-host/counter.bpf.o");
     for name in ["one", "two"] {
         ok(
@@ -651,7 +666,7 @@ fn two_objects_link_into_one_program() {
                     "-I{}",
                     workspace_root().join("runtime/include").display()
                 ))
-                .arg(workspace_root().join("testsuite/harness/host_two.c"))
+                .arg(workspace_root().join("testsuite/harness").join(src_c))
                 .arg(dir.join("one.o"))
                 .arg(dir.join("two.o"))
                 .arg(runtime_lib())

@@ -1,6 +1,6 @@
 /* A host application built on a bpfc skeleton: it tunes the program
- * through .rodata before loading it, fires it from several threads for
- * a stream of requests, then reads the results back from a hash map, a
+ * through .rodata before loading it, attaches it to its hook and fires
+ * the hook from several threads for a stream of requests, then reads the results back from a hash map, a
  * per-CPU array, .bss and .data, and the events the program sent through
  * a ring buffer.
  *
@@ -25,10 +25,12 @@ static void *worker(void *arg) {
     for (int i = 0; i < requests; i++) {
         struct req r = {.key = (unsigned)(i % 8), .weight = (unsigned)(id + 1)};
         uint64_t ret;
-        /* Each thread runs on its own CPU slot, as per-CPU maps expect. */
-        int err = bpfc_prog_run_on_cpu(skel->progs.count, &r, sizeof r,
-                                       (uint32_t)(id % ncpus), &ret);
-        if (err) {
+        /* The hook: counter__attach put the program on the hook its
+         * section names. Each thread fires it on its own CPU slot, as
+         * per-CPU maps expect. */
+        int err = bpfc_hook_fire("syscall", &r, sizeof r, (uint32_t)(id % ncpus),
+                                 &ret, 1);
+        if (err != 1) {
             fprintf(stderr, "run: %s\n", bpfc_strerror());
             exit(1);
         }

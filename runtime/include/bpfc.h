@@ -29,6 +29,7 @@ struct bpfc_program;
 struct bpfc_map;
 struct bpfc_ring_buffer;
 struct bpfc_perf_buffer;
+struct bpfc_link;
 
 /* Errors. */
 const char *bpfc_strerror(void);
@@ -87,6 +88,19 @@ struct bpfc_test_run_opts {
 };
 int bpfc_prog_test_run(const struct bpfc_program *prog,
                        struct bpfc_test_run_opts *opts);
+
+/* Hook points: a host fires a named hook (any string, e.g. the section
+ * name "uprobe/handle_request") with a context; the programs attached to
+ * it run in attach order. bpfc_program_attach uses the program's section
+ * as the hook name. Attach, detach and fire from any threads at once.
+ * bpfc_hook_fire returns how many programs ran (their r0 in retvals, up
+ * to max) or the first failure's negative errno. */
+struct bpfc_link *bpfc_program_attach(const struct bpfc_program *prog);
+struct bpfc_link *bpfc_program_attach_hook(const struct bpfc_program *prog,
+                                           const char *hook);
+int bpfc_link_destroy(struct bpfc_link *link);
+int bpfc_hook_fire(const char *hook, void *ctx, size_t ctx_size, uint32_t cpu,
+                   uint64_t *retvals, size_t max);
 
 /* Maps. Per-CPU lookups fill bpfc_num_possible_cpus() values, each
  * rounded up to 8 bytes. */

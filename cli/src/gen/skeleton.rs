@@ -182,16 +182,36 @@ pub fn generate(obj: &Object, syms: &Symbols, name: &str) -> String {
     if progs.is_empty() {
         h.push_str("\t\tchar __none;\n");
     }
-    h.push_str("\t} progs;\n");
+    h.push_str("\t} progs;\n\tstruct {\n");
+    for p in &progs {
+        let _ = writeln!(h, "\t\tstruct bpfc_link *{p};");
+    }
+    if progs.is_empty() {
+        h.push_str("\t\tchar __none;\n");
+    }
+    h.push_str("\t} links;\n");
     for s in &secs {
         let _ = writeln!(h, "\tstruct {name}__{} *{};", s.member, s.member);
     }
     h.push_str("};\n\n");
     // destroy
+    // detach: every link of attach.
+    let _ = writeln!(
+        h,
+        "static inline void {name}__detach(struct {name} *skel)\n{{"
+    );
+    for p in &progs {
+        let _ = writeln!(
+            h,
+            "\tif (skel->links.{p} != NULL) {{\n\t\tbpfc_link_destroy(skel->links.{p});\n\t\tskel->links.{p} = NULL;\n\t}}"
+        );
+    }
+    h.push_str("\t(void)skel;\n}\n\n");
     let _ = write!(
         h,
         "static inline void {name}__destroy(struct {name} *skel)\n{{\n\
          \tif (skel == NULL)\n\t\treturn;\n\
+         \t{name}__detach(skel);\n\
          \tif (skel->obj != NULL)\n\t\tbpfc_object_destroy(skel->obj);\n\
          \tfree(skel);\n}}\n\n"
     );
@@ -238,7 +258,7 @@ pub fn generate(obj: &Object, syms: &Symbols, name: &str) -> String {
         "\tif ({name}__map_data(skel) != 0)\n\t\tgoto err;\n\
          \treturn skel;\nerr:\n\t{name}__destroy(skel);\n\treturn NULL;\n}}\n\n"
     );
-    // load, open_and_load, attach, detach
+    // detach before destroy (declared first), load, open_and_load, attach
     let _ = write!(
         h,
         "static inline int {name}__load(struct {name} *skel)\n{{\n\
@@ -249,14 +269,22 @@ pub fn generate(obj: &Object, syms: &Symbols, name: &str) -> String {
          \tstruct {name} *skel = {name}__open();\n\n\
          \tif (skel == NULL)\n\t\treturn NULL;\n\
          \tif ({name}__load(skel) != 0) {{\n\t\t{name}__destroy(skel);\n\t\treturn NULL;\n\t}}\n\
-         \treturn skel;\n}}\n\n\
-         /* Hook points are not implemented yet: programs run when the host\n \
-         * calls bpfc_prog_run(skel->progs.NAME, ...). Attaching succeeds\n \
-         * and does nothing. */\n\
-         static inline int {name}__attach(struct {name} *skel)\n{{\n\
-         \treturn skel != NULL && skel->obj != NULL ? 0 : -22;\n}}\n\n\
-         static inline void {name}__detach(struct {name} *skel)\n{{\n\t(void)skel;\n}}\n\n\
-         #ifdef __cplusplus\n}}\n#endif\n#endif\n"
+         \treturn skel;\n}}\n\n"
     );
+    // attach: each program to the hook its section names (bpfc_hook_fire).
+    let _ = writeln!(
+        h,
+        "/* Attach every program to the hook its section names; the host runs\n \
+         * them with bpfc_hook_fire(\"SECTION\", ctx, size, cpu, ...). */\n\
+         static inline int {name}__attach(struct {name} *skel)\n{{"
+    );
+    for p in &progs {
+        let _ = writeln!(
+            h,
+            "\tif (skel->links.{p} == NULL) {{\n\t\tskel->links.{p} = bpfc_program_attach(skel->progs.{p});\n\
+             \t\tif (skel->links.{p} == NULL) {{\n\t\t\tint err = bpfc_errno();\n\n\t\t\t{name}__detach(skel);\n\t\t\treturn err;\n\t\t}}\n\t}}"
+        );
+    }
+    h.push_str("\t(void)skel;\n\treturn 0;\n}\n\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
     h
 }

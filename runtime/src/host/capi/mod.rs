@@ -13,6 +13,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod buffers;
+mod hooks;
 mod maps;
 
 use super::desc::ObjectNative;
@@ -85,7 +86,9 @@ pub extern "C" fn bpfc_errno() -> c_int {
 
 /// `struct bpfc_object`.
 pub struct bpfc_object {
-    obj: RwLock<HostObject>,
+    /// Shared with the links of its programs: a hook firing one keeps the
+    /// object's tables alive until the run ends.
+    obj: std::sync::Arc<RwLock<HostObject>>,
     progs: Vec<bpfc_program>,
     maps: Vec<maps::bpfc_map>,
     name: CString,
@@ -142,7 +145,7 @@ pub unsafe extern "C" fn bpfc_object_open(desc: *const ObjectNative) -> *mut bpf
                 progs: Vec::new(),
                 maps: Vec::new(),
                 name,
-                obj: RwLock::new(obj),
+                obj: std::sync::Arc::new(RwLock::new(obj)),
             });
             let me: *const bpfc_object = &*handle;
             let (progs, maps) = {
@@ -250,6 +253,7 @@ pub unsafe extern "C" fn bpfc_object_destroy(obj: *mut bpfc_object) -> c_int {
         // SAFETY: made by `Box::into_raw` in `bpfc_object_open`, removed
         // from the live set just now, so freed once. Waits for runs.
         let b = unsafe { Box::from_raw(obj) };
+        hooks::detach_object(&b.obj);
         drop(b.obj.write().unwrap_or_else(|e| e.into_inner()));
         drop(b);
         Ok(())
