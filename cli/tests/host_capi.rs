@@ -554,6 +554,25 @@ fn bad_use_is_an_error_never_a_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!text.contains("FAIL"), "{text}");
+    // The same under valgrind: no invalid access, nothing leaked.
+    if tool_or_skip(test, "valgrind", "--version") {
+        let out = run(
+            Command::new("valgrind")
+                .args([
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite,indirect",
+                    "--error-exitcode=9",
+                    "--quiet",
+                ])
+                .arg(&exe),
+            b"",
+        );
+        assert!(
+            out.status.success(),
+            "valgrind: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(
         text.lines().filter(|l| l.starts_with("ok ")).count() >= 25,
         "{text}"
