@@ -622,14 +622,24 @@ impl HashMap {
             std::thread::yield_now();
         }
         if !replacing {
-            self.count().fetch_sub(1, Ordering::AcqRel);
+            self.uncount();
         }
         Err(MapError::NOMEM)
     }
 
+    /// One counted element fewer. Never below zero: a process killed
+    /// between linking a replacement and unlinking the element it replaces
+    /// leaves the key twice in its chain with one count, and deleting both
+    /// must not wrap the count around (the map would refuse every insert).
+    fn uncount(&self) {
+        let _ = self
+            .count()
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
+    }
+
     fn release(&self, e: Elem, counted: bool) {
         if counted {
-            self.count().fetch_sub(1, Ordering::AcqRel);
+            self.uncount();
         }
         self.push_free(e);
     }
@@ -694,7 +704,7 @@ impl HashMap {
                 self.unlink(prev, e);
                 self.chain_write_end(b);
                 drop(g);
-                self.count().fetch_sub(1, Ordering::AcqRel);
+                self.uncount();
                 self.push_free(e);
                 return;
             }
