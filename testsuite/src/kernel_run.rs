@@ -41,11 +41,11 @@
 //!   it by hand.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// One `BPF_PROG_TEST_RUN` of a program of an object.
 #[derive(Clone, Debug, Default)]
@@ -90,37 +90,56 @@ pub struct Driver {
 /// The driver, built once per process, or `None` after a skip line for
 /// `test` (no cc or libbpf, or no kernel to ask).
 pub fn driver(test: &str) -> Option<Driver> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    libbpf_harness(test, "kernel_run").map(|exe| Driver { exe })
+}
+
+/// A C program of `harness/NAME.c` linked with libbpf (a driver that loads
+/// objects into the running kernel), built once per process; `None` after
+/// a skip line for `test` when the kernel cannot be asked or the program
+/// cannot be built.
+pub fn libbpf_harness(test: &str, name: &str) -> Option<PathBuf> {
+    type Built = Mutex<HashMap<String, Result<PathBuf, String>>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
     if !crate::kernel::available(test) {
         return None;
     }
-    let built = BUILT.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("harness/kernel_run.c");
-        let dir = std::env::temp_dir().join(format!("bpfc-kernel-run-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let exe = dir.join("kernel_run");
-        match Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .arg("-lbpf")
-            .output()
-        {
-            Ok(o) if o.status.success() => Ok(exe),
-            Ok(o) => Err(format!(
-                "cc {} -lbpf failed (libbpf-dev missing?): {}",
-                src.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => Err(format!("cc: {e} (scripts/install-deps.sh installs it)")),
-        }
-    });
+    let built = {
+        let mut map = BUILT
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_string())
+            .or_insert_with(|| build_harness(name))
+            .clone()
+    };
     match built {
-        Ok(exe) => Some(Driver { exe: exe.clone() }),
+        Ok(exe) => Some(exe),
         Err(why) => {
-            crate::skip(test, why);
+            crate::skip(test, &why);
             None
         }
+    }
+}
+
+fn build_harness(name: &str) -> Result<PathBuf, String> {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("harness/{name}.c"));
+    let dir = std::env::temp_dir().join(format!("bpfc-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let exe = dir.join(name);
+    match Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg("-lbpf")
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(exe),
+        Ok(o) => Err(format!(
+            "cc {} -lbpf failed (libbpf-dev missing?): {}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cc: {e} (scripts/install-deps.sh installs it)")),
     }
 }
 

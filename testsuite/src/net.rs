@@ -14,7 +14,6 @@ use bpfc_runtime::{ExecContext, HelperTable};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 /// One packet of a run: the frame and an optional context.
 #[derive(Clone, Debug)]
@@ -166,38 +165,7 @@ pub fn run_bpfc_with(
 /// The kernel driver (`harness/pkt_run.c` built with `cc -lbpf`), once per
 /// process, or `None` after a skip line for `test`.
 pub fn kernel_driver(test: &str) -> Option<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    if !crate::kernel::available(test) {
-        return None;
-    }
-    let built = BUILT.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("harness/pkt_run.c");
-        let dir = std::env::temp_dir().join(format!("bpfc-pkt-run-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let exe = dir.join("pkt_run");
-        match Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .arg("-lbpf")
-            .output()
-        {
-            Ok(o) if o.status.success() => Ok(exe),
-            Ok(o) => Err(format!(
-                "cc {} -lbpf failed (libbpf-dev missing?): {}",
-                src.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => Err(format!("cc: {e} (scripts/install-deps.sh installs it)")),
-        }
-    });
-    match built {
-        Ok(exe) => Some(exe.clone()),
-        Err(why) => {
-            crate::skip(test, why);
-            None
-        }
-    }
+    crate::kernel_run::libbpf_harness(test, "pkt_run")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
