@@ -97,8 +97,12 @@ pub fn embedded_objects(data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Where extracted objects and the libbpf driver go: one directory per test
+/// binary under cargo's scratch space, reused (and overwritten) by the next
+/// run instead of a new directory per process left in /tmp.
 fn scratch_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfc-loader-corpus-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("loader-corpus-{}", env!("CARGO_CRATE_NAME")));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
