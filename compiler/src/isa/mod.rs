@@ -513,4 +513,46 @@ impl Insn {
     pub const fn lddw_halves(imm: u64) -> (i32, i32) {
         (imm as u32 as i32, (imm >> 32) as u32 as i32)
     }
+
+    /// The same memory access (load, store or atomic) with another size
+    /// and offset, as CO-RE and context conversion rewrite them; `None`
+    /// for an instruction that does not access memory.
+    pub fn with_access(self, size: Size, off: i16) -> Option<Insn> {
+        Some(match self {
+            Insn::Ldx { sx, dst, src, .. } => Insn::Ldx {
+                size,
+                sx,
+                dst,
+                src,
+                off,
+            },
+            Insn::St { dst, imm, .. } => Insn::St {
+                size,
+                dst,
+                off,
+                imm,
+            },
+            Insn::Stx { dst, src, .. } => Insn::Stx {
+                size,
+                dst,
+                src,
+                off,
+            },
+            Insn::Atomic {
+                op,
+                fetch,
+                dst,
+                src,
+                ..
+            } => Insn::Atomic {
+                size,
+                op,
+                fetch,
+                dst,
+                src,
+                off,
+            },
+            _ => return None,
+        })
+    }
 }

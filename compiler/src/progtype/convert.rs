@@ -139,28 +139,9 @@ pub fn convert(
             (size, base + rel)
         };
         let new_off = new_off as i16;
-        out[pc] = match *insn {
-            Insn::Ldx { sx, dst, src, .. } => Insn::Ldx {
-                size: new_size,
-                sx,
-                dst,
-                src,
-                off: new_off,
-            },
-            Insn::St { dst, imm, .. } => Insn::St {
-                size: new_size,
-                dst,
-                off: new_off,
-                imm,
-            },
-            Insn::Stx { dst, src, .. } => Insn::Stx {
-                size: new_size,
-                dst,
-                src,
-                off: new_off,
-            },
-            _ => unreachable!("matched above"),
-        };
+        out[pc] = insn
+            .with_access(new_size, new_off)
+            .expect("a context access is a load or a store");
     }
     Ok(out)
 }

@@ -333,42 +333,9 @@ pub(crate) fn patch(insns: &mut [Insn], pc: usize, res: &RelRes) -> Result<Optio
                 }
             }
             let new_off = res.new_val as i16;
-            insns[pc] = match insn {
-                Insn::Ldx { sx, dst, src, .. } => Insn::Ldx {
-                    size: new_size,
-                    sx,
-                    dst,
-                    src,
-                    off: new_off,
-                },
-                Insn::St { dst, imm, .. } => Insn::St {
-                    size: new_size,
-                    dst,
-                    off: new_off,
-                    imm,
-                },
-                Insn::Stx { dst, src, .. } => Insn::Stx {
-                    size: new_size,
-                    dst,
-                    src,
-                    off: new_off,
-                },
-                Insn::Atomic {
-                    op,
-                    fetch,
-                    dst,
-                    src,
-                    ..
-                } => Insn::Atomic {
-                    size: new_size,
-                    op,
-                    fetch,
-                    dst,
-                    src,
-                    off: new_off,
-                },
-                _ => unreachable!("matched above"),
-            };
+            insns[pc] = insn
+                .with_access(new_size, new_off)
+                .expect("a field access is a load, a store or an atomic");
         }
         Insn::Lddw {
             dst,
