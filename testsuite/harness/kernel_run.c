@@ -12,7 +12,11 @@
  *   --data-in HEX        packet data (data_in)
  *   --data-out-size N    data_out buffer size
  *   --repeat N           test.repeat (the kernel averages the duration)
- *   --cpu N              run on CPU N (BPF_F_TEST_RUN_ON_CPU)
+ *   --cpu N              run on CPU N (BPF_F_TEST_RUN_ON_CPU), from a task
+ *                        pinned to that CPU: the kernel then runs the program
+ *                        in this task, as bpfc runs it in the host thread,
+ *                        not in an interrupt on another CPU (where user
+ *                        memory reads see whatever task that CPU was running)
  *   --maps-in FILE       fill maps first: lines "NAME KEYHEX VALUEHEX"
  *                        ("-" for the empty key of queues, stacks and bloom
  *                        filters); a per-CPU map's value is either every
@@ -36,10 +40,12 @@
  *
  * Failures print one line on stderr and exit 1 (usage: 2).
  */
+#define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,6 +399,12 @@ int main(int argc, char **argv)
 		    .data_size_in = data_len, .data_out = data_out,
 		    .data_size_out = data_out_size, .repeat = repeat);
 	if (cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set))
+			die("--cpu %d: sched_setaffinity: %s", cpu, strerror(errno));
 		opts.flags = BPF_F_TEST_RUN_ON_CPU;
 		opts.cpu = cpu;
 	}
