@@ -4,7 +4,7 @@
 //! the live objects' addresses; objects read them from the map table the
 //! host fills in (`Binding::map_table`), then the map's `struct bpfc_map`.
 
-use super::{state, Env};
+use super::{state, Abi, Env};
 use crate::isa::Size;
 use bpfc_runtime::abi::{FaultCode, MapNative};
 use bpfc_runtime::maps::round8;
@@ -141,22 +141,15 @@ impl<M: Module> Env<'_, M> {
     ) -> Option<Value> {
         let st = self.st();
         let fp = self.fp();
-        let ptr = self.ptr();
-        let mut sig = self.module.make_signature();
-        sig.params.extend([
-            cranelift_codegen::ir::AbiParam::new(ptr),
-            cranelift_codegen::ir::AbiParam::new(types::I64),
-            cranelift_codegen::ir::AbiParam::new(types::I64),
-        ]);
-        sig.returns.push(cranelift_codegen::ir::AbiParam::new(ptr));
-        let Ok(fid) = self
-            .module
-            .declare_function(TAIL_CALL_SYMBOL, Linkage::Import, &sig)
-        else {
+        let Some(callee) = self.import_runtime(
+            b,
+            TAIL_CALL_SYMBOL,
+            &[Abi::Ptr, Abi::I64, Abi::I64],
+            Abi::Ptr,
+        ) else {
             self.fault(b, FaultCode::UnknownHelper, pc, 12);
             return None;
         };
-        let callee = self.func_ref(b, fid);
         let call = b.ins().call(callee, &[st, args[1], args[2]]);
         let target = b.inst_results(call)[0];
         self.check_fault_after_call(b, pc, true);

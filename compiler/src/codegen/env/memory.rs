@@ -6,7 +6,7 @@
 //! proved in bounds of memory the engines provide as the verifier assumes
 //! ([`trusted`]).
 
-use super::Env;
+use super::{Abi, Env};
 use crate::codegen::state;
 use crate::isa::{self, Endian, Size};
 use crate::verifier::Region;
@@ -167,20 +167,14 @@ impl<M: Module> Env<'_, M> {
         size: usize,
         write: bool,
     ) -> Value {
-        let ptr = self.ptr();
-        let mut sig = self.module.make_signature();
-        sig.params.extend([
-            ir::AbiParam::new(ptr),
-            ir::AbiParam::new(types::I64),
-            ir::AbiParam::new(types::I64),
-            ir::AbiParam::new(types::I32),
-        ]);
-        sig.returns.push(ir::AbiParam::new(types::I32));
-        let fid = self
-            .module
-            .declare_function(CHECK_ACCESS_SYMBOL, cranelift_module::Linkage::Import, &sig)
+        let callee = self
+            .import_runtime(
+                b,
+                CHECK_ACCESS_SYMBOL,
+                &[Abi::Ptr, Abi::I64, Abi::I64, Abi::I32],
+                Abi::I32,
+            )
             .expect("bpfc_check_access is declared with one signature");
-        let callee = self.func_ref(b, fid);
         let size = b.ins().iconst(types::I64, size as i64);
         let write = b.ins().iconst(types::I32, write as i64);
         let st = self.st();
@@ -200,19 +194,14 @@ impl<M: Module> Env<'_, M> {
         offset: Value,
     ) -> Value {
         use bpfc_runtime::net::ldabs::{LOAD_PACKET_SYMBOL, NO_PACKET};
-        let ptr = self.ptr();
-        let mut sig = self.module.make_signature();
-        sig.params.extend([
-            ir::AbiParam::new(ptr),
-            ir::AbiParam::new(types::I64),
-            ir::AbiParam::new(types::I64),
-        ]);
-        sig.returns.push(ir::AbiParam::new(types::I64));
-        let fid = self
-            .module
-            .declare_function(LOAD_PACKET_SYMBOL, cranelift_module::Linkage::Import, &sig)
+        let callee = self
+            .import_runtime(
+                b,
+                LOAD_PACKET_SYMBOL,
+                &[Abi::Ptr, Abi::I64, Abi::I64],
+                Abi::I64,
+            )
             .expect("bpfc_load_packet is declared with one signature");
-        let callee = self.func_ref(b, fid);
         let st = self.st();
         let n = b.ins().iconst(types::I64, size.bytes() as i64);
         let call = b.ins().call(callee, &[st, offset, n]);

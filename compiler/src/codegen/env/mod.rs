@@ -15,8 +15,8 @@ use crate::isa::{self, Endian, LddwSrc};
 use bpfc_runtime::abi::{helper_symbol, FaultCode};
 use bpfc_runtime::helpers::{calls_back, ids};
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types, Block, FuncRef, GlobalValue, InstBuilder, MemFlagsData, SigRef, Type,
-    Value,
+    self, condcodes::IntCC, types, Block, FuncRef, GlobalValue, InstBuilder, MemFlagsData, SigRef,
+    Type, Value,
 };
 use cranelift_frontend::{FunctionBuilder, Switch};
 use cranelift_module::{DataId, FuncId, Linkage, Module};
@@ -48,6 +48,16 @@ pub(crate) struct Env<'m, M: Module> {
     /// The helper signature imported into the current function (helper
     /// tables).
     helper_sig: Option<SigRef>,
+}
+
+/// The kind of a parameter or result of a runtime function the code
+/// imports (`Env::import_runtime`).
+#[derive(Clone, Copy)]
+enum Abi {
+    /// A native pointer (the run state, a returned address).
+    Ptr,
+    I64,
+    I32,
 }
 
 /// A helper to call: an imported symbol, or a function loaded from the
@@ -114,6 +124,34 @@ impl<'m, M: Module> Env<'m, M> {
             .refs
             .entry(id)
             .or_insert_with(|| self.module.declare_func_in_func(id, b.func))
+    }
+
+    /// Import a runtime function the code calls directly (not a helper):
+    /// its signature is written here once, from the kinds of its
+    /// parameters and result. `None` when the module already declares the
+    /// symbol with another signature.
+    fn import_runtime(
+        &mut self,
+        b: &mut FunctionBuilder,
+        symbol: &str,
+        params: &[Abi],
+        ret: Abi,
+    ) -> Option<FuncRef> {
+        let ptr = self.ptr();
+        let ty = |a: Abi| match a {
+            Abi::Ptr => ptr,
+            Abi::I64 => types::I64,
+            Abi::I32 => types::I32,
+        };
+        let mut sig = self.module.make_signature();
+        sig.params
+            .extend(params.iter().map(|&a| ir::AbiParam::new(ty(a))));
+        sig.returns.push(ir::AbiParam::new(ty(ret)));
+        let id = self
+            .module
+            .declare_function(symbol, Linkage::Import, &sig)
+            .ok()?;
+        Some(self.func_ref(b, id))
     }
 
     /// Record a fault at `pc` and return from the current function. The
