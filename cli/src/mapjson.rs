@@ -9,7 +9,7 @@
 use crate::btfdump;
 use anyhow::{anyhow, bail, Context, Result};
 use bpfc_compiler::isa::Endian;
-use bpfc_compiler::loader::Btf;
+use bpfc_compiler::loader::{Btf, GlobalKind, MapOrigin, Object};
 use bpfc_runtime::maps::{errno, Map};
 
 /// A JSON value with members in order. `Raw` is printed as is: numbers,
@@ -384,6 +384,52 @@ pub fn load_entries(map: &Map, list: &serde_json::Value) -> Result<()> {
             };
             anyhow!("{what}: update failed: {why}")
         })?;
+    }
+    Ok(())
+}
+
+/// Take the entries of `.rodata` maps out of a `{"name": [entries...]}`
+/// object and make their values the maps' initial images in `obj`: the
+/// runtime freezes `.rodata` when it creates the map (as libbpf does at
+/// load), so a value for it must be in place before, as a host sets a
+/// skeleton's `rodata` before load.
+pub fn take_initial_images(obj: &mut Object, v: &mut serde_json::Value) -> Result<()> {
+    let Some(members) = v.as_object_mut() else {
+        return Ok(());
+    };
+    for def in &mut obj.maps {
+        if def.origin != MapOrigin::Global(GlobalKind::Rodata) {
+            continue;
+        }
+        let Some(list) = members.remove(&def.name) else {
+            continue;
+        };
+        let what = format!("map {}", def.name);
+        let items = list
+            .as_array()
+            .ok_or_else(|| anyhow!("{what}: not a list of entries"))?;
+        for (i, e) in items.iter().enumerate() {
+            let what = format!("{what} entry {i}");
+            let key = parse_hex_list(
+                e.get("key").unwrap_or(&serde_json::Value::Null),
+                &format!("{what}: key"),
+            )?;
+            if key != [0; 4] {
+                bail!("{what}: global data has the one key 0 (4 zero bytes)");
+            }
+            let value = parse_hex_list(
+                e.get("value").ok_or_else(|| anyhow!("{what}: no value"))?,
+                &format!("{what}: value"),
+            )?;
+            if value.len() != def.value_size as usize {
+                bail!(
+                    "{what}: value has {} bytes, the map's values {}",
+                    value.len(),
+                    def.value_size
+                );
+            }
+            def.data = value;
+        }
     }
     Ok(())
 }

@@ -101,7 +101,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "0")]
     cpu: u32,
     /// Fill maps before the run from this JSON file (`bpfc map dump -j`
-    /// entries by map name; global data as `.data`, `.rodata`, `.bss`).
+    /// entries by map name; global data as `.data`, `.rodata`, `.bss`;
+    /// `.rodata` becomes the map's initial image, set before it is frozen).
     #[arg(long, value_name = "FILE")]
     maps_in: Option<PathBuf>,
     /// Write every map's contents after the run to this JSON file (`-`:
@@ -241,7 +242,22 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             map_opts.ncpus - 1
         );
     }
-    let prog = input::load(&args.file, &args.select)?;
+    let mut prog = input::load(&args.file, &args.select)?;
+    let maps_in_what = || {
+        let path = args.maps_in.as_ref().map(|p| p.display().to_string());
+        format!("--maps-in {}", path.unwrap_or_default())
+    };
+    let mut maps_in = match &args.maps_in {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            let v: serde_json::Value = serde_json::from_str(&text).with_context(maps_in_what)?;
+            Some(v)
+        }
+        None => None,
+    };
+    if let (Some(obj), Some(v)) = (prog.object.as_mut(), maps_in.as_mut()) {
+        mapjson::take_initial_images(obj, v).with_context(maps_in_what)?;
+    }
     let prog_type = input::prog_type_arg(args.prog_type.as_deref())?;
     let helpers = HelperTable::kernel();
     let max_insns = match args.max_insns.unwrap_or(DEFAULT_MAX_INSNS) {
@@ -330,17 +346,14 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(path) = &args.maps_in {
-        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-        let what = || format!("--maps-in {}", path.display());
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(what)?;
-        mapjson::load_maps_object(&v, |name| {
+    if let Some(v) = &maps_in {
+        mapjson::load_maps_object(v, |name| {
             named_maps
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, m)| &**m)
         })
-        .with_context(what)?;
+        .with_context(maps_in_what)?;
     }
     // Perf event arrays deliver only to open buffers: open one per map.
     let mut perf = Vec::new();
@@ -365,10 +378,16 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .run(mem, ctx)
                 .map_err(|f| format!("{}{}", f.error, at(f.pc)))
         })?;
+        // `--maps-out -`: as for one run, the maps follow on stdout.
+        let mut maps_stdout = None;
         if let Some(path) = &args.maps_out {
             let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
-            std::fs::write(path, format!("{}\n", v.write(true)))
-                .with_context(|| path.display().to_string())?;
+            let text = format!("{}\n", v.write(true));
+            if path.as_os_str() == "-" {
+                maps_stdout = Some(text);
+            } else {
+                std::fs::write(path, text).with_context(|| path.display().to_string())?;
+            }
         }
         let per = if r.packets > r.refused {
             (r.ns / (r.packets - r.refused) as u128) as u64
@@ -376,7 +395,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             0
         };
         if args.json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "packets": r.packets,
                 "verdicts": r.verdicts,
                 "refused": r.refused,
@@ -384,6 +403,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 "ns_per_packet": per,
                 "engine": args.engine.name(),
             });
+            if let Some(text) = &maps_stdout {
+                v["maps"] = serde_json::from_str(text).context("--maps-out -")?;
+            }
             return output::print(format!("{v}\n"));
         }
         let mut text = format!("{} packets", r.packets);
@@ -400,7 +422,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         if args.pcap_out.is_some() {
             text.push_str(&format!("; {} written", r.written));
         }
-        return output::print(format!("{text}\n"));
+        return output::print(format!("{text}\n{}", maps_stdout.unwrap_or_default()));
     }
     let ctx_in = input::read_mem(args.ctx_in.as_deref())?;
     let mut ctx = ExecContext::new();

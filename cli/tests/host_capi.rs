@@ -416,6 +416,7 @@ fn build_c_example(dir: &Path) -> PathBuf {
                 .arg(dir)
                 .arg("-o")
                 .arg("counter.bpf.o")
+                .arg("counter-host")
                 .arg(format!("BPFC={BPFC}"))
                 .arg(format!("LIB={}", runtime_lib().display()))
                 .arg(format!(

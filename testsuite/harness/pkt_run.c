@@ -15,7 +15,9 @@
  * then one line per map element: "map NAME KEYHEX VALUEHEX" (maps whose
  * name has a '.', libbpf's global data, are left out), and with REPEAT a
  * last line "duration NS" for a run of the first packet repeated REPEAT
- * times. Failures print one line on stderr and exit 1.
+ * times. Failures print one line on stderr and exit 1. The environment
+ * variable PKT_RUN_RODATA (hex) replaces the object's .rodata image before
+ * load.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -58,6 +60,22 @@ int main(int argc, char **argv)
 	if (!obj) {
 		fprintf(stderr, "%s: libbpf cannot open it\n", argv[1]);
 		return 1;
+	}
+	const char *ro = getenv("PKT_RUN_RODATA");
+	if (ro) {
+		static unsigned char image[4096];
+		size_t n = unhex(ro, image, sizeof(image));
+		struct bpf_map *m, *rodata = NULL;
+		bpf_object__for_each_map(m, obj) {
+			const char *name = bpf_map__name(m);
+			size_t len = strlen(name);
+			if (len >= 7 && !strcmp(name + len - 7, ".rodata"))
+				rodata = m;
+		}
+		if (!rodata || bpf_map__set_initial_value(rodata, image, n)) {
+			fprintf(stderr, "%s: cannot set the .rodata image\n", argv[1]);
+			return 1;
+		}
 	}
 	struct bpf_program *p;
 	bpf_object__for_each_program(p, obj)

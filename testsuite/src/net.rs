@@ -195,6 +195,20 @@ pub fn run_kernel_with(
     inputs: &[Input],
     repeat: Option<u32>,
 ) -> Result<(Results, Option<u64>), String> {
+    run_kernel_tuned(driver, obj, prog, None, fills, inputs, repeat)
+}
+
+/// [`run_kernel_with`], the object's `.rodata` image replaced by `rodata`
+/// before load (as a skeleton's host sets its read-only globals).
+pub fn run_kernel_tuned(
+    driver: &Path,
+    obj: &Path,
+    prog: &str,
+    rodata: Option<&[u8]>,
+    fills: &[Fill],
+    inputs: &[Input],
+    repeat: Option<u32>,
+) -> Result<(Results, Option<u64>), String> {
     let list = std::env::temp_dir().join(format!(
         "bpfc-pkts-{}-{prog}-{}",
         std::process::id(),
@@ -211,6 +225,9 @@ pub fn run_kernel_with(
     std::fs::write(&list, text).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(driver);
     cmd.arg(obj).arg(prog).arg(&list);
+    if let Some(r) = rodata {
+        cmd.env("PKT_RUN_RODATA", hex(r));
+    }
     if let Some(r) = repeat {
         cmd.arg(r.to_string());
     }
