@@ -79,60 +79,23 @@ pub struct Args {
     callx_helpers: Vec<u32>,
 }
 
-/// Refuse a program whose compiled code could only fault: one that loads a
-/// map by file descriptor or a `.kconfig`-less kernel variable, calls a
-/// kfunc, or makes a legacy packet load (which needs a packet context).
-/// Raw bytecode has no maps, so any map reference is refused too. Names
-/// the first such instruction and its source line.
+/// Refuse raw bytecode whose compiled code could only fault
+/// ([`bpfc_compiler::host::check_bindable`]); the message names the file.
 fn check_bindable(
     file: &std::path::Path,
     prog: &input::Program,
     maps_bound: bool,
     packet: bool,
 ) -> anyhow::Result<()> {
-    use bpfc_compiler::isa::{CallTarget, Insn, LddwSrc};
-    for (pc, insn) in prog.insns.iter().enumerate() {
-        let what = match *insn {
-            Insn::Lddw {
-                src: src @ (LddwSrc::MapIdx | LddwSrc::MapIdxValue),
-                imm,
-                ..
-            } if !maps_bound => {
-                let idx = imm as u32 as usize;
-                let name = prog
-                    .maps
-                    .get(idx)
-                    .map_or_else(|| format!("#{idx}"), |m| m.name.clone());
-                let whose = if src == LddwSrc::MapIdxValue {
-                    "the value of map"
-                } else {
-                    "map"
-                };
-                format!("loads {whose} {name}; raw bytecode has no maps to bind")
-            }
-            Insn::Lddw {
-                src: LddwSrc::MapFd | LddwSrc::MapValue,
-                ..
-            } => "loads a map by file descriptor, which only the kernel can resolve".to_string(),
-            Insn::Lddw { src: LddwSrc::BtfId, .. } => {
-                "loads a kernel variable (__ksym), which compiled code cannot bind".to_string()
-            }
-            Insn::Call(CallTarget::Kfunc { btf_id, .. }) => {
-                format!("calls kfunc (btf id {btf_id}), which compiled code cannot bind")
-            }
-            Insn::LdAbs { .. } | Insn::LdInd { .. } if !packet => {
-                "makes a legacy packet load (ldabs/ldind), which needs a packet context compiled code cannot bind yet".to_string()
-            }
-            _ => continue,
-        };
-        anyhow::bail!(
-            "{}: program {} instruction {pc}{}: {what}",
-            file.display(),
-            prog.name,
-            prog.source_at(pc)
-        );
-    }
-    Ok(())
+    let view = bpfc_compiler::host::BindableView {
+        name: &prog.name,
+        insns: &prog.insns,
+        maps: &prog.maps,
+        line_info: &prog.line_info,
+        poisoned: &prog.poisoned,
+    };
+    bpfc_compiler::host::check_bindable(&view, maps_bound, packet)
+        .map_err(|m| anyhow::anyhow!("{}: {m}", file.display()))
 }
 
 /// The code generator's options: code the verifier did not check

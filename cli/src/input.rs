@@ -75,21 +75,7 @@ impl Program {
     /// ` (file.c:12: source text)` for messages about `pc`, or nothing; at
     /// a poisoned instruction, also the CO-RE relocation that failed there.
     pub fn source_at(&self, pc: usize) -> String {
-        let i = self.line_info.partition_point(|l| l.pc <= pc);
-        let line = i
-            .checked_sub(1)
-            .and_then(|i| self.line_info.get(i))
-            .map(|l| format!("{}:{}: {}", l.file, l.line, l.text.trim()));
-        let poison = self
-            .poisoned
-            .iter()
-            .find(|p| p.pc == pc)
-            .map(|p| p.to_string());
-        match (line, poison) {
-            (Some(l), Some(p)) => format!(" ({p}; {l})"),
-            (Some(x), None) | (None, Some(x)) => format!(" ({x})"),
-            (None, None) => String::new(),
-        }
+        bpfc_compiler::host::source_at(&self.line_info, &self.poisoned, pc)
     }
 }
 
@@ -180,14 +166,7 @@ pub fn read_mem(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
 
 /// A C identifier made from `name`, for the exported symbol.
 pub fn symbol_for(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "bpf_");
-    }
-    s
+    bpfc_compiler::host::symbol_for(name)
 }
 
 /// The program type `--type NAME` names.

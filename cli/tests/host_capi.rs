@@ -2,7 +2,10 @@
 //! compiled with `bpfc compile` into a self-describing object, linked with
 //! a C host (`testsuite/harness/host_run.c`) and `libbpfc_runtime.a`, and
 //! run; its return value, context and map contents must equal `bpfc run`'s
-//! (the JIT) on the same object and context.
+//! (the JIT) on the same object and context. The same host linked with
+//! `libbpfc_jit.a` opens the `.bpf.o` files at run time and must give what
+//! the linked objects give, as must a Rust host's `HostObject` from either
+//! path.
 
 use bpfc_compiler::loader::Object;
 use bpfc_testsuite::{tool_or_skip, workspace_root};
@@ -44,6 +47,34 @@ pub fn runtime_lib() -> PathBuf {
         .parent()
         .unwrap()
         .join("deps/libbpfc_runtime.a")
+}
+
+/// The JIT library (`compiler/capi`: the runtime plus
+/// `bpfc_object_open_file`), built beside the runtime's.
+pub fn jit_lib() -> PathBuf {
+    Path::new(BPFC).parent().unwrap().join("deps/libbpfc_jit.a")
+}
+
+/// The C host of [`build_host`] built to open object files at run time
+/// (`-DBPFC_HOST_JIT`, linked with the JIT library); its first argument is
+/// a `.bpf.o` path instead of a linked object's name.
+pub fn build_jit_host(dir: &Path) -> PathBuf {
+    let exe = dir.join("jit-host");
+    let inc = workspace_root().join("runtime/include");
+    ok(
+        run(
+            Command::new("cc")
+                .args(["-O1", "-Wall", "-Werror", "-std=c11", "-DBPFC_HOST_JIT"])
+                .arg(format!("-I{}", inc.display()))
+                .arg(workspace_root().join("testsuite/harness/host_run.c"))
+                .arg(jit_lib())
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(&exe),
+            b"",
+        ),
+        "linking the JIT host",
+    );
+    exe
 }
 
 fn run(cmd: &mut Command, stdin: &[u8]) -> std::process::Output {
@@ -811,5 +842,346 @@ fn other_targets_run_described_objects_through_a_stand_in() {
     assert!(
         runs >= 8 || !bpfc_testsuite::require_all(),
         "only {runs} runs"
+    );
+}
+
+/// The same C host opens each fixture twice, once linked (AOT, `bpfc
+/// compile`) and once as the `.bpf.o` file at run time (JIT,
+/// `bpfc_object_open_file`), and runs every program on the same input:
+/// return values, contexts, packets and map contents must be identical,
+/// and so must the refusals.
+#[test]
+fn c_host_jit_open_file_runs_as_the_linked_object() {
+    let test = "c_host_jit_open_file_runs_as_the_linked_object";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("jit");
+    let jit = build_jit_host(&dir);
+    let frames = bpfc_testsuite::packets::frames(0x7a11, 3);
+    let mut seed = 0x51ed_2701_aa3c_0f6bu64;
+    let (mut same, mut refused) = (0, 0);
+    for sub in ["helpers", "net"] {
+        let fixtures = workspace_root().join("testsuite/fixtures").join(sub);
+        let mut names: Vec<String> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                (p.extension()? == "o")
+                    .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+            })
+            .filter(|n| !NONDETERMINISTIC.contains(&n.as_str()))
+            .collect();
+        names.sort();
+        for name in &names {
+            let path = fixtures.join(format!("{name}.o"));
+            let obj = Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+            let aot = build_host(&dir, &path, name);
+            let wait = if name.starts_with("timer") {
+                "100"
+            } else {
+                "0"
+            };
+            for prog in &obj.programs {
+                // Network programs run on packets (XDP: an xdp_md whose
+                // data_end is the packet's size), others on a context.
+                let mut inputs: Vec<(Option<&[u8]>, Vec<u8>)> = Vec::new();
+                if sub == "net" {
+                    for f in &frames {
+                        let ctx = if prog.section.starts_with("xdp") {
+                            let mut c = vec![0u8; 24];
+                            c[4..8].copy_from_slice(&(f.data.len() as u32).to_ne_bytes());
+                            c
+                        } else {
+                            Vec::new()
+                        };
+                        inputs.push((Some(&f.data), ctx));
+                    }
+                } else {
+                    let ctx: Vec<u8> = (0..8)
+                        .flat_map(|_| {
+                            seed = seed
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            seed.to_le_bytes()
+                        })
+                        .collect();
+                    inputs.push((None, ctx));
+                }
+                for (i, (pkt, ctx)) in inputs.iter().enumerate() {
+                    let what = format!("{sub}/{name} {} input {i}", prog.name);
+                    let mut args = vec![prog.name.clone()];
+                    if let Some(p) = pkt {
+                        let f = dir.join("pkt.bin");
+                        std::fs::write(&f, p).unwrap();
+                        args.push(f.display().to_string());
+                    }
+                    let a = run(
+                        Command::new(&aot)
+                            .arg(name)
+                            .args(&args)
+                            .env("BPFC_HOST_WAIT_MS", wait),
+                        ctx,
+                    );
+                    let j = run(
+                        Command::new(&jit)
+                            .arg(&path)
+                            .args(&args)
+                            .env("BPFC_HOST_WAIT_MS", wait),
+                        ctx,
+                    );
+                    let (at, jt) = (
+                        String::from_utf8_lossy(&a.stdout),
+                        String::from_utf8_lossy(&j.stdout),
+                    );
+                    // Map lines in key order per map, except hash maps,
+                    // whose order is the process's own: compare sorted.
+                    let sorted = |t: &str| {
+                        let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+                        l.sort();
+                        l
+                    };
+                    assert_eq!(
+                        (a.status.code(), sorted(&at)),
+                        (j.status.code(), sorted(&jt)),
+                        "{what}: AOT, then JIT{}",
+                        String::from_utf8_lossy(&j.stderr)
+                    );
+                    if a.status.success() {
+                        assert!(at.starts_with("retval "), "{what}: {at}");
+                        same += 1;
+                    } else {
+                        assert!(at.starts_with("error "), "{what}: {at}");
+                        refused += 1;
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&aot);
+        }
+    }
+    eprintln!("{same} runs identical, {refused} refused by both");
+    assert!(
+        same >= 40 && same > refused,
+        "{same} runs, {refused} refused"
+    );
+}
+
+/// `bpfc_object_open_file` on bad input: NULL and a negative errno with
+/// a message naming the file (and the program, instruction and source
+/// line the verifier rejects), never a crash; and open, load, runs and
+/// destroy of a JIT object leak nothing under valgrind.
+#[test]
+fn c_host_jit_open_file_refuses_bad_objects() {
+    let test = "c_host_jit_open_file_refuses_bad_objects";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("jit-bad");
+    let jit = build_jit_host(&dir);
+    let counter = workspace_root().join("examples/c-host/counter.bpf.o");
+    let bytes = std::fs::read(&counter).unwrap();
+    let corrupt = dir.join("corrupt.bpf.o");
+    let mut c = bytes[..64].to_vec();
+    c.extend(std::iter::repeat_n(0xa5u8, 200));
+    std::fs::write(&corrupt, &c).unwrap();
+    let truncated = dir.join("truncated.bpf.o");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = dir.join("missing.bpf.o");
+    let rejected = workspace_root().join("testsuite/fixtures/elf/core_vmlinux.o");
+    let cases: [(&Path, i32, &[&str]); 4] = [
+        (&missing, -2, &["missing.bpf.o", "No such file"]),
+        (&corrupt, -22, &["corrupt.bpf.o: "]),
+        (&truncated, -22, &["truncated.bpf.o: "]),
+        (
+            &rejected,
+            -13,
+            &[
+                "core_vmlinux.o: program on_switch",
+                "rejected at instruction 1",
+                "core_vmlinux.c:22",
+            ],
+        ),
+    ];
+    for (path, errno, needles) in cases {
+        let out = run(Command::new(&jit).arg(path).arg("any"), b"");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {text}{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = format!("error {errno} ");
+        assert!(text.starts_with(&want), "{}: {text}", path.display());
+        for n in needles {
+            assert!(text.contains(n), "{}: {n:?} not in {text}", path.display());
+        }
+    }
+    if tool_or_skip(test, "valgrind", "--version") {
+        let globals = workspace_root().join("testsuite/fixtures/helpers/globals.o");
+        let obj = Object::parse(&std::fs::read(&globals).unwrap()).unwrap();
+        for (path, prog) in [
+            (counter.as_path(), "count"),
+            (globals.as_path(), obj.programs[0].name.as_str()),
+            (rejected.as_path(), "on_switch"),
+        ] {
+            let out = run(
+                Command::new("valgrind")
+                    .args([
+                        "--leak-check=full",
+                        "--errors-for-leak-kinds=definite,indirect",
+                        "--error-exitcode=9",
+                        "--quiet",
+                    ])
+                    .arg(&jit)
+                    .arg(path)
+                    .arg(prog),
+                &[0u8; 16],
+            );
+            assert_ne!(
+                out.status.code(),
+                Some(9),
+                "valgrind, {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.code().is_some(),
+                "valgrind, {}: killed",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The Rust side of the one-line switch: a `HostObject` opened from the
+/// linked descriptor (`bpfc compile`, put into a shared library this test
+/// loads) and one from `bpfc_compiler::host::open_file` on the `.bpf.o`
+/// run every program on the same context: return values, contexts and
+/// map contents are identical.
+#[test]
+fn rust_host_object_is_the_same_from_jit_and_aot() {
+    use bpfc_runtime::host::object::HostObject;
+    let test = "rust_host_object_is_the_same_from_jit_and_aot";
+    if !tool_or_skip(test, "cc", "--version") {
+        return;
+    }
+    let dir = tmpdir("rust-jit");
+    let fixtures = workspace_root().join("testsuite/fixtures/helpers");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "o")
+                && !NONDETERMINISTIC.contains(&p.file_stem().unwrap().to_str().unwrap())
+        })
+        .collect();
+    paths.sort();
+    paths.push(workspace_root().join("examples/c-host/counter.bpf.o"));
+    let mut seed = 0x0dd_b1a5_e5ca_1ab1u64;
+    let (mut runs, mut refused, mut unlinkable) = (0, 0, Vec::new());
+    for path in &paths {
+        let name = bpfc_compiler::host::object_name(path);
+        let obj_o = dir.join(format!("{name}.o"));
+        ok(
+            run(
+                Command::new(BPFC)
+                    .arg("compile")
+                    .arg(path)
+                    .arg("-o")
+                    .arg(&obj_o),
+                b"",
+            ),
+            "bpfc compile",
+        );
+        // A shared library resolves its undefined symbols when loaded, and
+        // this test exports none: objects that import the runtime's entry
+        // points (tail calls) are left to the C tests.
+        let elf = std::fs::read(&obj_o).unwrap();
+        let parsed = object::File::parse(&*elf).unwrap();
+        use object::{Object as _, ObjectSymbol as _};
+        if parsed
+            .symbols()
+            .any(|s| s.is_undefined() && !s.name().unwrap_or("").is_empty())
+        {
+            unlinkable.push(name);
+            continue;
+        }
+        let so = dir.join(format!("lib{name}.so"));
+        ok(
+            run(
+                Command::new("cc")
+                    .arg("-shared")
+                    .arg(&obj_o)
+                    .arg("-o")
+                    .arg(&so),
+                b"",
+            ),
+            "cc -shared",
+        );
+        // SAFETY: a library of one object `bpfc compile` wrote, no
+        // constructors.
+        let lib = unsafe { libloading::Library::new(&so) }.unwrap();
+        // SAFETY: the descriptor's symbol, used as an address only.
+        let desc: libloading::Symbol<*const u8> =
+            unsafe { lib.get(format!("{name}__object\0").as_bytes()) }.unwrap();
+        // AOT, then JIT: the one line a host changes.
+        // SAFETY: the descriptor of the library loaded above, which
+        // outlives the object.
+        let aot = unsafe { HostObject::open((*desc).cast()) };
+        let jit = bpfc_compiler::host::open_file(path);
+        let (mut aot, mut jit) = (aot.unwrap(), jit.unwrap());
+        aot.load().unwrap();
+        jit.load().unwrap();
+        let wait = name.starts_with("timer");
+        for i in 0..aot.desc.progs.len() {
+            let pname = aot.desc.progs[i].name.clone();
+            let what = format!("{name} {pname}");
+            let ctx: Vec<u8> = (0..8)
+                .flat_map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    seed.to_le_bytes()
+                })
+                .collect();
+            let mut outs = Vec::new();
+            for o in [&aot, &jit] {
+                let p = o.program(&pname).unwrap();
+                let mut c = ctx.clone();
+                let r = p
+                    .run(c.as_mut_ptr() as u64, c.len() as u64, 0)
+                    .map_err(|f| f.message);
+                if wait {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let mut maps = Vec::new();
+                for m in o.maps.iter().flatten() {
+                    if m.map_type().holds_references() {
+                        continue;
+                    }
+                    let mut e = m.entries().unwrap_or_default();
+                    e.sort();
+                    maps.push((m.name().to_string(), e));
+                }
+                outs.push((r, c, maps));
+            }
+            assert_eq!(outs[0], outs[1], "{what}: AOT, then JIT");
+            if outs[0].0.is_ok() {
+                runs += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        drop((aot, jit));
+        drop(lib);
+    }
+    eprintln!(
+        "{runs} runs identical, {refused} faults identical; not loadable here: {unlinkable:?}"
+    );
+    assert!(
+        runs >= 20 && unlinkable.len() <= 2,
+        "{runs} runs, {unlinkable:?}"
     );
 }

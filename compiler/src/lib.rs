@@ -7,6 +7,7 @@ pub mod asm;
 pub mod bind;
 pub mod codegen;
 pub mod disasm;
+pub mod host;
 pub mod interp;
 pub mod isa;
 pub mod loader;

@@ -1,10 +1,14 @@
 /* bpfc.h: the bpfc runtime as a C library (libbpfc_runtime.a / .so), for
- * hosts that link objects compiled with `bpfc compile FILE.bpf.o`.
- * Written by hand from runtime/src/host/capi; testsuite/tests/capi_header.rs
- * checks that every function here is exported by the library and every
- * exported function is declared here.
+ * hosts that link objects compiled with `bpfc compile FILE.bpf.o`, or
+ * with the JIT (libbpfc_jit.a / .so) for hosts that open FILE.bpf.o at
+ * run time (bpfc_object_open_file).
+ * Written by hand from runtime/src/host/capi and compiler/capi;
+ * testsuite/tests/abi_header.rs checks that every function here is
+ * exported by the libraries and every exported function is declared here.
  *
  *   cc app.c X.o -Iruntime/include -Ltarget/release -l:libbpfc_runtime.a \
+ *      -lpthread -ldl -lm
+ *   cc app.c -Iruntime/include -Ltarget/release -l:libbpfc_jit.a \
  *      -lpthread -ldl -lm
  *
  * Errors: functions return 0 or a negative errno (handles: NULL), and
@@ -39,6 +43,14 @@ int bpfc_errno(void);
  * through dlsym (the executable must export NAME__object: -rdynamic). */
 struct bpfc_object *bpfc_object_open(const struct bpfc_object_desc *desc);
 struct bpfc_object *bpfc_object_open_linked(const char *name);
+/* JIT (libbpfc_jit.a / .so only, which hold the whole runtime too: link
+ * it instead of libbpfc_runtime): open an ELF object (X.bpf.o, named X)
+ * at run time, every program verified and compiled in memory. The object
+ * is then used as a linked one: bpfc_object_load, runs, maps, hooks,
+ * bpfc_object_destroy. A verifier rejection is -EACCES. */
+struct bpfc_object *bpfc_object_open_file(const char *path);
+struct bpfc_object *bpfc_object_open_mem(const void *buf, size_t size,
+                                         const char *name);
 int bpfc_object_set_pin_root(struct bpfc_object *obj, const char *dir);
 int bpfc_object_load(struct bpfc_object *obj);
 int bpfc_object_destroy(struct bpfc_object *obj);

@@ -11,7 +11,10 @@
  *                                          prog arrays)
  * Errors print "error <negative errno> <message>" and exit 1.
  * BPFC_HOST_WAIT_MS=N waits N ms after the run before the maps are read
- * (bpf_timer callbacks fire meanwhile). */
+ * (bpf_timer callbacks fire meanwhile).
+ * Built with -DBPFC_HOST_JIT (and libbpfc_jit), argv[1] is an object file
+ * (X.bpf.o) that the host opens at run time with bpfc_object_open_file;
+ * everything after the open is the same code. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +77,11 @@ int main(int argc, char **argv) {
     }
     static unsigned char ctx[1 << 16];
     size_t len = fread(ctx, 1, sizeof ctx, stdin);
+#ifdef BPFC_HOST_JIT
+    struct bpfc_object *obj = bpfc_object_open_file(argv[1]);
+#else
     struct bpfc_object *obj = bpfc_object_open_linked(argv[1]);
+#endif
     if (obj == NULL)
         return fail(bpfc_errno());
     int err = bpfc_object_load(obj);

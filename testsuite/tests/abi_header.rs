@@ -9,6 +9,7 @@ use bpfc_runtime::net::{SkBuff, XdpMd};
 use bpfc_testsuite::{aot::abi_include_dir, tool_or_skip};
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
+use std::path::Path;
 use std::process::Command;
 
 /// (C struct, C field or "" for the size, Rust value).
@@ -207,9 +208,10 @@ fn header_matches_rust_layouts() {
     );
 }
 
-/// The functions `#[no_mangle]` exports in `runtime/src/host/capi`.
-fn exported_functions() -> std::collections::BTreeSet<String> {
-    let dir = bpfc_testsuite::workspace_root().join("runtime/src/host/capi");
+/// The functions `#[no_mangle]` exports in the sources under `dir` (of
+/// the workspace).
+fn exported_functions(dir: &str) -> std::collections::BTreeSet<String> {
+    let dir = bpfc_testsuite::workspace_root().join(dir);
     let mut names = std::collections::BTreeSet::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
@@ -262,27 +264,42 @@ fn declared_functions() -> std::collections::BTreeSet<String> {
 
 #[test]
 fn c_library_header_declares_every_export() {
-    let exported = exported_functions();
+    let runtime = exported_functions("runtime/src/host/capi");
+    let jit = exported_functions("compiler/capi/src");
     let declared = declared_functions();
-    assert!(exported.len() > 30, "{exported:?}");
+    assert!(runtime.len() > 30, "{runtime:?}");
+    assert!(jit.len() >= 2, "{jit:?}");
     assert_eq!(
-        exported, declared,
-        "bpfc.h and runtime/src/host/capi differ"
+        runtime
+            .union(&jit)
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        declared,
+        "bpfc.h and runtime/src/host/capi + compiler/capi differ"
     );
     if !tool_or_skip("c_library_header_declares_every_export", "cc", "--version") {
         return;
     }
-    // Every declared function links from the static library.
+    // Every declared function links from the static libraries: the
+    // runtime's all but the JIT's, the JIT's (which holds the runtime) all.
     // A dependency's staticlib is built into `deps/`, beside this test.
-    let lib = std::env::current_exe()
+    let deps = std::env::current_exe()
         .unwrap()
         .parent()
         .unwrap()
-        .join("libbpfc_runtime.a");
-    let dir = std::env::temp_dir().join(format!("bpfc-capi-header-{}", std::process::id()));
+        .to_path_buf();
+    let runtime_only: std::collections::BTreeSet<String> =
+        declared.difference(&jit).cloned().collect();
+    link_all("runtime", &deps.join("libbpfc_runtime.a"), &runtime_only);
+    link_all("jit", &deps.join("libbpfc_jit.a"), &declared);
+}
+
+/// Link a C program taking the address of each of `functions` with `lib`.
+fn link_all(tag: &str, lib: &Path, functions: &std::collections::BTreeSet<String>) {
+    let dir = std::env::temp_dir().join(format!("bpfc-capi-header-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut c = String::from("#include \"bpfc.h\"\n#include <stdio.h>\nint main(void) {\n");
-    for f in &declared {
+    for f in functions {
         c.push_str(&format!("  printf(\"%p\\n\", (void *)&{f});\n"));
     }
     c.push_str("  return 0;\n}\n");
@@ -291,7 +308,7 @@ fn c_library_header_declares_every_export() {
         .args(["-std=c11", "-Wall", "-Werror", "-Wno-pedantic"])
         .arg(format!("-I{}", abi_include_dir().display()))
         .arg(dir.join("all.c"))
-        .arg(&lib)
+        .arg(lib)
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(dir.join("all"))
         .output()
@@ -299,7 +316,7 @@ fn c_library_header_declares_every_export() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
-        "{}",
+        "{tag}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

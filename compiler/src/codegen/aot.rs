@@ -6,12 +6,13 @@
 //! (`docs/abi.md`, "Self-describing objects").
 
 use super::{
-    compile_program, target, Binding, CodegenError, CodegenOptions, Dumps, IsaUse, Request,
+    compile_program, target, Binding, CodegenError, CodegenOptions, Compiled, Dumps, IsaUse,
+    Request,
 };
 use crate::isa::{Endian, Insn};
 use bpfc_runtime::host::desc::{ObjectNative, ProgCode, DESC_VERSION, OBJECT_MAGIC};
 use cranelift_codegen::ir;
-use cranelift_module::{DataDescription, Linkage, Module};
+use cranelift_module::{DataDescription, DataId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use std::mem::{offset_of, size_of};
 use target_lexicon::Triple;
@@ -77,19 +78,38 @@ pub fn object_symbol(name: &str) -> String {
 pub fn compile_described(obj: &Described, triple: &Triple) -> Result<Vec<u8>, CodegenError> {
     let tail_calls = obj.programs.iter().any(|p| super::has_tail_calls(p.insns));
     let isa = target::build_isa(triple, obj.opts, IsaUse::Object, tail_calls)?;
+    let builder = ObjectBuilder::new(isa, "bpfc", cranelift_module::default_libcall_names())?;
+    let mut module = ObjectModule::new(builder);
+    emit_described(&mut module, obj)?;
+    finish(module)
+}
+
+/// What [`emit_described`] defined.
+pub struct Emitted {
+    /// `struct bpfc_object_desc` (`NAME__object`).
+    pub header: DataId,
+    /// The programs, in descriptor order.
+    pub compiled: Vec<Compiled>,
+}
+
+/// Define every program of `obj`, its map and helper tables, its image,
+/// its code table and its descriptor in `module`: one layout, written to
+/// an object file by [`compile_described`] and into memory by the JIT
+/// ([`super::jit::JitObject`]).
+pub fn emit_described<M: Module>(module: &mut M, obj: &Described) -> Result<Emitted, CodegenError> {
+    let isa = module.isa();
     if isa.pointer_bytes() != 8 {
         return Err(CodegenError::Isa(format!(
-            "{triple}: descriptors need 64-bit pointers"
+            "{}: descriptors need 64-bit pointers",
+            isa.triple()
         )));
     }
     let big = isa.endianness() == ir::Endianness::Big;
-    let builder = ObjectBuilder::new(isa, "bpfc", cranelift_module::default_libcall_names())?;
-    let mut module = ObjectModule::new(builder);
     let (maps_sym, helpers_sym) = table_symbols(obj.name);
     let nmaps = obj.binding.maps.len();
     let nhelpers = obj.binding.helpers.len();
-    let maps = define_table(&mut module, &maps_sym, Linkage::Export, nmaps)?;
-    let helpers = define_table(&mut module, &helpers_sym, Linkage::Local, nhelpers)?;
+    let maps = define_table(module, &maps_sym, Linkage::Export, nmaps)?;
+    let helpers = define_table(module, &helpers_sym, Linkage::Local, nhelpers)?;
     let mut compiled = Vec::with_capacity(obj.programs.len());
     for p in &obj.programs {
         let req = Request {
@@ -100,7 +120,7 @@ pub fn compile_described(obj: &Described, triple: &Triple) -> Result<Vec<u8>, Co
             symbol: &p.symbol,
             facts: p.facts,
         };
-        compiled.push(compile_program(&mut module, &req, None)?);
+        compiled.push(compile_program(module, &req, None)?);
     }
     // The image, and the code table.
     let image = module.declare_data(
@@ -167,17 +187,17 @@ pub fn compile_described(obj: &Described, triple: &Triple) -> Result<Vec<u8>, Co
         desc.write_data_addr(field as u32, gv, 0);
     }
     module.define_data(header, &desc)?;
-    finish(module)
+    Ok(Emitted { header, compiled })
 }
 
 /// A zeroed, writable table of `n` pointers (at least one, so it has an
 /// address) that the host fills in.
-fn define_table(
-    module: &mut ObjectModule,
+fn define_table<M: Module>(
+    module: &mut M,
     symbol: &str,
     linkage: Linkage,
     n: usize,
-) -> Result<cranelift_module::DataId, CodegenError> {
+) -> Result<DataId, CodegenError> {
     let id = module.declare_data(symbol, linkage, true, false)?;
     let mut desc = DataDescription::new();
     desc.define_zeroinit(n.max(1) * 8);

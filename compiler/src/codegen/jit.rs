@@ -1,11 +1,16 @@
 //! In-process execution: a bound program compiled into a `JITModule` for
 //! the host, helpers and runtime entry points bound to the runtime's
-//! functions, and the one place where generated code is entered.
+//! functions, and the one place where generated code is entered; and
+//! whole objects compiled into memory in the self-describing layout
+//! ([`JitObject`]), which the runtime's host layer loads and runs.
 
-use super::{compile_program, fault, target, CodegenError, CodegenOptions, Dumps, IsaUse, Request};
+use super::{
+    aot, compile_program, fault, target, CodegenError, CodegenOptions, Dumps, IsaUse, Request,
+};
 use crate::bind::BoundProgram;
 use crate::isa::{Endian, Insn};
 use bpfc_runtime::abi::{helper_symbol, Fault, FaultCode, ProgNative};
+use bpfc_runtime::host::desc::ObjectNative;
 use bpfc_runtime::programs::{self, TailTarget};
 use bpfc_runtime::{regions, ExecContext, HelperTable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -90,18 +95,7 @@ impl JitProgram {
         for h in bound.helpers.iter() {
             builder.symbol(helper_symbol(h.id), h.func as *const u8);
         }
-        builder.symbol(
-            regions::CHECK_ACCESS_SYMBOL,
-            regions::check_access as *const u8,
-        );
-        builder.symbol(
-            bpfc_runtime::net::ldabs::LOAD_PACKET_SYMBOL,
-            bpfc_runtime::net::ldabs::load_packet as *const u8,
-        );
-        builder.symbol(
-            programs::TAIL_CALL_SYMBOL,
-            programs::tail_call_target as *const u8,
-        );
+        runtime_symbols(&mut builder);
         let mut module = JITModule::new(builder);
         let binding = bound.binding();
         let req = Request {
@@ -232,6 +226,92 @@ impl TailTarget for JitProgram {
 
     fn into_any_arc(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
+    }
+}
+
+/// The runtime's entry points compiled code calls by symbol.
+fn runtime_symbols(builder: &mut JITBuilder) {
+    builder.symbol(
+        regions::CHECK_ACCESS_SYMBOL,
+        regions::check_access as *const u8,
+    );
+    builder.symbol(
+        bpfc_runtime::net::ldabs::LOAD_PACKET_SYMBOL,
+        bpfc_runtime::net::ldabs::load_packet as *const u8,
+    );
+    builder.symbol(
+        programs::TAIL_CALL_SYMBOL,
+        programs::tail_call_target as *const u8,
+    );
+}
+
+/// A whole object compiled for this host in the layout `bpfc compile`
+/// writes ([`aot::emit_described`]): the descriptor, the map and helper
+/// tables and the code table live in memory this owns, so the runtime
+/// opens it as it opens a linked object
+/// (`bpfc_runtime::host::object::HostObject::open`) and binds the code
+/// through the same tables.
+pub struct JitObject {
+    module: Option<JITModule>,
+    header: *const ObjectNative,
+    /// Its callbacks' `struct bpfc_callback` addresses (timers hold them).
+    callbacks: Vec<u64>,
+}
+
+// SAFETY: the code and the read-only data are immutable once finalized;
+// the tables are written only by the runtime's object while it loads and
+// unloads (under its own exclusive access); the module is only touched
+// again on drop.
+unsafe impl Send for JitObject {}
+// SAFETY: as above.
+unsafe impl Sync for JitObject {}
+
+impl JitObject {
+    /// Compile every program of `obj` into memory.
+    pub fn compile(obj: &aot::Described) -> Result<JitObject, CodegenError> {
+        let tail_calls = obj.programs.iter().any(|p| super::has_tail_calls(p.insns));
+        let isa = target::build_isa(
+            &target_lexicon::Triple::host(),
+            obj.opts,
+            IsaUse::Jit,
+            tail_calls,
+        )?;
+        let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        runtime_symbols(&mut builder);
+        let mut module = JITModule::new(builder);
+        let emitted = aot::emit_described(&mut module, obj)?;
+        module.finalize_definitions()?;
+        let header = module
+            .get_finalized_data(emitted.header)
+            .0
+            .cast::<ObjectNative>();
+        let callbacks = emitted
+            .compiled
+            .iter()
+            .flat_map(|c| &c.callbacks)
+            .map(|&(_, data)| module.get_finalized_data(data).0 as u64)
+            .collect();
+        Ok(JitObject {
+            module: Some(module),
+            header,
+            callbacks,
+        })
+    }
+
+    /// The object's descriptor (valid while `self` lives).
+    pub fn descriptor(&self) -> *const ObjectNative {
+        self.header
+    }
+}
+
+impl Drop for JitObject {
+    fn drop(&mut self) {
+        bpfc_runtime::helpers::timers::forget_callbacks(&self.callbacks);
+        if let Some(module) = self.module.take() {
+            // SAFETY: whoever ran the code (the runtime's object and its
+            // programs) holds this object alive; it is dropped after them.
+            unsafe { module.free_memory() };
+        }
     }
 }
 

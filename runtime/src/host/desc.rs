@@ -19,7 +19,7 @@ pub const IMAGE_MAGIC: [u8; 8] = *b"BPFCDESC";
 /// target's byte order; the image `image` points to is little-endian on
 /// every target.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct ObjectNative {
     pub magic: u64,
     pub version: u32,

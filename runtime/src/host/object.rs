@@ -1,9 +1,11 @@
-//! A self-describing AOT object linked into this process, opened from its
-//! descriptor (`NAME__object`) and loaded as libbpf loads an object: its
-//! maps created (pinned ones reused, global data written, `.rodata` and
-//! `.kconfig` frozen), the map and helper tables filled in, prog arrays
-//! and maps of maps given their initial slots. Programs then run on a
-//! context from any thread.
+//! A self-describing object, opened from its descriptor (`NAME__object`)
+//! and loaded as libbpf loads an object: its maps created (pinned ones
+//! reused, global data written, `.rodata` and `.kconfig` frozen), the map
+//! and helper tables filled in, prog arrays and maps of maps given their
+//! initial slots. Programs then run on a context from any thread. The
+//! descriptor is either linked into the process (AOT, `bpfc compile`) or
+//! lives in memory a JIT compiled the object into ([`HostObject::open_owned`]):
+//! both are loaded, bound and run by this one code.
 
 use super::desc::{Desc, MapDesc, MapKind, ObjectNative, ProgCode, SlotInit, OBJECT_MAGIC};
 use crate::abi::{Fault, FaultCode, ProgNative};
@@ -59,7 +61,14 @@ pub struct AotProgram {
     maps: Vec<Arc<Map>>,
     checked: bool,
     reads_stack: bool,
+    /// The memory the code lives in, when it is not the process's own
+    /// (JIT): kept as long as the program can run.
+    _code: Option<Code>,
 }
+
+/// What owns the memory of an object's code and descriptor (a JIT's
+/// module); `None` for objects linked into the process.
+pub type Code = Arc<dyn std::any::Any + Send + Sync>;
 
 /// How a run of a program ended without a return value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,6 +290,8 @@ pub struct HostObject {
     pub progs: Vec<Arc<AotProgram>>,
     pub opts: LoadOptions,
     loaded: bool,
+    /// Owns `native` and the code when they are not static (JIT).
+    code: Option<Code>,
 }
 
 // SAFETY: `native` points at the object's static data, which is only
@@ -296,6 +307,29 @@ impl HostObject {
     /// `native` must be NULL or point at a `struct bpfc_object_desc` as
     /// `bpfc compile` wrote it, linked into this process.
     pub unsafe fn open(native: *const ObjectNative) -> Result<HostObject, HostError> {
+        // SAFETY: the caller's promise.
+        unsafe { Self::open_with(native, None) }
+    }
+
+    /// Open a descriptor that `code` owns (with the code and tables it
+    /// points at), as a JIT leaves it: `code` lives as long as the object
+    /// or any of its programs does.
+    ///
+    /// # Safety
+    /// `native` must point at a descriptor in the layout `bpfc compile`
+    /// writes for this host, valid while `code` lives.
+    pub unsafe fn open_owned(
+        native: *const ObjectNative,
+        code: Code,
+    ) -> Result<HostObject, HostError> {
+        // SAFETY: the caller's promise.
+        unsafe { Self::open_with(native, Some(code)) }
+    }
+
+    unsafe fn open_with(
+        native: *const ObjectNative,
+        code: Option<Code>,
+    ) -> Result<HostObject, HostError> {
         let bad = |m: String| HostError::new(errno::EINVAL, m);
         // SAFETY: the caller's promise; NULL is refused.
         let n = unsafe { native.as_ref() }.ok_or_else(|| bad("no object descriptor".into()))?;
@@ -353,6 +387,7 @@ impl HostObject {
             desc,
             opts: LoadOptions::default(),
             loaded: false,
+            code,
         })
     }
 
@@ -364,8 +399,9 @@ impl HostObject {
         self.loaded
     }
 
-    fn native(&self) -> &'static ObjectNative {
-        // SAFETY: checked non-null in `open`; static data of the process.
+    fn native(&self) -> &ObjectNative {
+        // SAFETY: checked non-null in `open`; static data of the process,
+        // or memory `self.code` keeps.
         unsafe { &*self.native }
     }
 
@@ -424,7 +460,7 @@ impl HostObject {
             };
             self.maps[i] = Some(map);
         }
-        let n = self.native();
+        let n = *self.native();
         // The helper table.
         let table = HelperTable::kernel();
         for (slot, &id) in self.desc.helpers.iter().enumerate() {
@@ -478,6 +514,7 @@ impl HostObject {
                 maps: all.clone(),
                 checked: self.desc.checked,
                 reads_stack: p.reads_stack,
+                _code: self.code.clone(),
             });
             let t: Arc<dyn TailTarget> = prog.clone();
             programs::register(&t);
@@ -590,7 +627,7 @@ impl HostObject {
 
     /// Empty the tables, drop the maps and programs.
     fn unload(&mut self) {
-        let n = self.native();
+        let n = *self.native();
         for i in 0..self.desc.maps.len() {
             // SAFETY: `nmaps` slots, checked in `open`.
             unsafe { *n.maps.add(i) = std::ptr::null() };

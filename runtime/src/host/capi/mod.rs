@@ -135,11 +135,20 @@ fn cstring(s: &str) -> CString {
 /// anything yet. NULL on failure.
 #[no_mangle]
 pub unsafe extern "C" fn bpfc_object_open(desc: *const ObjectNative) -> *mut bpfc_object {
+    open_with(|| {
+        // SAFETY: the caller passes a linked descriptor or NULL.
+        unsafe { HostObject::open(desc) }
+    })
+}
+
+/// A handle for the object `open` gives (NULL, with its error recorded,
+/// when it fails or panics): how every `bpfc_object_open*` makes one, also
+/// the JIT library's (`libbpfc_jit`), whose objects are compiled in memory.
+pub fn open_with(open: impl FnOnce() -> Result<HostObject, HostError>) -> *mut bpfc_object {
     guard(
         |_| std::ptr::null_mut(),
         || {
-            // SAFETY: the caller passes a linked descriptor or NULL.
-            let obj = unsafe { HostObject::open(desc) }?;
+            let obj = open()?;
             let name = cstring(obj.name());
             let mut handle = Box::new(bpfc_object {
                 progs: Vec::new(),
@@ -178,6 +187,15 @@ pub unsafe extern "C" fn bpfc_object_open(desc: *const ObjectNative) -> *mut bpf
             Ok(p)
         },
     )
+}
+
+/// A C string argument of a `bpfc_*` function, or an error naming `what`.
+///
+/// # Safety
+/// `p` must be NULL or a NUL-terminated string.
+pub unsafe fn c_str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, HostError> {
+    // SAFETY: the caller's promise.
+    unsafe { c_str(p, what) }
 }
 
 /// Open the object called `name` from its symbol `NAME__object`, found
