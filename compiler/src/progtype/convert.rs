@@ -186,25 +186,7 @@ pub fn net_setup(
     data_in: &[u8],
     ctx_in: Option<&[u8]>,
 ) -> Option<Result<bpfc_runtime::net::NetRun, bpfc_runtime::net::SetupError>> {
-    use bpfc_runtime::net::{skb::SkbKind, NetRun, SkbRun, XdpRun};
-    use ProgType::*;
-    let kind = match ty {
-        Xdp => return Some(XdpRun::new(data_in, ctx_in).map(NetRun::Xdp)),
-        SchedCls | SchedAct => SkbKind {
-            l2: true,
-            direct: true,
-        },
-        LwtIn | LwtOut | LwtXmit => SkbKind {
-            l2: false,
-            direct: true,
-        },
-        SocketFilter | CgroupSkb => SkbKind {
-            l2: false,
-            direct: false,
-        },
-        _ => return None,
-    };
-    Some(SkbRun::new(kind, data_in, ctx_in).map(NetRun::Skb))
+    bpfc_runtime::net::setup(ty.number(), data_in, ctx_in)
 }
 
 #[cfg(test)]

@@ -150,8 +150,7 @@ impl AotProgram {
     /// packet (`data_in`, an Ethernet frame) and their native context
     /// built from `ctx_in`; other programs on a copy of `ctx_in`.
     pub fn test_run(&self, t: &TestRun) -> Result<crate::net::TestOutput, HostError> {
-        use super::desc::{CTX_BYTES, CTX_SKB, CTX_XDP};
-        use crate::net::{skb::SkbKind, NetRun, SkbRun, XdpRun};
+        use super::desc::CTX_BYTES;
         let setup = |e: crate::net::SetupError| HostError::new(e.errno(), e.to_string());
         let fault = |f: RunFault| HostError::new(errno::EFAULT, f.message);
         let mut ctx = self.exec_context(t.cpu);
@@ -185,27 +184,17 @@ impl AotProgram {
                 redirect: None,
             });
         }
-        let net = if self.ctx == CTX_XDP {
-            NetRun::Xdp(XdpRun::new(t.data_in, t.ctx_in).map_err(setup)?)
-        } else {
-            debug_assert_eq!(self.ctx, CTX_SKB);
-            // The kernel's view of the skb by program type (net/bpf/test_run.c).
-            let kind = match self.prog_type {
-                3 | 4 => SkbKind {
-                    l2: true,
-                    direct: true,
-                }, // tc
-                10..=12 => SkbKind {
-                    l2: false,
-                    direct: true,
-                }, // lwt
-                _ => SkbKind {
-                    l2: false,
-                    direct: false,
-                }, // socket filter, cgroup_skb
-            };
-            NetRun::Skb(SkbRun::new(kind, t.data_in, t.ctx_in).map_err(setup)?)
-        };
+        let net = crate::net::setup(self.prog_type, t.data_in, t.ctx_in)
+            .ok_or_else(|| {
+                HostError::new(
+                    errno::EINVAL,
+                    format!(
+                        "program {} (type {}) does not run on packets",
+                        self.name, self.prog_type
+                    ),
+                )
+            })?
+            .map_err(setup)?;
         crate::net::test_run(net, &mut ctx, t.repeat, |mem, ctx| {
             self.run_in(mem.as_mut_ptr() as u64, mem.len() as u64, ctx)
         })

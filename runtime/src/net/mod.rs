@@ -122,6 +122,40 @@ impl NetRun {
     }
 }
 
+/// The packet state of a test run of a program of the kernel's type
+/// number `prog_type` (`enum bpf_prog_type`) on `data_in` (an Ethernet
+/// frame) and an optional `ctx_in`, with the view of the skb
+/// `net/bpf/test_run.c` gives each type; `None` for a type that does not
+/// run on packets. The engines and the host library both set runs up here.
+pub fn setup(
+    prog_type: u32,
+    data_in: &[u8],
+    ctx_in: Option<&[u8]>,
+) -> Option<Result<NetRun, SetupError>> {
+    use skb::SkbKind;
+    let kind = match prog_type {
+        // xdp
+        6 => return Some(XdpRun::new(data_in, ctx_in).map(NetRun::Xdp)),
+        // sched_cls, sched_act
+        3 | 4 => SkbKind {
+            l2: true,
+            direct: true,
+        },
+        // lwt_in, lwt_out, lwt_xmit
+        10..=12 => SkbKind {
+            l2: false,
+            direct: true,
+        },
+        // socket_filter, cgroup_skb
+        1 | 8 => SkbKind {
+            l2: false,
+            direct: false,
+        },
+        _ => return None,
+    };
+    Some(SkbRun::new(kind, data_in, ctx_in).map(NetRun::Skb))
+}
+
 /// The region name of packet memory in error messages.
 pub const PACKET_REGION: &str = "packet";
 
