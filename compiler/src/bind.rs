@@ -10,12 +10,11 @@
 use crate::codegen::{Binding, MapSlot};
 use crate::isa::{CallTarget, Endian, Insn, LddwSrc};
 use crate::loader::btf::{Btf, TypeKind};
-use crate::loader::{
-    classify, GlobalKind, LineInfo, MapDef, MapInit, MapOrigin, Object, ProgType, Program,
-};
+use crate::loader::{classify, LineInfo, MapDef, MapInit, MapOrigin, Object, ProgType, Program};
 use crate::progtype;
 use crate::verifier::{self, report, Facts};
-use bpfc_runtime::maps::{self, round8, Map, MapError, MapOptions, MapSpec, MapType};
+use bpfc_runtime::host::object::{create_map, LoadOptions};
+use bpfc_runtime::maps::{self, Map, MapError, MapOptions, MapSpec, MapType};
 use bpfc_runtime::HelperTable;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -436,37 +435,20 @@ impl Instance {
     /// `.kconfig` frozen.
     pub fn new(obj: &Object, opts: &InstanceOptions) -> Result<Instance, BindError> {
         let mut maps = Vec::with_capacity(obj.maps.len());
+        let load = LoadOptions {
+            maps: opts.maps.clone(),
+            pin_root: opts.pin_root.clone(),
+        };
         for def in &obj.maps {
             if matches!(def.origin, MapOrigin::StructOps | MapOrigin::Inner) {
                 maps.push(None);
                 continue;
             }
+            // The runtime's rule, which hosts load objects by too.
             let spec = map_spec(def, obj.btf.as_ref())?;
-            let map = if def.pinning == 1 {
-                let root = opts
-                    .pin_root
-                    .clone()
-                    .unwrap_or_else(|| opts.maps.pin_dir.clone());
-                let path = root.join(&def.name);
-                if path.exists() {
-                    Map::open_pinned(&path, Some(&spec)).map_err(map_err(def))?
-                } else {
-                    let m = Map::create_with(&spec, &opts.maps).map_err(map_err(def))?;
-                    init_data(def, &m)?;
-                    match m.pin(&path) {
-                        Ok(()) => m,
-                        // Another process pinned it first: use theirs.
-                        Err(e) if e.code() == maps::errno::EEXIST => {
-                            Map::open_pinned(&path, Some(&spec)).map_err(map_err(def))?
-                        }
-                        Err(e) => return Err(map_err(def)(e)),
-                    }
-                }
-            } else {
-                let m = Map::create_with(&spec, &opts.maps).map_err(map_err(def))?;
-                init_data(def, &m)?;
-                m
-            };
+            let desc = crate::host::map_desc(obj, def, obj.btf.as_ref())?;
+            let image = (!desc.data.is_empty()).then_some(desc.data.as_slice());
+            let map = create_map(&desc, &spec, image, &load).map_err(map_err(def))?;
             maps.push(Some(map));
         }
         let inst = Instance {
@@ -673,29 +655,5 @@ fn bind_insns(
             _ => {}
         }
     }
-    Ok(())
-}
-
-/// Fill a new map's initial data: global data images and `.kconfig` values;
-/// freeze `.rodata` and `.kconfig` as libbpf does.
-fn init_data(def: &MapDef, map: &Arc<Map>) -> Result<(), BindError> {
-    let global = matches!(def.origin, MapOrigin::Global(_) | MapOrigin::Kconfig);
-    if !global {
-        return Ok(());
-    }
-    if !def.data.is_empty() {
-        let mut value = vec![0u8; map.user_value_size()];
-        let n = def.data.len().min(value.len());
-        value[..n].copy_from_slice(&def.data[..n]);
-        map.update(&0u32.to_ne_bytes(), &value, 0)
-            .map_err(map_err(def))?;
-    }
-    if matches!(
-        def.origin,
-        MapOrigin::Global(GlobalKind::Rodata) | MapOrigin::Kconfig
-    ) {
-        map.freeze().map_err(map_err(def))?;
-    }
-    let _ = round8;
     Ok(())
 }

@@ -260,6 +260,51 @@ impl Image {
     }
 }
 
+/// Make the map `m` describes (as `spec`), as loading an object does: one
+/// pinned by name is opened under the pin root if it is there, else made
+/// and pinned (another process pinning it first wins); a new global data
+/// map gets `image` (shorter than the value: zeroes follow), and
+/// `.rodata` and `.kconfig` are frozen. Shared by [`HostObject::load`]
+/// and the compiler's binding step (`bpfc run`), so maps are made by one
+/// rule whichever engine runs the code.
+pub fn create_map(
+    m: &MapDesc,
+    spec: &MapSpec,
+    image: Option<&[u8]>,
+    opts: &LoadOptions,
+) -> Result<Arc<Map>, MapError> {
+    let make = || -> Result<Arc<Map>, MapError> {
+        let map = Map::create_with(spec, &opts.maps)?;
+        if m.kind.is_global() {
+            if let Some(img) = image {
+                let mut value = vec![0u8; map.user_value_size()];
+                let n = img.len().min(value.len());
+                value[..n].copy_from_slice(&img[..n]);
+                map.update(&0u32.to_ne_bytes(), &value, 0)?;
+            }
+            if matches!(m.kind, MapKind::Rodata | MapKind::Kconfig) {
+                map.freeze()?;
+            }
+        }
+        Ok(map)
+    };
+    if m.pinning != 1 {
+        return make();
+    }
+    let root = opts.pin_root.as_ref().unwrap_or(&opts.maps.pin_dir);
+    let path = root.join(&m.name);
+    if path.exists() {
+        return Map::open_pinned(&path, Some(spec));
+    }
+    let map = make()?;
+    match map.pin(&path) {
+        Ok(()) => Ok(map),
+        // Another process pinned it first: use theirs.
+        Err(e) if e.code() == errno::EEXIST => Map::open_pinned(&path, Some(spec)),
+        Err(e) => Err(e),
+    }
+}
+
 /// How an object is loaded.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -417,36 +462,13 @@ impl HostObject {
             move |e: MapError| HostError::new(e.code(), format!("{what}: {e}"))
         };
         for i in 0..self.desc.maps.len() {
-            let m = self.desc.maps[i].clone();
+            let m = &self.desc.maps[i];
             if m.kind == MapKind::Absent {
                 continue;
             }
-            let spec = self.spec(&m)?;
-            let map = if m.pinning == 1 {
-                let root = self
-                    .opts
-                    .pin_root
-                    .clone()
-                    .unwrap_or_else(|| self.opts.maps.pin_dir.clone());
-                let path = root.join(&m.name);
-                if path.exists() {
-                    Map::open_pinned(&path, Some(&spec)).map_err(ctx(&m))?
-                } else {
-                    let map = Map::create_with(&spec, &self.opts.maps).map_err(ctx(&m))?;
-                    self.init_data(i, &map).map_err(ctx(&m))?;
-                    match map.pin(&path) {
-                        Ok(()) => map,
-                        Err(e) if e.code() == errno::EEXIST => {
-                            Map::open_pinned(&path, Some(&spec)).map_err(ctx(&m))?
-                        }
-                        Err(e) => return Err(ctx(&m)(e)),
-                    }
-                }
-            } else {
-                let map = Map::create_with(&spec, &self.opts.maps).map_err(ctx(&m))?;
-                self.init_data(i, &map).map_err(ctx(&m))?;
-                map
-            };
+            let spec = self.spec(m)?;
+            let image = self.images[i].as_ref().map(Image::bytes);
+            let map = create_map(m, &spec, image, &self.opts).map_err(ctx(m))?;
             self.maps[i] = Some(map);
         }
         let n = *self.native();
@@ -553,25 +575,6 @@ impl HostObject {
             timer_off: m.timer_off,
             btf,
         })
-    }
-
-    /// Global data: the image (as the host left it), frozen for `.rodata`
-    /// and `.kconfig`.
-    fn init_data(&self, i: usize, map: &Arc<Map>) -> Result<(), MapError> {
-        let m = &self.desc.maps[i];
-        if !m.kind.is_global() {
-            return Ok(());
-        }
-        if let Some(img) = &self.images[i] {
-            let mut value = vec![0u8; map.user_value_size()];
-            let n = img.bytes().len().min(value.len());
-            value[..n].copy_from_slice(&img.bytes()[..n]);
-            map.update(&0u32.to_ne_bytes(), &value, 0)?;
-        }
-        if matches!(m.kind, MapKind::Rodata | MapKind::Kconfig) {
-            map.freeze()?;
-        }
-        Ok(())
     }
 
     /// Initial slots of maps of maps and prog arrays.
