@@ -435,7 +435,15 @@ fn build_c_example(dir: &Path) -> PathBuf {
     let src = workspace_root().join("examples/c-host");
     for e in std::fs::read_dir(&src).unwrap() {
         let p = e.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        // The sources, not what a make in the checkout left there.
+        let name = p.file_name().unwrap().to_string_lossy();
+        if name == "Makefile"
+            || [".c", ".bpf.o", ".pcap", ".py"]
+                .iter()
+                .any(|x| name.ends_with(x))
+        {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
     }
     // `make` would rebuild the committed object with clang if the copy
     // looked newer than it; keep the committed one.

@@ -67,7 +67,9 @@ const struct bpfc_map *bpfc_object_find_map(const struct bpfc_object *obj,
                                             const char *name);
 
 /* Programs. A run gets r1 = ctx and r2 = ctx_size; *retval is r0. A fault
- * returns -EFAULT with its message. */
+ * returns -EFAULT with its message. As the kernel's test run, a context
+ * smaller than the program accesses (the verifier's max_ctx_offset) is
+ * refused with -EINVAL, here, in bpfc_prog_test_run and in hooks. */
 const char *bpfc_program_name(const struct bpfc_program *prog);
 const char *bpfc_program_section(const struct bpfc_program *prog);
 int bpfc_program_type(const struct bpfc_program *prog);

@@ -97,7 +97,7 @@ struct bpfc_object_desc {
     const struct bpfc_prog_code *progs; /* nprogs entries */
 };
 #define BPFC_OBJECT_MAGIC 0x314a424f43465042ULL /* "BPFCOBJ1" */
-#define BPFC_DESC_VERSION 1
+#define BPFC_DESC_VERSION 2
 
 /* Entry point of a compiled program (bpfc compile --symbol SYM). */
 typedef uint64_t (*bpfc_entry_fn)(uint64_t r1, uint64_t r2, void *exec_ctx,

@@ -81,6 +81,25 @@ int main(void) {
     check(bpfc_prog_run(p, req, 0, &r0) == -EINVAL, "context of size 0");
     check(bpfc_prog_run_on_cpu(p, req, sizeof req, 1u << 20, &r0) == -EINVAL,
           "CPU slot out of range");
+    /* A context shorter than the program reads (count reads 8 bytes):
+     * refused as the kernel's test run refuses it, never read past. A
+     * heap buffer, so valgrind would see a read past it. */
+    unsigned *small = malloc(4);
+    *small = 1;
+    check(bpfc_prog_run(p, small, 4, &r0) == -EINVAL && says("8 bytes") &&
+              says("4 bytes"),
+          "context smaller than the program reads");
+    struct bpfc_test_run_opts topts = {.sz = sizeof topts, .ctx_in = small,
+                                       .ctx_size_in = 4, .repeat = 1};
+    check(bpfc_prog_test_run(p, &topts) == -EINVAL && says("8 bytes"),
+          "test run with a context smaller than the program reads");
+    struct bpfc_link *link = bpfc_program_attach_hook(p, "misuse/small");
+    check(link != NULL &&
+              bpfc_hook_fire("misuse/small", small, 4, 0, &r0, 1) == -EINVAL &&
+              says("8 bytes"),
+          "hook fired with a context smaller than the program reads");
+    bpfc_link_destroy(link);
+    free(small);
     check(bpfc_prog_run(p, req, sizeof req, &r0) == 0 && r0 == 1, "run");
     const struct bpfc_map *m = bpfc_object_find_map(o, "counts");
     unsigned key = 99;

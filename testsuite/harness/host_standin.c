@@ -226,7 +226,8 @@ int main(int argc, char **argv) {
         const uint8_t *s = bytes(&r, &n);
         if (s)
             copy_name(prog_names[i], s, n);
-        bytes(&r, &n); u32(&r); bytes(&r, &n); bytes(&r, &n); u32(&r); u32(&r);
+        /* section, type, attach type, entry, reads_stack, ctx, ctx_min */
+        bytes(&r, &n); u32(&r); bytes(&r, &n); bytes(&r, &n); u32(&r); u32(&r); u32(&r);
     }
     nmaps = u32(&r);
     for (unsigned i = 0; i < nmaps && i < 64 && !r.bad; i++) {

@@ -268,11 +268,16 @@ pub fn describe(
             }
             _ => (p.insns.clone(), CTX_BYTES),
         };
-        code.push((insns, ctx, ty.number()));
+        // Context bytes a run must give (the kernel's max_ctx_offset).
+        let ctx_min = match (f, ctx) {
+            (Some(f), CTX_BYTES) => f.max_ctx_offset,
+            _ => 0,
+        };
+        code.push((insns, ctx, ty.number(), ctx_min));
     }
     let kernel = HelperTable::kernel();
     let mut helpers: BTreeSet<u32> = o.callx_helpers.iter().copied().collect();
-    for (p, (_, ctx, _)) in progs.iter().zip(&code) {
+    for (p, (_, ctx, _, _)) in progs.iter().zip(&code) {
         let hint = &o.hint;
         if let Err(e) = p.check_loaded() {
             return Err(other(format!("program {}: {e}{hint}", p.name)));
@@ -347,11 +352,12 @@ pub fn describe(
         progs: progs
             .iter()
             .zip(&code)
-            .map(|(p, (_, ctx, prog_type))| ProgDesc {
+            .map(|(p, (_, ctx, prog_type, ctx_min))| ProgDesc {
                 name: p.name.clone(),
                 section: p.section.clone(),
                 prog_type: *prog_type,
                 ctx: *ctx,
+                ctx_min: *ctx_min,
                 attach_type: p.kind.attach_type.unwrap_or_default().to_string(),
                 entry_symbol: format!("{name}__{}", p.name),
                 reads_stack: p.insns.iter().any(|i| {
@@ -372,7 +378,7 @@ pub fn describe(
         code: code
             .into_iter()
             .zip(facts)
-            .map(|((insns, _, _), facts)| DescribedCode { insns, facts })
+            .map(|((insns, _, _, _), facts)| DescribedCode { insns, facts })
             .collect(),
         image,
     })

@@ -67,6 +67,7 @@ pub(super) fn run(input: &Input, opts: &Options) -> Result<Verified, Rejection> 
                 access: env.aux.iter().map(|a| a.fact.clone()).collect(),
                 reached: env.aux.iter().map(|a| a.seen).collect(),
                 stack_depth: env.stack_depth.clone(),
+                max_ctx_offset: env.max_ctx_offset,
             },
             stats: env.stats,
             log: std::mem::take(&mut env.log),
@@ -135,6 +136,7 @@ impl<'a> Env<'a> {
             global_funcs: vec![false; nfuncs],
             globals_to_check: Vec::new(),
             used_maps: Vec::new(),
+            max_ctx_offset: 0,
         }
     }
 

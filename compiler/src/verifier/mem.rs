@@ -416,6 +416,8 @@ pub(crate) fn check_mem_access(
                 }
             };
             env.note_access(Region::Ctx);
+            let end = (off as i64 + i64::from(size_b)).clamp(0, i64::from(u32::MAX)) as u32;
+            env.max_ctx_offset = env.max_ctx_offset.max(end);
             if let Some(d) = dst {
                 let r = super::check::field_reg(field.kind, env);
                 let scalar = r.ty == RegType::Scalar;

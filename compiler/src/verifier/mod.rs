@@ -157,6 +157,10 @@ pub struct Facts {
     pub reached: Vec<bool>,
     /// Maximum stack depth of each function (by function index).
     pub stack_depth: Vec<u32>,
+    /// The end of the furthest context access (offset plus size), as the
+    /// kernel's `max_ctx_offset`: a test run with a smaller context is
+    /// refused.
+    pub max_ctx_offset: u32,
 }
 
 /// Counters of one verification, as the kernel reports them.
@@ -342,6 +346,8 @@ pub(crate) struct Env<'a> {
     pub globals_to_check: Vec<usize>,
     /// Maps referenced by the program.
     pub used_maps: Vec<u32>,
+    /// The end of the furthest context access so far.
+    pub max_ctx_offset: u32,
 }
 
 impl Env<'_> {

@@ -74,6 +74,25 @@ fn ctx_access() {
     );
 }
 
+/// `max_ctx_offset`: the end of the furthest context access, as the kernel
+/// keeps it.
+#[test]
+fn max_ctx_offset() {
+    let facts = |src: &str, ty| run(src, ty).unwrap().facts.max_ctx_offset;
+    assert_eq!(facts("mov %r0, 0\nexit\n", ProgType::Syscall), 0);
+    assert_eq!(
+        facts(
+            "ldxw %r0, [%r1+8]\nldxb %r2, [%r1+2]\nexit\n",
+            ProgType::Syscall
+        ),
+        12
+    );
+    assert_eq!(
+        facts("ldxw %r0, [%r1+16]\nexit\n", ProgType::SocketFilter),
+        20
+    );
+}
+
 #[test]
 fn loops_and_branches() {
     accepts("mov %r0, 0\nmov %r1, 10\nloop:\nadd %r0, 1\nsub %r1, 1\njne %r1, 0, loop\nexit\n");

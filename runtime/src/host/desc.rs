@@ -11,7 +11,7 @@ use std::fmt;
 pub const OBJECT_MAGIC: u64 = u64::from_le_bytes(*b"BPFCOBJ1");
 /// The descriptor version this bpfc writes and reads. An object with
 /// another version is refused, naming both.
-pub const DESC_VERSION: u32 = 1;
+pub const DESC_VERSION: u32 = 2;
 /// The first 8 bytes of the image.
 pub const IMAGE_MAGIC: [u8; 8] = *b"BPFCDESC";
 
@@ -86,6 +86,10 @@ pub struct ProgDesc {
     pub reads_stack: bool,
     /// What r1 points to: [`CTX_BYTES`], [`CTX_XDP`] or [`CTX_SKB`].
     pub ctx: u32,
+    /// [`CTX_BYTES`] programs the verifier accepted: the context bytes a
+    /// run must give, the end of the furthest context access (the
+    /// kernel's `max_ctx_offset`); 0 otherwise.
+    pub ctx_min: u32,
 }
 
 /// The program's context is the bytes the host passes.
@@ -388,6 +392,7 @@ impl Desc {
             w.str(&p.entry_symbol);
             w.u32(u32::from(p.reads_stack));
             w.u32(p.ctx);
+            w.u32(p.ctx_min);
         }
         w.u32(self.maps.len() as u32);
         for m in &self.maps {
@@ -422,7 +427,7 @@ impl Desc {
         for _ in 0..r.count(4)? {
             d.helpers.push(r.u32()?);
         }
-        for _ in 0..r.count(28)? {
+        for _ in 0..r.count(32)? {
             d.progs.push(ProgDesc {
                 name: r.str()?,
                 section: r.str()?,
@@ -431,6 +436,7 @@ impl Desc {
                 entry_symbol: r.str()?,
                 reads_stack: r.u32()? != 0,
                 ctx: r.u32()?,
+                ctx_min: r.u32()?,
             });
         }
         for _ in 0..r.count(60)? {
@@ -472,6 +478,7 @@ mod tests {
                 entry_symbol: "demo__count".into(),
                 reads_stack: false,
                 ctx: CTX_XDP,
+                ctx_min: 24,
             }],
             maps: vec![
                 MapDesc {
@@ -517,10 +524,11 @@ mod tests {
     #[test]
     fn refuses_other_versions_and_corruption() {
         let mut img = sample().encode();
-        img[8..12].copy_from_slice(&2u32.to_le_bytes());
+        img[8..12].copy_from_slice(&(DESC_VERSION + 1).to_le_bytes());
         let e = Desc::decode(&img).unwrap_err().to_string();
         assert!(
-            e.contains("version 2") && e.contains("reads version 1"),
+            e.contains(&format!("version {}", DESC_VERSION + 1))
+                && e.contains(&format!("reads version {DESC_VERSION}")),
             "{e}"
         );
         let img = sample().encode();

@@ -55,6 +55,8 @@ pub struct AotProgram {
     pub prog_type: u32,
     /// What r1 points to (`desc::CTX_*`).
     pub ctx: u32,
+    /// The context bytes a run must give (`desc::ProgDesc::ctx_min`).
+    pub ctx_min: u32,
     entry: EntryFn,
     native: ProgNative,
     /// The maps of the object (checked runs list their memory).
@@ -80,6 +82,21 @@ pub struct RunFault {
 }
 
 impl AotProgram {
+    /// Refuse a context of `size` bytes smaller than the program reads or
+    /// writes, as the kernel's test run does (`-EINVAL`).
+    pub fn check_ctx_size(&self, size: usize) -> Result<(), HostError> {
+        if size < self.ctx_min as usize {
+            return Err(HostError::new(
+                errno::EINVAL,
+                format!(
+                    "program {} accesses {} bytes of its context; a context of {size} bytes is too small",
+                    self.name, self.ctx_min
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Run with r1 = `r1`, r2 = `r2` on CPU slot `cpu`.
     pub fn run(&self, r1: u64, r2: u64, cpu: u32) -> Result<u64, RunFault> {
         let mut ctx = self.exec_context(cpu);
@@ -164,6 +181,7 @@ impl AotProgram {
                     ),
                 ));
             }
+            self.check_ctx_size(t.ctx_in.map_or(0, <[u8]>::len))?;
             let mut mem = t.ctx_in.unwrap_or_default().to_vec();
             let start = std::time::Instant::now();
             let mut r0 = 0;
@@ -515,6 +533,7 @@ impl HostObject {
                 section: p.section.clone(),
                 prog_type: p.prog_type,
                 ctx: p.ctx,
+                ctx_min: p.ctx_min,
                 entry,
                 native: ProgNative {
                     func: code.main,

@@ -164,6 +164,7 @@ pub unsafe extern "C" fn bpfc_hook_fire(
                         prog.name
                     )));
                 }
+                prog.check_ctx_size(ctx_size)?;
                 let r0 = prog
                     .run(ctx as u64, ctx_size as u64, cpu)
                     .map_err(|f| HostError::new(errno::EFAULT, f.message))?;

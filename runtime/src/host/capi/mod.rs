@@ -407,6 +407,7 @@ pub unsafe extern "C" fn bpfc_prog_run_on_cpu(
                 run.name
             )));
         }
+        run.check_ctx_size(ctx_size)?;
         let r0 = run
             .run(ctx as u64, ctx_size as u64, cpu)
             .map_err(|f| HostError::new(errno::EFAULT, f.message))?;
