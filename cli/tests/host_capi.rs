@@ -682,7 +682,7 @@ fn skeletons_of_fixtures_compile_as_c11() {
 
 #[test]
 fn two_objects_link_into_one_program() {
-    two_objects("two_objects_link_into_one_program", "host_two.c");
+    two_objects("two_objects_link_into_one_program", "host_two.c", false);
 }
 
 /// Hooks: programs of two objects attached to one hook run in attach
@@ -692,16 +692,37 @@ fn hooks_run_attached_programs_in_order_across_threads() {
     two_objects(
         "hooks_run_attached_programs_in_order_across_threads",
         "host_hooks.c",
+        false,
+    );
+}
+
+/// The same with `one` compiled at run time from the `.bpf.o`'s bytes
+/// (`bpfc_object_open_mem`, the JIT library): a JIT object and a linked
+/// one attach to one hook, run in order, detach under fire, and the JIT
+/// object's destroy detaches its program.
+#[test]
+fn hooks_run_jit_and_linked_programs_alike() {
+    two_objects(
+        "hooks_run_jit_and_linked_programs_alike",
+        "host_hooks.c",
+        true,
     );
 }
 
 /// examples/c-host's counter compiled as `one` and `two`, linked with the
-/// C program `harness/SRC`, which prints "ok".
-fn two_objects(test: &str, src_c: &str) {
+/// C program `harness/SRC`, which prints "ok". With `jit`, `one` is left
+/// to the program to open at run time (`-DBPFC_HOST_JIT`, the JIT
+/// library, `$BPFC_HOST_OBJECT` the `.bpf.o`).
+fn two_objects(test: &str, src_c: &str, jit: bool) {
     if !tool_or_skip(test, "cc", "--version") {
         return;
     }
-    let dir = tmpdir(&src_c.replace(".c", ""));
+    let tag = format!(
+        "{}{}",
+        src_c.replace(".c", ""),
+        if jit { "-jit" } else { "" }
+    );
+    let dir = tmpdir(&tag);
     let src = workspace_root().join("examples/c-host/counter.bpf.o");
     for name in ["one", "two"] {
         ok(
@@ -717,25 +738,33 @@ fn two_objects(test: &str, src_c: &str) {
         );
     }
     let exe = dir.join("two");
+    let mut cc = Command::new("cc");
+    cc.args(["-O1", "-Wall", "-Werror", "-std=c11"])
+        .arg(format!(
+            "-I{}",
+            workspace_root().join("runtime/include").display()
+        ))
+        .arg(workspace_root().join("testsuite/harness").join(src_c));
+    if jit {
+        cc.arg("-DBPFC_HOST_JIT")
+            .arg(dir.join("two.o"))
+            .arg(jit_lib());
+    } else {
+        cc.arg(dir.join("one.o"))
+            .arg(dir.join("two.o"))
+            .arg(runtime_lib());
+    }
     ok(
-        run(
-            Command::new("cc")
-                .args(["-O1", "-Wall", "-Werror", "-std=c11"])
-                .arg(format!(
-                    "-I{}",
-                    workspace_root().join("runtime/include").display()
-                ))
-                .arg(workspace_root().join("testsuite/harness").join(src_c))
-                .arg(dir.join("one.o"))
-                .arg(dir.join("two.o"))
-                .arg(runtime_lib())
-                .args(["-lpthread", "-ldl", "-lm", "-o"])
-                .arg(&exe),
-            b"",
-        ),
+        run(cc.args(["-lpthread", "-ldl", "-lm", "-o"]).arg(&exe), b""),
         "linking two objects",
     );
-    assert_eq!(ok(run(&mut Command::new(&exe), b""), "two objects"), "ok\n");
+    assert_eq!(
+        ok(
+            run(Command::new(&exe).env("BPFC_HOST_OBJECT", &src), b""),
+            "two objects"
+        ),
+        "ok\n"
+    );
 }
 
 /// Self-describing objects on the other Linux targets, where the Rust

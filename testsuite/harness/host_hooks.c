@@ -3,14 +3,35 @@
  * a detached program stops running; a thread fires the hook while
  * another attaches and detaches, and every run a fire reports is counted
  * by the programs' maps (nothing lost, nothing run after its object is
- * gone). Prints "ok" or what differed. */
+ * gone). Prints "ok" or what differed.
+ * Built with -DBPFC_HOST_JIT (and libbpfc_jit), `one` is instead the
+ * object file $BPFC_HOST_OBJECT compiled at run time from its bytes
+ * (bpfc_object_open_mem): a JIT object and a linked one on one hook. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bpfc.h"
 
 extern const struct bpfc_object_desc one__object, two__object;
+
+#ifdef BPFC_HOST_JIT
+static struct bpfc_object *open_one(void) {
+    static unsigned char buf[1 << 20];
+    const char *path = getenv("BPFC_HOST_OBJECT");
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (f == NULL) {
+        printf("BPFC_HOST_OBJECT: cannot open %s\n", path ? path : "(unset)");
+        return NULL;
+    }
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return bpfc_object_open_mem(buf, n, "one");
+}
+#else
+static struct bpfc_object *open_one(void) { return bpfc_object_open(&one__object); }
+#endif
 
 static const struct bpfc_program *pa, *pb;
 static volatile int stop;
@@ -39,7 +60,7 @@ static uint64_t count(const struct bpfc_object *o) {
 }
 
 int main(void) {
-    struct bpfc_object *a = bpfc_object_open(&one__object);
+    struct bpfc_object *a = open_one();
     struct bpfc_object *b = bpfc_object_open(&two__object);
     if (a == NULL || b == NULL || bpfc_object_load(a) || bpfc_object_load(b)) {
         printf("open/load: %s\n", bpfc_strerror());
