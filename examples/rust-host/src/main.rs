@@ -1,8 +1,10 @@
-//! A request loop with a hook: every request goes through the eBPF rate
-//! limiter (compiled by bpfc-build into this binary) before it is served.
-//! The limits are tuned through `.rodata` before load; afterwards the
-//! host reads the per-client buckets from the hash map, the totals from
-//! `.bss` and the denials from the ring buffer.
+//! A request loop with a hook: every request fires the hook
+//! `request/admit`, where the eBPF rate limiter (compiled by bpfc-build
+//! into this binary) is attached, before it is served. The limits are
+//! tuned through `.rodata` before load; afterwards the host reads the
+//! per-client buckets from the hash map, the totals from `.bss` and the
+//! denials from the ring buffer. Once the limiter is detached, the hook
+//! runs nothing and requests pass unchecked.
 //!
 //! usage: rust-host REQUESTS RATE_PER_SEC BURST
 
@@ -10,6 +12,17 @@ include!(concat!(env!("OUT_DIR"), "/limiter.skel.rs"));
 
 use bpfc_runtime::maps::ringbuf::RingBufConsumer;
 use std::ops::ControlFlow;
+
+/// The hook in the request loop.
+const HOOK: &str = "request/admit";
+
+/// Fire the hook: every program attached decides; none attached, the
+/// request passes.
+fn admit(req: &mut limiter::request) -> bool {
+    let mut verdicts = [0u64; 4];
+    let ran = limiter::fire(HOOK, req, 0, &mut verdicts).unwrap_or_else(|e| panic!("fire: {e}"));
+    verdicts[..ran.min(verdicts.len())].iter().all(|&v| v == 1)
+}
 
 fn main() {
     let args: Vec<u64> = std::env::args()
@@ -24,6 +37,9 @@ fn main() {
     skel.rodata_mut().rate_per_sec = rate;
     skel.rodata_mut().burst = burst;
     skel.load().unwrap_or_else(|e| panic!("load: {e}"));
+    let link = skel
+        .attach_limit(HOOK)
+        .unwrap_or_else(|e| panic!("attach: {e}"));
 
     let mut served = 0u64;
     for i in 0..requests {
@@ -33,12 +49,20 @@ fn main() {
             cost: if i % 3 == 0 { 2 } else { 1 },
             now_ns: i * 50_000_000,
         };
-        // The hook: the program decides whether the request is served.
-        if skel.run_limit(&mut req, 0).unwrap_or_else(|e| panic!("run: {e}")) == 1 {
+        if admit(&mut req) {
             served += 1;
         }
     }
     println!("served {served}");
+    // Detached, the limiter no longer sees requests: a request that would
+    // be denied now (client 0 again at the last request's time) passes.
+    drop(link);
+    let mut req = limiter::request {
+        client: 0,
+        cost: 1_000_000,
+        now_ns: requests * 50_000_000,
+    };
+    println!("after detach admitted {}", admit(&mut req));
     let bss = skel.bss();
     println!("allowed {} denied {}", bss.allowed_total, bss.denied_total);
     let buckets = skel.buckets().unwrap();

@@ -715,6 +715,11 @@ impl HostObject {
         (!v.is_null() && !m.map_type().is_percpu()).then_some(v)
     }
 
+    /// The key hooks know this object's attachments by.
+    pub fn hook_owner(&self) -> usize {
+        self.native as usize
+    }
+
     pub fn prog_index(&self, name: &str) -> Option<usize> {
         self.desc.progs.iter().position(|p| p.name == name)
     }
@@ -722,6 +727,8 @@ impl HostObject {
 
 impl Drop for HostObject {
     fn drop(&mut self) {
+        // No hook runs a program of this object once its tables are empty.
+        super::hooks::detach_owner(self.hook_owner());
         self.unload();
         claimed().remove(&(self.native as usize));
     }

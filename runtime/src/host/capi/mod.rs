@@ -271,7 +271,8 @@ pub unsafe extern "C" fn bpfc_object_destroy(obj: *mut bpfc_object) -> c_int {
         // SAFETY: made by `Box::into_raw` in `bpfc_object_open`, removed
         // from the live set just now, so freed once. Waits for runs.
         let b = unsafe { Box::from_raw(obj) };
-        hooks::detach_object(&b.obj);
+        let owner = read(&b).hook_owner();
+        crate::host::hooks::detach_owner(owner);
         drop(b.obj.write().unwrap_or_else(|e| e.into_inner()));
         drop(b);
         Ok(())
