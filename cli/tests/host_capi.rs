@@ -432,6 +432,12 @@ fn c_host_test_runs_network_programs_as_bpfc_run() {
 /// Copy `examples/c-host` and build it with `make` against this build's
 /// bpfc and runtime library.
 fn build_c_example(dir: &Path) -> PathBuf {
+    build_c_example_with(dir, false)
+}
+
+/// [`build_c_example`]; with `jit`, the skeleton opens `counter.bpf.o` at
+/// run time (`BPFC_SKEL_COUNTER_JIT_FILE`) and the JIT library is linked.
+fn build_c_example_with(dir: &Path, jit: bool) -> PathBuf {
     let src = workspace_root().join("examples/c-host");
     for e in std::fs::read_dir(&src).unwrap() {
         let p = e.unwrap().path();
@@ -457,7 +463,16 @@ fn build_c_example(dir: &Path) -> PathBuf {
                 .arg("counter.bpf.o")
                 .arg("counter-host")
                 .arg(format!("BPFC={BPFC}"))
-                .arg(format!("LIB={}", runtime_lib().display()))
+                .arg(format!(
+                    "LIB={}",
+                    if jit { jit_lib() } else { runtime_lib() }.display()
+                ))
+                .args(jit.then(|| {
+                    format!(
+                        "CFLAGS=-O2 -Wall -Werror -std=c11 -DBPFC_SKEL_COUNTER_JIT_FILE='\"{}\"'",
+                        dir.join("counter.bpf.o").display()
+                    )
+                }))
                 .arg(format!(
                     "INCLUDE={}",
                     workspace_root().join("runtime/include").display()
@@ -490,12 +505,24 @@ fn expected_counter_output(threads: u64, requests: u64) -> Vec<String> {
 
 #[test]
 fn c_example_with_skeleton_counts_across_threads() {
-    let test = "c_example_with_skeleton_counts_across_threads";
+    counter_example("c_example_with_skeleton_counts_across_threads", false);
+}
+
+/// The same example, unchanged but for one macro: its skeleton opens
+/// `counter.bpf.o` at run time and the JIT library is linked; the output
+/// (hooks on threads, maps, `.rodata` set before load, `.bss`, `.data`,
+/// ring buffer events) and valgrind's verdict must be the same.
+#[test]
+fn c_example_with_skeleton_counts_across_threads_jit() {
+    counter_example("c_example_with_skeleton_counts_across_threads_jit", true);
+}
+
+fn counter_example(test: &str, jit: bool) {
     if !tool_or_skip(test, "cc", "--version") || !tool_or_skip(test, "make", "--version") {
         return;
     }
-    let dir = tmpdir("example");
-    let exe = build_c_example(&dir);
+    let dir = tmpdir(if jit { "example-jit" } else { "example" });
+    let exe = build_c_example_with(&dir, jit);
     let threads = u64::from(bpfc_runtime::maps::possible_cpus().clamp(1, 4));
     let (requests, threshold) = (3000u64, 5u64);
     let out = ok(
