@@ -3,10 +3,12 @@
 //! without warnings; it fires its limiter at a hook in its request loop,
 //! and its output must be what a model of the token bucket gives for the
 //! same requests (and nothing limits a request once the limiter is
-//! detached).
+//! detached), and what `bpfc run` gives on the same object and requests
+//! (verdicts, map contents, ring buffer records).
 
 use bpfc_testsuite::{tool_or_skip, workspace_root};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BPFC: &str = env!("CARGO_BIN_EXE_bpfc");
@@ -15,6 +17,7 @@ const BPFC: &str = env!("CARGO_BIN_EXE_bpfc");
 fn model(requests: u64, rate: u64, burst: u64) -> Vec<String> {
     let mut buckets: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     let (mut allowed, mut denied, mut denials) = (0, 0, [0u64; 3]);
+    let mut verdicts = String::new();
     for i in 0..requests {
         let client = (i % 3) as u32;
         let cost = if i % 3 == 0 { 2 } else { 1 };
@@ -25,6 +28,7 @@ fn model(requests: u64, rate: u64, burst: u64) -> Vec<String> {
             tokens = (tokens + (now - b.1) * rate / 1_000_000_000).min(burst);
             b.1 = now;
         }
+        verdicts.push(if tokens >= cost { '1' } else { '0' });
         if tokens >= cost {
             b.0 = tokens - cost;
             allowed += 1;
@@ -36,6 +40,7 @@ fn model(requests: u64, rate: u64, burst: u64) -> Vec<String> {
     }
     let mut out = vec![
         format!("served {allowed}"),
+        format!("verdicts {verdicts}"),
         // The request after the limiter was detached passes.
         "after detach admitted true".to_string(),
         format!("allowed {allowed} denied {denied}"),
@@ -75,6 +80,7 @@ fn rust_example_builds_with_bpfc_build_and_limits_as_modelled() {
         "the example builds with warnings: {stderr}"
     );
     let exe = target.join("debug/bpfc-rust-host-example");
+    replay_with_bpfc_run(&exe, &built_object(&target), 45, 10, 5);
     for (requests, rate, burst) in [(60u64, 10u64, 5u64), (200, 3, 2), (90, 40, 8)] {
         let out = Command::new(&exe)
             .args([requests.to_string(), rate.to_string(), burst.to_string()])
@@ -93,4 +99,124 @@ fn rust_example_builds_with_bpfc_build_and_limits_as_modelled() {
             "{requests} {rate} {burst}"
         );
     }
+}
+
+/// The `.bpf.o` bpfc-build made for the example (the newest, should an
+/// older build directory linger).
+fn built_object(target: &Path) -> PathBuf {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> =
+        std::fs::read_dir(target.join("debug/build"))
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.ok()?.path().join("out/limiter.bpf.o");
+                Some((p.metadata().ok()?.modified().ok()?, p))
+            })
+            .collect();
+    found.sort();
+    found.pop().expect("bpfc-build left limiter.bpf.o").1
+}
+
+/// The same requests through `bpfc run` on the same object, one run per
+/// request with the maps carried from one run to the next (`--maps-in`,
+/// `.rodata` tuned as the host tunes it): the same verdicts, the same
+/// buckets and totals, the same denials.
+fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst: u64) {
+    let out = Command::new(exe)
+        .args([requests.to_string(), rate.to_string(), burst.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = String::from_utf8(out.stdout).unwrap();
+    let dir = std::env::temp_dir().join(format!("bpfc-rust-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hex = |b: &[u8]| -> serde_json::Value { b.iter().map(|x| format!("{x:#04x}")).collect() };
+    let rodata = [rate.to_le_bytes(), burst.to_le_bytes()].concat();
+    let mut maps = serde_json::json!({".rodata": [{"key": hex(&[0; 4]), "value": hex(&rodata)}]});
+    let (maps_in, maps_out, ctx) = (dir.join("in.json"), dir.join("out.json"), dir.join("ctx"));
+    let (mut verdicts, mut denials) = (String::new(), [0u64; 3]);
+    for i in 0..requests {
+        let client = (i % 3) as u32;
+        let cost: u32 = if i % 3 == 0 { 2 } else { 1 };
+        let req = [
+            &client.to_le_bytes()[..],
+            &cost.to_le_bytes(),
+            &(i * 50_000_000).to_le_bytes(),
+        ]
+        .concat();
+        std::fs::write(&ctx, req).unwrap();
+        std::fs::write(&maps_in, maps.to_string()).unwrap();
+        let out = Command::new(BPFC)
+            .arg("run")
+            .arg(obj)
+            .arg("--json")
+            .arg("--ctx-in")
+            .arg(&ctx)
+            .arg("--maps-in")
+            .arg(&maps_in)
+            .arg("--maps-out")
+            .arg(&maps_out)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bpfc run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        verdicts.push(if v["retval"] == 1 { '1' } else { '0' });
+        for r in v["records"]["denials"].as_array().into_iter().flatten() {
+            let first = &r.as_str().unwrap()[..2];
+            denials[usize::from_str_radix(first, 16).unwrap() % 3] += 1;
+        }
+        maps = serde_json::from_slice(&std::fs::read(&maps_out).unwrap()).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let bytes = |v: &serde_json::Value| -> Vec<u8> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+            .collect()
+    };
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let bss = bytes(&maps[".bss"][0]["value"]);
+    let mut want = vec![
+        format!("verdicts {verdicts}"),
+        format!("allowed {} denied {}", u64_at(&bss, 0), u64_at(&bss, 8)),
+    ];
+    let mut buckets: Vec<(u32, u64, u64)> = maps["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let (k, v) = (bytes(&e["key"]), bytes(&e["value"]));
+            (
+                u32::from_le_bytes(k[..4].try_into().unwrap()),
+                u64_at(&v, 0),
+                u64_at(&v, 8),
+            )
+        })
+        .collect();
+    buckets.sort();
+    for (c, t, l) in buckets {
+        want.push(format!("bucket {c} tokens {t} last {l}"));
+    }
+    want.push(format!(
+        "denials {} {} {}",
+        denials[0], denials[1], denials[2]
+    ));
+    for line in &want {
+        assert!(
+            host.lines().any(|l| l == line),
+            "bpfc run gives {line:?}; the host printed:\n{host}"
+        );
+    }
+    assert!(
+        verdicts.contains('0') && verdicts.contains('1'),
+        "{verdicts}"
+    );
 }

@@ -41,7 +41,7 @@ fn main() {
         .attach_limit(HOOK)
         .unwrap_or_else(|e| panic!("attach: {e}"));
 
-    let mut served = 0u64;
+    let (mut served, mut verdicts) = (0u64, String::new());
     for i in 0..requests {
         // Three clients; client 0 is greedy.
         let mut req = limiter::request {
@@ -49,11 +49,12 @@ fn main() {
             cost: if i % 3 == 0 { 2 } else { 1 },
             now_ns: i * 50_000_000,
         };
-        if admit(&mut req) {
-            served += 1;
-        }
+        let ok = admit(&mut req);
+        served += u64::from(ok);
+        verdicts.push(if ok { '1' } else { '0' });
     }
     println!("served {served}");
+    println!("verdicts {verdicts}");
     // Detached, the limiter no longer sees requests: a request that would
     // be denied now (client 0 again at the last request's time) passes.
     drop(link);
