@@ -431,13 +431,9 @@ fn c_host_test_runs_network_programs_as_bpfc_run() {
 
 /// Copy `examples/c-host` and build it with `make` against this build's
 /// bpfc and runtime library.
-fn build_c_example(dir: &Path) -> PathBuf {
-    build_c_example_with(dir, false)
-}
-
-/// [`build_c_example`]; with `jit`, the skeleton opens `counter.bpf.o` at
-/// run time (`BPFC_SKEL_COUNTER_JIT_FILE`) and the JIT library is linked.
-fn build_c_example_with(dir: &Path, jit: bool) -> PathBuf {
+/// With `jit`, the skeleton opens `counter.bpf.o` at run time
+/// (`BPFC_SKEL_COUNTER_JIT_FILE`) and the JIT library is linked.
+fn build_c_example(dir: &Path, jit: bool) -> PathBuf {
     let src = workspace_root().join("examples/c-host");
     for e in std::fs::read_dir(&src).unwrap() {
         let p = e.unwrap().path();
@@ -522,7 +518,7 @@ fn counter_example(test: &str, jit: bool) {
         return;
     }
     let dir = tmpdir(if jit { "example-jit" } else { "example" });
-    let exe = build_c_example_with(&dir, jit);
+    let exe = build_c_example(&dir, jit);
     let threads = u64::from(bpfc_runtime::maps::possible_cpus().clamp(1, 4));
     let (requests, threshold) = (3000u64, 5u64);
     let out = ok(
