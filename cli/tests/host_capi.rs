@@ -574,17 +574,28 @@ fn counter_example(test: &str, jit: bool) {
 
 #[test]
 fn bad_use_is_an_error_never_a_crash() {
-    let test = "bad_use_is_an_error_never_a_crash";
+    misuse("bad_use_is_an_error_never_a_crash", false);
+}
+
+/// The same harness linked with the JIT library, which adds the JIT's
+/// opens (NULL and empty input, a file open twice at once, destroy).
+#[test]
+fn bad_use_is_an_error_never_a_crash_jit() {
+    misuse("bad_use_is_an_error_never_a_crash_jit", true);
+}
+
+fn misuse(test: &str, jit: bool) {
     if !tool_or_skip(test, "cc", "--version") {
         return;
     }
-    let dir = tmpdir("misuse");
+    let dir = tmpdir(if jit { "misuse-jit" } else { "misuse" });
+    let counter = workspace_root().join("examples/c-host/counter.bpf.o");
     let obj = dir.join("counter.o");
     ok(
         run(
             Command::new(BPFC)
                 .arg("compile")
-                .arg(workspace_root().join("examples/c-host/counter.bpf.o"))
+                .arg(&counter)
                 .arg("-o")
                 .arg(&obj),
             b"",
@@ -600,16 +611,17 @@ fn bad_use_is_an_error_never_a_crash() {
                     "-I{}",
                     workspace_root().join("runtime/include").display()
                 ))
+                .args(jit.then_some("-DBPFC_HOST_JIT"))
                 .arg(workspace_root().join("testsuite/harness/host_misuse.c"))
                 .arg(&obj)
-                .arg(runtime_lib())
+                .arg(if jit { jit_lib() } else { runtime_lib() })
                 .args(["-lpthread", "-ldl", "-lm", "-o"])
                 .arg(&exe),
             b"",
         ),
         "linking",
     );
-    let out = run(&mut Command::new(&exe), b"");
+    let out = run(Command::new(&exe).env("BPFC_HOST_OBJECT", &counter), b"");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -627,7 +639,8 @@ fn bad_use_is_an_error_never_a_crash() {
                     "--error-exitcode=9",
                     "--quiet",
                 ])
-                .arg(&exe),
+                .arg(&exe)
+                .env("BPFC_HOST_OBJECT", &counter),
             b"",
         );
         assert!(
@@ -640,6 +653,8 @@ fn bad_use_is_an_error_never_a_crash() {
         text.lines().filter(|l| l.starts_with("ok ")).count() >= 25,
         "{text}"
     );
+    let jit_checks = text.lines().filter(|l| l.starts_with("ok JIT:")).count();
+    assert_eq!(jit_checks, if jit { 12 } else { 0 }, "{text}");
 }
 
 #[test]

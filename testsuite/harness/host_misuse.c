@@ -1,6 +1,8 @@
 /* Bad use of the bpfc C library must give errors, never crashes: links
  * examples/c-host's counter.o and prints "ok <check>" for each check that
- * behaves, "FAIL <check>: <details>" otherwise; exits 1 on a failure. */
+ * behaves, "FAIL <check>: <details>" otherwise; exits 1 on a failure.
+ * Built with -DBPFC_HOST_JIT (and libbpfc_jit), it also checks the JIT's
+ * opens on $BPFC_HOST_OBJECT (counter.bpf.o). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,5 +120,48 @@ int main(void) {
     check(bpfc_prog_run(p, req, sizeof req, &r0) == 0 && r0 == 1,
           "fresh maps after reopening");
     check(bpfc_object_destroy(o) == 0, "destroy again");
+#ifdef BPFC_HOST_JIT
+    const char *path = getenv("BPFC_HOST_OBJECT");
+    check(bpfc_object_open_file(NULL) == NULL && bpfc_errno() == -EINVAL &&
+              says("path"),
+          "JIT: open_file NULL");
+    check(bpfc_object_open_mem(NULL, 16, "x") == NULL &&
+              bpfc_errno() == -EINVAL,
+          "JIT: open_mem NULL");
+    check(bpfc_object_open_mem(req, 0, "x") == NULL &&
+              bpfc_errno() == -EINVAL && says("object x"),
+          "JIT: open_mem of no bytes");
+    check(bpfc_object_open_mem(req, sizeof req, NULL) == NULL &&
+              bpfc_errno() == -EINVAL && says("name"),
+          "JIT: open_mem without a name");
+    /* Every open compiles a fresh copy: two at once, each with its maps. */
+    struct bpfc_object *j1 = bpfc_object_open_file(path);
+    struct bpfc_object *j2 = bpfc_object_open_file(path);
+    check(j1 != NULL && j2 != NULL && j1 != j2, "JIT: open a file twice");
+    const struct bpfc_program *p1 = bpfc_object_find_program(j1, "count");
+    const struct bpfc_program *p2 = bpfc_object_find_program(j2, "count");
+    check(bpfc_prog_run(p1, req, sizeof req, &r0) == -EINVAL &&
+              says("not loaded"),
+          "JIT: run before load");
+    check(bpfc_object_load(j1) == 0 && bpfc_object_load(j2) == 0 &&
+              bpfc_object_load(j1) == -EBUSY,
+          "JIT: load, load twice");
+    uint64_t r1 = 0, r2 = 0;
+    check(bpfc_prog_run(p1, req, sizeof req, &r0) == 0 &&
+              bpfc_prog_run(p1, req, sizeof req, &r1) == 0 &&
+              bpfc_prog_run(p2, req, sizeof req, &r2) == 0 && r0 == 1 &&
+              r1 == 2 && r2 == 1,
+          "JIT: two opens have their own maps");
+    small = malloc(4);
+    *small = 1;
+    check(bpfc_prog_run(p1, small, 4, &r0) == -EINVAL && says("8 bytes"),
+          "JIT: context smaller than the program reads");
+    free(small);
+    check(bpfc_object_destroy(j1) == 0 && bpfc_object_destroy(j1) == -EBADF,
+          "JIT: destroy, destroy twice");
+    check(bpfc_prog_run(p2, req, sizeof req, &r2) == 0 && r2 == 2,
+          "JIT: the other open runs on");
+    check(bpfc_object_destroy(j2) == 0, "JIT: destroy the other");
+#endif
     return failed;
 }
