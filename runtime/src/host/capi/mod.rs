@@ -4,6 +4,10 @@
 //! `bpfc_strerror()` returns on the calling thread. A panic never crosses
 //! into C: it becomes `-EFAULT` with its message.
 //!
+//! The JIT library (`compiler/capi`, `libbpfc_jit`) adds
+//! `bpfc_object_open_file` and `bpfc_object_open_mem`, which make their
+//! handles with [`open_with`] as `bpfc_object_open` does.
+//!
 //! Handles: a `bpfc_object` owns its `bpfc_program`s and `bpfc_map`s,
 //! which stay valid until `bpfc_object_destroy`. Loading and destroying an
 //! object must not race with other calls on it; runs and map operations
