@@ -141,3 +141,56 @@ fn dump_asm_groups_native_code_by_ebpf_instruction() {
         );
     }
 }
+
+/// A program safe only for its object's `.rodata` value
+/// (`testsuite/fixtures/host/rodata_bound.bpf.c`): verified and run as the
+/// kernel loads it (the value known), refused by `bpfc compile`, whose
+/// code a host may run with any value, and by `bpfc run` with a value
+/// that makes it unsafe.
+#[test]
+fn compile_verifies_for_any_rodata_a_host_may_set() {
+    let obj = workspace_root().join("testsuite/fixtures/host/rodata_bound.bpf.o");
+    let obj = obj.to_str().unwrap();
+    let verify = bpfc(&["verify", obj]);
+    assert!(verify.status.success(), "{verify:?}");
+    let out = tmp("rodata-bound.o");
+    let out = out.to_str().unwrap();
+    let compiled = bpfc(&["compile", obj, "-o", out]);
+    let err = String::from_utf8_lossy(&compiled.stderr);
+    assert_eq!(compiled.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("program peek (syscall): rejected") && err.contains(".rodata"),
+        "{err}"
+    );
+    // Unverified, it compiles (every access checked at run time).
+    let unverified = bpfc(&["compile", obj, "--no-verify", "-o", out]);
+    assert!(unverified.status.success(), "{unverified:?}");
+    // bpfc run verifies with the .rodata it runs with.
+    let ctx = tmp("rodata-bound.ctx");
+    std::fs::write(&ctx, [2, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let run = bpfc(&["run", obj, "--ctx-in", ctx]);
+    assert!(
+        String::from_utf8_lossy(&run.stdout).starts_with("Return value: 3,"),
+        "{run:?}"
+    );
+    let maps = tmp("rodata-bound.json");
+    std::fs::write(
+        &maps,
+        r#"{".rodata":[{"key":[0,0,0,0],"value":[160,134,1,0]}]}"#,
+    )
+    .unwrap();
+    let tuned = bpfc(&[
+        "run",
+        obj,
+        "--ctx-in",
+        ctx,
+        "--maps-in",
+        maps.to_str().unwrap(),
+    ]);
+    assert_eq!(tuned.status.code(), Some(1), "{tuned:?}");
+    assert!(
+        String::from_utf8_lossy(&tuned.stderr).contains("rejected"),
+        "{tuned:?}"
+    );
+}

@@ -299,6 +299,18 @@ pub fn verify_program(
     prog: &Program,
     ty: Option<ProgType>,
 ) -> Result<Option<Facts>, BindError> {
+    verify_program_with(obj, prog, ty, true)
+}
+
+/// [`verify_program`]; `rodata_known: false` for code a host may run with
+/// other `.rodata` values than the object's (their loads are not
+/// constants then).
+pub fn verify_program_with(
+    obj: &Object,
+    prog: &Program,
+    ty: Option<ProgType>,
+    rodata_known: bool,
+) -> Result<Option<Facts>, BindError> {
     let kind = classify(prog.section.trim_start_matches('?'));
     let ty = ty.unwrap_or(kind.prog_type);
     if !progtype::supported(ty) {
@@ -308,6 +320,7 @@ pub fn verify_program(
     opts.attach_type = kind.attach_type.map(str::to_string);
     opts.sleepable = kind.sleepable || ty == ProgType::Syscall;
     opts.gpl = license_gpl(obj.license.as_deref());
+    opts.rodata_known = rodata_known;
     let func_info: Vec<(usize, u32)> = prog.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
     let input = verifier::Input {
         insns: &prog.insns,

@@ -7,9 +7,10 @@
 use super::Args;
 use crate::input;
 use anyhow::{bail, Context as _};
+use bpfc_compiler::bind::BindError;
 use bpfc_compiler::codegen::aot;
 use bpfc_compiler::host::{self, DescribeError, DescribeOptions};
-use bpfc_compiler::loader::ProgType;
+use bpfc_compiler::loader::{GlobalKind, MapOrigin, ProgType};
 use bpfc_runtime::HelperTable;
 use target_lexicon::Triple;
 
@@ -57,7 +58,16 @@ pub fn compile(
         hint: hint.to_string(),
         ..DescribeOptions::new(&name)
     };
+    let has_rodata = obj
+        .maps
+        .iter()
+        .any(|m| m.origin == MapOrigin::Global(GlobalKind::Rodata));
     let d = host::describe(&obj, bytes, &opts).map_err(|e| match e {
+        DescribeError::Bind(b @ BindError::Rejected { .. }) if has_rodata => anyhow::anyhow!(
+            "{}\n  (the host may change .rodata before load, so its values are not known here: \
+             the program must be safe for any)",
+            input::rejected(&shown, b)
+        ),
         DescribeError::Bind(b) => input::rejected(&shown, b),
         DescribeError::Other(m) => anyhow::anyhow!("{shown}: {m}"),
     })?;

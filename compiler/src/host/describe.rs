@@ -244,7 +244,9 @@ pub fn describe(
         let f = if o.no_verify || p.check_loaded().is_err() {
             None
         } else {
-            bind::verify_program(obj, p, ty).map_err(DescribeError::Bind)?
+            // A host may set `.rodata` between open and load: the code
+            // must be right for any value, not only the object's.
+            bind::verify_program_with(obj, p, ty, false).map_err(DescribeError::Bind)?
         };
         facts.push(f);
     }

@@ -369,11 +369,13 @@ pub(crate) fn check_mem_access(
             env.note_access(Region::MapValue { map: reg.map });
             if let Some(d) = dst {
                 let rdonly = map.map_flags & (1 << 7) != 0;
-                let frozen = matches!(
-                    map.origin,
-                    crate::loader::MapOrigin::Global(crate::loader::GlobalKind::Rodata)
-                        | crate::loader::MapOrigin::Kconfig
-                );
+                let frozen = match map.origin {
+                    crate::loader::MapOrigin::Global(crate::loader::GlobalKind::Rodata) => {
+                        env.opts.rodata_known
+                    }
+                    crate::loader::MapOrigin::Kconfig => true,
+                    _ => false,
+                };
                 let val = if reg.b.var_off.is_const() && rdonly && frozen {
                     let map_off = off as i64 + reg.b.var_off.value as i64;
                     read_rodata(env, &map, map_off, size_b, ldsx)

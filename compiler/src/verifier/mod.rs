@@ -84,6 +84,11 @@ pub struct Options {
     /// be read. Without it (a loader with only CAP_BPF and CAP_NET_ADMIN)
     /// reading uninitialised stack is an error.
     pub perfmon: bool,
+    /// `.rodata` holds its final values, as at a kernel load: loads from it
+    /// are constants. False for code compiled before a host may change them
+    /// (self-describing objects, JIT host objects): facts must hold for
+    /// any value.
+    pub rodata_known: bool,
 }
 
 impl Options {
@@ -98,6 +103,7 @@ impl Options {
             gpl: true,
             max_insns: MAX_PROCESSED_INSNS,
             perfmon: true,
+            rodata_known: true,
         }
     }
 }
