@@ -1,13 +1,15 @@
 //! `BPF_MAP_TYPE_PROG_ARRAY`: slots of programs for tail calls. User space
 //! stores programs by id (the kernel takes a program fd and reads back the
 //! id); programs only tail-call through it. The slot array holds pointers to
-//! each program's [`ProgNative`], so a tail call needs no lock; the map also
-//! holds a reference to each program it stores. Process-local: programs do
+//! each program's [`ProgNative`], so a tail call needs no lock (compiled
+//! code reads the slots inline: they are the map's `values`); the map also
+//! holds a reference to each program it stores and retires a replaced or
+//! removed one through [`rcu`], as runs may still be inside it. Process-local: programs do
 //! not outlive their process, so prog arrays cannot be pinned.
 
 use super::error::{MapError, MapResult};
 use super::flags::{BPF_ANY, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG};
-use super::{MapImpl, MapSpec, NativeLayout};
+use super::{rcu, MapImpl, MapSpec, NativeLayout};
 use crate::abi::ProgNative;
 use crate::programs::{self, TailTarget};
 use std::any::Any;
@@ -50,8 +52,8 @@ impl ProgArray {
     pub fn slot(&self, index: u32) -> Option<&ProgNative> {
         let p = self.slots.get(index as usize)?.load(Ordering::Acquire);
         // SAFETY: a non-null slot points at the ProgNative of a program the
-        // map keeps alive (`owners`); a program removed during a run stays
-        // alive as long as the run's bound program refers to it.
+        // map keeps alive (`owners`); a program removed from its slot is
+        // retired (`rcu::retire`), so it outlives the runs in progress.
         unsafe { p.as_ref() }
     }
 
@@ -79,7 +81,9 @@ impl ProgArray {
         let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         let native = prog.native() as *const ProgNative as *mut ProgNative;
         self.slots[i].store(native, Ordering::Release);
-        owners[i] = Some(prog);
+        if let Some(old) = owners[i].replace(prog) {
+            rcu::retire(old);
+        }
         Ok(())
     }
 
@@ -91,9 +95,12 @@ impl ProgArray {
         }
         let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.slots[i].swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // The program stays referenced until no slot holds it; a run that
-        // already loaded the pointer is covered by its own bound program.
-        owners[i] = None;
+        // A run that already read the slot (compiled code reads it inline)
+        // may still jump into or run the program: it is dropped only after
+        // the runs in progress end.
+        if let Some(prog) = owners[i].take() {
+            rcu::retire(prog);
+        }
         if old.is_null() {
             Err(MapError::NOENT)
         } else {

@@ -6,10 +6,10 @@
 
 use super::{state, Abi, Env};
 use crate::isa::Size;
-use bpfc_runtime::abi::{FaultCode, MapNative};
-use bpfc_runtime::maps::round8;
-use bpfc_runtime::programs::TAIL_CALL_SYMBOL;
-use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, MemFlagsData, Value};
+use bpfc_runtime::abi::{FaultCode, MapNative, ProgNative};
+use bpfc_runtime::maps::{round8, MapType};
+use bpfc_runtime::programs::{MAX_TAIL_CALLS, TAIL_CALL_SYMBOL};
+use cranelift_codegen::ir::{self, condcodes::IntCC, types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 use cranelift_module::{Linkage, Module};
 use std::mem::offset_of;
@@ -128,11 +128,18 @@ impl<M: Module> Env<'_, M> {
         Some(b.ins().select(in_range, addr, null))
     }
 
-    /// `bpf_tail_call(ctx, prog_array, index)`: ask the runtime for the
-    /// target (it checks the map, the index, the slot and the 33-call
-    /// limit), then replace the current function by the target's entry
-    /// function with r1 = ctx in the same frame. When there is no target the
-    /// program goes on after the call with r0 unchanged (`None`).
+    /// `bpf_tail_call(ctx, prog_array, index)`: find the target, then
+    /// replace the current function by the target's entry function with
+    /// r1 = ctx in the same frame. When there is no target the program goes
+    /// on after the call with r0 unchanged (`None`).
+    ///
+    /// Unchecked code does the kernel JIT's work inline: the map's type, the
+    /// index against `max_entries`, the 33-call count in the run state and
+    /// the slot read (the slots are the prog array's `values`, pointers to
+    /// each program's `struct bpfc_prog_native`). Anything unusual (not a
+    /// prog array, a slot holding another engine's program) and checked code
+    /// ask the runtime (`bpfc_tail_call_target`), which checks the map
+    /// pointer too and reports the failure.
     pub(super) fn tail_call(
         &mut self,
         b: &mut FunctionBuilder,
@@ -150,12 +157,21 @@ impl<M: Module> Env<'_, M> {
             self.fault(b, FaultCode::UnknownHelper, pc, 12);
             return None;
         };
-        let call = b.ins().call(callee, &[st, args[1], args[2]]);
-        let target = b.inst_results(call)[0];
-        self.check_fault_after_call(b, pc, true);
         let go = b.create_block();
+        let target = b.append_block_param(go, types::I64);
         let stay = b.create_block();
-        b.ins().brif(target, go, &[], stay, &[]);
+        let slow = b.create_block();
+        if self.opts.checked {
+            b.ins().jump(slow, &[]);
+        } else {
+            self.inline_tail_call(b, args[1], args[2], go, stay, slow);
+        }
+        b.seal_block(slow);
+        b.switch_to_block(slow);
+        let call = b.ins().call(callee, &[st, args[1], args[2]]);
+        let found = b.inst_results(call)[0];
+        self.check_fault_after_call(b, pc, true);
+        b.ins().brif(found, go, &[found.into()], stay, &[]);
         b.seal_block(go);
         b.seal_block(stay);
         b.switch_to_block(go);
@@ -166,5 +182,68 @@ impl<M: Module> Env<'_, M> {
             .return_call_indirect(sig, target, &[args[0], zero, zero, zero, zero, fp, st]);
         b.switch_to_block(stay);
         None
+    }
+
+    /// The inline part of a tail call through `map` at `index`: jumps to
+    /// `go` with the target's function (the count taken), to `stay` to fall
+    /// through (index out of range, 33 calls taken, empty slot: the order
+    /// and counting of `programs::target`), or to `slow`.
+    fn inline_tail_call(
+        &mut self,
+        b: &mut FunctionBuilder,
+        map: Value,
+        index: Value,
+        go: ir::Block,
+        stay: ir::Block,
+        slow: ir::Block,
+    ) {
+        let st = self.st();
+        let ro = MemFlagsData::trusted().with_readonly();
+        let map_type = b
+            .ins()
+            .uload32(ro, map, field(offset_of!(MapNative, map_type)));
+        let is_prog_array = b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, map_type, MapType::ProgArray as i64);
+        let checks = b.create_block();
+        b.ins().brif(is_prog_array, checks, &[], slow, &[]);
+        b.seal_block(checks);
+        b.switch_to_block(checks);
+        let index = b.ins().band_imm_u(index, 0xffff_ffff);
+        let max = b
+            .ins()
+            .uload32(ro, map, field(offset_of!(MapNative, max_entries)));
+        let in_range = b.ins().icmp(IntCC::UnsignedLessThan, index, max);
+        let flags = MemFlagsData::trusted();
+        let count = b.ins().load(types::I32, flags, st, state::TAIL_CALLS);
+        let below = b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, count, MAX_TAIL_CALLS as i64);
+        let ok = b.ins().band(in_range, below);
+        let read = b.create_block();
+        b.ins().brif(ok, read, &[], stay, &[]);
+        b.seal_block(read);
+        b.switch_to_block(read);
+        let slots = b
+            .ins()
+            .load(types::I64, ro, map, field(offset_of!(MapNative, values)));
+        let off = b.ins().ishl_imm_u(index, 3);
+        let slot = b.ins().iadd(slots, off);
+        // Slots change at run time (the map API stores with release).
+        let prog = b.ins().atomic_load(types::I64, flags, slot);
+        let found = b.create_block();
+        b.ins().brif(prog, found, &[], stay, &[]);
+        b.seal_block(found);
+        b.switch_to_block(found);
+        let func = b
+            .ins()
+            .load(types::I64, ro, prog, field(offset_of!(ProgNative, func)));
+        let native = b.create_block();
+        b.ins().brif(func, native, &[], slow, &[]);
+        b.seal_block(native);
+        b.switch_to_block(native);
+        let count = b.ins().iadd_imm_s(count, 1);
+        b.ins().store(flags, count, st, state::TAIL_CALLS);
+        b.ins().jump(go, &[func.into()]);
     }
 }
