@@ -138,6 +138,10 @@ fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst:
     let mut maps = serde_json::json!({".rodata": [{"key": hex(&[0; 4]), "value": hex(&rodata)}]});
     let (maps_in, maps_out, ctx) = (dir.join("in.json"), dir.join("out.json"), dir.join("ctx"));
     let (mut verdicts, mut denials) = (String::new(), [0u64; 3]);
+    // The kernel, when it can be asked: the same runs, maps carried the
+    // same way.
+    let kernel = bpfc_testsuite::kernel_run::driver("rust_example_replays_in_the_kernel");
+    let mut kmaps = maps.clone();
     for i in 0..requests {
         let client = (i % 3) as u32;
         let cost: u32 = if i % 3 == 0 { 2 } else { 1 };
@@ -173,6 +177,36 @@ fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst:
             denials[usize::from_str_radix(first, 16).unwrap() % 3] += 1;
         }
         maps = serde_json::from_slice(&std::fs::read(&maps_out).unwrap()).unwrap();
+        if let Some(k) = &kernel {
+            let run = bpfc_testsuite::kernel_run::KernelRun {
+                ctx_in: std::fs::read(&ctx).unwrap(),
+                maps_in: Some(kmaps.clone()),
+                ..Default::default()
+            };
+            let r = k.run(obj, "limit", &run).unwrap();
+            assert_eq!(
+                u64::from(r.retval),
+                v["retval"].as_u64().unwrap(),
+                "request {i}"
+            );
+            let no = serde_json::json!([]);
+            assert_eq!(
+                r.records.get("denials").unwrap_or(&no),
+                v["records"].get("denials").unwrap_or(&no),
+                "request {i}: ring buffer records"
+            );
+            kmaps = r.maps;
+        }
+    }
+    if kernel.is_some() {
+        let sorted = |m: &serde_json::Value| {
+            let mut v = m.as_array().unwrap().clone();
+            v.sort_by_key(|e| e["key"].to_string());
+            v
+        };
+        for name in ["buckets", ".bss"] {
+            assert_eq!(sorted(&kmaps[name]), sorted(&maps[name]), "map {name}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     let bytes = |v: &serde_json::Value| -> Vec<u8> {

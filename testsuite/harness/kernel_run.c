@@ -20,7 +20,9 @@
  *   --maps-in FILE       fill maps first: lines "NAME KEYHEX VALUEHEX"
  *                        ("-" for the empty key of queues, stacks and bloom
  *                        filters); a per-CPU map's value is either every
- *                        CPU's slot (8-byte aligned) or one value for all
+ *                        CPU's slot (8-byte aligned) or one value for all;
+ *                        a ".rodata" value becomes the map's initial value
+ *                        before load, as `bpfc run --maps-in` takes it
  *   --wait-ms N          sleep this long after the run before reading maps
  *                        (timer callbacks)
  *
@@ -160,7 +162,16 @@ static struct bpf_map *find_map(struct bpf_object *obj, const char *name)
 	return NULL;
 }
 
-static void fill_maps(struct bpf_object *obj, const char *path)
+static int is_rodata(const struct bpf_map *map)
+{
+	const char *name = map_name(map);
+
+	return bpf_map__is_internal(map) && !strncmp(name, ".rodata", 7);
+}
+
+/* Before load (`initial`): the lines for .rodata maps set their initial
+ * values; after load: the other lines update their maps. */
+static void fill_maps(struct bpf_object *obj, const char *path, int initial)
 {
 	FILE *f = fopen(path, "r");
 	char line[1 << 16];
@@ -183,6 +194,16 @@ static void fill_maps(struct bpf_object *obj, const char *path)
 		map = find_map(obj, name);
 		if (!map)
 			die("%s:%d: no map named %s", path, lineno, name);
+		if (is_rodata(map) != initial)
+			continue;
+		if (initial) {
+			value = unhex(vhex, &vlen, "value");
+			if (bpf_map__set_initial_value(map, value, vlen))
+				die("%s:%d: map %s initial value: %s", path, lineno, name,
+				    strerror(errno));
+			free(value);
+			continue;
+		}
 		if (!strcmp(khex, "-")) {
 			key = NULL;
 			klen = 0;
@@ -365,10 +386,12 @@ int main(int argc, char **argv)
 
 	if (!prog)
 		die("%s: no program %s", argv[1], argv[2]);
+	if (maps_in)
+		fill_maps(obj, maps_in, 1);
 	if (bpf_object__load(obj))
 		die("%s: the kernel refused the object: %s", argv[1], strerror(errno));
 	if (maps_in)
-		fill_maps(obj, maps_in);
+		fill_maps(obj, maps_in, 0);
 
 	/* Perf event arrays deliver only to open buffers: one per array. */
 	struct bpf_map *map;
