@@ -291,4 +291,24 @@ fn c_example_counts_a_pcap_as_bpfc_run_and_the_kernel() {
         drops[1] > 0 && drops[2] > 0 && drops[3] > 0 && drops[1] != drops[2],
         "{drops:?}"
     );
+    // Under valgrind: no invalid access, nothing leaked after destroy.
+    if tool_or_skip(test, "valgrind", "--version") {
+        let out = Command::new("valgrind")
+            .args([
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect",
+                "--error-exitcode=9",
+                "--quiet",
+            ])
+            .arg(&exe)
+            .arg(&pcap)
+            .args(["udp", "100"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "valgrind: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

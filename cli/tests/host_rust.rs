@@ -254,3 +254,71 @@ fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst:
         "{verdicts}"
     );
 }
+
+/// `bpfc gen skeleton --lang rust` for every fixture with BTF (and the C
+/// examples' objects), all in one crate: `cargo check` without a warning.
+#[test]
+fn rust_skeletons_of_fixtures_check_without_warnings() {
+    let root = workspace_root();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rust-skeletons");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"skeletons\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\nbpfc-runtime = {{ path = {:?} }}\n\n[workspace]\n",
+            root.join("runtime").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut lib = String::new();
+    let mut n = 0;
+    for sub in [
+        "testsuite/fixtures/helpers",
+        "testsuite/fixtures/elf",
+        "testsuite/fixtures/net",
+        "testsuite/fixtures/host",
+        "examples/c-host",
+    ] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "o"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let obj = bpfc_compiler::loader::Object::parse(&std::fs::read(&p).unwrap());
+            if !obj.is_ok_and(|o| o.btf.is_some()) {
+                continue;
+            }
+            let out = Command::new(BPFC)
+                .args(["gen", "skeleton", "--lang", "rust"])
+                .arg(&p)
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                // Objects the skeleton generator refuses say why in one line.
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(err.trim_end().lines().count(), 1, "{}: {err}", p.display());
+                continue;
+            }
+            n += 1;
+            std::fs::write(dir.join(format!("src/s{n}.rs")), &out.stdout).unwrap();
+            lib.push_str(&format!("mod m{n} {{\n    include!(\"s{n}.rs\");\n}}\n"));
+        }
+    }
+    std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    assert!(n >= 60, "only {n} skeletons");
+    let out = Command::new(env!("CARGO"))
+        .args(["check", "--offline", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target/rust-host-example"))
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cargo check: {stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
