@@ -272,6 +272,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     // program's context accesses were converted (`net_ctx`): it runs on a
     // packet, as the kernel's test run does.
     let (net_ctx, net_ty);
+    // Context bytes an object's verified program accesses (the kernel's
+    // max_ctx_offset): its test run refuses a smaller context.
+    let mut ctx_min = 0;
     let (runnable, instance) = match &prog.object {
         None => {
             let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &helpers);
@@ -304,6 +307,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .map_err(|e| input::rejected(&file, e))?;
             net_ctx = bound.ctx;
             net_ty = Some(prog_type.unwrap_or(main.kind.prog_type));
+            ctx_min = bound.facts.as_ref().map_or(0, |f| f.max_ctx_offset);
             let runnable = prepare(bound, &args, max_insns).map_err(fail)?;
             let mut prepared: Vec<(String, Arc<dyn TailTarget>)> =
                 vec![(main.name.clone(), runnable.target())];
@@ -425,6 +429,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         return output::print(format!("{text}\n{}", maps_stdout.unwrap_or_default()));
     }
     let ctx_in = input::read_mem(args.ctx_in.as_deref())?;
+    if net_ctx.is_none() && args.data_in.is_none() && ctx_in.len() < ctx_min as usize {
+        bail!(
+            "{file}: program {} accesses {ctx_min} bytes of its context; --ctx-in gives {} (the kernel's test run refuses a smaller context: EINVAL)",
+            prog.name,
+            ctx_in.len()
+        );
+    }
     let mut ctx = ExecContext::new();
     ctx.cpu = args.cpu;
     // Where a redirect helper sent the packet.

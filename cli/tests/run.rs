@@ -289,3 +289,29 @@ fn missing_file_and_bad_engine() {
     let out = bpfc(&["run", "--engine", "warp", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }
+
+/// As the kernel's test run, a context smaller than the verified program
+/// accesses is refused before the run (examples/c-host/counter.bpf.o reads
+/// 8 bytes), with either engine and checked or not; 8 bytes run.
+#[test]
+fn context_smaller_than_the_program_accesses_is_refused() {
+    let obj = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/c-host/counter.bpf.o");
+    let obj = obj.to_str().unwrap();
+    let small = tmp("ctx-small", &[1, 0, 0, 0]);
+    let small = small.to_str().unwrap();
+    for extra in [&[][..], &["--unchecked"], &["--engine", "interp"]] {
+        let mut args = vec!["run", obj, "--ctx-in", small];
+        args.extend_from_slice(extra);
+        let out = bpfc(&args);
+        assert_error(
+            &out,
+            &format!(
+                "bpfc: error: {obj}: program count accesses 8 bytes of its context; --ctx-in gives 4"
+            ),
+        );
+    }
+    let full = tmp("ctx-full", &[1, 0, 0, 0, 1, 0, 0, 0]);
+    let out = bpfc(&["run", obj, "--ctx-in", full.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("Return value: 1,"));
+}
