@@ -322,3 +322,61 @@ fn rust_skeletons_of_fixtures_check_without_warnings() {
     assert!(out.status.success(), "cargo check: {stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+extern "C" {
+    /// The C library's fire (`runtime/include/bpfc.h`), from this process.
+    fn bpfc_hook_fire(
+        hook: *const std::ffi::c_char,
+        ctx: *mut std::ffi::c_void,
+        ctx_size: usize,
+        cpu: u32,
+        retvals: *mut u64,
+        max: usize,
+    ) -> std::ffi::c_int;
+}
+
+/// The Rust hooks (what the Rust skeleton's `attach*` and `fire` call) and
+/// the C library's are one registry: programs attached from Rust run in
+/// attach order whether Rust or C fires the hook; a dropped link detaches;
+/// a too small context is refused; a dropped object detaches the rest.
+#[test]
+fn rust_and_c_hooks_share_one_registry() {
+    use bpfc_runtime::host::hooks;
+    let path = workspace_root().join("examples/c-host/counter.bpf.o");
+    let mut obj = bpfc_compiler::host::open_file(&path).unwrap();
+    assert!(
+        hooks::attach(&obj, "count", "test/rust").is_err(),
+        "attached before load"
+    );
+    obj.load().unwrap();
+    let first = hooks::attach(&obj, "count", "test/rust").unwrap();
+    let second = hooks::attach(&obj, "count", "test/rust").unwrap();
+    // `count` returns how many requests its key has seen.
+    let mut req: [u32; 2] = [3, 1];
+    let mut r0 = [0u64; 4];
+    assert_eq!(hooks::fire("test/rust", &mut req, 0, &mut r0).unwrap(), 2);
+    assert_eq!(r0[..2], [1, 2]);
+    // SAFETY: a C string, the 8-byte request and room for 4 values.
+    let n = unsafe {
+        bpfc_hook_fire(
+            c"test/rust".as_ptr(),
+            (&mut req as *mut [u32; 2]).cast(),
+            8,
+            0,
+            r0.as_mut_ptr(),
+            4,
+        )
+    };
+    assert_eq!((n, &r0[..2]), (2, &[3, 4][..]));
+    drop(first);
+    assert_eq!(hooks::fire("test/rust", &mut req, 0, &mut r0).unwrap(), 1);
+    assert_eq!(r0[0], 5);
+    let mut small = 3u32;
+    let e = hooks::fire("test/rust", &mut small, 0, &mut r0).unwrap_err();
+    assert!(e.to_string().contains("8 bytes"), "{e}");
+    assert_eq!(hooks::fire("test/none", &mut req, 0, &mut r0).unwrap(), 0);
+    // The object's end detaches what is still attached; the link is inert.
+    drop(obj);
+    assert_eq!(hooks::fire("test/rust", &mut req, 0, &mut r0).unwrap(), 0);
+    drop(second);
+}
