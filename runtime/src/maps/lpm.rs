@@ -169,6 +169,31 @@ fn common_prefix(a: &[u8], b: &[u8], limit: u32) -> u32 {
     n.min(limit)
 }
 
+/// A key's data as `W` big-endian 64-bit words (the last one zero-padded),
+/// what lookups compare node data against. `W` is the fewest words that
+/// hold the trie's data (1 for IPv4, 2 for IPv6), so a lookup builds and
+/// walks with no more than it needs.
+struct KeyWords<const W: usize>([u64; W]);
+
+impl<const W: usize> KeyWords<W> {
+    /// `data` is at most `8 * W` bytes.
+    fn new(data: &[u8]) -> KeyWords<W> {
+        let mut w = [0u64; W];
+        for (word, chunk) in w.iter_mut().zip(data.chunks(8)) {
+            *word = match chunk.len() {
+                8 => u64::from_be_bytes(chunk.try_into().expect("8 bytes")),
+                n if n >= 4 => {
+                    let hi = u32::from_be_bytes(chunk[..4].try_into().expect("4 bytes"));
+                    let lo = chunk[4..].iter().fold(0u64, |w, &b| (w << 8) | b as u64);
+                    ((hi as u64) << 32) | (lo << (8 * (8 - n)))
+                }
+                n => chunk.iter().fold(0u64, |w, &b| (w << 8) | b as u64) << (8 * (8 - n)),
+            };
+        }
+        KeyWords(w)
+    }
+}
+
 /// A key split into its prefix length and data.
 fn split_key(key: &[u8]) -> (u32, &[u8]) {
     let plen = u32::from_ne_bytes(key[..4].try_into().expect("4-byte prefix length"));
@@ -308,9 +333,20 @@ impl LpmTrie {
     /// `locked` when the caller holds the writer lock.
     fn longest_match(&self, key: &[u8], locked: bool) -> Option<(Node, u32)> {
         let (plen, kdata) = split_key(key);
-        if plen > self.l.max_plen {
+        if plen > self.l.max_plen || kdata.len() < self.l.data_size {
             return None;
         }
+        match self.l.data_size.div_ceil(8) {
+            1 => self.longest_match_in::<1>(key, locked),
+            2 => self.longest_match_in::<2>(key, locked),
+            _ => self.longest_match_in::<{ DATA_SIZE_MAX as usize / 8 }>(key, locked),
+        }
+    }
+
+    /// [`longest_match`](Self::longest_match) with the key in `W` words.
+    fn longest_match_in<const W: usize>(&self, key: &[u8], locked: bool) -> Option<(Node, u32)> {
+        let (plen, kdata) = split_key(key);
+        let words = KeyWords::<W>::new(&kdata[..self.l.data_size]);
         let mut tries = 0;
         loop {
             if !locked && tries == OPTIMISTIC_TRIES {
@@ -318,16 +354,47 @@ impl LpmTrie {
                 return self.longest_match(key, true);
             }
             tries += 1;
-            if let Some(found) = self.walk(plen, kdata, locked) {
+            let walked = if locked {
+                self.walk::<W, true>(plen, kdata, &words)
+            } else {
+                self.walk::<W, false>(plen, kdata, &words)
+            };
+            if let Some(found) = walked {
                 return found;
             }
         }
     }
 
+    /// How many leading bits node `n`'s data shares with the key, at most
+    /// `limit` (which is at most the trie's `max_plen`). Reads the node's
+    /// data in place, 8 bytes at a time (the data field is 8-aligned and
+    /// padded to a multiple of 8 bytes); bits past `limit` do not count, so
+    /// the padding's contents do not matter.
+    fn match_len<const W: usize>(&self, n: Node, key: &KeyWords<W>, limit: u32) -> u32 {
+        let p = self.data_ptr(n);
+        for i in 0..limit.div_ceil(64) as usize {
+            // SAFETY: word i < ceil(max_plen / 64) of the node's data field,
+            // which is 8-aligned and round8(data_size) bytes long.
+            let w =
+                unsafe { AtomicU64::from_ptr(p.add(8 * i) as *mut u64) }.load(Ordering::Relaxed);
+            let diff = u64::from_be(w) ^ key.0[i];
+            if diff != 0 {
+                return (64 * i as u32 + diff.leading_zeros()).min(limit);
+            }
+        }
+        limit
+    }
+
     /// One walk down the trie: `None` when a node on the way was recycled
-    /// (start over), else the result.
-    fn walk(&self, plen: u32, kdata: &[u8], locked: bool) -> Option<Option<(Node, u32)>> {
-        let ds = self.l.data_size;
+    /// (start over), else the result. `LOCKED` when the caller holds the
+    /// writer lock (no node can change under the walk).
+    fn walk<const W: usize, const LOCKED: bool>(
+        &self,
+        plen: u32,
+        kdata: &[u8],
+        words: &KeyWords<W>,
+    ) -> Option<Option<(Node, u32)>> {
+        let locked = LOCKED;
         let mut found = None;
         let mut slot = self.root_slot();
         let mut owner: Option<(Node, u32)> = None;
@@ -351,27 +418,28 @@ impl LpmTrie {
                     }
                 }
             }
-            let v = self.view(n);
+            let nplen = self.field(n, N_PLEN).load(Ordering::Relaxed);
+            let flags = self.field(n, N_FLAGS).load(Ordering::Relaxed);
+            let m = self.match_len(n, words, nplen.min(plen));
             if !locked {
                 fence(Ordering::Acquire);
                 if self.gen(n).load(Ordering::Relaxed) != g {
                     return None;
                 }
             }
-            if v.plen > self.l.max_plen {
+            if nplen > self.l.max_plen {
                 return if locked { Some(found) } else { None };
             }
-            let m = common_prefix(&v.data[..ds], kdata, v.plen.min(plen));
             if m == self.l.max_plen {
                 return Some(Some((n, g)));
             }
-            if m < v.plen {
+            if m < nplen {
                 break;
             }
-            if v.flags & FLAG_IM == 0 {
+            if flags & FLAG_IM == 0 {
                 found = Some((n, g));
             }
-            slot = self.child_slot(n, bit(kdata, v.plen));
+            slot = self.child_slot(n, bit(kdata, nplen));
             owner = Some((n, g));
             link = self.load(slot);
         }
