@@ -374,6 +374,18 @@ fn rust_and_c_hooks_share_one_registry() {
     let mut small = 3u32;
     let e = hooks::fire("test/rust", &mut small, 0, &mut r0).unwrap_err();
     assert!(e.to_string().contains("8 bytes"), "{e}");
+    // A context one of the programs refuses runs none of them: a packet
+    // program attached after `count` is checked before `count` runs.
+    let xdp =
+        bpfc_compiler::host::open_file(workspace_root().join("examples/c-host/xdp_count.bpf.o"));
+    let mut xdp = xdp.unwrap();
+    xdp.load().unwrap();
+    let packet = hooks::attach(&xdp, "xdp_count", "test/rust").unwrap();
+    let e = hooks::fire("test/rust", &mut req, 0, &mut r0).unwrap_err();
+    assert!(e.to_string().contains("runs on a packet"), "{e}");
+    drop(packet);
+    assert_eq!(hooks::fire("test/rust", &mut req, 0, &mut r0).unwrap(), 1);
+    assert_eq!(r0[0], 6, "the refused fire ran count");
     assert_eq!(hooks::fire("test/none", &mut req, 0, &mut r0).unwrap(), 0);
     // The object's end detaches what is still attached; the link is inert.
     drop(obj);

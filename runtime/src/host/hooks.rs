@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// What an attachment runs: r1 = `ctx`, r2 = `size`, on CPU slot `cpu`.
 pub trait HookTarget: Send + Sync {
+    /// Whether a run on `size` context bytes would be refused (checked for
+    /// every program before a fire runs any).
+    fn check(&self, size: usize) -> Result<(), HostError>;
     fn run(&self, ctx: *mut c_void, size: usize, cpu: u32) -> Result<u64, HostError>;
 }
 
@@ -121,18 +124,23 @@ pub fn detach_owner(owner: usize) {
 struct ProgramTarget(Arc<AotProgram>);
 
 impl HookTarget for ProgramTarget {
-    fn run(&self, ctx: *mut c_void, size: usize, cpu: u32) -> Result<u64, HostError> {
+    fn check(&self, size: usize) -> Result<(), HostError> {
         let p = &self.0;
         if p.ctx != super::desc::CTX_BYTES {
             return Err(HostError::new(
                 errno::EINVAL,
                 format!(
-                    "program {} runs on a packet: it cannot be fired at a hook",
+                    "program {} runs on a packet: run it with bpfc_prog_test_run, not at a hook",
                     p.name
                 ),
             ));
         }
-        p.check_ctx_size(size)?;
+        p.check_ctx_size(size)
+    }
+
+    fn run(&self, ctx: *mut c_void, size: usize, cpu: u32) -> Result<u64, HostError> {
+        self.check(size)?;
+        let p = &self.0;
         p.run(ctx as u64, size as u64, cpu)
             .map_err(|f| HostError::new(errno::EFAULT, f.message))
     }
@@ -168,7 +176,8 @@ pub fn attach_index(obj: &HostObject, i: usize, hook: &str) -> Result<Link, Host
 /// Run the programs attached to `hook`, in attach order, each on `ctx`
 /// (r1) of `size` bytes (r2), on CPU slot `cpu`; up to `retvals.len()`
 /// return values go to `retvals`. How many programs ran (0 when none is
-/// attached), or the first failure.
+/// attached), or the first failure (a context some program refuses: none
+/// runs).
 ///
 /// # Safety
 /// `ctx` must be `size` bytes the programs may read and write (or NULL
@@ -187,6 +196,10 @@ pub unsafe fn fire_raw(
             errno::EINVAL,
             format!("CPU slot {cpu} of {ncpus}"),
         ));
+    }
+    // A context every program accepts, or none runs.
+    for a in list.iter() {
+        a.target.check(size)?;
     }
     let mut ran = 0;
     for a in list.iter() {
