@@ -199,6 +199,8 @@ impl Ring {
         if base == libc::MAP_FAILED {
             return Err(fail("address space"));
         }
+        // Populated now, as the kernel allocates a ring's pages when it
+        // creates the map: records then never wait for a page fault.
         for half in 0..2 {
             // SAFETY: replaces half of the reservation made above with the
             // file's data pages (page-aligned offset, inside the file).
@@ -207,7 +209,7 @@ impl Ring {
                     base.cast::<u8>().add(half * size).cast(),
                     size,
                     libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
                     fd,
                     Ring::data_off(page) as libc::off_t,
                 )
