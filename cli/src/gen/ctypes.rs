@@ -7,6 +7,7 @@
 //! `_Static_assert` of its BTF size, so a layout C would not reproduce
 //! fails to compile rather than misreading memory.
 
+use super::scalar::{Int, Spelling, MAX_DEPTH};
 use bpfc_compiler::loader::btf::{Btf, TypeKind};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -18,8 +19,6 @@ pub struct Emitter<'a> {
     pub out: String,
 }
 
-const MAX_DEPTH: u32 = 64;
-
 impl<'a> Emitter<'a> {
     pub fn new(btf: &'a Btf) -> Emitter<'a> {
         Emitter {
@@ -30,20 +29,8 @@ impl<'a> Emitter<'a> {
     }
 
     /// Skip typedefs and modifiers.
-    fn resolve(&self, mut id: u32) -> u32 {
-        for _ in 0..MAX_DEPTH {
-            match self.btf.get(id).map(|t| &t.kind) {
-                Some(
-                    TypeKind::Typedef { type_id }
-                    | TypeKind::Const { type_id }
-                    | TypeKind::Volatile { type_id }
-                    | TypeKind::Restrict { type_id }
-                    | TypeKind::TypeTag { type_id },
-                ) => id = *type_id,
-                _ => break,
-            }
-        }
-        id
+    fn resolve(&self, id: u32) -> u32 {
+        self.btf.skip_mods_and_typedefs(id)
     }
 
     /// `name` declared with type `id` (`name` may be empty: an abstract
@@ -206,31 +193,8 @@ fn natural_size_short(e: &Emitter, id: u32, end: u64) -> bool {
     let TypeKind::Struct { size, .. } = t.kind else {
         return false;
     };
-    let align = align_of(e, id, 0).max(1);
+    let align = Spelling::C.align_of(e.btf, id, 0).max(1);
     end.div_ceil(align) * align < u64::from(size)
-}
-
-/// The C alignment of type `id` (its largest scalar, at most 8).
-fn align_of(e: &Emitter, id: u32, depth: u32) -> u64 {
-    let id = e.resolve(id);
-    let Some(t) = e.btf.get(id) else { return 1 };
-    if depth > MAX_DEPTH {
-        return 8;
-    }
-    match &t.kind {
-        TypeKind::Int { size, .. }
-        | TypeKind::Float { size }
-        | TypeKind::Enum { size, .. }
-        | TypeKind::Enum64 { size, .. } => u64::from(*size).clamp(1, 16),
-        TypeKind::Ptr { .. } => 8,
-        TypeKind::Array { elem, .. } => align_of(e, *elem, depth + 1),
-        TypeKind::Struct { members, .. } | TypeKind::Union { members, .. } => members
-            .iter()
-            .map(|m| align_of(e, m.type_id, depth + 1))
-            .max()
-            .unwrap_or(1),
-        _ => 1,
-    }
 }
 
 fn keyword(k: &TypeKind) -> &'static str {
@@ -270,9 +234,9 @@ fn int_name(name: &str, size: u32, encoding: u8) -> String {
     if C_NAMES.contains(&name) {
         return name.to_string();
     }
-    let signed = encoding & 1 != 0;
-    match (size, signed) {
-        (1, _) if encoding & 4 != 0 => "_Bool".into(),
+    let int = Int::of(size, encoding);
+    match (int.bytes, int.signed) {
+        _ if int.boolean => "_Bool".into(),
         (1, true) => "signed char".into(),
         (1, false) => "unsigned char".into(),
         (2, true) => "short".into(),
@@ -281,7 +245,7 @@ fn int_name(name: &str, size: u32, encoding: u8) -> String {
         (4, false) => "unsigned int".into(),
         (8, true) => "long long".into(),
         (8, false) => "unsigned long long".into(),
-        (16, true) => "__int128".into(),
-        _ => "unsigned __int128".into(),
+        (_, true) => "__int128".into(),
+        (_, false) => "unsigned __int128".into(),
     }
 }

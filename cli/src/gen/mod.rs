@@ -2,6 +2,7 @@
 
 mod ctypes;
 mod rust;
+mod scalar;
 mod skeleton;
 
 use crate::input;

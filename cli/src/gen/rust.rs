@@ -6,6 +6,7 @@
 //! unions) become byte arrays of the same size; every struct's size and
 //! every field's offset is asserted at compile time.
 
+use super::scalar::{Int, Spelling};
 use super::skeleton::ident;
 use crate::compile::map_kind;
 use bpfc_compiler::loader::btf::{Btf, TypeKind};
@@ -19,22 +20,6 @@ struct Types<'a> {
     done: BTreeSet<u32>,
     names: BTreeSet<String>,
     out: String,
-}
-
-fn resolve(btf: &Btf, mut id: u32) -> u32 {
-    for _ in 0..64 {
-        match btf.get(id).map(|t| &t.kind) {
-            Some(
-                TypeKind::Typedef { type_id }
-                | TypeKind::Const { type_id }
-                | TypeKind::Volatile { type_id }
-                | TypeKind::Restrict { type_id }
-                | TypeKind::TypeTag { type_id },
-            ) => id = *type_id,
-            _ => break,
-        }
-    }
-    id
 }
 
 /// A Rust identifier for a C name (keywords get a trailing `_`).
@@ -55,7 +40,7 @@ fn rust_ident(name: &str) -> String {
 impl<'a> Types<'a> {
     /// The Rust type of BTF type `id`, defining named structs it needs.
     fn ty(&mut self, id: u32, depth: u32) -> String {
-        let id = resolve(self.btf, id);
+        let id = self.btf.skip_mods_and_typedefs(id);
         let Some(t) = self.btf.get(id).cloned() else {
             return "()".into();
         };
@@ -64,20 +49,9 @@ impl<'a> Types<'a> {
         }
         match &t.kind {
             TypeKind::Int { size, encoding, .. } => {
-                let signed = encoding & 1 != 0;
-                match (size, signed) {
-                    (1, _) if encoding & 4 != 0 => "u8".into(),
-                    (1, true) => "i8".into(),
-                    (1, false) => "u8".into(),
-                    (2, true) => "i16".into(),
-                    (2, false) => "u16".into(),
-                    (4, true) => "i32".into(),
-                    (4, false) => "u32".into(),
-                    (8, true) => "i64".into(),
-                    (8, false) => "u64".into(),
-                    (16, true) => "i128".into(),
-                    _ => "u128".into(),
-                }
+                let int = Int::of(*size, *encoding);
+                let sign = if int.signed { "i" } else { "u" };
+                format!("{sign}{}", int.bytes * 8)
             }
             TypeKind::Float { size } => if *size == 4 { "f32" } else { "f64" }.into(),
             TypeKind::Enum { size, signed, .. } | TypeKind::Enum64 { size, signed, .. } => {
@@ -88,7 +62,7 @@ impl<'a> Types<'a> {
                 format!("[{}; {nelems}]", self.ty(*elem, depth + 1))
             }
             TypeKind::Struct { size, .. } | TypeKind::Union { size, .. } => {
-                if t.name.is_empty() || matches!(t.kind, TypeKind::Union { .. }) {
+                if Spelling::Rust.as_bytes(&t) {
                     return format!("[u8; {size}]");
                 }
                 self.define(id, depth + 1);
@@ -112,7 +86,7 @@ impl<'a> Types<'a> {
         if !self.names.insert(name.clone()) {
             return;
         }
-        let align = self.align(id, 0);
+        let align = Spelling::Rust.align_of(self.btf, id, 0);
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -155,29 +129,6 @@ impl<'a> Types<'a> {
         s.push_str(&asserts);
         self.out.push_str(&s);
         self.out.push('\n');
-    }
-
-    fn align(&self, id: u32, depth: u32) -> u64 {
-        let id = resolve(self.btf, id);
-        let Some(t) = self.btf.get(id) else { return 1 };
-        if depth > 32 {
-            return 8;
-        }
-        match &t.kind {
-            TypeKind::Int { size, .. }
-            | TypeKind::Float { size }
-            | TypeKind::Enum { size, .. }
-            | TypeKind::Enum64 { size, .. } => u64::from(*size).clamp(1, 16),
-            TypeKind::Ptr { .. } => 8,
-            TypeKind::Array { elem, .. } => self.align(*elem, depth + 1),
-            TypeKind::Struct { members, .. } if !t.name.is_empty() => members
-                .iter()
-                .map(|m| self.align(m.type_id, depth + 1))
-                .max()
-                .unwrap_or(1),
-            // Opaque byte arrays.
-            _ => 1,
-        }
     }
 }
 
@@ -292,10 +243,12 @@ pub fn generate(obj: &Object, syms: &super::skeleton::Symbols, name: &str) -> St
                 TypeKind::FuncProto { params, .. } => params.first().map(|p| p.type_id),
                 _ => None,
             })
-            .and_then(|ptr| match btf.get(resolve(btf, ptr)).map(|t| &t.kind) {
-                Some(TypeKind::Ptr { type_id }) => Some(resolve(btf, *type_id)),
-                _ => None,
-            })
+            .and_then(
+                |ptr| match btf.get(btf.skip_mods_and_typedefs(ptr)).map(|t| &t.kind) {
+                    Some(TypeKind::Ptr { type_id }) => Some(btf.skip_mods_and_typedefs(*type_id)),
+                    _ => None,
+                },
+            )
             .filter(|&t| matches!(btf.get(t).map(|t| &t.kind), Some(TypeKind::Struct { .. })))
             .filter(|&t| {
                 btf.get(t)
