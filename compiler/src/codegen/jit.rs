@@ -150,7 +150,6 @@ impl JitProgram {
         ctx: &mut ExecContext,
     ) -> Result<u64, JitError> {
         let _ = input;
-        let mut fault = Fault::default();
         ctx.checked = self.checked;
         if self.checked {
             for m in self.bound.maps.iter().flatten() {
@@ -163,17 +162,16 @@ impl JitProgram {
         // `ctx` through helpers, and `fault`. Unchecked code trusts the program
         // to stay inside those regions (a verified program); checked code
         // enforces it and reports a fault instead.
-        let entry = self.entry;
-        let (r0, out) = bpfc_runtime::context::run_section(
+        // The call's inputs and its fault record in one place both closures
+        // refer to (one pointer each: nothing to copy on the way in or out).
+        let call = (self.entry, r1, r2, std::cell::Cell::new(Fault::default()));
+        let r0 = bpfc_runtime::context::run_section(
             self.reads_stack,
             ctx,
-            |ctx| {
-                let r0 = unsafe { entry(r1, r2, ctx, &mut fault) };
-                (r0, fault)
-            },
-            |(_, f)| f.code != 0,
+            |ctx| unsafe { (call.0)(call.1, call.2, ctx, call.3.as_ptr()) },
+            |_| call.3.get().code != 0,
         );
-        let fault = out;
+        let fault = call.3.get();
         if fault.code != 0 {
             let pc = fault.pc as usize;
             return Err(match FaultCode::from_raw(fault.code) {

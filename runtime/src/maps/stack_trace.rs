@@ -32,7 +32,7 @@ use super::lock::SpinLock;
 use super::store::{Store, HEADER_SIZE};
 use super::{values, MapImpl, MapSpec};
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -155,13 +155,13 @@ fn stack_hash(ips: &[u64]) -> u32 {
 /// Frames kept by a capture: the host's, above the run's anchor.
 const CAPTURE_MAX: usize = 4096;
 
-struct RunStack {
-    anchor: usize,
-    captured: Option<Rc<Vec<u64>>>,
-}
-
 thread_local! {
-    static RUN: RefCell<Option<RunStack>> = const { RefCell::new(None) };
+    /// The anchor of the run in progress on this thread (0: none). Plain
+    /// cells without destructors: the per-run bookkeeping is two stores.
+    static ANCHOR: Cell<usize> = const { Cell::new(0) };
+    /// Whether [`CAPTURED`] holds the run's stack, taken at once.
+    static HAS_CAPTURED: Cell<bool> = const { Cell::new(false) };
+    static CAPTURED: RefCell<Option<Rc<Vec<u64>>>> = const { RefCell::new(None) };
 }
 
 /// The return addresses of the frames of the callers of the function
@@ -195,16 +195,31 @@ fn walk_above(anchor: usize, max: usize) -> Vec<u64> {
 pub fn run_anchored<R>(capture_now: bool, f: impl FnOnce() -> R) -> R {
     let marker = 0u8;
     let anchor = std::hint::black_box(&marker) as *const u8 as usize;
-    let captured = capture_now.then(|| Rc::new(walk_above(anchor, CAPTURE_MAX)));
-    let prev = RUN.with(|r| r.replace(Some(RunStack { anchor, captured })));
-    struct Restore(Option<Option<RunStack>>);
+    let prev_anchor = ANCHOR.replace(anchor);
+    // The captured stack is touched only when this run or the one around
+    // it (a nested run) has one.
+    let prev_captured = (capture_now || HAS_CAPTURED.get()).then(|| {
+        let c = capture_now.then(|| Rc::new(walk_above(anchor, CAPTURE_MAX)));
+        HAS_CAPTURED.set(c.is_some());
+        CAPTURED.with(|r| r.replace(c))
+    });
+    struct Restore {
+        anchor: usize,
+        captured: Option<Option<Rc<Vec<u64>>>>,
+    }
     impl Drop for Restore {
         fn drop(&mut self) {
-            let prev = self.0.take().flatten();
-            RUN.with(|r| *r.borrow_mut() = prev);
+            ANCHOR.set(self.anchor);
+            if let Some(prev) = self.captured.take() {
+                HAS_CAPTURED.set(prev.is_some());
+                let _ = CAPTURED.try_with(|r| *r.borrow_mut() = prev);
+            }
         }
     }
-    let _restore = Restore(Some(prev));
+    let _restore = Restore {
+        anchor: prev_anchor,
+        captured: prev_captured,
+    };
     let r = f();
     std::hint::black_box(&marker);
     r
@@ -213,11 +228,17 @@ pub fn run_anchored<R>(capture_now: bool, f: impl FnOnce() -> R) -> R {
 /// The user stack a helper sees, at most `max` entries: the anchored run's
 /// host stack, or the stack above `own_anchor` (the helper's own frame).
 fn user_stack(own_anchor: usize, max: usize) -> Vec<u64> {
-    let run = RUN.with(|r| r.borrow().as_ref().map(|s| (s.anchor, s.captured.clone())));
-    match run {
-        Some((_, Some(captured))) => captured.iter().take(max).copied().collect(),
-        Some((anchor, None)) => walk_above(anchor, max),
-        None => walk_above(own_anchor, max),
+    let anchor = ANCHOR.get();
+    if anchor == 0 {
+        return walk_above(own_anchor, max);
+    }
+    let captured = HAS_CAPTURED
+        .get()
+        .then(|| CAPTURED.with(|r| r.borrow().clone()))
+        .flatten();
+    match captured {
+        Some(captured) => captured.iter().take(max).copied().collect(),
+        None => walk_above(anchor, max),
     }
 }
 
