@@ -5,14 +5,15 @@
 //! (verdicts, refused frames and the counts map), and against the running
 //! kernel's test runs of the same frames when it is available.
 
-use bpfc_testsuite::net::{self, Input, Outcome};
-use bpfc_testsuite::{tool_or_skip, workspace_root};
-use pcap_file::pcap::PcapReader;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const BPFC: &str = env!("CARGO_BIN_EXE_bpfc");
+use bpfc_testsuite::net::{self, Outcome};
+use bpfc_testsuite::{hex_decode, tool_or_skip, workspace_root};
+use common::data::{bytes, json_bytes, packet_inputs, read_pcap, u64_at};
+use common::host::{make_c_example, ok, run, tmpdir, valgrind, BPFC};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
 const VERDICTS: [&str; 5] = [
     "XDP_ABORTED",
     "XDP_DROP",
@@ -22,24 +23,6 @@ const VERDICTS: [&str; 5] = [
 ];
 /// The program's `enum proto`, in order.
 const PROTOS: [&str; 7] = ["tcp", "udp", "icmp", "icmpv6", "arp", "other", "truncated"];
-
-struct Tmp(PathBuf);
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// What one counting run gave: frames, refused frames, verdict counts,
 /// and per protocol index (packets, bytes) from the counts map.
@@ -78,16 +61,6 @@ fn parse_host(text: &str) -> Counts {
     c
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
-}
-
 /// The `.rodata` image: `drop_proto`, then `min_len`.
 fn rodata(drop: &str, min_len: u32) -> Vec<u8> {
     let d = PROTOS
@@ -98,34 +71,27 @@ fn rodata(drop: &str, min_len: u32) -> Vec<u8> {
 }
 
 fn bpfc_run(dir: &Path, obj: &Path, pcap: &Path, ro: &[u8]) -> Counts {
-    let hexlist = |b: &[u8]| -> Vec<String> { b.iter().map(|x| format!("{x:#04x}")).collect() };
     let maps_in = serde_json::json!({
-        ".rodata": [{"key": hexlist(&[0; 4]), "value": hexlist(ro)}]
+        ".rodata": [{"key": json_bytes(&[0; 4]), "value": json_bytes(ro)}]
     });
     let min = dir.join("maps-in.json");
     std::fs::write(&min, maps_in.to_string()).unwrap();
     let out = ok(
-        Command::new(BPFC)
-            .arg("run")
-            .arg(obj)
-            .args(["--json", "--pcap"])
-            .arg(pcap)
-            .arg("--maps-in")
-            .arg(&min)
-            .args(["--maps-out", "-"])
-            .output()
-            .unwrap(),
+        run(
+            Command::new(BPFC)
+                .arg("run")
+                .arg(obj)
+                .args(["--json", "--pcap"])
+                .arg(pcap)
+                .arg("--maps-in")
+                .arg(&min)
+                .args(["--maps-out", "-"]),
+            b"",
+        ),
         "bpfc run --pcap",
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let maps = &v["maps"];
-    let bytes = |v: &serde_json::Value| -> Vec<u8> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-            .collect()
-    };
     let protos = maps["counts"]
         .as_array()
         .unwrap()
@@ -148,13 +114,7 @@ fn bpfc_run(dir: &Path, obj: &Path, pcap: &Path, ro: &[u8]) -> Counts {
 }
 
 fn kernel_run(driver: &Path, obj: &Path, frames: &[Vec<u8>], ro: &[u8]) -> Counts {
-    let inputs: Vec<Input> = frames
-        .iter()
-        .map(|f| Input {
-            data: f.clone(),
-            ctx: None,
-        })
-        .collect();
+    let inputs = packet_inputs(frames);
     let (r, _) =
         net::run_kernel_tuned(driver, obj, "xdp_count", Some(ro), &[], &inputs, None).unwrap();
     let mut c = Counts {
@@ -180,7 +140,7 @@ fn kernel_run(driver: &Path, obj: &Path, frames: &[Vec<u8>], ro: &[u8]) -> Count
     for l in &r.maps {
         let w: Vec<&str> = l.split(' ').collect();
         if let ["counts", k, v] = w[..] {
-            let (k, v) = (unhex(k), unhex(v));
+            let (k, v) = (hex_decode(k).unwrap(), hex_decode(v).unwrap());
             c.protos.insert(
                 u32::from_le_bytes(k[..4].try_into().unwrap()),
                 (u64_at(&v, 0), u64_at(&v, 8)),
@@ -197,69 +157,25 @@ fn c_example_counts_a_pcap_as_bpfc_run_and_the_kernel() {
         return;
     }
     let src = workspace_root().join("examples/c-host");
-    let dir = std::env::temp_dir().join(format!("bpfc-c-example-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = Tmp(dir.clone());
-    for e in std::fs::read_dir(&src).unwrap() {
-        let p = e.unwrap().path();
-        // The sources, not what a make in the checkout left there.
-        let name = p.file_name().unwrap().to_string_lossy();
-        if name == "Makefile"
-            || [".c", ".bpf.o", ".pcap", ".py"]
-                .iter()
-                .any(|x| name.ends_with(x))
-        {
-            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = tmpdir("c-example");
     // The copies' times say nothing: keep the committed object and capture.
-    ok(
-        Command::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(&dir)
-            .args(["-o", "xdp_count.bpf.o", "-o", "packets.pcap"])
-            .arg(format!("BPFC={BPFC}"))
-            .arg(format!(
-                "LIB={}",
-                Path::new(BPFC)
-                    .parent()
-                    .unwrap()
-                    .join("deps/libbpfc_runtime.a")
-                    .display()
-            ))
-            .arg(format!(
-                "INCLUDE={}",
-                workspace_root().join("runtime/include").display()
-            ))
-            .arg("xdp-count")
-            .output()
-            .unwrap(),
-        "make xdp-count in examples/c-host",
-    );
-    let (exe, obj, pcap) = (
-        dir.join("xdp-count"),
-        src.join("xdp_count.bpf.o"),
-        src.join("packets.pcap"),
-    );
-    let mut frames = Vec::new();
-    let mut r = PcapReader::new(std::fs::File::open(&pcap).unwrap()).unwrap();
-    while let Some(p) = r.next_packet() {
-        frames.push(p.unwrap().data.into_owned());
-    }
+    let keep = ["xdp_count.bpf.o", "packets.pcap"];
+    let exe = make_c_example(&dir, "xdp-count", &keep, false, &[]);
+    let (obj, pcap) = (src.join("xdp_count.bpf.o"), src.join("packets.pcap"));
+    let frames = read_pcap(&pcap);
     let driver = net::kernel_driver(test);
     let tunings: [(&str, u32); 4] = [("none", 0), ("udp", 100), ("tcp", 0), ("arp", 300)];
     let mut drops = Vec::new();
     for (drop, min_len) in tunings {
         let what = format!("drop {drop}, min_len {min_len}");
         let host = parse_host(&ok(
-            Command::new(&exe)
-                .arg(&pcap)
-                .arg(drop)
-                .arg(min_len.to_string())
-                .output()
-                .unwrap(),
+            run(
+                Command::new(&exe)
+                    .arg(&pcap)
+                    .arg(drop)
+                    .arg(min_len.to_string()),
+                b"",
+            ),
             &what,
         ));
         let ro = rodata(drop, min_len);
@@ -293,18 +209,7 @@ fn c_example_counts_a_pcap_as_bpfc_run_and_the_kernel() {
     );
     // Under valgrind: no invalid access, nothing leaked after destroy.
     if tool_or_skip(test, "valgrind", "--version") {
-        let out = Command::new("valgrind")
-            .args([
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite,indirect",
-                "--error-exitcode=9",
-                "--quiet",
-            ])
-            .arg(&exe)
-            .arg(&pcap)
-            .args(["udp", "100"])
-            .output()
-            .unwrap();
+        let out = run(valgrind().arg(&exe).arg(&pcap).args(["udp", "100"]), b"");
         assert!(
             out.status.success(),
             "valgrind: {}",

@@ -6,12 +6,14 @@
 //! detached), and what `bpfc run` gives on the same object and requests
 //! (verdicts, map contents, ring buffer records).
 
+mod common;
+
 use bpfc_testsuite::{tool_or_skip, workspace_root};
+use common::data::{bytes, json_bytes, sorted, u64_at};
+use common::host::{cargo_without_warnings, ok, run, BPFC};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const BPFC: &str = env!("CARGO_BIN_EXE_bpfc");
 
 /// The limiter of `limiter.bpf.c` and the request loop of `main.rs`.
 fn model(requests: u64, rate: u64, burst: u64) -> Vec<String> {
@@ -63,35 +65,13 @@ fn rust_example_builds_with_bpfc_build_and_limits_as_modelled() {
     }
     let root = workspace_root();
     let target = root.join("target/rust-host-example");
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--offline", "--manifest-path"])
-        .arg(root.join("examples/rust-host/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .env("BPFC", BPFC)
-        .env("CLANG", "clang-19")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cargo build: {stderr}");
-    assert!(
-        !stderr.contains("warning"),
-        "the example builds with warnings: {stderr}"
-    );
+    let manifest = root.join("examples/rust-host/Cargo.toml");
+    let env = [("BPFC", BPFC), ("CLANG", "clang-19")];
+    cargo_without_warnings("build", &manifest, &target, &env);
     let exe = target.join("debug/bpfc-rust-host-example");
     replay_with_bpfc_run(&exe, &built_object(&target), 45, 10, 5);
     for (requests, rate, burst) in [(60u64, 10u64, 5u64), (200, 3, 2), (90, 40, 8)] {
-        let out = Command::new(&exe)
-            .args([requests.to_string(), rate.to_string(), burst.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = run_example(&exe, requests, rate, burst);
         let got: Vec<&str> = text.lines().collect();
         assert_eq!(
             got,
@@ -99,6 +79,12 @@ fn rust_example_builds_with_bpfc_build_and_limits_as_modelled() {
             "{requests} {rate} {burst}"
         );
     }
+}
+
+/// What the example prints for `requests` at `rate` per second, `burst`.
+fn run_example(exe: &Path, requests: u64, rate: u64, burst: u64) -> String {
+    let args = [requests, rate, burst].map(|n| n.to_string());
+    ok(run(Command::new(exe).args(args), b""), "the example")
 }
 
 /// The `.bpf.o` bpfc-build made for the example (the newest, should an
@@ -121,21 +107,12 @@ fn built_object(target: &Path) -> PathBuf {
 /// `.rodata` tuned as the host tunes it): the same verdicts, the same
 /// buckets and totals, the same denials.
 fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst: u64) {
-    let out = Command::new(exe)
-        .args([requests.to_string(), rate.to_string(), burst.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let host = String::from_utf8(out.stdout).unwrap();
+    let host = run_example(exe, requests, rate, burst);
     let dir = std::env::temp_dir().join(format!("bpfc-rust-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let hex = |b: &[u8]| -> serde_json::Value { b.iter().map(|x| format!("{x:#04x}")).collect() };
     let rodata = [rate.to_le_bytes(), burst.to_le_bytes()].concat();
-    let mut maps = serde_json::json!({".rodata": [{"key": hex(&[0; 4]), "value": hex(&rodata)}]});
+    let ro = serde_json::json!([{"key": json_bytes(&[0; 4]), "value": json_bytes(&rodata)}]);
+    let mut maps = serde_json::json!({ ".rodata": ro });
     let (maps_in, maps_out, ctx) = (dir.join("in.json"), dir.join("out.json"), dir.join("ctx"));
     let (mut verdicts, mut denials) = (String::new(), [0u64; 3]);
     // The kernel, when it can be asked: the same runs, maps carried the
@@ -153,7 +130,8 @@ fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst:
         .concat();
         std::fs::write(&ctx, req).unwrap();
         std::fs::write(&maps_in, maps.to_string()).unwrap();
-        let out = Command::new(BPFC)
+        let mut cmd = Command::new(BPFC);
+        let out = cmd
             .arg("run")
             .arg(obj)
             .arg("--json")
@@ -162,15 +140,8 @@ fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst:
             .arg("--maps-in")
             .arg(&maps_in)
             .arg("--maps-out")
-            .arg(&maps_out)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "bpfc run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            .arg(&maps_out);
+        let v: serde_json::Value = serde_json::from_str(&ok(run(out, b""), "bpfc run")).unwrap();
         verdicts.push(if v["retval"] == 1 { '1' } else { '0' });
         for r in v["records"]["denials"].as_array().into_iter().flatten() {
             let first = &r.as_str().unwrap()[..2];
@@ -199,24 +170,13 @@ fn replay_with_bpfc_run(exe: &Path, obj: &Path, requests: u64, rate: u64, burst:
         }
     }
     if kernel.is_some() {
-        let sorted = |m: &serde_json::Value| {
-            let mut v = m.as_array().unwrap().clone();
-            v.sort_by_key(|e| e["key"].to_string());
-            v
-        };
+        let (kmaps, maps) = (sorted(&kmaps), sorted(&maps));
         for name in ["buckets", ".bss"] {
-            assert_eq!(sorted(&kmaps[name]), sorted(&maps[name]), "map {name}");
+            assert!(maps[name].is_array(), "map {name}");
+            assert_eq!(kmaps[name], maps[name], "map {name}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let bytes = |v: &serde_json::Value| -> Vec<u8> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-            .collect()
-    };
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
     let bss = bytes(&maps[".bss"][0]["value"]);
     let mut want = vec![
         format!("verdicts {verdicts}"),
@@ -310,17 +270,8 @@ fn rust_skeletons_of_fixtures_check_without_warnings() {
     }
     std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
     assert!(n >= 60, "only {n} skeletons");
-    let out = Command::new(env!("CARGO"))
-        .args(["check", "--offline", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(root.join("target/rust-host-example"))
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cargo check: {stderr}");
-    assert!(!stderr.contains("warning"), "{stderr}");
+    let target = root.join("target/rust-host-example");
+    cargo_without_warnings("check", &dir.join("Cargo.toml"), &target, &[]);
 }
 
 extern "C" {

@@ -3,34 +3,9 @@
 //! forbids refused at load in every engine and by `bpfc compile`, naming
 //! the instruction and the field.
 
-use bpfc_compiler::asm::assemble;
-use bpfc_compiler::isa::{encode_program, Endian};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn tmp(name: &str, bytes: &[u8]) -> String {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("net-run-{name}"));
-    std::fs::write(&path, bytes).unwrap();
-    path.display().to_string()
-}
-
-fn raw(name: &str, src: &str) -> String {
-    tmp(
-        name,
-        &encode_program(&assemble(src).unwrap(), Endian::Little),
-    )
-}
-
-fn bpfc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfc"))
-        .args(args)
-        .output()
-        .expect("bpfc runs")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{bpfc, raw, scratch, scratch_file as tmp, stderr as err, success};
 
 /// Ethernet + IPv4 + UDP to port 53.
 fn frame() -> Vec<u8> {
@@ -95,23 +70,15 @@ fn xdp_run_reports_data_out_and_refuses_what_the_kernel_refuses() {
     // Pop the Ethernet header, then XDP_TX: data_out is the IP packet.
     let p = raw("pop", "mov %r2, 14\ncall 44\nmov %r0, 3\nexit\n");
     let data = tmp("frame2", &frame());
-    let out_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("net-run-out");
+    let out_file = scratch("out");
+    // `bpfc run PROG --type xdp --json` on the frame, then `more`.
+    let xdp_json = |prog: &str, engine: &str, more: &[&str]| -> serde_json::Value {
+        let args = ["run", prog, "--type", "xdp", "--engine", engine];
+        let o = bpfc(&[&args[..], &["--data-in", &data, "--json"], more].concat());
+        serde_json::from_str(&success(&o)).unwrap()
+    };
     for engine in ["jit", "interp"] {
-        let o = bpfc(&[
-            "run",
-            &p,
-            "--type",
-            "xdp",
-            "--engine",
-            engine,
-            "--data-in",
-            &data,
-            "--json",
-            "--data-out",
-            out_file.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", err(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = xdp_json(&p, engine, &["--data-out", &out_file]);
         assert_eq!(v["retval"], 3);
         let want: String = frame()[14..].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(v["data_out"], want.as_str());
@@ -120,19 +87,7 @@ fn xdp_run_reports_data_out_and_refuses_what_the_kernel_refuses() {
     // bpf_redirect: XDP_REDIRECT, the target port in the JSON.
     let r = raw("redir", "mov %r1, 1\nmov %r2, 0\ncall 23\nexit\n");
     for engine in ["jit", "interp"] {
-        let o = bpfc(&[
-            "run",
-            &r,
-            "--type",
-            "xdp",
-            "--engine",
-            engine,
-            "--data-in",
-            &data,
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", err(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = xdp_json(&r, engine, &[]);
         assert_eq!(
             (v["retval"].as_u64(), v["redirect"].as_u64()),
             (Some(4), Some(1))

@@ -3,23 +3,16 @@
 //! (testsuite/fixtures/net/sample.pcap) for an XDP program, a tc program
 //! that rewrites packets and a socket filter whose return value trims them.
 
-use bpfc_testsuite::net::{self, Input, Outcome};
-use pcap_file::pcap::PcapReader;
+mod common;
+
+use bpfc_testsuite::net::{self, Outcome};
+use common::data::{packet_inputs, read_pcap};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testsuite/fixtures/net")
-}
-
-fn read_pcap(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut v = Vec::new();
-    while let Some(p) = r.next_packet() {
-        v.push(p.unwrap().data.into_owned());
-    }
-    v
 }
 
 /// What bpfc should count and write for the kernel's outcome of `frame`.
@@ -60,13 +53,7 @@ fn pcap_replay_agrees_with_the_kernel() {
     let pcap = fixtures().join("sample.pcap");
     let frames = read_pcap(&pcap);
     assert_eq!(frames.len(), 300);
-    let inputs: Vec<Input> = frames
-        .iter()
-        .map(|f| Input {
-            data: f.clone(),
-            ctx: None,
-        })
-        .collect();
+    let inputs = packet_inputs(&frames);
     for prog in ["xdp_parse", "tc_nat", "sf_load_bytes"] {
         let obj = fixtures().join(format!("{prog}.o"));
         let (kernel, _) = net::run_kernel(&driver, &obj, prog, &inputs, None).unwrap();
@@ -98,8 +85,7 @@ fn pcap_replay_agrees_with_the_kernel() {
                 .arg(&out)
                 .output()
                 .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&common::success(&o)).unwrap();
             let got: BTreeMap<String, u64> = serde_json::from_value(v["verdicts"].clone()).unwrap();
             assert_eq!(got, counts, "{prog} {engine}");
             assert_eq!(v["refused"], refused, "{prog} {engine}");

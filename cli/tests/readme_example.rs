@@ -5,7 +5,11 @@
 //! the same maps (hash entries compared as sets; needs root, a SKIP line
 //! otherwise).
 
+mod common;
+
 use bpfc_testsuite::kernel_run::{self, KernelRun};
+use common::data::sorted;
+use common::success;
 use serde_json::Value;
 use std::process::Command;
 
@@ -65,12 +69,7 @@ fn readme_letters_example_prints_what_the_readme_shows() {
             .args(engine)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got = String::from_utf8(out.stdout).unwrap();
+        let got = success(&out);
         let (got_line, got_maps) = got.split_once('\n').unwrap();
         let (want_line, want_maps) = want.split_once('\n').unwrap();
         assert_eq!(
@@ -87,17 +86,6 @@ fn readme_letters_example_prints_what_the_readme_shows() {
         );
         assert_eq!(got_maps.lines().count(), want_maps.lines().count());
     }
-}
-
-/// Entries sorted by key, for maps whose order is not defined.
-fn sorted(maps: &Value) -> Value {
-    let mut m = maps.clone();
-    for (_, entries) in m.as_object_mut().into_iter().flatten() {
-        if let Some(a) = entries.as_array_mut() {
-            a.sort_by_key(|e| e["key"].to_string());
-        }
-    }
-    m
 }
 
 #[test]
@@ -128,12 +116,7 @@ fn letters_example_agrees_with_the_kernel() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let b: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b: Value = serde_json::from_str(&success(&out)).unwrap();
     assert_eq!(b["retval"].as_u64(), Some(k.retval as u64));
     assert_eq!(sorted(&b["maps"]), sorted(&k.maps));
 }

@@ -1,8 +1,13 @@
 //! What the CLI's integration tests share: running the `bpfc` binary and
 //! reading what it printed, files in the tests' scratch directory, raw
-//! programs assembled from text, and the fixtures' paths. Each test crate
-//! includes this module (`mod common;`) and uses a part of it.
+//! programs assembled from text, and the fixtures' paths; host
+//! applications built and run ([`host`]) and what runs print ([`data`]).
+//! Each test crate includes this module (`mod common;`) and uses a part of
+//! it.
 #![allow(dead_code)]
+
+pub mod data;
+pub mod host;
 
 use bpfc_compiler::asm::assemble;
 use bpfc_compiler::isa::{encode_program, Endian};
