@@ -173,3 +173,107 @@ impl MapImpl for ProgArray {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::{rcu, Map, MapType};
+    use std::sync::atomic::AtomicBool;
+
+    /// A program that records when it is dropped.
+    struct Prog {
+        native: ProgNative,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl Drop for Prog {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl TailTarget for Prog {
+        fn native(&self) -> &ProgNative {
+            &self.native
+        }
+        fn name(&self) -> &str {
+            "prog"
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+            self
+        }
+    }
+
+    fn prog() -> (Arc<dyn TailTarget>, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let p = Prog {
+            native: ProgNative {
+                func: std::ptr::null(),
+                prog: std::ptr::null(),
+                id: programs::next_id(),
+                prog_type: 6,
+            },
+            dropped: dropped.clone(),
+        };
+        (Arc::new(p), dropped)
+    }
+
+    /// Compiled code reads slots without the runtime, so a program taken
+    /// out of a slot (replaced or deleted) must outlive the runs in
+    /// progress: it is freed only after their read-side sections end.
+    #[test]
+    fn removed_programs_outlive_runs_in_progress() {
+        let spec = MapSpec::new("progs", MapType::ProgArray, 4, 4, 2, 0);
+        let m = Map::create(&spec).unwrap();
+        let arr = m.imp().as_any().downcast_ref::<ProgArray>().unwrap();
+        let (a, a_dropped) = prog();
+        let (b, b_dropped) = prog();
+        arr.set(0, a).unwrap();
+        arr.set(1, b).unwrap();
+        // A run in progress on another thread, which has read both slots.
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            let _section = rcu::read_lock();
+            entered_tx.send(()).unwrap();
+            end_rx.recv().unwrap();
+        });
+        entered_rx.recv().unwrap();
+        let (c, c_dropped) = prog();
+        arr.set(0, c).unwrap();
+        arr.clear(1).unwrap();
+        assert!(arr.slot(1).is_none());
+        assert_eq!(
+            arr.slot(0).map(|p| p.id),
+            Some(arr.program(0).unwrap().native().id)
+        );
+        assert!(
+            !a_dropped.load(Ordering::SeqCst),
+            "replaced program freed during a run"
+        );
+        assert!(
+            !b_dropped.load(Ordering::SeqCst),
+            "removed program freed during a run"
+        );
+        end_tx.send(()).unwrap();
+        reader.join().unwrap();
+        // Other tests of this process may be in sections of their own for
+        // a moment: wait for them, within reason.
+        let freed = || a_dropped.load(Ordering::SeqCst) && b_dropped.load(Ordering::SeqCst);
+        for _ in 0..500 {
+            rcu::collect();
+            if freed() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            freed(),
+            "programs taken out of slots are freed after the runs"
+        );
+        assert!(!c_dropped.load(Ordering::SeqCst));
+    }
+}
