@@ -108,6 +108,9 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("tc_adjust_room", "tc_adjust_room", "skb"),
     ("xdp_redirect", "xdp_redirect", "xdp"),
     ("tc_redirect", "tc_redirect", "skb"),
+    ("lwt", "lwt_in_prog", "skb"),
+    ("lwt", "lwt_out_prog", "skb"),
+    ("lwt", "lwt_xmit_prog", "skb"),
 ];
 
 /// Map elements written before the packets, by program: xdp_redirect's
