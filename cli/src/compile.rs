@@ -10,8 +10,9 @@ pub use described::{map_kind, object_name};
 use crate::input;
 use anyhow::Context as _;
 use bpfc_compiler::codegen::{aot, parse_triple, Binding, CodegenOptions, OptLevel, Request};
-use bpfc_compiler::progtype::convert;
+use bpfc_compiler::progtype::{self, convert};
 use std::path::PathBuf;
+use target_lexicon::Triple;
 
 /// `--opt-level` of `compile` and `run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +109,12 @@ fn options(args: &Args, verified: bool) -> CodegenOptions {
     }
 }
 
+/// The size of a kprobe's `pt_regs` on the target (the host's for a target
+/// without a known one).
+pub fn pt_regs(triple: &Triple) -> u32 {
+    progtype::ctx::pt_regs_size(triple.architecture).unwrap_or(progtype::ctx::HOST_PT_REGS)
+}
+
 pub fn main(args: Args) -> anyhow::Result<()> {
     let triple = parse_triple(&args.target)?;
     let file = args.file.display().to_string();
@@ -128,7 +135,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let prog = input::load(&args.file, &args.select)?;
     check_bindable(&args.file, &prog, false, false)?;
-    let facts = input::verify(&prog, ty, args.no_verify).map_err(|e| input::rejected(&file, e))?;
+    let facts = input::verify_for(&prog, ty, args.no_verify, pt_regs(&triple))
+        .map_err(|e| input::rejected(&file, e))?;
     // A network program's context accesses become accesses of the
     // runtime's native context, as for the engines.
     let mut insns = prog.insns.clone();

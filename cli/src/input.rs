@@ -205,6 +205,16 @@ pub fn verify_raw(
     ty: Option<ProgType>,
     no_verify: bool,
 ) -> Result<(), BindError> {
+    verify_raw_for(bound, ty, no_verify, progtype::ctx::HOST_PT_REGS)
+}
+
+/// [`verify_raw`] for a target whose kprobe registers are `pt_regs` bytes.
+pub fn verify_raw_for(
+    bound: &mut BoundProgram,
+    ty: Option<ProgType>,
+    no_verify: bool,
+    pt_regs: u32,
+) -> Result<(), BindError> {
     if no_verify {
         return Ok(());
     }
@@ -214,7 +224,7 @@ pub fn verify_raw(
                 bound.prog_type = ty.number();
                 return Ok(());
             }
-            bound.verify_as(ty)?;
+            bound.verify_for(ty, pt_regs)?;
             bound.convert_context(ty, None)
         }
         None => {
@@ -232,6 +242,16 @@ pub fn verify(
     ty: Option<ProgType>,
     no_verify: bool,
 ) -> Result<Option<bpfc_compiler::verifier::Facts>, BindError> {
+    verify_for(prog, ty, no_verify, progtype::ctx::HOST_PT_REGS)
+}
+
+/// [`verify`] for a target whose kprobe registers are `pt_regs` bytes.
+pub fn verify_for(
+    prog: &Program,
+    ty: Option<ProgType>,
+    no_verify: bool,
+    pt_regs: u32,
+) -> Result<Option<bpfc_compiler::verifier::Facts>, BindError> {
     if no_verify {
         return Ok(None);
     }
@@ -242,12 +262,12 @@ pub fn verify(
                 .iter()
                 .find(|p| p.name == prog.name)
                 .expect("load picked a program of this object");
-            bpfc_compiler::bind::verify_program(obj, p, ty)
+            bpfc_compiler::bind::verify_program_with(obj, p, ty, true, pt_regs)
         }
         None => {
             let mut bound = BoundProgram::raw(&prog.insns, prog.endian, &Default::default());
             bound.name = prog.name.clone();
-            verify_raw(&mut bound, ty, false)?;
+            verify_raw_for(&mut bound, ty, false, pt_regs)?;
             Ok(bound.facts)
         }
     }

@@ -194,3 +194,45 @@ fn compile_verifies_for_any_rodata_a_host_may_set() {
         "{tuned:?}"
     );
 }
+
+/// `r0 = *(u64 *)(r1 + off); exit`
+fn ctx_load(off: u16) -> Vec<u8> {
+    let [lo, hi] = off.to_le_bytes();
+    vec![0x79, 0x10, lo, hi, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]
+}
+
+#[test]
+fn kprobe_registers_are_the_targets_pt_regs() {
+    // Each target's bpf_user_pt_regs_t: its last u64 is readable, the
+    // u64 after it is not.
+    for (target, size) in [
+        ("x86_64-unknown-linux-gnu", 168u16),
+        ("aarch64-unknown-linux-gnu", 272),
+        ("riscv64gc-unknown-linux-gnu", 256),
+        ("s390x-unknown-linux-gnu", 152),
+    ] {
+        for (off, ok) in [(size - 8, true), (size, false), (168, size > 168)] {
+            let input = tmp(&format!("kprobe-{off}.bin"));
+            std::fs::write(&input, ctx_load(off)).unwrap();
+            let o = tmp(&format!("kprobe-{target}-{off}.o"));
+            let out = bpfc(&[
+                "compile",
+                input.to_str().unwrap(),
+                "--type",
+                "kprobe",
+                "--target",
+                target,
+                "-o",
+                o.to_str().unwrap(),
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.success(), ok, "{target} off {off}: {err}");
+            if !ok {
+                assert!(
+                    err.contains(&format!("invalid bpf_context access off={off} size=8")),
+                    "{target} off {off}: {err}"
+                );
+            }
+        }
+    }
+}

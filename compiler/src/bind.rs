@@ -125,6 +125,12 @@ impl BoundProgram {
     /// Verify raw bytecode (no maps, BTF or line info) as a program of type
     /// `ty` and record the facts; the type becomes the program's.
     pub fn verify_as(&mut self, ty: ProgType) -> Result<(), BindError> {
+        self.verify_for(ty, progtype::ctx::HOST_PT_REGS)
+    }
+
+    /// [`BoundProgram::verify_as`] for a target whose kprobe `pt_regs` is
+    /// `pt_regs` bytes ([`progtype::ctx::pt_regs_size`]).
+    pub fn verify_for(&mut self, ty: ProgType, pt_regs: u32) -> Result<(), BindError> {
         let input = verifier::Input {
             insns: &self.insns,
             maps: &[],
@@ -134,6 +140,7 @@ impl BoundProgram {
         };
         let mut opts = verifier::Options::new(ty);
         opts.sleepable = ty == ProgType::Syscall;
+        opts.pt_regs = pt_regs;
         let facts = run_verifier(&self.name, &input, &opts, &[])?;
         self.facts = Some(facts);
         self.prog_type = ty.number();
@@ -299,17 +306,19 @@ pub fn verify_program(
     prog: &Program,
     ty: Option<ProgType>,
 ) -> Result<Option<Facts>, BindError> {
-    verify_program_with(obj, prog, ty, true)
+    verify_program_with(obj, prog, ty, true, progtype::ctx::HOST_PT_REGS)
 }
 
 /// [`verify_program`]; `rodata_known: false` for code a host may run with
 /// other `.rodata` values than the object's (their loads are not
-/// constants then).
+/// constants then); `pt_regs`: the size of a kprobe's registers on the
+/// target ([`progtype::ctx::pt_regs_size`]).
 pub fn verify_program_with(
     obj: &Object,
     prog: &Program,
     ty: Option<ProgType>,
     rodata_known: bool,
+    pt_regs: u32,
 ) -> Result<Option<Facts>, BindError> {
     let kind = classify(prog.section.trim_start_matches('?'));
     let ty = ty.unwrap_or(kind.prog_type);
@@ -321,6 +330,7 @@ pub fn verify_program_with(
     opts.sleepable = kind.sleepable || ty == ProgType::Syscall;
     opts.gpl = license_gpl(obj.license.as_deref());
     opts.rodata_known = rodata_known;
+    opts.pt_regs = pt_regs;
     let func_info: Vec<(usize, u32)> = prog.func_info.iter().map(|f| (f.pc, f.type_id)).collect();
     let input = verifier::Input {
         insns: &prog.insns,

@@ -56,6 +56,7 @@ pub fn compile(
         insn_limit: args.max_insns,
         callx_helpers: args.callx_helpers.clone(),
         hint: hint.to_string(),
+        pt_regs: super::pt_regs(triple),
         ..DescribeOptions::new(&name)
     };
     let has_rodata = obj

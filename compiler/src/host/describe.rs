@@ -47,6 +47,9 @@ pub struct DescribeOptions {
     /// Appended to the errors about a program that cannot be compiled
     /// (the CLI says how to choose programs).
     pub hint: String,
+    /// Size of a kprobe's registers on the target
+    /// ([`crate::progtype::ctx::pt_regs_size`]).
+    pub pt_regs: u32,
 }
 
 impl DescribeOptions {
@@ -63,6 +66,7 @@ impl DescribeOptions {
             insn_limit: None,
             callx_helpers: Vec::new(),
             hint: String::new(),
+            pt_regs: crate::progtype::ctx::HOST_PT_REGS,
         }
     }
 }
@@ -246,7 +250,7 @@ pub fn describe(
         } else {
             // A host may set `.rodata` between open and load: the code
             // must be right for any value, not only the object's.
-            bind::verify_program_with(obj, p, ty, false).map_err(DescribeError::Bind)?
+            bind::verify_program_with(obj, p, ty, false, o.pt_regs).map_err(DescribeError::Bind)?
         };
         facts.push(f);
     }

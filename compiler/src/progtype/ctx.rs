@@ -512,14 +512,55 @@ static BPF_SOCKOPT: &[CtxField] = &[
     only(f("retval", 36, 4, S4, S4), &["BPF_CGROUP_GETSOCKOPT"]),
 ];
 
-/// `struct pt_regs` of x86_64 (168 bytes): any aligned read.
-static PT_REGS: &[CtxField] = &[f("regs", 0, 168, ANY, NONE)];
+/// The size of the registers a kprobe/uprobe program gets (and that start
+/// `struct bpf_perf_event_data`) on a target architecture: its uapi
+/// `bpf_user_pt_regs_t` (x86_64 `struct pt_regs`, aarch64 `struct
+/// user_pt_regs`, riscv64 `struct user_regs_struct`, s390x `user_pt_regs`),
+/// the struct a host fills for a uprobe. `None` for other architectures.
+/// The kernel bounds a kprobe's reads by its own `struct pt_regs`, which on
+/// aarch64 (336 bytes) runs on past the user part; bpfc cannot, since a
+/// host only has the user part.
+pub fn pt_regs_size(arch: target_lexicon::Architecture) -> Option<u32> {
+    use target_lexicon::Architecture as A;
+    match arch {
+        A::X86_64 | A::X86_64h => Some(168),
+        A::Aarch64(_) => Some(272),
+        A::Riscv64(_) => Some(256),
+        A::S390x => Some(152),
+        _ => None,
+    }
+}
 
-/// `struct bpf_perf_event_data`: the registers as longs, two u64 fields.
-static PERF_EVENT_DATA: &[CtxField] = &[
-    f("regs", 0, 168, S8, NONE),
-    f("sample_period", 168, 8, ANY, NONE),
-    f("addr", 176, 8, ANY, NONE),
+/// [`pt_regs_size`] of the architecture bpfc runs on (x86_64's for others).
+pub const HOST_PT_REGS: u32 = if cfg!(target_arch = "aarch64") {
+    272
+} else if cfg!(target_arch = "riscv64") {
+    256
+} else if cfg!(target_arch = "s390x") {
+    152
+} else {
+    168
+};
+
+/// The register layouts of [`pt_regs_size`]: any aligned read of `pt_regs`,
+/// and `struct bpf_perf_event_data` (the registers as longs, then two u64).
+const fn regs_layouts(size: u32) -> (u32, [CtxField; 1], [CtxField; 3]) {
+    (
+        size,
+        [f("regs", 0, size, ANY, NONE)],
+        [
+            f("regs", 0, size, S8, NONE),
+            f("sample_period", size, 8, ANY, NONE),
+            f("addr", size + 8, 8, ANY, NONE),
+        ],
+    )
+}
+
+static REGS: [(u32, [CtxField; 1], [CtxField; 3]); 4] = [
+    regs_layouts(168),
+    regs_layouts(272),
+    regs_layouts(256),
+    regs_layouts(152),
 ];
 
 /// A tracepoint's record after its 8-byte common header (PERF_MAX_TRACE_SIZE 2048).
@@ -543,9 +584,17 @@ static NF_CTX: &[CtxField] = &[
     ptr("skb", 8, 8, S8, FieldKind::Opaque),
 ];
 
-/// The context layout of `ty`, if bpfc models it.
+/// The context layout of `ty`, if bpfc models it, with the registers of
+/// the architecture bpfc runs on.
 pub fn layout(ty: ProgType) -> Option<CtxLayout> {
+    layout_for(ty, HOST_PT_REGS)
+}
+
+/// [`layout`] with kprobe and perf_event registers of `pt_regs` bytes (a
+/// size [`pt_regs_size`] gives; x86_64's for any other).
+pub fn layout_for(ty: ProgType, pt_regs: u32) -> Option<CtxLayout> {
     use ProgType::*;
+    let regs = REGS.iter().find(|r| r.0 == pt_regs).unwrap_or(&REGS[0]);
     if let Some(col) = skb_column(ty) {
         return Some(CtxLayout {
             name: "__sk_buff",
@@ -564,8 +613,8 @@ pub fn layout(ty: ProgType) -> Option<CtxLayout> {
         CgroupSysctl => ("bpf_sysctl", 8, BPF_SYSCTL),
         CgroupDevice => ("bpf_cgroup_dev_ctx", 12, BPF_CGROUP_DEV_CTX),
         CgroupSockopt => ("bpf_sockopt", 40, BPF_SOCKOPT),
-        Kprobe => ("pt_regs", 168, PT_REGS),
-        PerfEvent => ("bpf_perf_event_data", 184, PERF_EVENT_DATA),
+        Kprobe => ("pt_regs", regs.0, &regs.1),
+        PerfEvent => ("bpf_perf_event_data", regs.0 + 16, &regs.2),
         Tracepoint => ("tracepoint record", 2048, TRACEPOINT),
         RawTracepoint => ("raw tracepoint args", 96, RAW_TP),
         RawTracepointWritable => ("raw tracepoint args", 96, RAW_TP_WRITABLE),
@@ -582,7 +631,9 @@ mod tests {
 
     fn ok(ty: ProgType, off: i64, size: u32, write: bool) -> bool {
         matches!(
-            layout(ty).unwrap().check(off, size, write, false, None),
+            layout_for(ty, 168)
+                .unwrap()
+                .check(off, size, write, false, None),
             CtxAccess::Ok(_)
         )
     }
@@ -652,5 +703,33 @@ mod tests {
         assert!(!ok(PerfEvent, 0, 4, false));
         assert!(ok(PerfEvent, 168, 4, false));
         assert!(layout(Tracing).is_none());
+    }
+
+    #[test]
+    fn registers_by_architecture() {
+        use target_lexicon::Triple;
+        let arch = |t: &str| t.parse::<Triple>().unwrap().architecture;
+        let aarch64 = pt_regs_size(arch("aarch64-unknown-linux-gnu")).unwrap();
+        assert_eq!(aarch64, 272);
+        assert_eq!(pt_regs_size(arch("x86_64-unknown-linux-gnu")), Some(168));
+        let ok_on = |ty, regs, off, size| {
+            matches!(
+                layout_for(ty, regs)
+                    .unwrap()
+                    .check(off, size, false, false, None),
+                CtxAccess::Ok(_)
+            )
+        };
+        assert!(ok_on(ProgType::Kprobe, aarch64, 264, 8));
+        assert!(!ok_on(ProgType::Kprobe, aarch64, 272, 8));
+        // bpf_perf_event_data: sample_period and addr follow the registers.
+        assert!(ok_on(ProgType::PerfEvent, aarch64, 168, 8), "a register");
+        assert!(
+            !ok_on(ProgType::PerfEvent, aarch64, 168, 4),
+            "a narrow register"
+        );
+        assert!(ok_on(ProgType::PerfEvent, aarch64, 272, 4), "sample_period");
+        assert!(ok_on(ProgType::PerfEvent, aarch64, 280, 8), "addr");
+        assert!(!ok_on(ProgType::PerfEvent, aarch64, 288, 8));
     }
 }

@@ -51,8 +51,14 @@ pub fn supported(ty: ProgType) -> bool {
     ctx::layout(ty).is_some()
 }
 
-/// The description of `ty`.
+/// The description of `ty` (registers of the architecture bpfc runs on).
 pub fn info(ty: ProgType) -> ProgTypeInfo {
+    info_for(ty, ctx::HOST_PT_REGS)
+}
+
+/// [`info`] with kprobe/perf_event registers of `pt_regs` bytes
+/// ([`ctx::pt_regs_size`] of a compile target).
+pub fn info_for(ty: ProgType, pt_regs: u32) -> ProgTypeInfo {
     use ProgType::*;
     let pkt = match ty {
         LwtIn | LwtOut | LwtSeg6local | SkReuseport | FlowDissector | CgroupSkb => PktAccess::Read,
@@ -61,7 +67,7 @@ pub fn info(ty: ProgType) -> ProgTypeInfo {
     };
     ProgTypeInfo {
         ty,
-        ctx: ctx::layout(ty),
+        ctx: ctx::layout_for(ty, pt_regs),
         pkt,
         ld_abs: matches!(ty, SocketFilter | SchedCls | SchedAct),
         helpers: helpers::allowed(ty),

@@ -101,7 +101,7 @@ impl<'a> Env<'a> {
             func_info: input.func_info,
             endian: input.endian,
             opts,
-            info: progtype::info(opts.prog_type),
+            info: progtype::info_for(opts.prog_type, opts.pt_regs),
             cfg,
             live,
             stack_live,

@@ -89,6 +89,9 @@ pub struct Options {
     /// (self-describing objects, JIT host objects): facts must hold for
     /// any value.
     pub rodata_known: bool,
+    /// Size of a kprobe's `pt_regs` (the compile target's,
+    /// [`crate::progtype::ctx::pt_regs_size`]).
+    pub pt_regs: u32,
 }
 
 impl Options {
@@ -104,6 +107,7 @@ impl Options {
             max_insns: MAX_PROCESSED_INSNS,
             perfmon: true,
             rodata_known: true,
+            pt_regs: crate::progtype::ctx::HOST_PT_REGS,
         }
     }
 }
