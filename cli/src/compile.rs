@@ -99,6 +99,30 @@ fn check_bindable(
         .map_err(|m| anyhow::anyhow!("{}: {m}", file.display()))
 }
 
+/// Refuse a legacy packet load in raw bytecode, saying which programs and
+/// which path can make one: compiled raw code is called with r1 and r2
+/// only, so it never has a packet, whatever `--type` says; an object's
+/// socket filter and tc programs run on packets through the host library.
+fn refuse_packet_loads(file: &str, prog: &input::Program) -> anyhow::Result<()> {
+    use bpfc_compiler::isa::Insn;
+    let Some(pc) = prog
+        .insns
+        .iter()
+        .position(|i| matches!(i, Insn::LdAbs { .. } | Insn::LdInd { .. }))
+    else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "{file}: program {} instruction {pc}{}: makes a legacy packet load (ldabs/ldind), \
+         which needs a packet, and compiled raw code only gets r1 and r2 from its caller; \
+         socket filter and tc (sched_cls, sched_act) programs can make one when compiled \
+         from an ELF object (SEC(\"socket\"), SEC(\"tc\")), whose programs run on packets \
+         through bpfc_prog_test_run; `bpfc run --type socket_filter` runs this file on packets",
+        prog.name,
+        prog.source_at(pc)
+    )
+}
+
 /// The code generator's options: code the verifier did not check
 /// (`verified` false) is checked unless asked otherwise.
 fn options(args: &Args, verified: bool) -> CodegenOptions {
@@ -134,6 +158,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     let prog = input::load(&args.file, &args.select)?;
+    refuse_packet_loads(&file, &prog)?;
     check_bindable(&args.file, &prog, false, false)?;
     let facts = input::verify_for(&prog, ty, args.no_verify, pt_regs(&triple))
         .map_err(|e| input::rejected(&file, e))?;

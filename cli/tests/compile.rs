@@ -236,3 +236,50 @@ fn kprobe_registers_are_the_targets_pt_regs() {
         }
     }
 }
+
+#[test]
+fn raw_packet_loads_name_the_programs_and_path_that_can_make_them() {
+    // r6 = r1; r0 = ldabsb [12]; exit
+    let prog = [
+        0xbf, 0x16, 0, 0, 0, 0, 0, 0, 0x30, 0, 0, 0, 12, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let input = tmp("ldabs.bin");
+    std::fs::write(&input, prog).unwrap();
+    let o = tmp("ldabs.o");
+    for ty in [None, Some("socket_filter"), Some("sched_cls")] {
+        let mut args = vec![
+            "compile",
+            input.to_str().unwrap(),
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "-o",
+            o.to_str().unwrap(),
+        ];
+        if let Some(t) = ty {
+            args.extend(["--type", t]);
+        }
+        let out = bpfc(&args);
+        assert_eq!(out.status.code(), Some(1), "{ty:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        for words in [
+            "compile-ldabs.bin: program compile-ldabs instruction 1:",
+            "socket filter and tc (sched_cls, sched_act)",
+            "ELF object",
+        ] {
+            assert!(err.contains(words), "{ty:?}: {err}");
+        }
+    }
+    // The path it names runs the file on packets.
+    let pcap = workspace_root().join("testsuite/fixtures/net/sample.pcap");
+    let out = bpfc(&[
+        "run",
+        input.to_str().unwrap(),
+        "--type",
+        "socket_filter",
+        "--pcap",
+        pcap.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("packets"), "{text}");
+}
