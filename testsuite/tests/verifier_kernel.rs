@@ -763,3 +763,68 @@ fn show_shaped() {
         Err(r) => println!("bpfc: {}\n{}", r.message, r.log),
     }
 }
+
+/// Direct packet access of each `__sk_buff` program type: read a byte of
+/// data..data_end, write one, or load data at all; the kernel and bpfc
+/// must give the same verdict and the same message (lwt_in/lwt_out and
+/// cgroup_skb read only, lwt_xmit and tc also write, socket filters have
+/// no data pointer).
+#[test]
+fn packet_access_by_skb_program_type_matches_the_kernel() {
+    if !kernel_available() {
+        bpfc_testsuite::skip(
+            "verifier_kernel",
+            "cannot load BPF programs (needs root with CAP_BPF)",
+        );
+        return;
+    }
+    let mut differ = Vec::new();
+    let mut verdicts = Vec::new();
+    for ty in [
+        ProgType::LwtIn,
+        ProgType::LwtOut,
+        ProgType::LwtXmit,
+        ProgType::SchedCls,
+        ProgType::CgroupSkb,
+        ProgType::SocketFilter,
+    ] {
+        for write in [false, true] {
+            // r2 = skb->data; r3 = skb->data_end; if r2 + 1 > r3 goto out;
+            // read or write *(u8 *)r2; out: r0 = 0; exit
+            let access = if write {
+                Insn::St {
+                    size: Size::B,
+                    dst: Reg::R2,
+                    off: 0,
+                    imm: 7,
+                }
+            } else {
+                ldx(Size::B, Reg::R0, Reg::R2, 0)
+            };
+            let insns = vec![
+                ldx(Size::W, Reg::R2, Reg::R1, 76),
+                ldx(Size::W, Reg::R3, Reg::R1, 80),
+                mov(Reg::R4, Src::Reg(Reg::R2)),
+                alu(AluOp::Add, Reg::R4, Src::Imm(1)),
+                jmp(JmpCond::Gt, Reg::R4, Src::Reg(Reg::R3), 1),
+                access,
+                mov(Reg::R0, Src::Imm(0)),
+                Insn::Exit,
+            ];
+            let k = kernel_load(&insns, ty, 0);
+            let b = bpfc_verify(&insns, ty, false);
+            verdicts.push((ty, write, k.is_ok()));
+            if k != b {
+                differ.push(format!(
+                    "{} {}: kernel {k:?}, bpfc {b:?}",
+                    ty.name(),
+                    if write { "write" } else { "read" }
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // The cases tell the types apart (a read-only type and a writable one).
+    assert!(verdicts.contains(&(ProgType::LwtIn, true, false)));
+    assert!(verdicts.contains(&(ProgType::LwtXmit, true, true)));
+}
