@@ -383,16 +383,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .map_err(|f| format!("{}{}", f.error, at(f.pc)))
         })?;
         // `--maps-out -`: as for one run, the maps follow on stdout.
-        let mut maps_stdout = None;
-        if let Some(path) = &args.maps_out {
-            let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
-            let text = format!("{}\n", v.write(true));
-            if path.as_os_str() == "-" {
-                maps_stdout = Some(text);
-            } else {
-                std::fs::write(path, text).with_context(|| path.display().to_string())?;
-            }
-        }
+        let maps_stdout = write_maps_out(args.maps_out.as_deref(), &named_maps)?;
         let per = if r.packets > r.refused {
             (r.ns / (r.packets - r.refused) as u128) as u64
         } else {
@@ -507,16 +498,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     // `--maps-out -`: the maps go to stdout after the return value (in
     // `--json`, as its `maps`).
-    let mut maps_stdout = None;
-    if let Some(path) = &args.maps_out {
-        let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
-        let text = format!("{}\n", v.write(true));
-        if path.as_os_str() == "-" {
-            maps_stdout = Some(text);
-        } else {
-            std::fs::write(path, text).with_context(|| path.display().to_string())?;
-        }
-    }
+    let maps_stdout = write_maps_out(args.maps_out.as_deref(), &named_maps)?;
     let trace = String::from_utf8_lossy(&ctx.trace).into_owned();
     let records = drain_records(&named_maps, &mut perf);
 
@@ -622,4 +604,20 @@ fn drain_records(
         }
     }
     serde_json::Value::Object(out)
+}
+
+/// `--maps-out PATH`: every map's contents as JSON, written to `PATH`, or
+/// returned for stdout when `PATH` is `-`.
+fn write_maps_out(
+    path: Option<&std::path::Path>,
+    named_maps: &[(String, std::sync::Arc<Map>)],
+) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
+    let v = mapjson::maps_object(named_maps.iter().map(|(n, m)| (n.as_str(), &**m)))?;
+    let text = format!("{}\n", v.write(true));
+    if path.as_os_str() == "-" {
+        return Ok(Some(text));
+    }
+    std::fs::write(path, text).with_context(|| path.display().to_string())?;
+    Ok(None)
 }

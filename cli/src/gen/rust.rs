@@ -7,7 +7,7 @@
 //! every field's offset is asserted at compile time.
 
 use super::scalar::{Int, Spelling};
-use super::skeleton::ident;
+use super::skeleton::{ident, GlobalVar};
 use crate::compile::map_kind;
 use bpfc_compiler::loader::btf::{Btf, TypeKind};
 use bpfc_compiler::loader::Object;
@@ -149,52 +149,22 @@ pub fn generate(obj: &Object, syms: &super::skeleton::Symbols, name: &str) -> St
     let mut body = String::new();
     // Global data sections.
     let mut sections = Vec::new();
-    for def in &obj.maps {
-        if !matches!(
-            map_kind(def),
-            MapKind::Data | MapKind::Rodata | MapKind::Bss
-        ) {
-            continue;
-        }
-        let Some(TypeKind::Datasec { vars, .. }) = btf
-            .types
-            .iter()
-            .find(|t| t.name == def.name && matches!(t.kind, TypeKind::Datasec { .. }))
-            .map(|t| &t.kind)
-        else {
-            continue;
-        };
-        let mut fields: Vec<(u64, String, u32)> = vars
-            .iter()
-            .filter_map(|v| {
-                let var = btf.get(v.type_id)?;
-                let TypeKind::Var { type_id, linkage } = var.kind else {
-                    return None;
-                };
-                if linkage == 0
-                    || !var
-                        .name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return None;
-                }
-                let off = syms
-                    .get(&(def.name.clone(), var.name.clone()))
-                    .map_or(u64::from(v.offset), |&(o, _)| o);
-                Some((off, var.name.clone(), type_id))
-            })
-            .collect();
-        if fields.is_empty() {
-            continue;
-        }
-        fields.sort();
+    for (def, fields) in super::skeleton::global_sections(obj, btf, syms) {
         let member = ident(&def.name);
         let sname = format!("{}Section", camel(&member));
         let mut s = format!("#[repr(C)]\n#[derive(Clone, Copy, Debug)]\npub struct {sname} {{\n");
         let mut asserts = String::new();
         let mut at = 0u64;
-        for (i, (off, var, ty)) in fields.iter().enumerate() {
+        for (
+            i,
+            GlobalVar {
+                off,
+                name: var,
+                type_id: ty,
+                ..
+            },
+        ) in fields.iter().enumerate()
+        {
             if *off > at {
                 let _ = writeln!(s, "    pub _pad{i}: [u8; {}],", off - at);
             }

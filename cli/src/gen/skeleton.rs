@@ -6,8 +6,8 @@
 
 use super::ctypes::Emitter;
 use crate::compile::map_kind;
-use bpfc_compiler::loader::btf::TypeKind;
-use bpfc_compiler::loader::Object;
+use bpfc_compiler::loader::btf::{Btf, TypeKind};
+use bpfc_compiler::loader::{MapDef, Object};
 use bpfc_runtime::host::desc::MapKind;
 use std::fmt::Write as _;
 
@@ -59,12 +59,26 @@ pub fn symbols(bytes: &[u8]) -> Symbols {
     out
 }
 
-fn sections(obj: &Object, syms: &Symbols, name: &str, types: &mut String) -> Vec<Section> {
-    let Some(btf) = &obj.btf else {
-        return Vec::new();
-    };
+/// A global variable a skeleton exposes: where it is in its section (from
+/// the symbol table, else BTF), its name and BTF type.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GlobalVar {
+    pub off: u64,
+    pub size: u64,
+    pub name: String,
+    pub type_id: u32,
+}
+
+/// The object's global data sections (`.data`, `.rodata`, `.bss`, ...)
+/// that have variables a skeleton exposes, each with those variables in
+/// offset order. Static variables and names that are not identifiers stay
+/// private, as in bpftool's skeletons.
+pub fn global_sections<'o>(
+    obj: &'o Object,
+    btf: &Btf,
+    syms: &Symbols,
+) -> Vec<(&'o MapDef, Vec<GlobalVar>)> {
     let mut out = Vec::new();
-    let mut em = Emitter::new(btf);
     for def in &obj.maps {
         if !matches!(
             map_kind(def),
@@ -72,53 +86,72 @@ fn sections(obj: &Object, syms: &Symbols, name: &str, types: &mut String) -> Vec
         ) {
             continue;
         }
-        let Some(sec) = btf
+        let Some(TypeKind::Datasec { vars, .. }) = btf
             .types
             .iter()
             .find(|t| t.name == def.name && matches!(t.kind, TypeKind::Datasec { .. }))
+            .map(|t| &t.kind)
         else {
             continue;
         };
-        let TypeKind::Datasec { vars, .. } = &sec.kind else {
-            continue;
-        };
-        let mut vars: Vec<_> = vars
+        let mut vars: Vec<GlobalVar> = vars
             .iter()
             .filter_map(|v| {
                 let var = btf.get(v.type_id)?;
-                // Static variables stay private, as in bpftool's skeletons.
                 let TypeKind::Var { type_id, linkage } = var.kind else {
                     return None;
                 };
-                if linkage == 0
-                    || !var
+                let exposed = linkage != 0
+                    && var
                         .name
                         .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return None;
-                }
-                let (off, size) = match syms.get(&(def.name.clone(), var.name.clone())) {
-                    Some(&(o, s)) => (o as u32, s as u32),
-                    None => (v.offset, v.size),
-                };
-                Some((off, size, var.name.clone(), type_id))
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let (off, size) = syms
+                    .get(&(def.name.clone(), var.name.clone()))
+                    .copied()
+                    .unwrap_or((u64::from(v.offset), u64::from(v.size)));
+                exposed.then(|| GlobalVar {
+                    off,
+                    size,
+                    name: var.name.clone(),
+                    type_id,
+                })
             })
             .collect();
-        if vars.is_empty() {
-            continue;
+        if !vars.is_empty() {
+            vars.sort();
+            out.push((def, vars));
         }
-        vars.sort();
+    }
+    out
+}
+
+fn sections(obj: &Object, syms: &Symbols, name: &str, types: &mut String) -> Vec<Section> {
+    let Some(btf) = &obj.btf else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut em = Emitter::new(btf);
+    for (def, vars) in global_sections(obj, btf, syms) {
         let member = ident(&def.name);
         let sname = format!("{name}__{member}");
         let mut s = format!("struct {sname} {{\n");
-        let mut at = 0u32;
+        let mut at = 0u64;
         let mut asserts = String::new();
-        for (i, (off, size, var, ty)) in vars.iter().enumerate() {
+        for (
+            i,
+            GlobalVar {
+                off,
+                size,
+                name: var,
+                type_id,
+            },
+        ) in vars.iter().enumerate()
+        {
             if *off > at {
                 let _ = writeln!(s, "\tchar __pad{i}[{}];", off - at);
             }
-            let _ = writeln!(s, "\t{};", em.decl(*ty, var));
+            let _ = writeln!(s, "\t{};", em.decl(*type_id, var));
             let _ = writeln!(
                 asserts,
                 "_Static_assert(offsetof(struct {sname}, {var}) == {off}, \"{var}\");"
