@@ -367,11 +367,34 @@ pub unsafe extern "C" fn bpfc_program_type(prog: *const bpfc_program) -> c_int {
         |e| e,
         || {
             let p = program(prog)?;
-            // SAFETY: the program's object outlives its handles.
-            let o = unsafe { &*p.obj };
-            Ok(read(o).desc.progs[p.index].prog_type as c_int)
+            Ok(read(program_object(p)).desc.progs[p.index].prog_type as c_int)
         },
     )
+}
+
+fn program_object(p: &bpfc_program) -> &bpfc_object {
+    // SAFETY: the program's object outlives its handles.
+    unsafe { &*p.obj }
+}
+
+/// The loaded program behind `p`, to run on CPU slot `cpu`: `-EINVAL`
+/// before `bpfc_object_load` or for a CPU slot out of range.
+fn loaded<'r>(
+    r: &'r HostObject,
+    p: &bpfc_program,
+    cpu: u32,
+) -> Result<&'r super::object::AotProgram, HostError> {
+    let run = r.progs.get(p.index).ok_or_else(|| {
+        inval(format!(
+            "object {} is not loaded (call bpfc_object_load first)",
+            r.name()
+        ))
+    })?;
+    let ncpus = crate::maps::possible_cpus();
+    if cpu >= ncpus {
+        return Err(inval(format!("CPU slot {cpu} of {ncpus}")));
+    }
+    Ok(run)
 }
 
 /// Run `prog` with r1 = `ctx` and r2 = `ctx_size` on CPU slot `cpu`;
@@ -392,20 +415,9 @@ pub unsafe extern "C" fn bpfc_prog_run_on_cpu(
                 if ctx.is_null() { "NULL" } else { "given" }
             )));
         }
-        // SAFETY: the program's object outlives its handles.
-        let o = unsafe { &*p.obj };
         // Held for the run: a destroy waits until it ends.
-        let r = read(o);
-        let run = r.progs.get(p.index).ok_or_else(|| {
-            inval(format!(
-                "object {} is not loaded (call bpfc_object_load first)",
-                r.name()
-            ))
-        })?;
-        let ncpus = crate::maps::possible_cpus();
-        if cpu >= ncpus {
-            return Err(inval(format!("CPU slot {cpu} of {ncpus}")));
-        }
+        let r = read(program_object(p));
+        let run = loaded(&r, p, cpu)?;
         if run.ctx != super::desc::CTX_BYTES {
             return Err(inval(format!(
                 "program {} runs on a packet: use bpfc_prog_test_run",
@@ -513,19 +525,8 @@ pub unsafe extern "C" fn bpfc_prog_test_run(
             };
         let data_in = bytes(o.data_in, o.data_size_in, "data_in")?;
         let ctx_in = bytes(o.ctx_in, o.ctx_size_in, "ctx_in")?;
-        // SAFETY: the program's object outlives its handles.
-        let obj = unsafe { &*p.obj };
-        let r = read(obj);
-        let run = r.progs.get(p.index).ok_or_else(|| {
-            inval(format!(
-                "object {} is not loaded (call bpfc_object_load first)",
-                r.name()
-            ))
-        })?;
-        let ncpus = crate::maps::possible_cpus();
-        if o.cpu >= ncpus {
-            return Err(inval(format!("CPU slot {} of {ncpus}", o.cpu)));
-        }
+        let r = read(program_object(p));
+        let run = loaded(&r, p, o.cpu)?;
         // As in the kernel, asking for ctx_out without a ctx_in runs with
         // a zeroed context; with neither, the run has none.
         let ctx_given = !ctx_in.is_empty() || !o.ctx_out.is_null();
